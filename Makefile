@@ -1,0 +1,130 @@
+# lbd - top-level build. `make help` lists the targets.
+O        ?= build
+V        ?= 0
+SAN      ?= 0
+ARCH     := $(shell uname -m)
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+DEPFLAGS  = -MMD -MP
+WARN      = -Wall -Wextra -Werror
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Ibpf -Iuserspace -I$(O)/bpf \
+            $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
+LDLIBS   += -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lm
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+endif
+BPF_CFLAGS = -g -O2 -target bpf -D__TARGET_ARCH_x86 $(WARN) -Wno-unused-function \
+             -Ibpf -I/usr/include/$(ARCH)-linux-gnu
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS  := $(patsubst bpf/%.bpf.c,$(O)/bpf/%.skel.h,$(BPF_SRCS))
+
+LIB_SRCS   := $(filter-out userspace/lbd.c,$(wildcard userspace/*.c))
+LIB_OBJS   := $(patsubst %.c,$(O)/obj/%.o,$(LIB_SRCS))
+LIBLBD     := $(O)/liblbd.a
+
+LBD        := $(if $(wildcard userspace/lbd.c),$(O)/lbd)
+LBCTL_SRCS := $(wildcard tools/lbctl/*.c)
+LBCTL      := $(if $(LBCTL_SRCS),$(O)/lbctl)
+TOOL_SRCS  := $(wildcard tools/*.c)
+TOOLS      := $(patsubst tools/%.c,$(O)/tools/%,$(TOOL_SRCS))
+EX_SRCS    := $(wildcard examples/*.c)
+EXAMPLES   := $(patsubst examples/%.c,$(O)/examples/%,$(EX_SRCS))
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_TESTS := $(patsubst %.c,$(O)/%,$(UNIT_SRCS))
+BPFT_SRCS  := $(wildcard tests/bpf/test_*.c)
+BPFT_LIB   := $(patsubst %.c,$(O)/obj/%.o,$(filter-out $(BPFT_SRCS),$(wildcard tests/bpf/*.c)))
+BPF_TESTS  := $(patsubst %.c,$(O)/%,$(BPFT_SRCS))
+
+BINS := $(LBD) $(LBCTL) $(TOOLS) $(EXAMPLES)
+
+.PHONY: all test bench demo deps clean help check-root
+all: $(BPF_OBJS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS)
+
+help:
+	@echo "make            build everything into $(O)/ (O=dir, V=1 for commands, SAN=1 for ASan/UBSan)"
+	@echo "make deps       install the Debian packages lbd needs (only what is missing)"
+	@echo "make demo       run the demo: namespaces, backends, lbd, real traffic (root)"
+	@echo "make test       unit tests; as root also BPF and network tests"
+	@echo "make bench      benchmark suite, results under bench-results/"
+	@echo "make clean      remove $(O)/"
+
+deps:
+	@tools/deps.sh
+
+$(O)/bpf/%.bpf.o: bpf/%.bpf.c
+	$(call msg,BPF,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(O)/bpf/%.skel.h: $(O)/bpf/%.bpf.o
+	$(call msg,SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .bpf,,$(basename $(notdir $<))) > $@.tmp && mv $@.tmp $@
+
+# Userspace objects may include skeletons: build those first.
+$(O)/obj/%.o: %.c | $(BPF_SKELS)
+	$(call msg,CC,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(LIBLBD): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(O)/lbd: $(O)/obj/userspace/lbd.o $(LIBLBD)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(O)/lbctl: $(patsubst %.c,$(O)/obj/%.o,$(LBCTL_SRCS)) $(LIBLBD)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(O)/tools/%: $(O)/obj/tools/%.o $(LIBLBD)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(O)/examples/%: $(O)/obj/examples/%.o
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ -o $@
+
+$(O)/tests/unit/%: $(O)/obj/tests/unit/%.o $(LIBLBD)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+$(O)/tests/bpf/%: $(O)/obj/tests/bpf/%.o $(BPFT_LIB) $(LIBLBD)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+test: all
+	@O=$(O) tests/run.sh
+
+bench: all
+	@O=$(O) tools/bench/run.sh
+
+demo: all
+	@O=$(O) examples/demo.sh
+
+clean:
+	$(call msg,CLEAN,$(O))
+	$(Q)rm -rf $(O)
+
+.SECONDARY:
+-include $(shell find $(O) -name '*.d' 2>/dev/null)

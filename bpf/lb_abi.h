@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * lb_abi.h - the one contract between the BPF data path and userspace.
+ *
+ * Everything here is shared by bpf/ and userspace/: fixed-width types only, no
+ * pointers, explicit padding so both compilers lay structs out the same way.
+ * Addresses and ports are kept in network byte order exactly as they appear
+ * on the wire, so the data path never converts them.
+ */
+#ifndef LB_ABI_H
+#define LB_ABI_H
+
+#include <linux/types.h>
+
+/* Limits. Map sizes that operators tune are set at load time; these are the
+ * compile-time ceilings and defaults. */
+#define LB_MAX_VIPS            1024
+#define LB_MAX_BACKENDS        65536   /* global backend slots, all VIPs */
+#define LB_MAX_DROP            32
+#define LB_MAGLEV_DEFAULT_SIZE 65537   /* prime */
+#define LB_MAGLEV_MAX_SIZE     1000003 /* prime */
+#define LB_CT_DEFAULT_SIZE     262144  /* flows in each conntrack LRU */
+#define LB_SNAT_PORT_LO        1024    /* default SNAT range: below the */
+#define LB_SNAT_PORT_HI        32767   /* kernel's ephemeral ports */
+#define LB_SNAT_TRIES          8       /* ports probed per new flow */
+#define LB_MAX_VLAN            2
+#define LB_MAX_EXTHDR          6       /* IPv6 extension headers skipped */
+
+enum lb_family {
+	LB_AF_NONE  = 0,
+	LB_AF_INET  = 4,
+	LB_AF_INET6 = 6,
+};
+
+/* How a new flow picks its backend. All four read the VIP's selection table
+ * (see struct lb_vip.table_size); what userspace puts in the table differs. */
+enum lb_method {
+	LB_METHOD_MAGLEV      = 0, /* Maglev table, 5-tuple hash */
+	LB_METHOD_IP_HASH     = 1, /* Maglev table, client address hash */
+	LB_METHOD_ROUND_ROBIN = 2, /* smooth weighted sequence, per-CPU cursor */
+	LB_METHOD_LEAST_CONN  = 3, /* one slot per backend, power of two choices */
+	LB_METHOD_MAX,
+};
+
+enum lb_fwd {
+	LB_FWD_NAT   = 0, /* full NAT: DNAT to backend, SNAT to the balancer */
+	LB_FWD_DSR   = 1, /* L2 direct server return: rewrite MACs only */
+	LB_FWD_LOCAL = 2, /* backend is a process on this node */
+	LB_FWD_MAX,
+};
+
+enum lb_backend_state {
+	LB_BE_UNUSED = 0, /* free slot */
+	LB_BE_UP     = 1,
+	LB_BE_DRAIN  = 2, /* no new flows; established flows stay */
+	LB_BE_DOWN   = 3, /* established flows are reselected (reset semantics) */
+};
+
+/* Why a packet for a VIP was dropped. Names in lb_drop_names() (userspace). */
+enum lb_drop_reason {
+	LB_DROP_TRUNC_L2 = 0,   /* Ethernet/VLAN header truncated */
+	LB_DROP_TRUNC_L3,       /* IP header truncated */
+	LB_DROP_BAD_L3,         /* bad version, IHL or total length */
+	LB_DROP_TRUNC_L4,       /* TCP/UDP header truncated */
+	LB_DROP_BAD_L4,         /* bad TCP data offset */
+	LB_DROP_FRAGMENT,       /* IP fragment: no ports to balance on */
+	LB_DROP_EXTHDR,         /* too many IPv6 extension headers */
+	LB_DROP_NO_BACKEND,     /* VIP has no usable backend */
+	LB_DROP_NO_TABLE,       /* VIP has no selection table yet */
+	LB_DROP_SNAT_EXHAUSTED, /* no free SNAT port for the new flow */
+	LB_DROP_CT_INSERT,      /* conntrack insert failed */
+	LB_DROP_FIB,            /* no route (blackhole, unreachable, ...) */
+	LB_DROP_BAD_ICMP,       /* ICMP error too short to translate */
+	LB_DROP_MTU,            /* forwarded packet exceeds the egress MTU */
+	LB_DROP_REASONS,
+};
+
+/* Things the data path did that are not drops, counted per CPU. */
+enum lb_event {
+	LB_EV_PASS_TTL = 0,     /* TTL/hop limit would expire: left to the stack */
+	LB_EV_PASS_NO_NEIGH,    /* no neighbour entry: left to the stack */
+	LB_EV_TX,               /* XDP_TX / TC bounce on the ingress device */
+	LB_EV_REDIRECT,         /* sent out another device */
+	LB_EV_REPLY,            /* NAT reply reverse-translated */
+	LB_EV_ICMP_FWD,         /* ICMP error translated for a NAT flow */
+	LB_EV_FLOW_NEW,
+	LB_EV_FLOW_RESELECT,    /* flow's backend was gone; picked again */
+	LB_EVENTS,
+};
+
+union lb_addr {
+	__u32 v4;      /* IPv4: first word only, the rest zero */
+	__u32 v6[4];
+	__u8  b[16];
+};
+
+/* Key of the `vips` hash map. port 0 is the wildcard-port VIP. */
+struct lb_vip_key {
+	union lb_addr addr;
+	__u16 port;   /* network order */
+	__u8  proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8  family; /* enum lb_family */
+};
+
+#define LB_VIP_F_SNAT_SET (1u << 0) /* snat_addr is valid */
+
+struct lb_vip {
+	__u32 id;          /* index into vip_tables, vip_stats, rr_cursor */
+	__u8  method;      /* enum lb_method */
+	__u8  fwd;         /* enum lb_fwd */
+	__u8  family;
+	__u8  flags;
+	__u32 table_size;  /* entries in this VIP's current inner table */
+	__u32 pad;
+	union lb_addr snat_addr;
+};
+
+/* Value of the `backends` array, indexed by backend id. */
+struct lb_backend {
+	union lb_addr addr;
+	__u16 port;    /* network order */
+	__u8  family;
+	__u8  state;   /* enum lb_backend_state */
+	__u32 weight;
+	__u32 vip_id;
+	__u32 gen;     /* bumped when the slot is reused; flows carry it */
+};
+
+/* 5-tuple as seen on the wire: conntrack key for both directions. */
+struct lb_flow_key {
+	union lb_addr src;
+	union lb_addr dst;
+	__u16 sport;
+	__u16 dport;
+	__u8  proto;
+	__u8  family;
+	__u16 pad;
+};
+
+#define LB_FLOW_F_CLOSING     (1u << 0) /* FIN or RST seen: counted out */
+#define LB_FLOW_F_ESTABLISHED (1u << 1) /* backend answered the SYN */
+#define LB_FLOW_F_COUNTED     (1u << 2) /* counted in backend_conns */
+
+/* Value of `ct`, keyed by the client's tuple (client -> VIP). */
+struct lb_flow {
+	__u32 backend_id;
+	__u32 backend_gen;
+	__u32 vip_id;
+	__u16 snat_port;   /* network order; 0 in DSR/local */
+	__u8  flags;
+	__u8  pad;
+};
+
+/* Value of `nat`, keyed by the reply's tuple (backend -> SNAT addr:port). */
+struct lb_nat {
+	union lb_addr client;
+	union lb_addr vip;
+	__u16 client_port;
+	__u16 vip_port;
+	__u32 backend_id;
+	__u32 vip_id;
+	__u8  flags;
+	__u8  pad[3];
+};
+
+/* Single entry of the `config` array. Written before traffic, rarely after. */
+struct lb_config {
+	__u32 hash_seed;
+	__u16 snat_port_lo; /* host order, inclusive */
+	__u16 snat_port_hi;
+	__u32 flags;
+	__u32 pad;
+};
+
+/* Per-CPU counters. */
+struct lb_vip_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+	__u64 reply_packets;
+	__u64 reply_bytes;
+};
+
+struct lb_backend_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+	__u64 syn;        /* SYNs of new flows sent to it */
+	__u64 synack;     /* SYN-ACKs it answered with */
+	__u64 rst_syn;    /* RSTs it answered a SYN with (refused) */
+};
+
+/* Map names, so pins and tools agree. */
+#define LB_MAP_VIPS        "vips"
+#define LB_MAP_BACKENDS    "backends"
+#define LB_MAP_TABLES      "vip_tables"
+#define LB_MAP_CT          "ct"
+#define LB_MAP_NAT         "nat"
+#define LB_MAP_CONFIG      "config"
+#define LB_MAP_CONNS       "backend_conns"
+#define LB_MAP_RR          "rr_cursor"
+#define LB_MAP_VIP_STATS   "vip_stats"
+#define LB_MAP_BE_STATS    "backend_stats"
+#define LB_MAP_DROPS       "drop_stats"
+#define LB_MAP_EVENTS      "event_stats"
+
+#endif /* LB_ABI_H */

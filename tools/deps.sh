@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages lbd needs to build, test and benchmark.
+# Installs only what is missing; needs root (or sudo) when something is.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev
+	libnl-route-3-dev libcmocka-dev bpftool pkg-config
+	# tests and demo
+	iproute2 curl procps util-linux libcap2-bin nodejs python3 valgrind
+	# benchmark peers and tools
+	wrk nftables haproxy nginx-light gnuplot-nox
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "deps: all ${#PKGS[@]} packages present"
+	exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian enables and starts these on install; lbd's benchmark runs its own.
+for svc in haproxy nginx; do
+	$SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done
+echo "deps: done"
