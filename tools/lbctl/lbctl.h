@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * lbctl - shared pieces of the command line: global options, exit codes and
+ * the command handlers. A new command is a file tools/lbctl/cmd_WORD.c with
+ * one handler declared below and one line in main.c's command table.
+ */
+#ifndef LBCTL_H
+#define LBCTL_H
+
+#include <stdbool.h>
+
+#define LBCTL_DEFAULT_SOCK "/run/lbd/lbd.sock"
+
+/* Exit codes, documented in `lbctl help`. */
+enum {
+	LBCTL_EXIT_OK    = 0,
+	LBCTL_EXIT_FAIL  = 1, /* lbd returned an error, or the operation failed */
+	LBCTL_EXIT_USAGE = 2, /* bad command line */
+};
+
+/* Global options, parsed before the command word. */
+struct lbctl_opts {
+	bool json;        /* -j: JSON on stdout instead of text */
+	const char *sock; /* -s PATH: lbd's control socket */
+	bool dry_run;     /* -n: say what would change, change nothing */
+};
+
+const struct lbctl_opts *lbctl_opts(void);
+
+/* "lbctl: CMD: message" on stderr; return the exit code to hand back. */
+int lbctl_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int lbctl_fail(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Handlers: argv[0] is the command word; "--help" prints the command's usage
+ * on stdout and returns LBCTL_EXIT_OK. */
+int cmd_maglev(int argc, char **argv);
+
+#endif

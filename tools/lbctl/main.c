@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* lbctl: global options, then a command word dispatched through a table. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lbctl.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+/* One line per command, in the order `lbctl help` lists them. */
+static const struct command commands[] = {
+	{ "maglev", cmd_maglev, "print the Maglev table for a set of backends (offline)" },
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* Written once by main() before any command runs, read-only afterwards. */
+static struct lbctl_opts opts = { .sock = LBCTL_DEFAULT_SOCK };
+
+const struct lbctl_opts *lbctl_opts(void)
+{
+	return &opts;
+}
+
+static void report(const char *cmd, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "lbctl: ");
+	if (cmd)
+		fprintf(stderr, "%s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+int lbctl_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report(cmd, fmt, ap);
+	va_end(ap);
+	return LBCTL_EXIT_USAGE;
+}
+
+int lbctl_fail(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	report(cmd, fmt, ap);
+	va_end(ap);
+	return LBCTL_EXIT_FAIL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lbctl [-j] [-n] [-s PATH] COMMAND [ARGS...]\n"
+		"       lbctl help [COMMAND]\n"
+		"\n"
+		"options:\n"
+		"  -j, --json          print JSON instead of text\n"
+		"  -n, --dry-run       show what would change, change nothing\n"
+		"  -s, --socket PATH   lbd control socket (default %s)\n"
+		"  -h, --help          this help\n"
+		"\n"
+		"commands (any unique prefix will do):\n", LBCTL_DEFAULT_SOCK);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-18s  %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\n"
+		"'lbctl help COMMAND' or 'lbctl COMMAND --help' shows a command's usage.\n"
+		"\n"
+		"exit status:\n"
+		"  0  success\n"
+		"  1  lbd returned an error or the operation failed\n"
+		"  2  usage error (bad option, command or argument)\n");
+}
+
+/* Exact name first, then a unique prefix, as iproute2 does. */
+static const struct command *find_command(const char *word)
+{
+	const struct command *found = NULL;
+	size_t len = strlen(word);
+
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (!strcmp(commands[i].name, word))
+			return &commands[i];
+	for (size_t i = 0; len && i < N_COMMANDS; i++) {
+		if (strncmp(commands[i].name, word, len))
+			continue;
+		if (found)
+			return NULL;
+		found = &commands[i];
+	}
+	return found;
+}
+
+static int run(const char *word, int argc, char **argv)
+{
+	const struct command *c = find_command(word);
+
+	if (!c)
+		return lbctl_usage_error(NULL, "unknown or ambiguous command '%s' (try 'lbctl help')",
+					 word);
+	argv[0] = (char *)c->name;
+	return c->fn(argc, argv);
+}
+
+static int help(int argc, char **argv)
+{
+	char opt_help[] = "--help";
+	char *args[] = { argv[0], opt_help, NULL };
+
+	if (argc < 1) {
+		usage(stdout);
+		return LBCTL_EXIT_OK;
+	}
+	if (argc > 1)
+		return lbctl_usage_error("help", "one command at a time");
+	return run(argv[0], 2, args);
+}
+
+/* Global options end at the first word that is not one. Returns the index of
+ * the command word, or -1 after printing why the line is wrong. */
+static int parse_global(int argc, char **argv, bool *want_help)
+{
+	int i;
+
+	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			*want_help = true;
+		} else if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
+			opts.json = true;
+		} else if (!strcmp(a, "-n") || !strcmp(a, "--dry-run")) {
+			opts.dry_run = true;
+		} else if (!strcmp(a, "-s") || !strcmp(a, "--socket")) {
+			if (++i == argc || !argv[i][0]) {
+				lbctl_usage_error(NULL, "'%s' needs a PATH", a);
+				return -1;
+			}
+			opts.sock = argv[i];
+		} else if (!strncmp(a, "--socket=", 9) && a[9]) {
+			opts.sock = a + 9;
+		} else {
+			lbctl_usage_error(NULL, "unknown option '%s' (try 'lbctl --help')", a);
+			return -1;
+		}
+	}
+	return i;
+}
+
+int main(int argc, char **argv)
+{
+	bool want_help = false;
+	int first, rc;
+
+	first = parse_global(argc, argv, &want_help);
+	if (first < 0)
+		return LBCTL_EXIT_USAGE;
+	if (want_help) {
+		usage(stdout);
+		return LBCTL_EXIT_OK;
+	}
+	if (first == argc) {
+		usage(stderr);
+		return LBCTL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[first], "help"))
+		rc = help(argc - first - 1, argv + first + 1);
+	else
+		rc = run(argv[first], argc - first, argv + first);
+	if (fflush(stdout) == EOF || ferror(stdout))
+		return lbctl_fail(NULL, "writing to stdout failed");
+	return rc;
+}
