@@ -94,7 +94,9 @@ union lb_addr {
 	__u8  b[16];
 };
 
-/* Key of the `vips` hash map. port 0 is the wildcard-port VIP. */
+/* Key of the `vips` hash map. port 0 is the wildcard-port VIP. Userspace
+ * also inserts one marker per VIP address, {addr, port 0, proto 0}, so that a
+ * malformed packet can be recognised as addressed to a VIP and dropped. */
 struct lb_vip_key {
 	union lb_addr addr;
 	__u16 port;   /* network order */
@@ -162,6 +164,8 @@ struct lb_nat {
 	__u8  flags;
 	__u8  pad[3];
 };
+
+#define LB_CFG_F_WILDCARD (1u << 0) /* some VIP has port 0: look it up too */
 
 /* Single entry of the `config` array. Written before traffic, rarely after. */
 struct lb_config {

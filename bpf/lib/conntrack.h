@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Connection tracking: `ct` maps a client's tuple to its backend, `nat` maps
+ * the backend's reply tuple back to the client. Both are LRU maps, so idle
+ * flows age out under pressure instead of failing inserts.
+ */
+#ifndef LB_CONNTRACK_H
+#define LB_CONNTRACK_H
+
+#include "maps.h"
+#include "parse.h"
+
+/* The flow's backend if it still may carry the flow: same slot generation
+ * (the slot was not reused) and not removed or marked down. */
+static __always_inline struct lb_backend *lb_flow_backend(const struct lb_flow *f)
+{
+	__u32 id = f->backend_id;
+	struct lb_backend *be = bpf_map_lookup_elem(&backends, &id);
+
+	if (!be || be->gen != f->backend_gen ||
+	    be->state == LB_BE_UNUSED || be->state == LB_BE_DOWN)
+		return 0;
+	return be;
+}
+
+static __always_inline void lb_conns_add(__u32 be_id, __s64 d)
+{
+	__s64 *c = bpf_map_lookup_elem(&backend_conns, &be_id);
+
+	if (c)
+		__sync_fetch_and_add(c, d);
+}
+
+/* TCP connection accounting on a tracked flow, from either direction. */
+static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, __u8 flags)
+{
+	if ((flags & (TCPF_FIN | TCPF_RST)) && !(f->flags & LB_FLOW_F_CLOSING)) {
+		f->flags |= LB_FLOW_F_CLOSING;
+		if (f->flags & LB_FLOW_F_COUNTED) {
+			f->flags &= ~LB_FLOW_F_COUNTED;
+			lb_conns_add(f->backend_id, -1);
+		}
+	} else if ((flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
+		   (f->flags & LB_FLOW_F_CLOSING)) {
+		/* the client reuses the tuple for a new connection */
+		f->flags &= ~LB_FLOW_F_CLOSING;
+		f->flags |= LB_FLOW_F_COUNTED;
+		lb_conns_add(f->backend_id, 1);
+	}
+}
+
+/* The reply tuple of a NAT flow: backend -> SNAT address:port. */
+static __always_inline void lb_nat_key(struct lb_flow_key *rk, const struct lb_pkt *p,
+				       const struct lb_backend *be,
+				       const struct lb_vip *vip, __u16 snat_port)
+{
+	lb_addr_copy(&rk->src, &be->addr);
+	lb_addr_copy(&rk->dst, &vip->snat_addr);
+	rk->sport = be->port;
+	rk->dport = snat_port;
+	rk->proto = p->key.proto;
+	rk->family = p->key.family;
+	rk->pad = 0;
+}
+
+/*
+ * Claim a SNAT port for a new flow: start at a hash of the tuple (so the
+ * choice spreads without shared state) and probe a few ports. BPF_NOEXIST
+ * makes the claim atomic across CPUs. Returns the port (network order), or 0.
+ */
+static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct lb_vip *vip,
+					   const struct lb_backend *be, __u32 be_id,
+					   const struct lb_config *cfg)
+{
+	__u32 lo = cfg->snat_port_lo, range = cfg->snat_port_hi - lo + 1, off;
+	struct lb_flow_key rk;
+	struct lb_nat nv = {};
+
+	if (!lo || cfg->snat_port_hi < lo)
+		return 0;
+	lb_addr_copy(&nv.client, &p->key.src);
+	lb_addr_copy(&nv.vip, &p->key.dst);
+	nv.client_port = p->key.sport;
+	nv.vip_port = p->key.dport;
+	nv.backend_id = be_id;
+	nv.vip_id = vip->id;
+	off = lb_hash_flow(&p->key, cfg->hash_seed ^ 0x9e3779b9u) % range;
+
+#pragma clang loop unroll(full)
+	for (int i = 0; i < LB_SNAT_TRIES; i++) {
+		__u16 port = bpf_htons((__u16)(lo + off));
+
+		lb_nat_key(&rk, p, be, vip, port);
+		if (bpf_map_update_elem(&nat, &rk, &nv, BPF_NOEXIST) == 0)
+			return port;
+		if (++off >= range)
+			off = 0;
+	}
+	return 0;
+}
+
+#endif

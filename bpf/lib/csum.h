@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Incremental Internet checksum updates (RFC 1624, eqn. 3):
+ *   HC' = ~(~HC + ~m + m')
+ * accumulated over 16-bit words in network order. One's-complement sums do
+ * not care about byte order as long as old and new words are read the same
+ * way, so no conversions are needed.
+ */
+#ifndef LB_CSUM_H
+#define LB_CSUM_H
+
+#include "common.h"
+
+/* Start an update of the checksum `old`. */
+static __always_inline __u32 csum_begin(__u16 old)
+{
+	return (__u16)~old;
+}
+
+static __always_inline __u32 csum_sub16(__u32 acc, __u16 from, __u16 to)
+{
+	return acc + (__u16)~from + to;
+}
+
+static __always_inline __u32 csum_sub32(__u32 acc, __u32 from, __u32 to)
+{
+	acc = csum_sub16(acc, (__u16)from, (__u16)to);
+	return csum_sub16(acc, (__u16)(from >> 16), (__u16)(to >> 16));
+}
+
+/* Account for an address change: 1 word for IPv4, 4 for IPv6. */
+static __always_inline __u32 csum_sub_addr(__u32 acc, const union lb_addr *from,
+					   const union lb_addr *to, int v6)
+{
+	acc = csum_sub32(acc, from->v6[0], to->v6[0]);
+	if (v6) {
+		acc = csum_sub32(acc, from->v6[1], to->v6[1]);
+		acc = csum_sub32(acc, from->v6[2], to->v6[2]);
+		acc = csum_sub32(acc, from->v6[3], to->v6[3]);
+	}
+	return acc;
+}
+
+static __always_inline __u16 csum_end(__u32 acc)
+{
+	acc = (acc & 0xffff) + (acc >> 16);
+	acc = (acc & 0xffff) + (acc >> 16);
+	return (__u16)~acc;
+}
+
+#endif

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The per-packet pipeline, shared by the XDP and TC entry points. The entry
+ * file defines the context glue before including this:
+ *   LB_CTX            context type (struct xdp_md / struct __sk_buff)
+ *   LB_PASS, LB_DROP  verdicts
+ *   LB_TX(ctx)        send back out the ingress device
+ *   LB_REDIRECT(ctx, ifindex)
+ *   LB_IFINDEX(ctx)   ingress ifindex
+ *   LB_DATA(ctx), LB_DATA_END(ctx)
+ */
+#ifndef LB_LB_H
+#define LB_LB_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse.h"
+#include "csum.h"
+#include "nat.h"
+#include "conntrack.h"
+#include "select.h"
+#include "stats.h"
+
+static __always_inline int lb_verdict_drop(__u32 reason)
+{
+	lb_count(&drop_stats, reason);
+	return LB_DROP;
+}
+
+/* Route the (already rewritten) packet towards dst and send it. */
+static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				       const union lb_addr *src,
+				       const union lb_addr *dst)
+{
+	struct bpf_fib_lookup fib = {};
+	__u32 ifindex = LB_IFINDEX(ctx);
+	struct ethhdr *eth = p->eth;
+	long rc;
+
+	fib.ifindex = ifindex;
+	fib.l4_protocol = p->key.proto;
+	fib.tot_len = p->l3_len;
+	if (p->key.family == LB_AF_INET6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, src->b, 16);
+		__builtin_memcpy(fib.ipv6_dst, dst->b, 16);
+	} else {
+		fib.family = AF_INET;
+		fib.ipv4_src = src->v4;
+		fib.ipv4_dst = dst->v4;
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* The kernel resolves the neighbour and sends this one itself. */
+		lb_event(LB_EV_PASS_NO_NEIGH);
+		return LB_PASS;
+	}
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return lb_verdict_drop(LB_DROP_MTU);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return lb_verdict_drop(LB_DROP_FIB);
+	if ((void *)(eth + 1) > end)
+		return lb_verdict_drop(LB_DROP_TRUNC_L2);
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	/* VLAN-tagged frames keep their tags and leave where they came in:
+	 * a one-armed balancer on a trunk. */
+	if (fib.ifindex == ifindex || (void *)p->l3 != (void *)(eth + 1)) {
+		lb_event(LB_EV_TX);
+		return LB_TX(ctx);
+	}
+	lb_event(LB_EV_REDIRECT);
+	return LB_REDIRECT(ctx, fib.ifindex);
+}
+
+/* A new flow, or one whose backend went away: pick and record a backend. */
+static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vip,
+				       const struct lb_config *cfg, struct lb_flow *nf,
+				       struct lb_backend **bep)
+{
+	struct lb_backend *be;
+	__u32 be_id;
+	int reason;
+
+	reason = lb_select(p, vip, cfg->hash_seed, &be_id);
+	if (reason)
+		return reason;
+	be = bpf_map_lookup_elem(&backends, &be_id);
+	if (!be || be->state == LB_BE_UNUSED)
+		return LB_DROP_NO_BACKEND;
+	nf->backend_id = be_id;
+	nf->backend_gen = be->gen;
+	nf->vip_id = vip->id;
+	nf->snat_port = 0;
+	nf->flags = 0;
+	nf->pad = 0;
+	if (vip->fwd == LB_FWD_NAT) {
+		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
+		if (!nf->snat_port)
+			return LB_DROP_SNAT_EXHAUSTED;
+	}
+	if (p->key.proto == IPPROTO_TCP) {
+		nf->flags |= LB_FLOW_F_COUNTED;
+		lb_conns_add(be_id, 1);
+	}
+	if (bpf_map_update_elem(&ct, &p->key, nf, BPF_ANY)) {
+		if (nf->flags & LB_FLOW_F_COUNTED)
+			lb_conns_add(be_id, -1);
+		return LB_DROP_CT_INSERT;
+	}
+	*bep = be;
+	return 0;
+}
+
+/* Client -> VIP. */
+static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				      const struct lb_vip *vip,
+				      const struct lb_config *cfg)
+{
+	struct lb_backend *be = 0;
+	struct lb_backend_stats *bs;
+	struct lb_flow nf, *f;
+	int new_flow = 0, reason;
+	__u32 be_id;
+
+	if (p->ttl <= 1 && vip->fwd != LB_FWD_DSR) {
+		lb_event(LB_EV_PASS_TTL);
+		return LB_PASS;
+	}
+	f = bpf_map_lookup_elem(&ct, &p->key);
+	if (f) {
+		be = lb_flow_backend(f);
+		if (!be) {
+			if (f->flags & LB_FLOW_F_COUNTED)
+				lb_conns_add(f->backend_id, -1);
+			lb_event(LB_EV_FLOW_RESELECT);
+		} else if (p->key.proto == IPPROTO_TCP) {
+			lb_flow_tcp_flags(f, p->tcp_flags);
+		}
+	}
+	if (!be) {
+		reason = lb_new_flow(p, vip, cfg, &nf, &be);
+		if (reason)
+			return lb_verdict_drop(reason);
+		f = &nf;
+		new_flow = 1;
+		lb_event(LB_EV_FLOW_NEW);
+	}
+	be_id = f->backend_id;
+	lb_count_vip(vip->id, p->l3_len, new_flow);
+	bs = lb_backend_stats(be_id);
+	if (bs) {
+		bs->packets++;
+		bs->bytes += p->l3_len;
+		bs->new_flows += new_flow;
+		if (new_flow && (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
+			bs->syn++;
+	}
+
+	if (vip->fwd == LB_FWD_DSR)
+		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr);
+
+	{
+		union lb_addr daddr, saddr;
+		__u16 dport = be->port;
+
+		lb_addr_copy(&daddr, &be->addr);
+		lb_addr_copy(&saddr, &vip->snat_addr);
+		if (lb_nat_rewrite(p, end, &saddr, f->snat_port, &daddr, dport))
+			return lb_verdict_drop(LB_DROP_TRUNC_L4);
+		return lb_fib_xmit(ctx, p, end, &saddr, &daddr);
+	}
+}
+
+/* Backend -> SNAT address: reverse-translate to VIP -> client. */
+static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				    struct lb_nat *n)
+{
+	union lb_addr client, vip;
+	__u16 cport = n->client_port, vport = n->vip_port;
+
+	if (p->ttl <= 1) {
+		lb_event(LB_EV_PASS_TTL);
+		return LB_PASS;
+	}
+	if (p->key.proto == IPPROTO_TCP) {
+		__u8 fl = p->tcp_flags;
+
+		if (fl & (TCPF_SYN | TCPF_RST)) {
+			struct lb_backend_stats *bs = lb_backend_stats(n->backend_id);
+
+			/* Passive health: did the backend accept or refuse? */
+			if (bs && (fl & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK))
+				bs->synack++;
+			else if (bs && (fl & TCPF_RST) && !(n->flags & LB_FLOW_F_ESTABLISHED))
+				bs->rst_syn++;
+			if (fl & TCPF_SYN)
+				n->flags |= LB_FLOW_F_ESTABLISHED;
+		}
+		if (fl & (TCPF_FIN | TCPF_RST)) {
+			struct lb_flow_key fk = {};
+			struct lb_flow *f;
+
+			lb_addr_copy(&fk.src, &n->client);
+			lb_addr_copy(&fk.dst, &n->vip);
+			fk.sport = cport;
+			fk.dport = vport;
+			fk.proto = p->key.proto;
+			fk.family = p->key.family;
+			f = bpf_map_lookup_elem(&ct, &fk);
+			if (f)
+				lb_flow_tcp_flags(f, fl);
+		}
+	}
+	lb_count_vip_reply(n->vip_id, p->l3_len);
+	lb_event(LB_EV_REPLY);
+	lb_addr_copy(&client, &n->client);
+	lb_addr_copy(&vip, &n->vip);
+	if (lb_nat_rewrite(p, end, &vip, vport, &client, cport))
+		return lb_verdict_drop(LB_DROP_TRUNC_L4);
+	return lb_fib_xmit(ctx, p, end, &vip, &client);
+}
+
+#include "icmp.h"
+
+static __always_inline int lb_process(LB_CTX *ctx)
+{
+	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
+	struct lb_pkt p = {};
+	struct lb_vip_key vk;
+	struct lb_config *cfg;
+	struct lb_vip *vip;
+	__u32 zero = 0;
+	int rc;
+
+	rc = lb_parse(data, end, &p);
+	if (rc == LB_PARSE_PASS)
+		return LB_PASS;
+
+	lb_addr_copy(&vk.addr, &p.key.dst);
+	vk.family = p.key.family;
+	if (rc == LB_PARSE_BAD) {
+		/* Only drop what is addressed to a VIP: the rest is the stack's. */
+		if (!p.have_dst)
+			return LB_PASS;
+		vk.port = 0;
+		vk.proto = 0;
+		if (!bpf_map_lookup_elem(&vips, &vk))
+			return LB_PASS;
+		return lb_verdict_drop(p.reason);
+	}
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return LB_PASS;
+	if (unlikely(p.key.proto == IPPROTO_ICMP || p.key.proto == IPPROTO_ICMPV6))
+		return lb_icmp(ctx, &p, end);
+
+	vk.port = p.key.dport;
+	vk.proto = p.key.proto;
+	vip = bpf_map_lookup_elem(&vips, &vk);
+	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
+		vk.port = 0;
+		vip = bpf_map_lookup_elem(&vips, &vk);
+	}
+	if (vip)
+		return lb_forward(ctx, &p, end, vip, cfg);
+
+	/* A reply can only be addressed to a SNAT port. */
+	{
+		__u16 dport = bpf_ntohs(p.key.dport);
+		struct lb_nat *n;
+
+		if (dport < cfg->snat_port_lo || dport > cfg->snat_port_hi)
+			return LB_PASS;
+		n = bpf_map_lookup_elem(&nat, &p.key);
+		if (n)
+			return lb_reply(ctx, &p, end, n);
+	}
+	return LB_PASS;
+}
+
+#endif

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Address/port translation with incremental checksum fixes, and the router's
+ * TTL decrement. Works on the parsed packet in place; no helper calls.
+ */
+#ifndef LB_NAT_H
+#define LB_NAT_H
+
+#include "csum.h"
+#include "parse.h"
+
+/* Where the L4 checksum lives; NULL when there is none to fix (IPv4 UDP with
+ * checksum 0 means "no checksum" and must stay 0). */
+static __always_inline __u16 *lb_l4_csum(struct lb_pkt *p, void *end)
+{
+	if (p->key.proto == IPPROTO_TCP) {
+		struct tcphdr *th = p->l4;
+
+		if ((void *)(th + 1) > end)
+			return 0;
+		return &th->check;
+	}
+	if (p->key.proto == IPPROTO_UDP) {
+		struct udphdr *uh = p->l4;
+
+		if ((void *)(uh + 1) > end)
+			return 0;
+		if (uh->check == 0 && p->key.family == LB_AF_INET)
+			return 0;
+		return &uh->check;
+	}
+	return 0;
+}
+
+/* Set the L4 checksum from an accumulated delta. UDP writes 0xffff for a
+ * computed 0, since 0 on the wire means "no checksum". */
+static __always_inline void lb_l4_csum_set(struct lb_pkt *p, __u16 *csum, __u32 acc)
+{
+	__u16 v = csum_end(acc);
+
+	if (v == 0 && p->key.proto == IPPROTO_UDP)
+		v = 0xffff;
+	*csum = v;
+}
+
+/* Rewrite the IP addresses and decrement the TTL/hop limit, fixing the IPv4
+ * header checksum. The L4 checksum is the caller's business. */
+static __always_inline int lb_l3_rewrite(struct lb_pkt *p, void *end,
+					 const union lb_addr *nsrc,
+					 const union lb_addr *ndst)
+{
+	if (p->key.family == LB_AF_INET6) {
+		struct ipv6hdr *ip6 = p->l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		__builtin_memcpy(&ip6->saddr, nsrc->b, 16);
+		__builtin_memcpy(&ip6->daddr, ndst->b, 16);
+		ip6->hop_limit--;
+	} else {
+		struct iphdr *ip = p->l3;
+		__u16 *ttlw, old;
+		__u32 acc;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		ttlw = (__u16 *)&ip->ttl;
+		old = *ttlw;
+		ip->ttl--;
+		acc = csum_begin(ip->check);
+		acc = csum_sub16(acc, old, *ttlw);
+		acc = csum_sub32(acc, ip->saddr, nsrc->v4);
+		acc = csum_sub32(acc, ip->daddr, ndst->v4);
+		ip->check = csum_end(acc);
+		ip->saddr = nsrc->v4;
+		ip->daddr = ndst->v4;
+	}
+	return 0;
+}
+
+/*
+ * Rewrite the packet's tuple to (nsrc:nsport -> ndst:ndport) and decrement
+ * the TTL/hop limit. Ports are in network order. The L4 checksum covers the
+ * pseudo-header, so it takes the address change as well as the ports.
+ */
+static __always_inline int lb_nat_rewrite(struct lb_pkt *p, void *end,
+					  const union lb_addr *nsrc, __u16 nsport,
+					  const union lb_addr *ndst, __u16 ndport)
+{
+	int v6 = p->key.family == LB_AF_INET6;
+	__u16 *l4csum = lb_l4_csum(p, end);
+	__u16 *ports = p->l4;
+	__u32 acc;
+
+	if ((void *)(ports + 2) > end)
+		return -1;
+	if (l4csum) {
+		acc = csum_begin(*l4csum);
+		acc = csum_sub_addr(acc, &p->key.src, nsrc, v6);
+		acc = csum_sub_addr(acc, &p->key.dst, ndst, v6);
+		acc = csum_sub16(acc, ports[0], nsport);
+		acc = csum_sub16(acc, ports[1], ndport);
+		lb_l4_csum_set(p, l4csum, acc);
+	}
+	ports[0] = nsport;
+	ports[1] = ndport;
+	return lb_l3_rewrite(p, end, nsrc, ndst);
+}
+
+#endif

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Header parsing: Ethernet, up to two VLAN tags, IPv4 (with options) or IPv6
+ * (skipping hop-by-hop, routing, destination-options and fragment headers),
+ * then TCP, UDP or ICMP. Fills the 5-tuple exactly as on the wire.
+ */
+#ifndef LB_PARSE_H
+#define LB_PARSE_H
+
+#include "common.h"
+
+enum lb_parse_rc {
+	LB_PARSE_OK = 0,
+	LB_PARSE_PASS,  /* not IP, or an L4 we do not balance: not ours */
+	LB_PARSE_BAD,   /* malformed; p->reason says why, p->have_dst if known */
+};
+
+struct lb_pkt {
+	struct lb_flow_key key;
+	struct ethhdr *eth;
+	void *l3;
+	void *l4;
+	__u16 l3_len;     /* IP datagram length, header included */
+	__u8  tcp_flags;
+	__u8  reason;     /* enum lb_drop_reason when LB_PARSE_BAD */
+	__u8  have_dst;   /* key.dst and key.family are valid */
+	__u8  ttl;        /* TTL or hop limit */
+};
+
+static __always_inline int lb_parse_l4(void *cur, void *end, struct lb_pkt *p)
+{
+	p->l4 = cur;
+	switch (p->key.proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = cur;
+
+		if ((void *)(th + 1) > end)
+			goto trunc;
+		if (th->doff < 5) {
+			p->reason = LB_DROP_BAD_L4;
+			return LB_PARSE_BAD;
+		}
+		p->key.sport = th->source;
+		p->key.dport = th->dest;
+		p->tcp_flags = ((__u8 *)th)[13];
+		return LB_PARSE_OK;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = cur;
+
+		if ((void *)(uh + 1) > end)
+			goto trunc;
+		p->key.sport = uh->source;
+		p->key.dport = uh->dest;
+		return LB_PARSE_OK;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		/* type, code, checksum and 4 more bytes */
+		if (cur + 8 > end)
+			goto trunc;
+		return LB_PARSE_OK;
+	default:
+		return LB_PARSE_PASS;
+	}
+trunc:
+	p->reason = LB_DROP_TRUNC_L4;
+	return LB_PARSE_BAD;
+}
+
+static __always_inline int lb_parse_ipv4(void *cur, void *end, struct lb_pkt *p)
+{
+	struct iphdr *ip = cur;
+	__u32 hlen;
+
+	if ((void *)(ip + 1) > end) {
+		p->reason = LB_DROP_TRUNC_L3;
+		return LB_PARSE_BAD;
+	}
+	p->l3 = ip;
+	p->key.family = LB_AF_INET;
+	p->key.src.v4 = ip->saddr;
+	p->key.dst.v4 = ip->daddr;
+	p->key.proto = ip->protocol;
+	p->have_dst = 1;
+	p->ttl = ip->ttl;
+	p->l3_len = bpf_ntohs(ip->tot_len);
+	hlen = ip->ihl * 4;
+	if (ip->version != 4 || hlen < sizeof(*ip) || p->l3_len < hlen) {
+		p->reason = LB_DROP_BAD_L3;
+		return LB_PARSE_BAD;
+	}
+	if (cur + hlen > end) {
+		p->reason = LB_DROP_TRUNC_L3;
+		return LB_PARSE_BAD;
+	}
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) {
+		p->reason = LB_DROP_FRAGMENT;
+		return LB_PARSE_BAD;
+	}
+	return lb_parse_l4(cur + hlen, end, p);
+}
+
+static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
+{
+	struct ipv6hdr *ip6 = cur;
+	__u8 nexthdr;
+
+	if ((void *)(ip6 + 1) > end) {
+		p->reason = LB_DROP_TRUNC_L3;
+		return LB_PARSE_BAD;
+	}
+	p->l3 = ip6;
+	p->key.family = LB_AF_INET6;
+	__builtin_memcpy(p->key.src.b, &ip6->saddr, 16);
+	__builtin_memcpy(p->key.dst.b, &ip6->daddr, 16);
+	p->have_dst = 1;
+	p->ttl = ip6->hop_limit;
+	p->l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	if (ip6->version != 6) {
+		p->reason = LB_DROP_BAD_L3;
+		return LB_PARSE_BAD;
+	}
+	nexthdr = ip6->nexthdr;
+	cur = ip6 + 1;
+
+#pragma clang loop unroll(full)
+	for (int i = 0; i < LB_MAX_EXTHDR; i++) {
+		__u8 *h = cur;
+
+		switch (nexthdr) {
+		case IPPROTO_HOPOPTS:
+		case IPPROTO_ROUTING:
+		case IPPROTO_DSTOPTS:
+			if (cur + 8 > end)
+				goto trunc;
+			nexthdr = h[0];
+			cur += (h[1] + 1) * 8;
+			continue;
+		case IPPROTO_FRAGMENT:
+			if (cur + 8 > end)
+				goto trunc;
+			/* offset != 0 or more-fragments: not a whole datagram */
+			if ((h[2] << 8 | h[3]) & 0xfff9) {
+				p->reason = LB_DROP_FRAGMENT;
+				return LB_PARSE_BAD;
+			}
+			nexthdr = h[0];
+			cur += 8;
+			continue;
+		default:
+			p->key.proto = nexthdr;
+			return lb_parse_l4(cur, end, p);
+		}
+	}
+	p->reason = LB_DROP_EXTHDR;
+	return LB_PARSE_BAD;
+trunc:
+	p->reason = LB_DROP_TRUNC_L3;
+	return LB_PARSE_BAD;
+}
+
+static __always_inline int lb_parse(void *data, void *end, struct lb_pkt *p)
+{
+	struct ethhdr *eth = data;
+	void *cur = eth + 1;
+	__u16 proto;
+
+	if (cur > end)
+		return LB_PARSE_PASS; /* not even Ethernet: leave it to the stack */
+	p->eth = eth;
+	proto = eth->h_proto;
+
+#pragma clang loop unroll(full)
+	for (int i = 0; i < LB_MAX_VLAN; i++) {
+		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
+			break;
+		if (cur + 4 > end)
+			return LB_PARSE_PASS;
+		proto = *(__u16 *)(cur + 2);
+		cur += 4;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return lb_parse_ipv4(cur, end, p);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return lb_parse_ipv6(cur, end, p);
+	return LB_PARSE_PASS;
+}
+
+#endif

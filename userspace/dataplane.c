@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include "dataplane.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+#include <linux/if_link.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "lb_xdp.skel.h"
+
+#define LB_DP_MAX_LINKS 32
+
+struct lb_dp_link {
+	int ifindex;
+	enum lb_attach_mode mode;
+	int fd;
+};
+
+struct lb_dp {
+	struct lb_xdp *xdp;
+	char pin_root[PATH_MAX - 64];
+	bool pinned;
+	bool adopted;
+	int ncpus;
+	struct lb_dp_link links[LB_DP_MAX_LINKS];
+	int nlinks;
+};
+
+static const char *const drop_names[LB_DROP_REASONS] = {
+	[LB_DROP_TRUNC_L2] = "truncated_l2",
+	[LB_DROP_TRUNC_L3] = "truncated_l3",
+	[LB_DROP_BAD_L3] = "bad_l3",
+	[LB_DROP_TRUNC_L4] = "truncated_l4",
+	[LB_DROP_BAD_L4] = "bad_l4",
+	[LB_DROP_FRAGMENT] = "fragment",
+	[LB_DROP_EXTHDR] = "too_many_ext_headers",
+	[LB_DROP_NO_BACKEND] = "no_backend",
+	[LB_DROP_NO_TABLE] = "no_table",
+	[LB_DROP_SNAT_EXHAUSTED] = "snat_exhausted",
+	[LB_DROP_CT_INSERT] = "conntrack_insert",
+	[LB_DROP_FIB] = "no_route",
+	[LB_DROP_BAD_ICMP] = "bad_icmp",
+	[LB_DROP_MTU] = "mtu_exceeded",
+};
+
+static const char *const event_names[LB_EVENTS] = {
+	[LB_EV_PASS_TTL] = "pass_ttl",
+	[LB_EV_PASS_NO_NEIGH] = "pass_no_neigh",
+	[LB_EV_TX] = "tx",
+	[LB_EV_REDIRECT] = "redirect",
+	[LB_EV_REPLY] = "nat_reply",
+	[LB_EV_ICMP_FWD] = "icmp_forwarded",
+	[LB_EV_FLOW_NEW] = "flow_new",
+	[LB_EV_FLOW_RESELECT] = "flow_reselect",
+};
+
+const char *lb_drop_name(unsigned int r)
+{
+	return r < LB_DROP_REASONS && drop_names[r] ? drop_names[r] : "unknown";
+}
+
+const char *lb_event_name(unsigned int e)
+{
+	return e < LB_EVENTS && event_names[e] ? event_names[e] : "unknown";
+}
+
+const char *lb_method_name(unsigned int m)
+{
+	static const char *const n[] = { "maglev", "ip_hash", "round_robin", "least_conn" };
+
+	return m < LB_METHOD_MAX ? n[m] : "unknown";
+}
+
+const char *lb_fwd_name(unsigned int f)
+{
+	static const char *const n[] = { "nat", "dsr", "local" };
+
+	return f < LB_FWD_MAX ? n[f] : "unknown";
+}
+
+const char *lb_attach_mode_name(enum lb_attach_mode m)
+{
+	switch (m) {
+	case LB_ATTACH_XDP: return "xdp";
+	case LB_ATTACH_XDP_GENERIC: return "xdp-generic";
+	case LB_ATTACH_TC: return "tc";
+	}
+	return "unknown";
+}
+
+static int pin_root_check(const char *dir)
+{
+	struct statfs st;
+
+	if (mkdir(dir, 0700) && errno != EEXIST)
+		return -errno;
+	if (statfs(dir, &st))
+		return -errno;
+	if (st.f_type != BPF_FS_MAGIC)
+		return -ENOTSUP; /* pins elsewhere would not survive lbd */
+	return 0;
+}
+
+int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo);
+	struct lb_dp *dp;
+	struct bpf_map *m;
+	char probe[PATH_MAX + 16];
+	__u32 ct = o->ct_size ? o->ct_size : LB_CT_DEFAULT_SIZE;
+	int err;
+
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return -ENOMEM;
+	dp->ncpus = libbpf_num_possible_cpus();
+	if (dp->ncpus <= 0) {
+		err = dp->ncpus ? dp->ncpus : -EINVAL;
+		goto fail;
+	}
+	if (o->pin_root) {
+		err = pin_root_check(o->pin_root);
+		if (err)
+			goto fail;
+		snprintf(dp->pin_root, sizeof(dp->pin_root), "%s", o->pin_root);
+		snprintf(probe, sizeof(probe), "%s/%s", o->pin_root, LB_MAP_VIPS);
+		dp->adopted = access(probe, F_OK) == 0;
+		dp->pinned = true;
+		oo.pin_root_path = dp->pin_root;
+	}
+	dp->xdp = lb_xdp__open_opts(&oo);
+	if (!dp->xdp) {
+		err = -errno;
+		goto fail;
+	}
+	bpf_object__for_each_map(m, dp->xdp->obj) {
+		if (!dp->pinned)
+			bpf_map__set_pin_path(m, NULL);
+	}
+	bpf_map__set_max_entries(dp->xdp->maps.ct, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.nat, ct);
+	err = lb_xdp__load(dp->xdp);
+	if (err)
+		goto fail;
+	if (!dp->adopted) {
+		struct lb_config cfg = {
+			.snat_port_lo = LB_SNAT_PORT_LO,
+			.snat_port_hi = LB_SNAT_PORT_HI,
+		};
+
+		err = lb_dp_set_config(dp, &cfg);
+		if (err)
+			goto fail;
+	}
+	*out = dp;
+	return 0;
+fail:
+	lb_dp_close(dp);
+	return err;
+}
+
+void lb_dp_close(struct lb_dp *dp)
+{
+	if (!dp)
+		return;
+	for (int i = 0; i < dp->nlinks; i++)
+		close(dp->links[i].fd); /* pinned links live on */
+	lb_xdp__destroy(dp->xdp);
+	free(dp);
+}
+
+bool lb_dp_adopted(const struct lb_dp *dp)
+{
+	return dp->adopted;
+}
+
+int lb_dp_xdp_prog_fd(const struct lb_dp *dp)
+{
+	return bpf_program__fd(dp->xdp->progs.lb_xdp);
+}
+
+int lb_dp_tc_prog_fd(const struct lb_dp *dp)
+{
+	(void)dp;
+	return -ENOENT;
+}
+
+int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(dp->xdp->obj, name);
+
+	return m ? bpf_map__fd(m) : -ENOENT;
+}
+
+static int map_fd(const struct lb_dp *dp, const char *name)
+{
+	return lb_dp_map_fd(dp, name);
+}
+
+static int upd(int fd, const void *k, const void *v)
+{
+	return bpf_map_update_elem(fd, k, v, BPF_ANY) ? -errno : 0;
+}
+
+static int get(int fd, const void *k, void *v)
+{
+	return bpf_map_lookup_elem(fd, k, v) ? -errno : 0;
+}
+
+int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg)
+{
+	__u32 zero = 0;
+
+	return upd(map_fd(dp, LB_MAP_CONFIG), &zero, cfg);
+}
+
+int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg)
+{
+	__u32 zero = 0;
+
+	return get(map_fd(dp, LB_MAP_CONFIG), &zero, cfg);
+}
+
+static void vip_marker(const struct lb_vip_key *k, struct lb_vip_key *mk)
+{
+	memset(mk, 0, sizeof(*mk));
+	mk->addr = k->addr;
+	mk->family = k->family;
+}
+
+int lb_dp_vip_set(struct lb_dp *dp, const struct lb_vip_key *k, const struct lb_vip *v)
+{
+	struct lb_vip mark = { .id = UINT32_MAX, .family = k->family };
+	struct lb_vip_key mk;
+	int fd = map_fd(dp, LB_MAP_VIPS), err;
+
+	if (k->proto == 0)
+		return -EINVAL; /* proto 0 is the marker's */
+	vip_marker(k, &mk);
+	err = upd(fd, &mk, &mark);
+	return err ? err : upd(fd, k, v);
+}
+
+int lb_dp_vip_del(struct lb_dp *dp, const struct lb_vip_key *k)
+{
+	int fd = map_fd(dp, LB_MAP_VIPS);
+	struct lb_vip_key key, next, mk;
+	struct lb_vip val;
+	bool others = false;
+
+	if (bpf_map_delete_elem(fd, k))
+		return -errno;
+	/* Drop the address marker when no other VIP uses the address. */
+	vip_marker(k, &mk);
+	for (int r = bpf_map_get_next_key(fd, NULL, &key); !r;
+	     r = bpf_map_get_next_key(fd, &key, &next), key = next) {
+		if (key.proto && key.family == k->family &&
+		    !memcmp(&key.addr, &k->addr, sizeof(key.addr)) &&
+		    !bpf_map_lookup_elem(fd, &key, &val)) {
+			others = true;
+			break;
+		}
+	}
+	if (!others)
+		bpf_map_delete_elem(fd, &mk);
+	return 0;
+}
+
+int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b)
+{
+	if (id >= LB_MAX_BACKENDS)
+		return -ERANGE;
+	return upd(map_fd(dp, LB_MAP_BACKENDS), &id, b);
+}
+
+int lb_dp_backend_get(struct lb_dp *dp, __u32 id, struct lb_backend *b)
+{
+	if (id >= LB_MAX_BACKENDS)
+		return -ERANGE;
+	return get(map_fd(dp, LB_MAP_BACKENDS), &id, b);
+}
+
+int lb_dp_table_swap(struct lb_dp *dp, __u32 vip_id, const __u32 *ids, __u32 n)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = BPF_F_INNER_MAP);
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	__u32 *keys, count = n;
+	int fd, err = 0;
+
+	if (!n || n > LB_MAGLEV_MAX_SIZE || vip_id >= LB_MAX_VIPS)
+		return -EINVAL;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_table", sizeof(__u32), sizeof(__u32), n, &mo);
+	if (fd < 0)
+		return -errno;
+	keys = malloc(n * sizeof(*keys));
+	if (!keys) {
+		close(fd);
+		return -ENOMEM;
+	}
+	for (__u32 i = 0; i < n; i++)
+		keys[i] = i;
+	if (bpf_map_update_batch(fd, keys, ids, &count, &bo)) {
+		/* Older kernels: no batch ops for arrays. */
+		for (__u32 i = 0; i < n && !err; i++)
+			err = upd(fd, &keys[i], &ids[i]);
+	}
+	free(keys);
+	if (!err)
+		err = upd(map_fd(dp, LB_MAP_TABLES), &vip_id, &fd);
+	close(fd); /* the outer map holds the reference now */
+	return err;
+}
+
+int lb_dp_table_clear(struct lb_dp *dp, __u32 vip_id)
+{
+	if (bpf_map_delete_elem(map_fd(dp, LB_MAP_TABLES), &vip_id) && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+/* Sum a per-CPU value made of u64 fields. */
+static int percpu_sum(struct lb_dp *dp, const char *map, __u32 idx, __u64 *out, size_t nfields)
+{
+	size_t vsz = nfields * sizeof(__u64);
+	__u64 *buf = calloc((size_t)dp->ncpus, vsz);
+	int err;
+
+	if (!buf)
+		return -ENOMEM;
+	err = get(map_fd(dp, map), &idx, buf);
+	memset(out, 0, vsz);
+	for (int c = 0; !err && c < dp->ncpus; c++)
+		for (size_t f = 0; f < nfields; f++)
+			out[f] += buf[(size_t)c * nfields + f];
+	free(buf);
+	return err;
+}
+
+int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out)
+{
+	return percpu_sum(dp, LB_MAP_VIP_STATS, vip_id, (__u64 *)out, sizeof(*out) / 8);
+}
+
+int lb_dp_backend_stats(struct lb_dp *dp, __u32 id, struct lb_backend_stats *out)
+{
+	return percpu_sum(dp, LB_MAP_BE_STATS, id, (__u64 *)out, sizeof(*out) / 8);
+}
+
+int lb_dp_backend_conns(struct lb_dp *dp, __u32 id, __s64 *out)
+{
+	return get(map_fd(dp, LB_MAP_CONNS), &id, out);
+}
+
+static int counters(struct lb_dp *dp, const char *map, __u64 *out, unsigned int n)
+{
+	for (__u32 i = 0; i < n; i++) {
+		int err = percpu_sum(dp, map, i, &out[i], 1);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int lb_dp_drops(struct lb_dp *dp, __u64 out[LB_DROP_REASONS])
+{
+	return counters(dp, LB_MAP_DROPS, out, LB_DROP_REASONS);
+}
+
+int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS])
+{
+	return counters(dp, LB_MAP_EVENTS, out, LB_EVENTS);
+}
+
+/* --- attach --- */
+
+static void link_pin_path(const struct lb_dp *dp, int ifindex, enum lb_attach_mode mode,
+			  char *buf, size_t len)
+{
+	char name[IF_NAMESIZE] = "";
+
+	if (!if_indextoname((unsigned int)ifindex, name))
+		snprintf(name, sizeof(name), "if%d", ifindex);
+	snprintf(buf, len, "%s/link_%s_%s", dp->pin_root, lb_attach_mode_name(mode), name);
+}
+
+static struct lb_dp_link *link_find(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+{
+	for (int i = 0; i < dp->nlinks; i++)
+		if (dp->links[i].ifindex == ifindex && dp->links[i].mode == mode)
+			return &dp->links[i];
+	return NULL;
+}
+
+/* A pinned link from an earlier lbd, if it is attached to this very
+ * interface (an interface re-created under the same name is not). */
+static int link_adopt(const char *path, int ifindex)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return -errno;
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_LINK_TYPE_XDP ||
+	    (int)info.xdp.ifindex != ifindex) {
+		close(fd);
+		unlink(path);
+		return -ENOENT;
+	}
+	return fd;
+}
+
+static int attach_xdp(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, lo);
+	char path[PATH_MAX];
+	int prog = lb_dp_xdp_prog_fd(dp), fd = -ENOENT;
+
+	lo.flags = mode == LB_ATTACH_XDP ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	if (dp->pinned) {
+		link_pin_path(dp, ifindex, mode, path, sizeof(path));
+		fd = link_adopt(path, ifindex);
+		if (fd >= 0) {
+			if (bpf_link_update(fd, prog, NULL)) {
+				int err = -errno;
+
+				close(fd);
+				return err;
+			}
+			return fd;
+		}
+	}
+	fd = bpf_link_create(prog, ifindex, BPF_XDP, &lo);
+	if (fd < 0)
+		return -errno;
+	if (dp->pinned && bpf_obj_pin(fd, path)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+{
+	struct lb_dp_link *l = link_find(dp, ifindex, mode);
+	int fd;
+
+	if (l)
+		return 0;
+	if (dp->nlinks == LB_DP_MAX_LINKS)
+		return -ENOSPC;
+	if (mode == LB_ATTACH_TC)
+		return -EOPNOTSUPP;
+	fd = attach_xdp(dp, ifindex, mode);
+	if (fd < 0)
+		return fd;
+	dp->links[dp->nlinks++] = (struct lb_dp_link){ ifindex, mode, fd };
+	return 0;
+}
+
+int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+{
+	struct lb_dp_link *l = link_find(dp, ifindex, mode);
+	char path[PATH_MAX];
+	int err = 0;
+
+	if (dp->pinned) {
+		link_pin_path(dp, ifindex, mode, path, sizeof(path));
+		if (unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
+	if (l) {
+		if (mode != LB_ATTACH_TC)
+			bpf_link_detach(l->fd);
+		close(l->fd);
+		*l = dp->links[--dp->nlinks];
+	}
+	return err;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The BPF data path seen from userspace: load (adopting pinned maps), attach,
+ * and the map writes the controller and the tests make. Every function
+ * returns 0 or a negative errno and logs nothing: callers know the context.
+ */
+#ifndef LBD_DATAPLANE_H
+#define LBD_DATAPLANE_H
+
+#include <stdbool.h>
+#include "lb_abi.h"
+
+struct lb_dp;
+
+struct lb_dp_opts {
+	const char *pin_root;   /* bpffs directory; NULL: nothing is pinned */
+	__u32 ct_size;          /* 0: LB_CT_DEFAULT_SIZE */
+	bool  load_tc;          /* also load the TC object (shares the maps) */
+};
+
+enum lb_attach_mode {
+	LB_ATTACH_XDP = 0,      /* native XDP (driver mode) */
+	LB_ATTACH_XDP_GENERIC,  /* skb-mode XDP */
+	LB_ATTACH_TC,           /* clsact ingress */
+};
+
+int  lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out);
+void lb_dp_close(struct lb_dp *dp);
+/* True when the maps were adopted from an earlier lbd's pins. */
+bool lb_dp_adopted(const struct lb_dp *dp);
+
+int lb_dp_xdp_prog_fd(const struct lb_dp *dp);
+int lb_dp_tc_prog_fd(const struct lb_dp *dp);
+/* fd of a map by its name in lb_abi.h (LB_MAP_*), or -ENOENT. */
+int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
+
+int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg);
+int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg);
+
+/* VIPs: also maintains the per-address marker entry (see lb_abi.h). */
+int lb_dp_vip_set(struct lb_dp *dp, const struct lb_vip_key *k, const struct lb_vip *v);
+int lb_dp_vip_del(struct lb_dp *dp, const struct lb_vip_key *k);
+
+int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b);
+int lb_dp_backend_get(struct lb_dp *dp, __u32 id, struct lb_backend *b);
+
+/* Replace a VIP's selection table whole: a new inner map is filled, then
+ * swapped into the outer map in one update. Callers then set
+ * lb_vip.table_size (the data path reads both; a size smaller than the new
+ * table is harmless, see select.h). */
+int lb_dp_table_swap(struct lb_dp *dp, __u32 vip_id, const __u32 *ids, __u32 n);
+int lb_dp_table_clear(struct lb_dp *dp, __u32 vip_id);
+
+/* Counters summed over CPUs. */
+int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out);
+int lb_dp_backend_stats(struct lb_dp *dp, __u32 id, struct lb_backend_stats *out);
+int lb_dp_backend_conns(struct lb_dp *dp, __u32 id, __s64 *out);
+int lb_dp_drops(struct lb_dp *dp, __u64 out[LB_DROP_REASONS]);
+int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS]);
+
+/* Attach the data path to an interface; the link is pinned when pin_root
+ * is set, so it outlives lbd. An existing pinned link is updated in place
+ * (atomic program replace) rather than detached. */
+int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode);
+int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode);
+
+const char *lb_drop_name(unsigned int reason);
+const char *lb_event_name(unsigned int ev);
+const char *lb_method_name(unsigned int m);
+const char *lb_fwd_name(unsigned int f);
+const char *lb_attach_mode_name(enum lb_attach_mode m);
+
+#endif
