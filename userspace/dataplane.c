@@ -21,7 +21,7 @@
 
 struct lb_dp_link {
 	int ifindex;
-	enum lb_attach_mode mode;
+	enum lb_dp_mode mode;
 	int fd;
 };
 
@@ -73,26 +73,12 @@ const char *lb_event_name(unsigned int e)
 	return e < LB_EVENTS && event_names[e] ? event_names[e] : "unknown";
 }
 
-const char *lb_method_name(unsigned int m)
-{
-	static const char *const n[] = { "maglev", "ip_hash", "round_robin", "least_conn" };
-
-	return m < LB_METHOD_MAX ? n[m] : "unknown";
-}
-
-const char *lb_fwd_name(unsigned int f)
-{
-	static const char *const n[] = { "nat", "dsr", "local" };
-
-	return f < LB_FWD_MAX ? n[f] : "unknown";
-}
-
-const char *lb_attach_mode_name(enum lb_attach_mode m)
+const char *lb_dp_mode_name(enum lb_dp_mode m)
 {
 	switch (m) {
-	case LB_ATTACH_XDP: return "xdp";
-	case LB_ATTACH_XDP_GENERIC: return "xdp-generic";
-	case LB_ATTACH_TC: return "tc";
+	case LB_DP_XDP: return "xdp";
+	case LB_DP_XDP_GENERIC: return "xdp-generic";
+	case LB_DP_TC: return "tc";
 	}
 	return "unknown";
 }
@@ -383,17 +369,17 @@ int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS])
 
 /* --- attach --- */
 
-static void link_pin_path(const struct lb_dp *dp, int ifindex, enum lb_attach_mode mode,
+static void link_pin_path(const struct lb_dp *dp, int ifindex, enum lb_dp_mode mode,
 			  char *buf, size_t len)
 {
 	char name[IF_NAMESIZE] = "";
 
 	if (!if_indextoname((unsigned int)ifindex, name))
 		snprintf(name, sizeof(name), "if%d", ifindex);
-	snprintf(buf, len, "%s/link_%s_%s", dp->pin_root, lb_attach_mode_name(mode), name);
+	snprintf(buf, len, "%s/link_%s_%s", dp->pin_root, lb_dp_mode_name(mode), name);
 }
 
-static struct lb_dp_link *link_find(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+static struct lb_dp_link *link_find(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 {
 	for (int i = 0; i < dp->nlinks; i++)
 		if (dp->links[i].ifindex == ifindex && dp->links[i].mode == mode)
@@ -421,13 +407,13 @@ static int link_adopt(const char *path, int ifindex)
 	return fd;
 }
 
-static int attach_xdp(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+static int attach_xdp(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 {
 	LIBBPF_OPTS(bpf_link_create_opts, lo);
 	char path[PATH_MAX];
 	int prog = lb_dp_xdp_prog_fd(dp), fd = -ENOENT;
 
-	lo.flags = mode == LB_ATTACH_XDP ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	lo.flags = mode == LB_DP_XDP ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 	if (dp->pinned) {
 		link_pin_path(dp, ifindex, mode, path, sizeof(path));
 		fd = link_adopt(path, ifindex);
@@ -453,7 +439,7 @@ static int attach_xdp(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
 	return fd;
 }
 
-int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 {
 	struct lb_dp_link *l = link_find(dp, ifindex, mode);
 	int fd;
@@ -462,7 +448,7 @@ int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
 		return 0;
 	if (dp->nlinks == LB_DP_MAX_LINKS)
 		return -ENOSPC;
-	if (mode == LB_ATTACH_TC)
+	if (mode == LB_DP_TC)
 		return -EOPNOTSUPP;
 	fd = attach_xdp(dp, ifindex, mode);
 	if (fd < 0)
@@ -471,7 +457,7 @@ int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
 	return 0;
 }
 
-int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
+int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 {
 	struct lb_dp_link *l = link_find(dp, ifindex, mode);
 	char path[PATH_MAX];
@@ -483,7 +469,7 @@ int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode)
 			err = -errno;
 	}
 	if (l) {
-		if (mode != LB_ATTACH_TC)
+		if (mode != LB_DP_TC)
 			bpf_link_detach(l->fd);
 		close(l->fd);
 		*l = dp->links[--dp->nlinks];

@@ -18,10 +18,10 @@ struct lb_dp_opts {
 	bool  load_tc;          /* also load the TC object (shares the maps) */
 };
 
-enum lb_attach_mode {
-	LB_ATTACH_XDP = 0,      /* native XDP (driver mode) */
-	LB_ATTACH_XDP_GENERIC,  /* skb-mode XDP */
-	LB_ATTACH_TC,           /* clsact ingress */
+enum lb_dp_mode {
+	LB_DP_XDP = 0,      /* native XDP (driver mode) */
+	LB_DP_XDP_GENERIC,  /* skb-mode XDP */
+	LB_DP_TC,           /* clsact ingress */
 };
 
 int  lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out);
@@ -61,13 +61,11 @@ int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS]);
 /* Attach the data path to an interface; the link is pinned when pin_root
  * is set, so it outlives lbd. An existing pinned link is updated in place
  * (atomic program replace) rather than detached. */
-int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode);
-int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_attach_mode mode);
+int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
+int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
 
 const char *lb_drop_name(unsigned int reason);
 const char *lb_event_name(unsigned int ev);
-const char *lb_method_name(unsigned int m);
-const char *lb_fwd_name(unsigned int f);
-const char *lb_attach_mode_name(enum lb_attach_mode m);
+const char *lb_dp_mode_name(enum lb_dp_mode m);
 
 #endif
