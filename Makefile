@@ -113,13 +113,20 @@ $(O)/tests/bpf/%: $(O)/obj/tests/bpf/%.o $(BPFT_LIB) $(LIBLBD)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-test: all
+# The README's two commands install what they need themselves.
+test:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory all
 	@O=$(O) tests/run.sh
 
-bench: all
+bench:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory all
 	@O=$(O) tools/bench/run.sh
 
-demo: all
+demo:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory all
 	@O=$(O) examples/demo.sh
 
 clean:

@@ -50,7 +50,9 @@ static __always_inline __u32 lb_hash_words(const __u32 *k, const unsigned int n,
 	unsigned int i = 0;
 
 	a = b = c = LB_HASH_INIT + (n << 2) + seed;
+#ifdef __clang__
 #pragma clang loop unroll(full)
+#endif
 	for (; i + 3 < n; i += 3) {
 		a += k[i];
 		b += k[i + 1];
