@@ -8,6 +8,12 @@
  *   LB_REDIRECT(ctx, ifindex)
  *   LB_IFINDEX(ctx)   ingress ifindex
  *   LB_DATA(ctx), LB_DATA_END(ctx)
+ * and may override (skbs need both, see lb_tc.bpf.c):
+ *   LB_NAT_REWRITE(ctx, p, end, saddr, sport, daddr, dport)
+ *                     lb_nat_rewrite(); it may move the packet and must then
+ *                     refresh p->eth/l3/l4 and assign `end`
+ *   LB_FIB_TOT_LEN(p) tot_len for bpf_fib_lookup's MTU check (0: the kernel
+ *                     checks the skb itself, GSO included)
  */
 #ifndef LB_LB_H
 #define LB_LB_H
@@ -20,6 +26,13 @@
 #include "conntrack.h"
 #include "select.h"
 #include "stats.h"
+
+#ifndef LB_NAT_REWRITE
+#define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_nat_rewrite(p, end, s, sp, d, dp)
+#endif
+#ifndef LB_FIB_TOT_LEN
+#define LB_FIB_TOT_LEN(p) ((p)->l3_len)
+#endif
 
 static __always_inline int lb_verdict_drop(__u32 reason)
 {
@@ -39,7 +52,7 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 
 	fib.ifindex = ifindex;
 	fib.l4_protocol = p->key.proto;
-	fib.tot_len = p->l3_len;
+	fib.tot_len = LB_FIB_TOT_LEN(p);
 	if (p->key.family == LB_AF_INET6) {
 		fib.family = AF_INET6;
 		__builtin_memcpy(fib.ipv6_src, src->b, 16);
@@ -166,7 +179,7 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 
 		lb_addr_copy(&daddr, &be->addr);
 		lb_addr_copy(&saddr, &vip->snat_addr);
-		if (lb_nat_rewrite(p, end, &saddr, f->snat_port, &daddr, dport))
+		if (LB_NAT_REWRITE(ctx, p, end, &saddr, f->snat_port, &daddr, dport))
 			return lb_verdict_drop(LB_DROP_TRUNC_L4);
 		return lb_fib_xmit(ctx, p, end, &saddr, &daddr);
 	}
@@ -216,7 +229,7 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	lb_event(LB_EV_REPLY);
 	lb_addr_copy(&client, &n->client);
 	lb_addr_copy(&vip, &n->vip);
-	if (lb_nat_rewrite(p, end, &vip, vport, &client, cport))
+	if (LB_NAT_REWRITE(ctx, p, end, &vip, vport, &client, cport))
 		return lb_verdict_drop(LB_DROP_TRUNC_L4);
 	return lb_fib_xmit(ctx, p, end, &vip, &client);
 }

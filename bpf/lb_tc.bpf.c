@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * TC (clsact ingress) entry point of the lbd data path: the same pipeline as
+ * lb_xdp.bpf.c (bpf/lib/lb.h) for interfaces where XDP cannot attach.
+ *
+ * What differs on an skb:
+ * - Headers may sit in paged data: the first LB_TC_PULL bytes are pulled
+ *   into the linear part before parsing.
+ * - The L4 checksum may be CHECKSUM_PARTIAL (veth, TSO, GRO: the field then
+ *   holds the pseudo-header sum, not a checksum) or CHECKSUM_COMPLETE
+ *   (skb->csum must follow the change). The program cannot see ip_summed,
+ *   so the L4 checksum goes through bpf_l4_csum_replace, which handles all
+ *   three cases; the IPv4 header checksum is always complete and is updated
+ *   in place like XDP does.
+ * - Those helpers invalidate packet pointers, so the NAT step re-derives
+ *   them from offsets (LB_NAT_REWRITE hook of lb.h).
+ * - bpf_fib_lookup checks the MTU on the skb itself (tot_len 0), which
+ *   accounts for GSO packets far larger than the MTU.
+ */
+#include "lib/common.h"
+#include <linux/pkt_cls.h>
+
+struct lb_pkt;
+
+static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
+				     const union lb_addr *nsrc, __u16 nsport,
+				     const union lb_addr *ndst, __u16 ndport);
+
+#define LB_CTX                  struct __sk_buff
+#define LB_PASS                 TC_ACT_OK
+#define LB_DROP                 TC_ACT_SHOT
+#define LB_TX(ctx)              bpf_redirect((ctx)->ingress_ifindex, 0)
+#define LB_REDIRECT(ctx, ifi)   bpf_redirect(ifi, 0)
+#define LB_IFINDEX(ctx)         ((ctx)->ingress_ifindex)
+#define LB_DATA(ctx)            ((void *)(long)(ctx)->data)
+#define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
+#define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp)
+#define LB_FIB_TOT_LEN(p)       0
+
+#include "lib/lb.h"
+
+/* Ethernet, two VLAN tags, IPv4 with options or IPv6 with extension headers,
+ * and for ICMP errors the quoted headers. */
+#define LB_TC_PULL    256
+/* Bound on header offsets, so the verifier accepts data + offset. */
+#define LB_TC_MAX_OFF LB_TC_PULL
+
+static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
+				     const union lb_addr *nsrc, __u16 nsport,
+				     const union lb_addr *ndst, __u16 ndport)
+{
+	void *data = LB_DATA(skb), *end;
+	__u32 l3off = p->l3 - data, l4off = p->l4 - data, csoff;
+	__u64 flags = BPF_F_PSEUDO_HDR;
+	int v6 = p->key.family == LB_AF_INET6;
+	__u16 *ports;
+
+	if (l3off > LB_TC_MAX_OFF || l4off > LB_TC_MAX_OFF)
+		return -1;
+	if (p->key.proto == IPPROTO_TCP) {
+		csoff = l4off + __builtin_offsetof(struct tcphdr, check);
+	} else {
+		struct udphdr *uh = p->l4;
+
+		if ((void *)(uh + 1) > LB_DATA_END(skb))
+			return -1;
+		csoff = l4off + __builtin_offsetof(struct udphdr, check);
+		/* IPv4 UDP without checksum stays without one; a computed 0
+		 * becomes 0xffff. */
+		flags |= BPF_F_MARK_MANGLED_0;
+	}
+	if (v6) {
+		__s64 diff = bpf_csum_diff((__be32 *)p->key.src.v6, 16, (__be32 *)nsrc->v6, 16, 0);
+
+		diff = bpf_csum_diff((__be32 *)p->key.dst.v6, 16, (__be32 *)ndst->v6, 16, diff);
+		if (bpf_l4_csum_replace(skb, csoff, 0, diff, flags))
+			return -1;
+	} else {
+		if (bpf_l4_csum_replace(skb, csoff, p->key.src.v4, nsrc->v4, flags | 4) ||
+		    bpf_l4_csum_replace(skb, csoff, p->key.dst.v4, ndst->v4, flags | 4))
+			return -1;
+	}
+	/* Ports are payload to the checksum: a PARTIAL one is left alone. */
+	flags &= ~BPF_F_PSEUDO_HDR;
+	if (bpf_l4_csum_replace(skb, csoff, p->key.sport, nsport, flags | 2) ||
+	    bpf_l4_csum_replace(skb, csoff, p->key.dport, ndport, flags | 2))
+		return -1;
+
+	data = LB_DATA(skb);
+	end = LB_DATA_END(skb);
+	p->eth = data;
+	p->l3 = data + l3off;
+	p->l4 = data + l4off;
+	ports = p->l4;
+	if ((void *)(p->eth + 1) > end || (void *)(ports + 2) > end)
+		return -1;
+	ports[0] = nsport;
+	ports[1] = ndport;
+	*endp = end;
+	return lb_l3_rewrite(p, end, nsrc, ndst);
+}
+
+SEC("tc")
+int lb_tc(struct __sk_buff *skb)
+{
+	__u32 len = skb->len < LB_TC_PULL ? skb->len : LB_TC_PULL;
+
+	/* Failure leaves the packet as it was: parsing then sees less. */
+	bpf_skb_pull_data(skb, len);
+	return lb_process(skb);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
