@@ -53,6 +53,8 @@ void lb_buf_vprintf(struct lb_buf *b, const char *fmt, va_list ap);
 /* s as a JSON string literal, quotes included. */
 void lb_buf_json_str(struct lb_buf *b, const char *s);
 void lb_buf_free(struct lb_buf *b);
+/* Raw bytes; data stays NUL-terminated after any successful append. */
+void lb_buf_append(struct lb_buf *b, const void *p, size_t n);
 
 struct lb_ctl_req {
 	int argc;          /* >= 1 */
@@ -63,7 +65,9 @@ struct lb_ctl_req {
 	pid_t pid;
 };
 
-/* Runs in the loop; returns an enum lb_ctl_status. Output goes to out. */
+/* Runs in the loop; returns an enum lb_ctl_status. Output goes to out. It
+ * must not call lb_ctl_close(); to stop lbd, set a flag and return. A request
+ * carries at most LB_CTL_MAX_WORDS words after the option word. */
 typedef int (*lb_ctl_handler_fn)(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out);
 
 struct lb_ctl;
@@ -73,6 +77,9 @@ struct lb_ctl_opts {
 	const char *group;  /* NULL/"": owner only (0600), else 0660 and chgrp */
 	lb_ctl_handler_fn handler;
 	void *ctx;
+	/* 0 means the default; tests shorten the timeout and lower the limit. */
+	int client_timeout_ms;  /* LB_CTL_CLIENT_TIMEOUT_MS */
+	int max_clients;        /* LB_CTL_MAX_CLIENTS */
 };
 
 /* Binds (replacing a stale socket file only when nothing answers on it:
@@ -82,6 +89,9 @@ int  lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ct
 void lb_ctl_close(struct lb_ctl *c);
 /* Timer hook: drops idle clients. Call about once a second. */
 void lb_ctl_tick(struct lb_ctl *c);
+/* Clients whose answer is not fully written yet: after a `stop` request lbd
+ * keeps running the loop (bounded) until this is 0, so the answer arrives. */
+int  lb_ctl_pending(const struct lb_ctl *c);
 
 /* Client side (lbctl): sends argv with the option word, waits up to
  * timeout_ms for the whole answer. Returns the status (>= 0) with the output
