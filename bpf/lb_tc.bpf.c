@@ -50,7 +50,8 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 				     const union lb_addr *ndst, __u16 ndport)
 {
 	void *data = LB_DATA(skb), *end;
-	__u32 l3off = p->l3 - data, l4off = p->l4 - data, csoff;
+	__u64 l3off = p->l3 - data, l4off = p->l4 - data;
+	__u32 csoff;
 	__u64 flags = BPF_F_PSEUDO_HDR;
 	int v6 = p->key.family == LB_AF_INET6;
 	__u16 *ports;
@@ -86,6 +87,11 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 	    bpf_l4_csum_replace(skb, csoff, p->key.dport, ndport, flags | 2))
 		return -1;
 
+	/* Bound the offsets again, in the registers the additions use: the
+	 * verifier forgot the checks above along with the pointers. */
+	asm volatile("" : "+r"(l3off), "+r"(l4off));
+	if (l3off > LB_TC_MAX_OFF || l4off > LB_TC_MAX_OFF)
+		return -1;
 	data = LB_DATA(skb);
 	end = LB_DATA_END(skb);
 	p->eth = data;

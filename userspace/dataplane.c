@@ -16,8 +16,19 @@
 #include <bpf/libbpf.h>
 
 #include "lb_xdp.skel.h"
+#include "lb_tc.skel.h"
 
 #define LB_DP_MAX_LINKS 32
+
+/*
+ * Our clsact ingress filter is identified by this handle and priority. With
+ * libbpf 1.1 there are no tcx links to pin: the filter lives on in the
+ * kernel after lbd exits, and a restarted lbd adopts it simply by attaching
+ * at the same handle/priority with BPF_TC_F_REPLACE (an atomic program swap,
+ * no packet sees no filter) and detaches it by the same pair.
+ */
+#define LB_TC_HANDLE   0x1bd
+#define LB_TC_PRIORITY 1
 
 struct lb_dp_link {
 	int ifindex;
@@ -27,13 +38,37 @@ struct lb_dp_link {
 
 struct lb_dp {
 	struct lb_xdp *xdp;
+	struct lb_tc *tc;       /* NULL unless lb_dp_opts.load_tc */
 	char pin_root[PATH_MAX - 64];
 	bool pinned;
 	bool adopted;
 	int ncpus;
-	struct lb_dp_link links[LB_DP_MAX_LINKS];
+	struct lb_dp_link links[LB_DP_MAX_LINKS];  /* fd -1: a TC filter */
 	int nlinks;
 };
+
+/* The TC object shares every map of the XDP object (same fds), so both
+ * programs see one conntrack and one set of VIPs whatever is pinned. */
+static int tc_load(struct lb_dp *dp)
+{
+	struct bpf_map *m;
+	int err;
+
+	dp->tc = lb_tc__open();
+	if (!dp->tc)
+		return -errno;
+	bpf_object__for_each_map(m, dp->tc->obj) {
+		struct bpf_map *xm = bpf_object__find_map_by_name(dp->xdp->obj, bpf_map__name(m));
+
+		bpf_map__set_pin_path(m, NULL);
+		if (!xm)
+			continue; /* the object's own .rodata and the like */
+		err = bpf_map__reuse_fd(m, bpf_map__fd(xm));
+		if (err)
+			return err;
+	}
+	return lb_tc__load(dp->tc);
+}
 
 static const char *const drop_names[LB_DROP_REASONS] = {
 	[LB_DROP_TRUNC_L2] = "truncated_l2",
@@ -137,6 +172,11 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	err = lb_xdp__load(dp->xdp);
 	if (err)
 		goto fail;
+	if (o->load_tc) {
+		err = tc_load(dp);
+		if (err)
+			goto fail;
+	}
 	if (!dp->adopted) {
 		struct lb_config cfg = {
 			.snat_port_lo = LB_SNAT_PORT_LO,
@@ -159,7 +199,9 @@ void lb_dp_close(struct lb_dp *dp)
 	if (!dp)
 		return;
 	for (int i = 0; i < dp->nlinks; i++)
-		close(dp->links[i].fd); /* pinned links live on */
+		if (dp->links[i].fd >= 0)
+			close(dp->links[i].fd); /* pinned links live on */
+	lb_tc__destroy(dp->tc);
 	lb_xdp__destroy(dp->xdp);
 	free(dp);
 }
@@ -176,8 +218,7 @@ int lb_dp_xdp_prog_fd(const struct lb_dp *dp)
 
 int lb_dp_tc_prog_fd(const struct lb_dp *dp)
 {
-	(void)dp;
-	return -ENOENT;
+	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc) : -ENOENT;
 }
 
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
@@ -439,6 +480,45 @@ static int attach_xdp(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 	return fd;
 }
 
+static void tc_hook_init(struct bpf_tc_hook *h, int ifindex)
+{
+	memset(h, 0, sizeof(*h));
+	h->sz = sizeof(*h);
+	h->ifindex = ifindex;
+	h->attach_point = BPF_TC_INGRESS;
+}
+
+/* Returns -1 (the "fd" of a TC entry in dp->links) or a negative errno. */
+static int attach_tc(struct lb_dp *dp, int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIORITY,
+		    .flags = BPF_TC_F_REPLACE);
+	struct bpf_tc_hook hook;
+	int err;
+
+	if (!dp->tc)
+		return -ENOENT; /* opened without load_tc */
+	to.prog_fd = lb_dp_tc_prog_fd(dp);
+	tc_hook_init(&hook, ifindex);
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST)
+		return err;
+	err = bpf_tc_attach(&hook, &to);
+	return err ? err : -1;
+}
+
+static int detach_tc(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_opts, to, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIORITY);
+	struct bpf_tc_hook hook;
+	int err;
+
+	tc_hook_init(&hook, ifindex);
+	/* The clsact qdisc stays: other filters (not ours) may hang off it. */
+	err = bpf_tc_detach(&hook, &to);
+	return err == -ENOENT || err == -EINVAL ? 0 : err;
+}
+
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 {
 	struct lb_dp_link *l = link_find(dp, ifindex, mode);
@@ -448,11 +528,15 @@ int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 		return 0;
 	if (dp->nlinks == LB_DP_MAX_LINKS)
 		return -ENOSPC;
-	if (mode == LB_DP_TC)
-		return -EOPNOTSUPP;
-	fd = attach_xdp(dp, ifindex, mode);
-	if (fd < 0)
-		return fd;
+	if (mode == LB_DP_TC) {
+		fd = attach_tc(dp, ifindex);
+		if (fd != -1)
+			return fd;
+	} else {
+		fd = attach_xdp(dp, ifindex, mode);
+		if (fd < 0)
+			return fd;
+	}
 	dp->links[dp->nlinks++] = (struct lb_dp_link){ ifindex, mode, fd };
 	return 0;
 }
@@ -463,15 +547,18 @@ int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 	char path[PATH_MAX];
 	int err = 0;
 
-	if (dp->pinned) {
+	if (mode == LB_DP_TC)
+		err = detach_tc(ifindex);
+	else if (dp->pinned) {
 		link_pin_path(dp, ifindex, mode, path, sizeof(path));
 		if (unlink(path) && errno != ENOENT)
 			err = -errno;
 	}
 	if (l) {
-		if (mode != LB_DP_TC)
+		if (mode != LB_DP_TC) {
 			bpf_link_detach(l->fd);
-		close(l->fd);
+			close(l->fd);
+		}
 		*l = dp->links[--dp->nlinks];
 	}
 	return err;
