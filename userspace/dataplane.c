@@ -49,11 +49,13 @@ struct lb_dp {
 
 /* The TC object shares every map of the XDP object (same fds), so both
  * programs see one conntrack and one set of VIPs whatever is pinned. */
-static int tc_load(struct lb_dp *dp)
+int lb_dp_load_tc(struct lb_dp *dp)
 {
 	struct bpf_map *m;
 	int err;
 
+	if (dp->tc)
+		return 0;
 	dp->tc = lb_tc__open();
 	if (!dp->tc)
 		return -errno;
@@ -65,9 +67,15 @@ static int tc_load(struct lb_dp *dp)
 			continue; /* the object's own .rodata and the like */
 		err = bpf_map__reuse_fd(m, bpf_map__fd(xm));
 		if (err)
-			return err;
+			goto fail;
 	}
-	return lb_tc__load(dp->tc);
+	err = lb_tc__load(dp->tc);
+	if (!err)
+		return 0;
+fail:
+	lb_tc__destroy(dp->tc);
+	dp->tc = NULL;
+	return err;
 }
 
 static const char *const drop_names[LB_DROP_REASONS] = {
@@ -173,7 +181,7 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	if (err)
 		goto fail;
 	if (o->load_tc) {
-		err = tc_load(dp);
+		err = lb_dp_load_tc(dp);
 		if (err)
 			goto fail;
 	}
@@ -496,8 +504,9 @@ static int attach_tc(struct lb_dp *dp, int ifindex)
 	struct bpf_tc_hook hook;
 	int err;
 
-	if (!dp->tc)
-		return -ENOENT; /* opened without load_tc */
+	err = lb_dp_load_tc(dp);
+	if (err)
+		return err;
 	to.prog_fd = lb_dp_tc_prog_fd(dp);
 	tc_hook_init(&hook, ifindex);
 	err = bpf_tc_hook_create(&hook);

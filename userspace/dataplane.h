@@ -15,7 +15,7 @@ struct lb_dp;
 struct lb_dp_opts {
 	const char *pin_root;   /* bpffs directory; NULL: nothing is pinned */
 	__u32 ct_size;          /* 0: LB_CT_DEFAULT_SIZE */
-	bool  load_tc;          /* also load the TC object (shares the maps) */
+	bool  load_tc;          /* load the TC object now, not at the first TC attach */
 };
 
 enum lb_dp_mode {
@@ -28,6 +28,9 @@ int  lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out);
 void lb_dp_close(struct lb_dp *dp);
 /* True when the maps were adopted from an earlier lbd's pins. */
 bool lb_dp_adopted(const struct lb_dp *dp);
+
+/* Load the TC object (sharing this object's maps) unless it is loaded. */
+int lb_dp_load_tc(struct lb_dp *dp);
 
 int lb_dp_xdp_prog_fd(const struct lb_dp *dp);
 int lb_dp_tc_prog_fd(const struct lb_dp *dp);
