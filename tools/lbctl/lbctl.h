@@ -21,7 +21,7 @@ enum {
 /* Global options, parsed before the command word. */
 struct lbctl_opts {
 	bool json;        /* -j: JSON on stdout instead of text */
-	const char *sock; /* -s PATH: lbd's control socket */
+	const char *sock; /* -s PATH, else $LBD_SOCKET, else LBCTL_DEFAULT_SOCK */
 	bool dry_run;     /* -n: say what would change, change nothing */
 };
 
@@ -36,5 +36,8 @@ int lbctl_fail(const char *cmd, const char *fmt, ...)
 /* Handlers: argv[0] is the command word; "--help" prints the command's usage
  * on stdout and returns LBCTL_EXIT_OK. */
 int cmd_maglev(int argc, char **argv);
+/* Every command that lbd answers (status, vip, backend, ...): argv[0] says
+ * which; the words go to lbd over the control socket. */
+int cmd_remote(int argc, char **argv);
 
 #endif

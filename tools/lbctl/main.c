@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lbctl.h"
@@ -15,13 +16,19 @@ struct command {
 
 /* One line per command, in the order `lbctl help` lists them. */
 static const struct command commands[] = {
-	{ "maglev", cmd_maglev, "print the Maglev table for a set of backends (offline)" },
+	{ "status",  cmd_remote, "lbd's state: data path mode, interfaces, counts" },
+	{ "vip",     cmd_remote, "list, show, add or delete virtual services" },
+	{ "backend", cmd_remote, "add, change (weight, state) or delete backends" },
+	{ "stats",   cmd_remote, "traffic counters, per VIP and backend" },
+	{ "reload",  cmd_remote, "re-read the config file and apply the difference" },
+	{ "stop",    cmd_remote, "stop lbd (pinned maps keep established flows)" },
+	{ "maglev",  cmd_maglev, "print the Maglev table for a set of backends (offline)" },
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* Written once by main() before any command runs, read-only afterwards. */
-static struct lbctl_opts opts = { .sock = LBCTL_DEFAULT_SOCK };
+static struct lbctl_opts opts;
 
 const struct lbctl_opts *lbctl_opts(void)
 {
@@ -66,7 +73,7 @@ static void usage(FILE *f)
 		"options:\n"
 		"  -j, --json          print JSON instead of text\n"
 		"  -n, --dry-run       show what would change, change nothing\n"
-		"  -s, --socket PATH   lbd control socket (default %s)\n"
+		"  -s, --socket PATH   lbd control socket (default $LBD_SOCKET, else %s)\n"
 		"  -h, --help          this help\n"
 		"\n"
 		"commands (any unique prefix will do):\n", LBCTL_DEFAULT_SOCK);
@@ -75,10 +82,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"\n"
 		"'lbctl help COMMAND' or 'lbctl COMMAND --help' shows a command's usage.\n"
+		"Every command but maglev is sent to lbd, which checks its arguments and\n"
+		"answers; its output goes to stdout on success, to stderr otherwise.\n"
 		"\n"
 		"exit status:\n"
 		"  0  success\n"
-		"  1  lbd returned an error or the operation failed\n"
+		"  1  lbd returned an error, lbd cannot be reached, or the operation failed\n"
 		"  2  usage error (bad option, command or argument)\n");
 }
 
@@ -168,6 +177,11 @@ int main(int argc, char **argv)
 	first = parse_global(argc, argv, &want_help);
 	if (first < 0)
 		return LBCTL_EXIT_USAGE;
+	if (!opts.sock) {
+		const char *env = getenv("LBD_SOCKET");
+
+		opts.sock = env && env[0] ? env : LBCTL_DEFAULT_SOCK;
+	}
 	if (want_help) {
 		usage(stdout);
 		return LBCTL_EXIT_OK;
