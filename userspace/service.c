@@ -1,0 +1,1838 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * The running service. The effective model is rebuilt from scratch for every
+ * change (file config + runtime statements + the new statement), validated,
+ * and only then persisted and diffed into the data path, so a bad change or
+ * a bad reload cannot leave half of itself behind.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "addr.h"
+#include "dataplane.h"
+#include "log.h"
+#include "loop.h"
+#include "service.h"
+#include "table.h"
+
+#define SVC_MAX_RT      4096  /* runtime statements kept */
+#define SVC_STMT_MAX    512
+#define SVC_MAX_WORDS   32
+#define SVC_RT_FILE     "runtime.conf"
+#define SVC_OWNER_FILE  "pinned.owner"
+
+struct svc_be {
+	struct lb_backend_conf c;
+	__u32 id;
+};
+
+struct svc_vip {
+	struct lb_vip_conf c;   /* c.backends is not used: see be */
+	struct svc_be *be;
+	int nbe;
+	__u32 id;
+	__u32 *table;           /* what the data path has (applied models only) */
+	__u32 table_n;
+	union lb_addr snat;
+	bool snat_ok;
+	bool runtime;           /* created by `vip add` */
+};
+
+struct svc_model {
+	struct svc_vip *v;
+	int n;
+};
+
+struct svc_if {
+	char name[IF_NAMESIZE];
+	int ifindex;
+	int mode;               /* enum lb_dp_mode, -1: not attached */
+	char why[160];          /* last attach failure */
+};
+
+struct svc_rate {
+	__u64 ms;
+	__u64 pkts[LB_MAX_VIPS];
+	__u64 bytes[LB_MAX_VIPS];
+};
+
+struct lb_svc {
+	char conf_path[LB_CONF_PATH_MAX];
+	struct lb_conf file;
+	struct svc_model m;
+	char *rt[SVC_MAX_RT];
+	int nrt;
+	struct lb_dp *dp;
+	__u32 *gen;             /* LB_MAX_BACKENDS: last generation per id */
+	struct svc_if ifs[LB_CONF_MAX_IFACES];
+	int nifs;
+	bool stop;
+	struct svc_rate rate[2]; /* previous and latest tick */
+};
+
+/* ---- model ---------------------------------------------------------- */
+
+static void vip_free(struct svc_vip *v)
+{
+	free(v->be);
+	free(v->table);
+	memset(v, 0, sizeof(*v));
+}
+
+static void model_free(struct svc_model *m)
+{
+	for (int i = 0; i < m->n; i++)
+		vip_free(&m->v[i]);
+	free(m->v);
+	m->v = NULL;
+	m->n = 0;
+}
+
+static struct svc_vip *model_vip(const struct svc_model *m, const char *name)
+{
+	for (int i = 0; i < m->n; i++)
+		if (!strcmp(m->v[i].c.name, name))
+			return &m->v[i];
+	return NULL;
+}
+
+static struct svc_be *vip_be(const struct svc_vip *v, const struct lb_endpoint *ep)
+{
+	for (int i = 0; i < v->nbe; i++)
+		if (lb_endpoint_eq(&v->be[i].c.ep, ep))
+			return &v->be[i];
+	return NULL;
+}
+
+static int vip_add_be(struct svc_vip *v, const struct lb_backend_conf *c)
+{
+	struct svc_be *nb;
+
+	if (v->nbe >= LB_CONF_MAX_BACKENDS)
+		return -E2BIG;
+	nb = realloc(v->be, (v->nbe + 1) * sizeof(*nb));
+	if (!nb)
+		return -ENOMEM;
+	v->be = nb;
+	memset(&nb[v->nbe], 0, sizeof(nb[0]));
+	nb[v->nbe].c = *c;
+	nb[v->nbe].c.vip[0] = '\0';
+	v->nbe++;
+	return 0;
+}
+
+static int model_add_vip(struct svc_model *m, const struct lb_vip_conf *c, struct svc_vip **out)
+{
+	struct svc_vip *nv = realloc(m->v, (m->n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	m->v = nv;
+	memset(&nv[m->n], 0, sizeof(nv[0]));
+	nv[m->n].c = *c;
+	nv[m->n].c.backends = NULL;
+	nv[m->n].c.nbackends = 0;
+	*out = &nv[m->n++];
+	return 0;
+}
+
+static int model_from_conf(const struct lb_conf *cf, struct svc_model *m)
+{
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < cf->nvips; i++) {
+		struct svc_vip *v;
+		int err = model_add_vip(m, &cf->vips[i], &v);
+
+		for (int j = 0; !err && j < cf->vips[i].nbackends; j++)
+			err = vip_add_be(v, &cf->vips[i].backends[j]);
+		if (err) {
+			model_free(m);
+			return err;
+		}
+	}
+	return 0;
+}
+
+static bool same_key(const struct lb_vip_conf *a, const struct lb_vip_conf *b)
+{
+	return a->proto == b->proto && lb_endpoint_eq(&a->listen, &b->listen);
+}
+
+static const char *vip_list(const struct svc_model *m, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < m->n && off < len; i++)
+		off += snprintf(buf + off, len - off, "%s%s", i ? ", " : "", m->v[i].c.name);
+	return buf;
+}
+
+/* The VIP a backend statement is for: vip=NAME, or the only one. */
+static struct svc_vip *pick_vip(struct svc_model *m, const char *name, char *err, size_t errlen)
+{
+	char names[256];
+	struct svc_vip *v;
+
+	if (name && name[0]) {
+		v = model_vip(m, name);
+		if (!v)
+			snprintf(err, errlen, "vip=%s: no such VIP (configured: %s)", name,
+				 m->n ? vip_list(m, names, sizeof(names)) : "none");
+		return v;
+	}
+	if (m->n == 1)
+		return &m->v[0];
+	if (m->n == 0)
+		snprintf(err, errlen, "no VIP is configured: add one first (lbctl vip add)");
+	else
+		snprintf(err, errlen, "%d VIPs are configured (%s): say which with vip=NAME",
+			 m->n, vip_list(m, names, sizeof(names)));
+	return NULL;
+}
+
+static int parse_state(const char *s, enum lb_backend_state *st)
+{
+	if (!strcmp(s, "up"))
+		*st = LB_BE_UP;
+	else if (!strcmp(s, "drain"))
+		*st = LB_BE_DRAIN;
+	else if (!strcmp(s, "down"))
+		*st = LB_BE_DOWN;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* backend add|set|del ADDR:PORT [k=v ...] [vip=NAME]. `lenient` is for
+ * replaying the runtime layer over a file that may have changed under it:
+ * an add of an existing backend updates it, a del of a missing one is a no-op. */
+static int stmt_backend(struct svc_model *m, char **w, int n, bool lenient,
+			char *canon, size_t clen, char *err, size_t errlen)
+{
+	const char *op = w[1];
+	struct lb_backend_conf bc;
+	struct svc_vip *v;
+	struct svc_be *b;
+	char eps[LB_ADDRSTRLEN];
+	int off;
+
+	if (n < 3) {
+		snprintf(err, errlen, "backend %s: missing ADDR:PORT", op);
+		return -EINVAL;
+	}
+	if (!strcmp(op, "add")) {
+		if (lb_config_parse_backend(w + 2, n - 2, &bc, err, errlen))
+			return -EINVAL;
+	} else if (!strcmp(op, "set") || !strcmp(op, "del")) {
+		memset(&bc, 0, sizeof(bc));
+		if (lb_endpoint_parse(w[2], &bc.ep) || !bc.ep.port) {
+			snprintf(err, errlen, "\"%s\": not ADDR:PORT (198.18.1.2:3000, [2001:db8::2]:3000)", w[2]);
+			return -EINVAL;
+		}
+		for (int i = 3; i < n; i++)
+			if (!strncmp(w[i], "vip=", 4))
+				snprintf(bc.vip, sizeof(bc.vip), "%s", w[i] + 4);
+	} else {
+		snprintf(err, errlen, "backend \"%s\": expected add, set or del", op);
+		return -EINVAL;
+	}
+	v = pick_vip(m, bc.vip, err, errlen);
+	if (!v)
+		return -ENOENT;
+	if (bc.ep.family != v->c.listen.family) {
+		snprintf(err, errlen, "\"%s\": VIP %s is IPv%d", w[2], v->c.name, v->c.listen.family);
+		return -EINVAL;
+	}
+	b = vip_be(v, &bc.ep);
+	lb_endpoint_str(&bc.ep, eps, sizeof(eps));
+	off = snprintf(canon, clen, "backend %s %s", op, eps);
+
+	if (!strcmp(op, "add")) {
+		if (b && !lenient) {
+			snprintf(err, errlen, "%s: already a backend of %s (use backend set)", eps, v->c.name);
+			return -EEXIST;
+		}
+		for (int i = 3; i < n; i++)
+			if (strncmp(w[i], "vip=", 4))
+				off += snprintf(canon + off, clen - off, " %s", w[i]);
+		snprintf(canon + off, clen - off, " vip=%s", v->c.name);
+		if (b) {
+			b->c = bc;
+			b->c.vip[0] = '\0';
+			return 0;
+		}
+		return vip_add_be(v, &bc);
+	}
+	if (!b) {
+		if (lenient)
+			return 0;
+		snprintf(err, errlen, "%s: not a backend of %s", eps, v->c.name);
+		return -ENOENT;
+	}
+	if (!strcmp(op, "del")) {
+		snprintf(canon + off, clen - off, " vip=%s", v->c.name);
+		*b = v->be[--v->nbe];
+		return 0;
+	}
+	/* set: only what is named changes */
+	{
+		struct lb_backend_conf nc = b->c;
+		bool any = false;
+
+		for (int i = 3; i < n; i++) {
+			char *e;
+
+			if (!strncmp(w[i], "weight=", 7)) {
+				unsigned long wt = strtoul(w[i] + 7, &e, 10);
+
+				if (!w[i][7] || *e || wt > 65535) {
+					snprintf(err, errlen, "\"%s\": weight must be 0..65535", w[i]);
+					return -EINVAL;
+				}
+				nc.weight = wt;
+			} else if (!strncmp(w[i], "state=", 6)) {
+				if (parse_state(w[i] + 6, &nc.state)) {
+					snprintf(err, errlen, "\"%s\": state must be up, drain or down", w[i]);
+					return -EINVAL;
+				}
+			} else if (!strncmp(w[i], "vip=", 4)) {
+				continue;
+			} else {
+				snprintf(err, errlen, "\"%s\": backend set takes weight=N and state=up|drain|down", w[i]);
+				return -EINVAL;
+			}
+			off += snprintf(canon + off, clen - off, " %s", w[i]);
+			any = true;
+		}
+		if (!any) {
+			snprintf(err, errlen, "backend set %s: nothing to set (weight=N, state=up|drain|down)", eps);
+			return -EINVAL;
+		}
+		snprintf(canon + off, clen - off, " vip=%s", v->c.name);
+		b->c = nc;
+	}
+	return 0;
+}
+
+static int parse_method(const char *s, enum lb_method *m)
+{
+	for (int i = 0; i < LB_METHOD_MAX; i++)
+		if (!strcmp(s, lb_method_name(i))) {
+			*m = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static int parse_fwd(const char *s, enum lb_fwd *f)
+{
+	for (int i = 0; i < LB_FWD_MAX; i++)
+		if (!strcmp(s, lb_fwd_name(i))) {
+			*f = i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n >= LB_CONF_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!(*s == '-' || *s == '_' || *s == '.' || (*s >= '0' && *s <= '9') ||
+		      (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+			return false;
+	return true;
+}
+
+/* vip add NAME LISTEN [udp] [method=M] [forward=F] [snat=ADDR] | vip del NAME */
+static int stmt_vip(struct svc_model *m, char **w, int n, bool lenient,
+		    char *canon, size_t clen, char *err, size_t errlen)
+{
+	struct lb_vip_conf c;
+	struct svc_vip *v;
+	int off;
+
+	if (n < 3) {
+		snprintf(err, errlen, "vip %s: missing NAME", w[1]);
+		return -EINVAL;
+	}
+	if (!strcmp(w[1], "del")) {
+		v = model_vip(m, w[2]);
+		if (!v) {
+			if (lenient)
+				return 0;
+			snprintf(err, errlen, "vip del %s: no such VIP", w[2]);
+			return -ENOENT;
+		}
+		snprintf(canon, clen, "vip del %s", w[2]);
+		vip_free(v);
+		*v = m->v[--m->n];
+		return 0;
+	}
+	if (strcmp(w[1], "add")) {
+		snprintf(err, errlen, "vip \"%s\": expected list, show, add or del", w[1]);
+		return -EINVAL;
+	}
+	memset(&c, 0, sizeof(c));
+	if (!name_ok(w[2])) {
+		snprintf(err, errlen, "\"%s\": VIP names are 1-63 of [A-Za-z0-9._-]", w[2]);
+		return -EINVAL;
+	}
+	snprintf(c.name, sizeof(c.name), "%s", w[2]);
+	if (n < 4 || lb_endpoint_parse(w[3], &c.listen)) {
+		snprintf(err, errlen, "vip add %s: \"%s\": expected LISTEN ADDR:PORT", w[2],
+			 n < 4 ? "" : w[3]);
+		return -EINVAL;
+	}
+	c.proto = IPPROTO_TCP;
+	c.method = LB_METHOD_MAGLEV;
+	c.forward = LB_FWD_NAT;
+	c.health.type = LB_HC_NONE;
+	off = snprintf(canon, clen, "vip add %s %s", w[2], w[3]);
+	for (int i = 4; i < n; i++) {
+		if (!strcmp(w[i], "udp") || !strcmp(w[i], "tcp")) {
+			c.proto = w[i][0] == 'u' ? IPPROTO_UDP : IPPROTO_TCP;
+		} else if (!strncmp(w[i], "method=", 7)) {
+			if (parse_method(w[i] + 7, &c.method)) {
+				snprintf(err, errlen, "\"%s\": method is maglev, ip_hash, round_robin or least_conn", w[i]);
+				return -EINVAL;
+			}
+		} else if (!strncmp(w[i], "forward=", 8)) {
+			if (parse_fwd(w[i] + 8, &c.forward) || c.forward == LB_FWD_LOCAL) {
+				snprintf(err, errlen, "\"%s\": forward is nat or dsr", w[i]);
+				return -EINVAL;
+			}
+		} else if (!strncmp(w[i], "snat=", 5)) {
+			__u8 fam;
+
+			if (lb_addr_parse(w[i] + 5, &c.snat, &fam) || fam != c.listen.family) {
+				snprintf(err, errlen, "\"%s\": not an IPv%d address", w[i], c.listen.family);
+				return -EINVAL;
+			}
+			c.snat_set = true;
+		} else {
+			snprintf(err, errlen, "\"%s\": vip add takes udp, method=, forward=, snat=", w[i]);
+			return -EINVAL;
+		}
+		off += snprintf(canon + off, clen - off, " %s", w[i]);
+	}
+	for (int i = 0; i < m->n; i++) {
+		if (!strcmp(m->v[i].c.name, c.name) || same_key(&m->v[i].c, &c)) {
+			if (lenient && !strcmp(m->v[i].c.name, c.name))
+				return 0;
+			snprintf(err, errlen, "vip add %s: %s already serves %s", c.name,
+				 m->v[i].c.name, w[3]);
+			return -EEXIST;
+		}
+	}
+	if (m->n >= LB_MAX_VIPS) {
+		snprintf(err, errlen, "vip add %s: at most %d VIPs", c.name, LB_MAX_VIPS);
+		return -E2BIG;
+	}
+	if (model_add_vip(m, &c, &v))
+		return -ENOMEM;
+	v->runtime = true;
+	return 0;
+}
+
+/* One runtime statement against the model. canon receives the normalised
+ * statement, the form that is persisted. */
+static int model_stmt(struct svc_model *m, char **w, int n, bool lenient,
+		      char *canon, size_t clen, char *err, size_t errlen)
+{
+	if (n >= 2 && !strcmp(w[0], "backend"))
+		return stmt_backend(m, w, n, lenient, canon, clen, err, errlen);
+	if (n >= 2 && !strcmp(w[0], "vip"))
+		return stmt_vip(m, w, n, lenient, canon, clen, err, errlen);
+	snprintf(err, errlen, "\"%s\": not a runtime statement", n ? w[0] : "");
+	return -EINVAL;
+}
+
+static int model_replay(struct svc_model *m, char **rt, int nrt)
+{
+	for (int i = 0; i < nrt; i++) {
+		char buf[SVC_STMT_MAX * 2], err[256], canon[SVC_STMT_MAX], *w[SVC_MAX_WORDS];
+		int n = lb_config_split(rt[i], w, SVC_MAX_WORDS, buf, sizeof(buf), err, sizeof(err));
+
+		if (n < 0 || model_stmt(m, w, n, true, canon, sizeof(canon), err, sizeof(err)) == -ENOMEM)
+			return n < 0 ? n : -ENOMEM;
+	}
+	return 0;
+}
+
+static int model_build(const struct lb_conf *cf, char **rt, int nrt, struct svc_model *m)
+{
+	int err = model_from_conf(cf, m);
+
+	if (!err)
+		err = model_replay(m, rt, nrt);
+	if (err)
+		model_free(m);
+	return err;
+}
+
+/* ---- persistence ------------------------------------------------------ */
+
+static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
+{
+	char tmp[LB_CONF_PATH_MAX + 64], dst[LB_CONF_PATH_MAX + 64];
+	int fd, dfd, err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, data + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			err = -errno;
+			break;
+		}
+		off += w;
+	}
+	if (!err && fsync(fd))
+		err = -errno;
+	close(fd);
+	if (!err && rename(tmp, dst))
+		err = -errno;
+	if (err) {
+		unlink(tmp);
+		return err;
+	}
+	/* the rename itself must survive a power cut */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char p[LB_CONF_PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s", path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int rt_save(struct lb_svc *s, char **rt, int nrt)
+{
+	struct lb_buf b = { 0 };
+	int err;
+
+	lb_buf_printf(&b, "# lbd runtime layer: lbctl changes applied on top of %s.\n"
+		      "# Written by lbd; `lbctl status` shows it.\n", s->conf_path);
+	for (int i = 0; i < nrt; i++)
+		lb_buf_printf(&b, "%s\n", rt[i]);
+	if (b.oom) {
+		lb_buf_free(&b);
+		return -ENOMEM;
+	}
+	err = mkdir_p(s->file.state_dir, 0700);
+	if (!err)
+		err = write_atomic(s->file.state_dir, SVC_RT_FILE, b.data, b.len);
+	lb_buf_free(&b);
+	if (err)
+		lb_err("cannot write %s/%s: %s", s->file.state_dir, SVC_RT_FILE, strerror(-err));
+	return err;
+}
+
+static int rt_load(struct lb_svc *s)
+{
+	char path[LB_CONF_PATH_MAX + 32], line[SVC_STMT_MAX + 2];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", s->file.state_dir, SVC_RT_FILE);
+	f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), f) && s->nrt < SVC_MAX_RT) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		s->rt[s->nrt] = strdup(line);
+		if (!s->rt[s->nrt]) {
+			fclose(f);
+			return -ENOMEM;
+		}
+		s->nrt++;
+	}
+	fclose(f);
+	if (s->nrt)
+		lb_info("runtime layer: %d change(s) from %s", s->nrt, path);
+	return 0;
+}
+
+/* ---- data path ------------------------------------------------------- */
+
+static struct lb_vip_key vip_key(const struct lb_vip_conf *c)
+{
+	struct lb_vip_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.addr = c->listen.addr;
+	k.port = c->listen.port;
+	k.proto = c->proto;
+	k.family = c->listen.family;
+	return k;
+}
+
+/* The source address the kernel would use towards dst: a UDP connect sends
+ * nothing but runs the route lookup. */
+static int source_addr(const struct lb_endpoint *dst, union lb_addr *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, err = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (dst->family == LB_AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = dst->port;
+		sin->sin_addr.s_addr = dst->addr.v4;
+		sl = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = dst->port;
+		memcpy(&sin6->sin6_addr, dst->addr.b, 16);
+		sl = sizeof(*sin6);
+	}
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&ss, sl) || getsockname(fd, (struct sockaddr *)&ss, &sl))
+		err = -errno;
+	close(fd);
+	if (err)
+		return err;
+	memset(out, 0, sizeof(*out));
+	if (dst->family == LB_AF_INET)
+		out->v4 = ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
+	else
+		memcpy(out->b, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	return 0;
+}
+
+static void vip_snat(struct svc_vip *v)
+{
+	v->snat_ok = false;
+	if (v->c.snat_set) {
+		v->snat = v->c.snat;
+		v->snat_ok = true;
+		return;
+	}
+	for (int i = 0; i < v->nbe && !v->snat_ok; i++)
+		v->snat_ok = !source_addr(&v->be[i].c.ep, &v->snat);
+}
+
+/* Backends that take new flows: up, not backup, weight > 0; backups only
+ * when no primary is up. */
+static int vip_table(struct lb_svc *s, struct svc_vip *v, __u32 **tab, __u32 *n)
+{
+	struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
+	int k = 0, err;
+
+	if (!mb)
+		return -ENOMEM;
+	for (int pass = 0; pass < 2 && !k; pass++) {
+		for (int i = 0; i < v->nbe; i++) {
+			const struct svc_be *b = &v->be[i];
+
+			if (b->c.state != LB_BE_UP || b->c.backup != (pass == 1) || !b->c.weight)
+				continue;
+			mb[k].addr = b->c.ep.addr;
+			mb[k].port = b->c.ep.port;
+			mb[k].family = b->c.ep.family;
+			mb[k].weight = b->c.weight;
+			mb[k].id = b->id;
+			k++;
+		}
+	}
+	*tab = NULL;
+	*n = 0;
+	err = k ? lb_table_build(v->c.method, mb, k, s->file.hash_seed, s->file.maglev_size, tab, n)
+		: -ENOENT;
+	free(mb);
+	return err == -ENOENT ? 0 : err;
+}
+
+static int id_alloc(const bool *used, int max)
+{
+	for (int i = 0; i < max; i++)
+		if (!used[i])
+			return i;
+	return -ENOSPC;
+}
+
+static int be_write(struct lb_svc *s, const struct svc_vip *v, const struct svc_be *b)
+{
+	struct lb_backend d;
+
+	memset(&d, 0, sizeof(d));
+	d.addr = b->c.ep.addr;
+	d.port = b->c.ep.port;
+	d.family = b->c.ep.family;
+	d.state = b->c.state;
+	d.weight = b->c.weight;
+	d.vip_id = v->id;
+	d.gen = s->gen[b->id];
+	return lb_dp_backend_set(s->dp, b->id, &d);
+}
+
+static int be_release(struct lb_svc *s, __u32 id)
+{
+	struct lb_backend d;
+
+	memset(&d, 0, sizeof(d));
+	d.state = LB_BE_UNUSED;
+	/* flows that still carry the old generation pick again */
+	d.gen = ++s->gen[id];
+	return lb_dp_backend_set(s->dp, id, &d);
+}
+
+static int vip_write(struct lb_svc *s, const struct svc_vip *v)
+{
+	struct lb_vip_key k = vip_key(&v->c);
+	struct lb_vip d;
+
+	memset(&d, 0, sizeof(d));
+	d.id = v->id;
+	d.method = v->c.method;
+	d.fwd = v->c.forward;
+	d.family = v->c.listen.family;
+	d.table_size = v->table_n;
+	if (v->snat_ok) {
+		d.snat_addr = v->snat;
+		d.flags |= LB_VIP_F_SNAT_SET;
+	}
+	return lb_dp_vip_set(s->dp, &k, &d);
+}
+
+static bool table_eq(const __u32 *a, __u32 an, const __u32 *b, __u32 bn)
+{
+	return an == bn && (!an || !memcmp(a, b, an * sizeof(*a)));
+}
+
+static void vip_log_name(const struct svc_vip *v, char *buf, size_t len)
+{
+	char ep[LB_ADDRSTRLEN];
+
+	snprintf(buf, len, "vip %s (%s%s)", v->c.name, lb_endpoint_str(&v->c.listen, ep, sizeof(ep)),
+		 v->c.proto == IPPROTO_UDP ? " udp" : "");
+}
+
+/*
+ * Make the data path match `nm`, then make `nm` the current model. Ids of
+ * VIPs (same name and key) and backends (same endpoint in the same VIP) are
+ * kept; everything else is allocated. Order per VIP: backends, then the
+ * table, then the VIP entry; removals last, so no packet ever sees a table
+ * slot pointing at a released backend.
+ */
+static int apply(struct lb_svc *s, struct svc_model *nm)
+{
+	struct svc_model *om = &s->m;
+	bool *vused = calloc(LB_MAX_VIPS, sizeof(bool));
+	bool *bused = calloc(LB_MAX_BACKENDS, sizeof(bool));
+	int err = 0;
+
+	if (!vused || !bused) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* ids that stay */
+	for (int i = 0; i < nm->n; i++) {
+		struct svc_vip *v = &nm->v[i], *o = model_vip(om, v->c.name);
+
+		v->id = UINT32_MAX;
+		if (o && same_key(&o->c, &v->c)) {
+			v->id = o->id;
+			vused[v->id] = true;
+		}
+		for (int j = 0; j < v->nbe; j++) {
+			struct svc_be *ob = o && v->id != UINT32_MAX ? vip_be(o, &v->be[j].c.ep) : NULL;
+
+			v->be[j].id = ob ? ob->id : UINT32_MAX;
+			if (ob)
+				bused[ob->id] = true;
+		}
+	}
+	/* ids of the old model that are not reused stay reserved until released */
+	for (int i = 0; i < om->n; i++) {
+		vused[om->v[i].id] = true;
+		for (int j = 0; j < om->v[i].nbe; j++)
+			bused[om->v[i].be[j].id] = true;
+	}
+	for (int i = 0; i < nm->n; i++) {
+		struct svc_vip *v = &nm->v[i];
+		char name[128];
+
+		vip_log_name(v, name, sizeof(name));
+		if (v->id == UINT32_MAX) {
+			int id = id_alloc(vused, LB_MAX_VIPS);
+
+			if (id < 0) {
+				err = id;
+				goto out;
+			}
+			v->id = id;
+			vused[id] = true;
+		}
+		for (int j = 0; j < v->nbe; j++) {
+			struct svc_be *b = &v->be[j];
+
+			if (b->id == UINT32_MAX) {
+				int id = id_alloc(bused, LB_MAX_BACKENDS);
+
+				if (id < 0) {
+					err = id;
+					goto out;
+				}
+				b->id = id;
+				bused[id] = true;
+				s->gen[id]++;
+			}
+			err = be_write(s, v, b);
+			if (err) {
+				lb_err("%s: cannot write backend %u: %s", name, b->id, strerror(-err));
+				goto out;
+			}
+		}
+		vip_snat(v);
+		if (v->c.forward == LB_FWD_NAT && !v->snat_ok && v->nbe)
+			lb_warn("%s: no source address towards its backends: set snat", name);
+		err = vip_table(s, v, &v->table, &v->table_n);
+		if (err) {
+			lb_err("%s: cannot build its table: %s", name, strerror(-err));
+			goto out;
+		}
+		{
+			struct svc_vip *o = model_vip(om, v->c.name);
+			bool same = o && o->id == v->id &&
+				    table_eq(o->table, o->table_n, v->table, v->table_n);
+
+			if (!same)
+				err = v->table_n ? lb_dp_table_swap(s->dp, v->id, v->table, v->table_n)
+						 : lb_dp_table_clear(s->dp, v->id);
+			if (err) {
+				lb_err("%s: cannot swap its table: %s", name, strerror(-err));
+				goto out;
+			}
+			if (!same)
+				lb_info("%s: table of %u slots over %d backend(s)", name, v->table_n, v->nbe);
+		}
+		err = vip_write(s, v);
+		if (err) {
+			lb_err("%s: cannot write it: %s", name, strerror(-err));
+			goto out;
+		}
+	}
+	/* removals */
+	for (int i = 0; i < om->n; i++) {
+		struct svc_vip *o = &om->v[i], *v = model_vip(nm, o->c.name);
+		bool gone = !v || v->id != o->id;
+		char name[128];
+
+		vip_log_name(o, name, sizeof(name));
+		if (gone) {
+			struct lb_vip_key k = vip_key(&o->c);
+
+			lb_dp_vip_del(s->dp, &k);
+			lb_dp_table_clear(s->dp, o->id);
+			lb_info("%s: removed", name);
+		}
+		for (int j = 0; j < o->nbe; j++) {
+			char ep[LB_ADDRSTRLEN];
+
+			if (!gone && vip_be(v, &o->be[j].c.ep))
+				continue;
+			be_release(s, o->be[j].id);
+			if (!gone)
+				lb_info("%s: backend %s removed", name,
+					lb_endpoint_str(&o->be[j].c.ep, ep, sizeof(ep)));
+		}
+	}
+	model_free(om);
+	*om = *nm;
+	memset(nm, 0, sizeof(*nm));
+out:
+	free(vused);
+	free(bused);
+	return err;
+}
+
+/* The model an earlier lbd left in the pinned maps, so apply() keeps the ids
+ * that established flows carry (backend id and generation). Adopted VIPs
+ * take the name of the new VIP with the same key; the rest are released. */
+static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct svc_model *om)
+{
+	int vfd = lb_dp_map_fd(s->dp, LB_MAP_VIPS);
+	struct lb_vip_key k, next, *prev = NULL;
+	int err = 0, anon = 0;
+
+	memset(om, 0, sizeof(*om));
+	while (!err && !bpf_map_get_next_key(vfd, prev, &next)) {
+		struct lb_vip_conf c;
+		struct svc_vip *v;
+		struct lb_vip d;
+
+		k = next;
+		prev = &k;
+		if (!k.proto || bpf_map_lookup_elem(vfd, &k, &d))
+			continue; /* per-address marker */
+		memset(&c, 0, sizeof(c));
+		c.listen.addr = k.addr;
+		c.listen.port = k.port;
+		c.listen.family = k.family;
+		c.proto = k.proto;
+		snprintf(c.name, sizeof(c.name), "#adopted-%d", anon++);
+		for (int i = 0; i < nm->n; i++)
+			if (same_key(&nm->v[i].c, &c))
+				snprintf(c.name, sizeof(c.name), "%s", nm->v[i].c.name);
+		err = model_add_vip(om, &c, &v);
+		if (!err)
+			v->id = d.id;
+	}
+	for (__u32 id = 0; !err && id < LB_MAX_BACKENDS; id++) {
+		struct lb_backend d;
+
+		if (lb_dp_backend_get(s->dp, id, &d))
+			continue;
+		s->gen[id] = d.gen;
+		if (d.state == LB_BE_UNUSED)
+			continue;
+		for (int i = 0; i < om->n; i++) {
+			struct lb_backend_conf bc;
+
+			if (om->v[i].id != d.vip_id)
+				continue;
+			memset(&bc, 0, sizeof(bc));
+			bc.ep.addr = d.addr;
+			bc.ep.port = d.port;
+			bc.ep.family = d.family;
+			bc.state = d.state;
+			bc.weight = d.weight;
+			err = vip_add_be(&om->v[i], &bc);
+			if (!err)
+				om->v[i].be[om->v[i].nbe - 1].id = id;
+			break;
+		}
+	}
+	if (err)
+		model_free(om);
+	return err;
+}
+
+/* ---- interfaces ------------------------------------------------------- */
+
+static int mode_chain(enum lb_attach_mode m, enum lb_dp_mode chain[3])
+{
+	switch (m) {
+	case LB_ATTACH_AUTO:
+		chain[0] = LB_DP_XDP;
+		chain[1] = LB_DP_XDP_GENERIC;
+		chain[2] = LB_DP_TC;
+		return 3;
+	case LB_ATTACH_XDP:
+		chain[0] = LB_DP_XDP;
+		return 1;
+	case LB_ATTACH_XDP_GENERIC:
+		chain[0] = LB_DP_XDP_GENERIC;
+		return 1;
+	case LB_ATTACH_TC:
+		chain[0] = LB_DP_TC;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Walk the attach chain: the first mode the kernel accepts wins; each
+ * refusal is logged with the kernel's reason. */
+static int if_attach(struct lb_svc *s, struct svc_if *f)
+{
+	enum lb_dp_mode chain[3];
+	int n = mode_chain(s->file.mode, chain), err = -EOPNOTSUPP;
+
+	f->ifindex = if_nametoindex(f->name);
+	f->mode = -1;
+	if (!f->ifindex) {
+		snprintf(f->why, sizeof(f->why), "no such interface");
+		lb_err("interface %s: no such interface", f->name);
+		return -ENODEV;
+	}
+	if (!n) {
+		snprintf(f->why, sizeof(f->why), "mode %s is not available yet", lb_mode_name(s->file.mode));
+		lb_err("interface %s: %s", f->name, f->why);
+		return -EOPNOTSUPP;
+	}
+	for (int i = 0; i < n; i++) {
+		err = lb_dp_attach(s->dp, f->ifindex, chain[i]);
+		if (!err) {
+			f->mode = chain[i];
+			f->why[0] = '\0';
+			lb_info("interface %s: attached in %s mode", f->name, lb_dp_mode_name(chain[i]));
+			return 0;
+		}
+		snprintf(f->why, sizeof(f->why), "%s: %s", lb_dp_mode_name(chain[i]), strerror(-err));
+		lb_warn("interface %s: %s mode failed: %s%s", f->name, lb_dp_mode_name(chain[i]),
+			strerror(-err), i + 1 < n ? ", trying the next mode" : "");
+	}
+	return err;
+}
+
+static void if_detach(struct lb_svc *s, struct svc_if *f)
+{
+	int idx = f->ifindex ? f->ifindex : (int)if_nametoindex(f->name);
+
+	if (!idx)
+		return;
+	for (int m = LB_DP_XDP; m <= LB_DP_TC; m++)
+		if (!lb_dp_detach(s->dp, idx, m))
+			lb_info("interface %s: detached (%s)", f->name, lb_dp_mode_name(m));
+	f->mode = -1;
+}
+
+static int ifs_sync(struct lb_svc *s, const struct lb_conf *cf)
+{
+	struct svc_if nifs[LB_CONF_MAX_IFACES];
+	int n = 0, failed = 0;
+
+	for (int i = 0; i < cf->ninterfaces; i++) {
+		struct svc_if *f = &nifs[n++];
+		int j;
+
+		memset(f, 0, sizeof(*f));
+		f->mode = -1;
+		snprintf(f->name, sizeof(f->name), "%s", cf->interfaces[i]);
+		for (j = 0; j < s->nifs; j++)
+			if (!strcmp(s->ifs[j].name, f->name) && s->ifs[j].mode >= 0 &&
+			    s->ifs[j].ifindex == (int)if_nametoindex(f->name))
+				break;
+		if (j < s->nifs && cf->mode == s->file.mode)
+			*f = s->ifs[j];
+		else if (if_attach(s, f))
+			failed++;
+	}
+	for (int j = 0; j < s->nifs; j++) {
+		bool keep = false;
+
+		for (int i = 0; i < n; i++)
+			keep |= !strcmp(nifs[i].name, s->ifs[j].name) && nifs[i].mode >= 0;
+		if (!keep && s->ifs[j].mode >= 0)
+			if_detach(s, &s->ifs[j]);
+	}
+	memcpy(s->ifs, nifs, sizeof(nifs));
+	s->nifs = n;
+	return failed ? -ENODEV : 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+static void dp_config(const struct lb_conf *cf, struct lb_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->hash_seed = cf->hash_seed;
+	c->snat_port_lo = cf->snat_port_lo;
+	c->snat_port_hi = cf->snat_port_hi;
+	for (int i = 0; i < cf->nvips; i++)
+		if (!cf->vips[i].listen.port)
+			c->flags |= LB_CFG_F_WILDCARD;
+}
+
+static void model_flags(const struct svc_model *m, struct lb_config *c)
+{
+	for (int i = 0; i < m->n; i++)
+		if (!m->v[i].c.listen.port)
+			c->flags |= LB_CFG_F_WILDCARD;
+}
+
+/* Pinned maps belong to one network namespace: adopting another's would
+ * steer this namespace's traffic with someone else's state. */
+static int owner_check(const struct lb_conf *cf, bool adopted)
+{
+	char path[LB_CONF_PATH_MAX + 32], want[LB_CONF_PATH_MAX + 64], have[LB_CONF_PATH_MAX + 64] = "";
+	struct stat st;
+	FILE *f;
+	int err;
+
+	if (stat("/proc/self/ns/net", &st))
+		return -errno;
+	snprintf(want, sizeof(want), "netns %lu bpffs %s\n", (unsigned long)st.st_ino, cf->bpffs);
+	snprintf(path, sizeof(path), "%s/%s", cf->state_dir, SVC_OWNER_FILE);
+	f = fopen(path, "re");
+	if (f) {
+		if (!fgets(have, sizeof(have), f))
+			have[0] = '\0';
+		fclose(f);
+	}
+	if (adopted && have[0] && strcmp(have, want)) {
+		have[strcspn(have, "\n")] = '\0';
+		lb_err("pinned state in %s belongs to %s, not this namespace: refusing to adopt it "
+		       "(use another bpffs directory, or lbd --cleanup in its namespace)", cf->bpffs, have);
+		return -EEXIST;
+	}
+	err = mkdir_p(cf->state_dir, 0700);
+	if (!err)
+		err = write_atomic(cf->state_dir, SVC_OWNER_FILE, want, strlen(want));
+	if (err)
+		lb_err("cannot write %s: %s", path, strerror(-err));
+	return err;
+}
+
+int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **out)
+{
+	struct lb_dp_opts o = {
+		.pin_root = conf->bpffs,
+		.ct_size = conf->conntrack_size,
+		.load_tc = conf->mode == LB_ATTACH_AUTO || conf->mode == LB_ATTACH_TC,
+	};
+	struct svc_model nm, om;
+	struct lb_config dc;
+	struct lb_svc *s;
+	int err;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->gen = calloc(LB_MAX_BACKENDS, sizeof(*s->gen));
+	if (!s->gen) {
+		free(s);
+		return -ENOMEM;
+	}
+	snprintf(s->conf_path, sizeof(s->conf_path), "%s", conf_path);
+	s->file = *conf;
+	err = mkdir_p(conf->bpffs, 0700);
+	if (err)
+		lb_err("cannot create %s: %s", conf->bpffs, strerror(-err));
+	if (!err) {
+		err = lb_dp_open(&o, &s->dp);
+		if (err)
+			lb_err("cannot load the data path (pinned in %s): %s", conf->bpffs, strerror(-err));
+	}
+	if (!err)
+		err = owner_check(conf, lb_dp_adopted(s->dp));
+	if (!err) {
+		err = rt_load(s);
+		if (err)
+			lb_err("cannot read the runtime layer in %s: %s", conf->state_dir, strerror(-err));
+	}
+	if (!err && (err = model_build(conf, s->rt, s->nrt, &nm)))
+		lb_err("cannot build the model: %s", strerror(-err));
+	if (err)
+		goto fail;
+	if (lb_dp_adopted(s->dp)) {
+		err = model_from_maps(s, &nm, &om);
+		if (err) {
+			model_free(&nm);
+			lb_err("cannot read the pinned maps: %s", strerror(-err));
+			goto fail;
+		}
+		lb_info("adopted pinned state in %s: %d VIP(s), flows kept", conf->bpffs, om.n);
+		s->m = om;
+	}
+	dp_config(conf, &dc);
+	model_flags(&nm, &dc);
+	err = lb_dp_set_config(s->dp, &dc);
+	if (!err)
+		err = apply(s, &nm);
+	model_free(&nm);
+	if (err) {
+		lb_err("cannot program the data path: %s", strerror(-err));
+		goto fail;
+	}
+	/* A missing interface is not fatal: it may appear later (tick). */
+	ifs_sync(s, conf);
+	memset(conf, 0, sizeof(*conf));
+	*out = s;
+	return 0;
+fail:
+	s->file = (struct lb_conf){ 0 }; /* still the caller's */
+	model_free(&s->m);
+	for (int i = 0; i < s->nrt; i++)
+		free(s->rt[i]);
+	lb_dp_close(s->dp);
+	free(s->gen);
+	free(s);
+	return err;
+}
+
+static int rm_pins(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((e = readdir(d))) {
+		char p[LB_CONF_PATH_MAX + 300];
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (!unlink(p))
+			n++;
+	}
+	closedir(d);
+	rmdir(dir);
+	return n;
+}
+
+void lb_svc_stop(struct lb_svc *s, bool cleanup)
+{
+	if (!s)
+		return;
+	if (cleanup) {
+		for (int i = 0; i < s->nifs; i++)
+			if_detach(s, &s->ifs[i]);
+	}
+	model_free(&s->m);
+	lb_dp_close(s->dp);
+	if (cleanup) {
+		char p[LB_CONF_PATH_MAX + 32];
+		int n = rm_pins(s->file.bpffs);
+
+		snprintf(p, sizeof(p), "%s/%s", s->file.state_dir, SVC_OWNER_FILE);
+		unlink(p);
+		lb_info("cleaned up: detached, %d pinned object(s) removed from %s", n, s->file.bpffs);
+	} else {
+		lb_info("exiting; the data path keeps forwarding (pinned in %s)", s->file.bpffs);
+	}
+	for (int i = 0; i < s->nrt; i++)
+		free(s->rt[i]);
+	lb_config_free(&s->file);
+	free(s->gen);
+	free(s);
+}
+
+int lb_svc_cleanup(const struct lb_conf *conf)
+{
+	struct lb_dp_opts o = { .pin_root = conf->bpffs, .load_tc = true };
+	struct lb_dp *dp;
+	char p[LB_CONF_PATH_MAX + 32];
+	int err, n;
+
+	if (access(conf->bpffs, F_OK)) {
+		lb_info("nothing pinned in %s", conf->bpffs);
+		return 0;
+	}
+	err = lb_dp_open(&o, &dp);
+	if (err) {
+		lb_err("cannot open the pinned data path in %s: %s", conf->bpffs, strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < conf->ninterfaces; i++) {
+		int idx = if_nametoindex(conf->interfaces[i]);
+
+		for (int m = LB_DP_XDP; idx && m <= LB_DP_TC; m++)
+			if (!lb_dp_detach(dp, idx, m))
+				lb_info("interface %s: detached (%s)", conf->interfaces[i], lb_dp_mode_name(m));
+	}
+	lb_dp_close(dp);
+	n = rm_pins(conf->bpffs);
+	snprintf(p, sizeof(p), "%s/%s", conf->state_dir, SVC_OWNER_FILE);
+	unlink(p);
+	lb_info("cleaned up: %d pinned object(s) removed from %s", n, conf->bpffs);
+	return 0;
+}
+
+bool lb_svc_stop_requested(const struct lb_svc *s)
+{
+	return s->stop;
+}
+
+static void err_to_buf(void *ctx, const char *msg)
+{
+	lb_buf_printf(ctx, "%s\n", msg);
+}
+
+int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
+{
+	struct lb_conf nc;
+	struct svc_model nm;
+	struct lb_config dc;
+	struct lb_buf local = { 0 };
+	struct lb_buf *eb = errs ? errs : &local;
+	int err;
+
+	err = lb_config_load(s->conf_path, &nc, err_to_buf, eb);
+	if (err) {
+		lb_err("reload of %s refused, nothing changed:\n%s", s->conf_path, eb->data ? eb->data : "");
+		lb_buf_free(&local);
+		return err;
+	}
+	lb_buf_free(&local);
+	/* what cannot change under a running data path */
+	if (strcmp(nc.bpffs, s->file.bpffs) || strcmp(nc.state_dir, s->file.state_dir) ||
+	    strcmp(nc.control, s->file.control) || nc.conntrack_size != s->file.conntrack_size) {
+		lb_buf_printf(eb, "%s: bpffs, state_dir, control and conntrack_size need a restart\n",
+			      s->conf_path);
+		lb_err("reload of %s refused: bpffs, state_dir, control and conntrack_size need a restart",
+		       s->conf_path);
+		lb_config_free(&nc);
+		return -EINVAL;
+	}
+	err = model_build(&nc, s->rt, s->nrt, &nm);
+	if (err) {
+		lb_buf_printf(eb, "%s: %s\n", s->conf_path, strerror(-err));
+		lb_config_free(&nc);
+		return err;
+	}
+	{
+		/* tables depend on these: rebuild every VIP's */
+		bool retable = nc.hash_seed != s->file.hash_seed || nc.maglev_size != s->file.maglev_size;
+		struct lb_conf old = s->file;
+
+		if (retable)
+			for (int i = 0; i < s->m.n; i++)
+				s->m.v[i].table_n = 0;
+		dp_config(&nc, &dc);
+		model_flags(&nm, &dc);
+		s->file = nc;
+		err = lb_dp_set_config(s->dp, &dc);
+		if (!err)
+			err = apply(s, &nm);
+		model_free(&nm);
+		if (err) {
+			lb_buf_printf(eb, "applying %s failed: %s\n", s->conf_path, strerror(-err));
+			s->file = old;
+			lb_config_free(&nc);
+			return err;
+		}
+		s->file = old;
+		ifs_sync(s, &nc);
+		lb_log_set_level(nc.log_level);
+		lb_config_free(&old);
+		s->file = nc;
+	}
+	lb_info("reloaded %s: %d VIP(s)", s->conf_path, s->m.n);
+	return 0;
+}
+
+void lb_svc_tick(struct lb_svc *s)
+{
+	struct svc_rate *r = &s->rate[1];
+
+	s->rate[0] = s->rate[1];
+	r->ms = lb_now_ms();
+	for (int i = 0; i < s->m.n; i++) {
+		struct lb_vip_stats st;
+		__u32 id = s->m.v[i].id;
+
+		if (!lb_dp_vip_stats(s->dp, id, &st)) {
+			r->pkts[id] = st.packets + st.reply_packets;
+			r->bytes[id] = st.bytes + st.reply_bytes;
+		}
+	}
+	/* interfaces that were missing or re-created get attached again */
+	for (int i = 0; i < s->nifs; i++) {
+		struct svc_if *f = &s->ifs[i];
+		int idx = if_nametoindex(f->name);
+
+		if (idx && (f->mode < 0 || idx != f->ifindex)) {
+			if (f->mode >= 0)
+				lb_info("interface %s was re-created (index %d -> %d)", f->name, f->ifindex, idx);
+			if_attach(s, f);
+		} else if (!idx && f->mode >= 0) {
+			lb_warn("interface %s is gone", f->name);
+			f->mode = -1;
+			f->ifindex = 0;
+			snprintf(f->why, sizeof(f->why), "interface is gone");
+		}
+	}
+}
+
+/* ---- control commands ------------------------------------------------- */
+
+static const char *proto_name(__u8 p)
+{
+	return p == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+static const char *ifmode_name(const struct svc_if *f)
+{
+	return f->mode < 0 ? "detached" : lb_dp_mode_name(f->mode);
+}
+
+static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
+			const struct svc_be *b, bool first)
+{
+	char ep[LB_ADDRSTRLEN];
+	__s64 conns = 0;
+
+	lb_dp_backend_conns(s->dp, b->id, &conns);
+	lb_endpoint_str(&b->c.ep, ep, sizeof(ep));
+	if (r->json)
+		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
+			      "\"backup\":%s,\"conns\":%lld}", first ? "" : ",", ep, b->id,
+			      lb_backend_state_name(b->c.state), b->c.weight,
+			      b->c.backup ? "true" : "false", (long long)conns);
+	else
+		lb_buf_printf(o, "    %-24s %-6s weight %-5u conns %lld%s\n", ep,
+			      lb_backend_state_name(b->c.state), b->c.weight, (long long)conns,
+			      b->c.backup ? "  backup" : "");
+}
+
+static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
+		    const struct svc_vip *v, bool first, bool backends)
+{
+	char ep[LB_ADDRSTRLEN], sn[LB_ADDRSTRLEN];
+
+	lb_endpoint_str(&v->c.listen, ep, sizeof(ep));
+	if (v->snat_ok)
+		lb_addr_str(&v->snat, v->c.listen.family, sn, sizeof(sn));
+	else
+		snprintf(sn, sizeof(sn), "%s", v->c.forward == LB_FWD_NAT ? "unresolved" : "-");
+	if (r->json) {
+		lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
+		lb_buf_json_str(o, v->c.name);
+		lb_buf_printf(o, ",\"listen\":\"%s\",\"proto\":\"%s\",\"method\":\"%s\",\"forward\":\"%s\","
+			      "\"snat\":\"%s\",\"id\":%u,\"table_size\":%u,\"runtime\":%s", ep,
+			      proto_name(v->c.proto), lb_method_name(v->c.method), lb_fwd_name(v->c.forward),
+			      sn, v->id, v->table_n, v->runtime ? "true" : "false");
+		if (backends) {
+			lb_buf_printf(o, ",\"backends\":[");
+			for (int i = 0; i < v->nbe; i++)
+				out_backend(s, r, o, &v->be[i], i == 0);
+			lb_buf_printf(o, "]");
+		}
+		lb_buf_printf(o, "}");
+		return;
+	}
+	lb_buf_printf(o, "  %-12s %s %s  method %s  forward %s  snat %s  table %u%s\n", v->c.name, ep,
+		      proto_name(v->c.proto), lb_method_name(v->c.method), lb_fwd_name(v->c.forward),
+		      sn, v->table_n, v->runtime ? "  (runtime)" : "");
+	if (backends) {
+		for (int i = 0; i < v->nbe; i++)
+			out_backend(s, r, o, &v->be[i], i == 0);
+		if (!v->nbe)
+			lb_buf_printf(o, "    (no backends)\n");
+	}
+}
+
+static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	if (r->json) {
+		lb_buf_printf(o, "{\"pid\":%d,\"config\":", (int)getpid());
+		lb_buf_json_str(o, s->conf_path);
+		lb_buf_printf(o, ",\"bpffs\":");
+		lb_buf_json_str(o, s->file.bpffs);
+		lb_buf_printf(o, ",\"adopted\":%s,\"hash_seed\":%u,\"interfaces\":[",
+			      lb_dp_adopted(s->dp) ? "true" : "false", s->file.hash_seed);
+		for (int i = 0; i < s->nifs; i++) {
+			lb_buf_printf(o, "%s{\"name\":\"%s\",\"mode\":\"%s\",\"error\":", i ? "," : "",
+				      s->ifs[i].name, ifmode_name(&s->ifs[i]));
+			lb_buf_json_str(o, s->ifs[i].why);
+			lb_buf_printf(o, "}");
+		}
+		lb_buf_printf(o, "],\"vips\":[");
+		for (int i = 0; i < s->m.n; i++)
+			out_vip(s, r, o, &s->m.v[i], i == 0, true);
+		lb_buf_printf(o, "],\"runtime\":[");
+		for (int i = 0; i < s->nrt; i++) {
+			lb_buf_printf(o, "%s", i ? "," : "");
+			lb_buf_json_str(o, s->rt[i]);
+		}
+		lb_buf_printf(o, "]}\n");
+		return LB_CTL_OK;
+	}
+	lb_buf_printf(o, "lbd %d  config %s  pinned in %s%s  hash_seed 0x%x\n", (int)getpid(),
+		      s->conf_path, s->file.bpffs, lb_dp_adopted(s->dp) ? " (adopted)" : "",
+		      s->file.hash_seed);
+	lb_buf_printf(o, "interfaces:\n");
+	for (int i = 0; i < s->nifs; i++)
+		lb_buf_printf(o, "  %-12s %s%s%s%s\n", s->ifs[i].name, ifmode_name(&s->ifs[i]),
+			      s->ifs[i].why[0] ? "  (" : "", s->ifs[i].why, s->ifs[i].why[0] ? ")" : "");
+	lb_buf_printf(o, "vips:\n");
+	for (int i = 0; i < s->m.n; i++)
+		out_vip(s, r, o, &s->m.v[i], i == 0, true);
+	if (s->nrt) {
+		lb_buf_printf(o, "runtime layer (%s/%s):\n", s->file.state_dir, SVC_RT_FILE);
+		for (int i = 0; i < s->nrt; i++)
+			lb_buf_printf(o, "  %s\n", s->rt[i]);
+	}
+	return LB_CTL_OK;
+}
+
+static double rate(const struct lb_svc *s, const __u64 *prev, const __u64 *cur, __u32 id)
+{
+	__u64 dt = s->rate[1].ms - s->rate[0].ms;
+
+	return dt && s->rate[0].ms && cur[id] >= prev[id] ? (cur[id] - prev[id]) * 1000.0 / dt : 0;
+}
+
+static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	const char *only = r->argc >= 3 && !strcmp(r->argv[1], "vip") ? r->argv[2] : NULL;
+	__u64 drops[LB_DROP_REASONS] = { 0 }, ev[LB_EVENTS] = { 0 };
+	bool first = true;
+
+	if (r->argc >= 2 && !only) {
+		lb_buf_printf(o, "stats: \"%s\": expected `stats` or `stats vip NAME`\n", r->argv[1]);
+		return LB_CTL_USAGE;
+	}
+	if (only && !model_vip(&s->m, only)) {
+		lb_buf_printf(o, "stats vip %s: no such VIP\n", only);
+		return LB_CTL_FAILED;
+	}
+	lb_dp_drops(s->dp, drops);
+	lb_dp_events(s->dp, ev);
+	lb_buf_printf(o, r->json ? "{\"vips\":[" : "");
+	for (int i = 0; i < s->m.n; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+		struct lb_vip_stats st = { 0 };
+
+		if (only && strcmp(only, v->c.name))
+			continue;
+		lb_dp_vip_stats(s->dp, v->id, &st);
+		if (r->json) {
+			lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
+			lb_buf_json_str(o, v->c.name);
+			lb_buf_printf(o, ",\"packets\":%llu,\"bytes\":%llu,\"new_flows\":%llu,"
+				      "\"reply_packets\":%llu,\"reply_bytes\":%llu,\"pps\":%.1f,\"bps\":%.1f,"
+				      "\"backends\":[", (unsigned long long)st.packets,
+				      (unsigned long long)st.bytes, (unsigned long long)st.new_flows,
+				      (unsigned long long)st.reply_packets, (unsigned long long)st.reply_bytes,
+				      rate(s, s->rate[0].pkts, s->rate[1].pkts, v->id),
+				      rate(s, s->rate[0].bytes, s->rate[1].bytes, v->id) * 8);
+		} else {
+			lb_buf_printf(o, "vip %s: %llu packets, %llu bytes in; %llu packets, %llu bytes back; "
+				      "%llu new flows; %.0f pkt/s, %.0f bit/s\n", v->c.name,
+				      (unsigned long long)st.packets, (unsigned long long)st.bytes,
+				      (unsigned long long)st.reply_packets, (unsigned long long)st.reply_bytes,
+				      (unsigned long long)st.new_flows,
+				      rate(s, s->rate[0].pkts, s->rate[1].pkts, v->id),
+				      rate(s, s->rate[0].bytes, s->rate[1].bytes, v->id) * 8);
+		}
+		for (int j = 0; j < v->nbe; j++) {
+			struct lb_backend_stats bs = { 0 };
+			char ep[LB_ADDRSTRLEN];
+			__s64 conns = 0;
+
+			lb_dp_backend_stats(s->dp, v->be[j].id, &bs);
+			lb_dp_backend_conns(s->dp, v->be[j].id, &conns);
+			lb_endpoint_str(&v->be[j].c.ep, ep, sizeof(ep));
+			if (r->json)
+				lb_buf_printf(o, "%s{\"address\":\"%s\",\"packets\":%llu,\"bytes\":%llu,"
+					      "\"new_flows\":%llu,\"conns\":%lld,\"syn\":%llu,\"rst_syn\":%llu}",
+					      j ? "," : "", ep, (unsigned long long)bs.packets,
+					      (unsigned long long)bs.bytes, (unsigned long long)bs.new_flows,
+					      (long long)conns, (unsigned long long)bs.syn,
+					      (unsigned long long)bs.rst_syn);
+			else
+				lb_buf_printf(o, "  %-24s %-6s %10llu packets %12llu bytes %8llu flows %6lld conns\n",
+					      ep, lb_backend_state_name(v->be[j].c.state),
+					      (unsigned long long)bs.packets, (unsigned long long)bs.bytes,
+					      (unsigned long long)bs.new_flows, (long long)conns);
+		}
+		lb_buf_printf(o, r->json ? "]}" : "");
+		first = false;
+	}
+	if (r->json) {
+		lb_buf_printf(o, "],\"drops\":{");
+		for (unsigned int i = 0; i < LB_DROP_REASONS; i++)
+			lb_buf_printf(o, "%s\"%s\":%llu", i ? "," : "", lb_drop_name(i),
+				      (unsigned long long)drops[i]);
+		lb_buf_printf(o, "},\"events\":{");
+		for (unsigned int i = 0; i < LB_EVENTS; i++)
+			lb_buf_printf(o, "%s\"%s\":%llu", i ? "," : "", lb_event_name(i),
+				      (unsigned long long)ev[i]);
+		lb_buf_printf(o, "}}\n");
+		return LB_CTL_OK;
+	}
+	lb_buf_printf(o, "drops:");
+	first = true;
+	for (unsigned int i = 0; i < LB_DROP_REASONS; i++)
+		if (drops[i]) {
+			lb_buf_printf(o, " %s=%llu", lb_drop_name(i), (unsigned long long)drops[i]);
+			first = false;
+		}
+	lb_buf_printf(o, "%s\nevents:", first ? " none" : "");
+	for (unsigned int i = 0; i < LB_EVENTS; i++)
+		lb_buf_printf(o, " %s=%llu", lb_event_name(i), (unsigned long long)ev[i]);
+	lb_buf_printf(o, "\n");
+	return LB_CTL_OK;
+}
+
+/* Which VIP and backend a canonical statement is about. */
+static void stmt_key(const char *stmt, char *vip, size_t vl, char *ep, size_t el, char *op, size_t ol)
+{
+	char buf[SVC_STMT_MAX * 2], err[64], *w[SVC_MAX_WORDS];
+	int n = lb_config_split(stmt, w, SVC_MAX_WORDS, buf, sizeof(buf), err, sizeof(err));
+
+	vip[0] = ep[0] = op[0] = '\0';
+	if (n < 3)
+		return;
+	snprintf(op, ol, "%s %s", w[0], w[1]);
+	if (!strcmp(w[0], "vip")) {
+		snprintf(vip, vl, "%s", w[2]);
+		return;
+	}
+	snprintf(ep, el, "%s", w[2]);
+	for (int i = 3; i < n; i++)
+		if (!strncmp(w[i], "vip=", 4))
+			snprintf(vip, vl, "%s", w[i] + 4);
+}
+
+static bool file_has(const struct lb_conf *cf, const char *vip, const char *ep)
+{
+	const struct lb_vip_conf *v = lb_config_vip(cf, vip);
+	struct lb_endpoint e;
+
+	if (!v || !ep[0])
+		return v != NULL;
+	if (lb_endpoint_parse(ep, &e))
+		return false;
+	for (int i = 0; i < v->nbackends; i++)
+		if (lb_endpoint_eq(&v->backends[i].ep, &e))
+			return true;
+	return false;
+}
+
+/* The runtime layer with `stmt` added, without entries it makes moot, so it
+ * stays as short as the changes it describes. */
+static int rt_with(const struct lb_svc *s, const char *stmt, char **out, int *nout)
+{
+	char vip[LB_CONF_NAME_MAX], ep[LB_ADDRSTRLEN], op[32];
+	bool del, keep_new = true;
+	int n = 0;
+
+	stmt_key(stmt, vip, sizeof(vip), ep, sizeof(ep), op, sizeof(op));
+	del = !strcmp(op, "backend del") || !strcmp(op, "vip del");
+	for (int i = 0; i < s->nrt; i++) {
+		char v2[LB_CONF_NAME_MAX], e2[LB_ADDRSTRLEN], o2[32];
+		bool moot;
+
+		stmt_key(s->rt[i], v2, sizeof(v2), e2, sizeof(e2), o2, sizeof(o2));
+		if (!strcmp(op, "vip del"))
+			moot = !strcmp(v2, vip);
+		else if (!strcmp(op, "backend del") || !strcmp(op, "backend add"))
+			moot = !strcmp(v2, vip) && !strcmp(e2, ep);
+		else
+			moot = false;
+		if (!moot)
+			out[n++] = s->rt[i];
+	}
+	/* deleting what only the runtime layer had created leaves no trace */
+	if (del && !file_has(&s->file, vip, !strcmp(op, "vip del") ? "" : ep))
+		keep_new = false;
+	if (keep_new) {
+		if (n >= SVC_MAX_RT)
+			return -E2BIG;
+		out[n++] = (char *)stmt;
+	}
+	*nout = n;
+	return 0;
+}
+
+/* Slots of `v`'s table that would point at another backend with `nv`. */
+static void dry_run(struct lb_svc *s, const struct svc_vip *v, struct svc_vip *nv, struct lb_buf *o,
+		    bool json, bool first)
+{
+	__u32 *tab = NULL, n = 0, moved = 0;
+	int err;
+
+	/* ids as apply() would keep them; new backends get ids no table has */
+	for (int j = 0; j < nv->nbe; j++) {
+		const struct svc_be *ob = v ? vip_be(v, &nv->be[j].c.ep) : NULL;
+
+		nv->be[j].id = ob ? ob->id : 0x80000000u + j;
+	}
+	err = vip_table(s, nv, &tab, &n);
+	if (err) {
+		lb_buf_printf(o, json ? "%s{\"vip\":\"%s\",\"error\":\"%s\"}" : "%svip %s: %s\n",
+			      json && !first ? "," : "", nv->c.name, strerror(-err));
+		return;
+	}
+	if (v && v->table_n == n) {
+		for (__u32 i = 0; i < n; i++)
+			moved += tab[i] != v->table[i];
+	} else {
+		moved = n > (v ? v->table_n : 0) ? n : v->table_n;
+	}
+	if (json)
+		lb_buf_printf(o, "%s{\"vip\":\"%s\",\"slots\":%u,\"moved\":%u}", first ? "" : ",",
+			      nv->c.name, n, moved);
+	else
+		lb_buf_printf(o, "vip %s: %u of %u table slots (%.2f%%) would move to another backend%s\n",
+			      nv->c.name, moved, n ? n : (v ? v->table_n : 0),
+			      n ? 100.0 * moved / n : (moved ? 100.0 : 0.0),
+			      v && (v->c.method == LB_METHOD_ROUND_ROBIN || v->c.method == LB_METHOD_LEAST_CONN)
+				      ? " (new flows only: established flows never move)"
+				      : "; established flows stay on their backend");
+	free(tab);
+}
+
+static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	char canon[SVC_STMT_MAX], err[320], *rt[SVC_MAX_RT];
+	struct svc_model nm;
+	int e, nrt;
+
+	if (r->argc > SVC_MAX_WORDS) {
+		lb_buf_printf(o, "%s: too many arguments\n", r->argv[0]);
+		return LB_CTL_USAGE;
+	}
+	e = model_build(&s->file, s->rt, s->nrt, &nm);
+	if (e) {
+		lb_buf_printf(o, "%s\n", strerror(-e));
+		return LB_CTL_FAILED;
+	}
+	err[0] = '\0';
+	e = model_stmt(&nm, r->argv, r->argc, false, canon, sizeof(canon), err, sizeof(err));
+	if (e) {
+		lb_buf_printf(o, "%s %s: %s\n", r->argv[0], r->argc > 1 ? r->argv[1] : "",
+			      err[0] ? err : strerror(-e));
+		model_free(&nm);
+		return e == -EINVAL ? LB_CTL_USAGE : LB_CTL_FAILED;
+	}
+	if (r->dry_run) {
+		if (r->json)
+			lb_buf_printf(o, "{\"dry_run\":true,\"statement\":\"%s\",\"vips\":[", canon);
+		else
+			lb_buf_printf(o, "dry run: %s\n", canon);
+		for (int i = 0, k = 0; i < nm.n; i++) {
+			const struct svc_vip *v = model_vip(&s->m, nm.v[i].c.name);
+
+			if (!strstr(canon, nm.v[i].c.name))
+				continue;
+			dry_run(s, v, &nm.v[i], o, r->json, k++ == 0);
+		}
+		lb_buf_printf(o, r->json ? "]}\n" : "nothing was changed\n");
+		model_free(&nm);
+		return LB_CTL_OK;
+	}
+	e = rt_with(s, canon, rt, &nrt);
+	if (!e)
+		e = rt_save(s, rt, nrt);
+	if (e) {
+		lb_buf_printf(o, "cannot persist the change in %s: %s; nothing was changed\n",
+			      s->file.state_dir, strerror(-e));
+		model_free(&nm);
+		return LB_CTL_FAILED;
+	}
+	e = apply(s, &nm);
+	model_free(&nm);
+	if (e) {
+		rt_save(s, s->rt, s->nrt);
+		lb_buf_printf(o, "%s: the data path refused it: %s\n", canon, strerror(-e));
+		return LB_CTL_FAILED;
+	}
+	{
+		/* adopt the new list: free what was dropped, own the new statement */
+		char *dup = strdup(canon);
+		bool kept = false;
+
+		for (int i = 0; i < s->nrt; i++) {
+			bool still = false;
+
+			for (int j = 0; j < nrt; j++)
+				still |= rt[j] == s->rt[i];
+			if (!still)
+				free(s->rt[i]);
+		}
+		for (int j = 0; j < nrt; j++)
+			if (rt[j] == canon) {
+				rt[j] = dup;
+				kept = true;
+			}
+		if (!kept)
+			free(dup);
+		memcpy(s->rt, rt, nrt * sizeof(*rt));
+		s->nrt = nrt;
+	}
+	lb_info("runtime change: %s", canon);
+	if (r->json)
+		lb_buf_printf(o, "{\"ok\":true,\"statement\":\"%s\"}\n", canon);
+	else
+		lb_buf_printf(o, "ok: %s\n", canon);
+	return LB_CTL_OK;
+}
+
+static int cmd_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	if (r->argc < 2 || !strcmp(r->argv[1], "list")) {
+		lb_buf_printf(o, r->json ? "[" : "");
+		for (int i = 0; i < s->m.n; i++)
+			out_vip(s, r, o, &s->m.v[i], i == 0, false);
+		lb_buf_printf(o, r->json ? "]\n" : "");
+		return LB_CTL_OK;
+	}
+	if (!strcmp(r->argv[1], "show")) {
+		const struct svc_vip *v = r->argc >= 3 ? model_vip(&s->m, r->argv[2]) : NULL;
+
+		if (!v) {
+			lb_buf_printf(o, "vip show: %s%s%s\n", r->argc >= 3 ? "no such VIP \"" : "missing NAME",
+				      r->argc >= 3 ? r->argv[2] : "", r->argc >= 3 ? "\"" : "");
+			return r->argc >= 3 ? LB_CTL_FAILED : LB_CTL_USAGE;
+		}
+		out_vip(s, r, o, v, true, true);
+		lb_buf_printf(o, r->json ? "\n" : "");
+		return LB_CTL_OK;
+	}
+	return cmd_change(s, r, o);
+}
+
+int lb_svc_command(void *ctx, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	struct lb_svc *s = ctx;
+	const char *c = r->argv[0];
+
+	if (!strcmp(c, "status"))
+		return cmd_status(s, r, o);
+	if (!strcmp(c, "stats"))
+		return cmd_stats(s, r, o);
+	if (!strcmp(c, "vip"))
+		return cmd_vip(s, r, o);
+	if (!strcmp(c, "backend"))
+		return cmd_change(s, r, o);
+	if (!strcmp(c, "reload")) {
+		int e = lb_svc_reload(s, o);
+
+		if (!e)
+			lb_buf_printf(o, r->json ? "{\"ok\":true}\n" : "reloaded %s\n", s->conf_path);
+		return e ? LB_CTL_FAILED : LB_CTL_OK;
+	}
+	if (!strcmp(c, "stop")) {
+		s->stop = true;
+		lb_buf_printf(o, "lbd is stopping: detaching and removing the pinned data path\n");
+		return LB_CTL_OK;
+	}
+	lb_buf_printf(o, "unknown command \"%s\" (status, vip, backend, stats, reload, stop)\n", c);
+	return LB_CTL_USAGE;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The running service: what lbd balances right now and the data path that
+ * does it. It owns the effective model (the config file as last loaded, plus
+ * the runtime layer of lbctl changes on top), the mapping of VIPs and
+ * backends to data-path ids (stable across restarts: they are recovered from
+ * the pinned maps), the selection tables, the persisted runtime layer and
+ * the attached interfaces. lbd wires it to the loop; control commands land
+ * in lb_svc_command().
+ */
+#ifndef LBD_SERVICE_H
+#define LBD_SERVICE_H
+
+#include <stdbool.h>
+#include "config.h"
+#include "control.h"
+
+struct lb_svc;
+
+/* Takes ownership of *conf (loaded from conf_path) on success. */
+int  lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **out);
+/* Ends the service. With cleanup, detaches every interface, removes the
+ * pinned maps and links and the VIP addresses; without, the data path keeps
+ * forwarding for the next lbd to adopt. */
+void lb_svc_stop(struct lb_svc *s, bool cleanup);
+
+/* Re-reads the config file and applies only the difference. Errors (one per
+ * line, FILE:LINE: message) go to errs; on any error nothing changes. */
+int  lb_svc_reload(struct lb_svc *s, struct lb_buf *errs);
+
+/* The control socket handler (ctx is the struct lb_svc). */
+int  lb_svc_command(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out);
+
+/* Once a second: rate snapshots, link re-checks. */
+void lb_svc_tick(struct lb_svc *s);
+
+/* True once `lbctl stop` asked lbd to exit (with cleanup). */
+bool lb_svc_stop_requested(const struct lb_svc *s);
+
+/* lbd --cleanup: tear down what a (dead) lbd left for this config. */
+int  lb_svc_cleanup(const struct lb_conf *conf);
+
+#endif
