@@ -81,6 +81,9 @@ void h_init(void)
 {
 	cpu_set_t cpus;
 
+	/* H_FILTER=pattern runs only the matching cases (cmocka wildcards). */
+	if (getenv("H_FILTER"))
+		cmocka_set_test_filter(getenv("H_FILTER"));
 	if (geteuid() != 0) {
 		printf("SKIP: bpf tests: need root (BPF_PROG_TEST_RUN, network namespaces)\n");
 		exit(0);
