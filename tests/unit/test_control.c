@@ -18,6 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,15 +47,17 @@ struct server {
 };
 
 /* Echoes the request so the tests can see exactly what arrived. "fail"
- * answers status 1, "big" a 1 MiB answer (more than a socket buffer). */
+ * anywhere answers status 1, "big" a 1 MiB answer (more than a socket buffer). */
 static int echo_handler(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out)
 {
 	struct server *s = ctx;
 
 	atomic_fetch_add(&s->calls, 1);
-	if (!strcmp(req->argv[0], "fail")) {
-		lb_buf_printf(out, "it failed\n");
-		return LB_CTL_FAILED;
+	for (int i = 0; i < req->argc; i++) {
+		if (!strcmp(req->argv[i], "fail")) {
+			lb_buf_printf(out, "it failed\n");
+			return LB_CTL_FAILED;
+		}
 	}
 	if (!strcmp(req->argv[0], "big")) {
 		for (int i = 0; i < 1024 * 1024 / 64; i++)
@@ -484,12 +490,14 @@ static void test_busy(void **state)
 	server_start_opts(s, &o);
 	a = raw_connect(s->path);
 	b = raw_connect(s->path);
-	usleep(50 * 1000); /* let the server accept both */
+	/* accept() takes connections in order: a and b come first. */
 	assert_int_equal(call(s, "", 1, argv, &out), 1);
 	assert_non_null(strstr(out.data, "busy"));
 	close(a);
 	close(b);
-	usleep(50 * 1000);
+	/* The server sees the two hangups in its own time: bounded retry. */
+	for (int i = 0; i < 100 && call(s, "", 1, argv, &out) != 0; i++)
+		usleep(20 * 1000);
 	assert_int_equal(call(s, "", 1, argv, &out), 0);
 	lb_buf_free(&out);
 	server_stop(s);
@@ -685,6 +693,101 @@ static void test_credentials(void **state)
 	server_stop(s);
 }
 
+static void read_memfd(int fd, char *buf, size_t cap)
+{
+	ssize_t n = pread(fd, buf, cap - 1, 0);
+
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+/* Runs the lbctl built next to this test (O/lbctl for O/tests/unit/x) with
+ * LBD_SOCKET=env (NULL: unset); returns its exit status. */
+static int run_lbctl(const char *env, char *const *args, char *out, char *err, size_t cap)
+{
+	char self[PATH_MAX], bin[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int ofd, efd, wst;
+	pid_t pid;
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(bin, sizeof(bin), "%s/../../lbctl", dirname(self));
+	if (access(bin, X_OK)) {
+		print_message("SKIP: lbctl: %s not built\n", bin);
+		skip();
+	}
+	ofd = memfd_create("out", MFD_CLOEXEC);
+	efd = memfd_create("err", MFD_CLOEXEC);
+	assert_true(ofd >= 0 && efd >= 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[16] = { bin };
+
+		for (int i = 0; args[i] && i < 14; i++)
+			argv[i + 1] = args[i];
+		if (env)
+			setenv("LBD_SOCKET", env, 1);
+		else
+			unsetenv("LBD_SOCKET");
+		if (dup2(ofd, 1) < 0 || dup2(efd, 2) < 0)
+			_exit(127);
+		execv(bin, argv);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	assert_true(WIFEXITED(wst));
+	read_memfd(ofd, out, cap);
+	read_memfd(efd, err, cap);
+	return WEXITSTATUS(wst);
+}
+
+static void test_lbctl(void **state)
+{
+	struct server *s = *state;
+	char out[512], err[512], want[256];
+	char *add[] = { "-s", NULL, "-j", "backend", "add", "10.0.0.2:3000", "weight=1", NULL };
+	char *stats[] = { "-n", "stats", "vip", "web", NULL };
+	char *fail[] = { "-s", NULL, "vip", "show", "fail", NULL };
+	char *usage[] = { "-s", NULL, "vip", NULL };
+	char *status[] = { "status", NULL };
+
+	server_start(s);
+	add[1] = fail[1] = usage[1] = s->path;
+	snprintf(want, sizeof(want),
+		 "argc=4 json=1 dry=0 uid=%u backend add 10.0.0.2:3000 weight=1\n",
+		 (unsigned)geteuid());
+	assert_int_equal(run_lbctl(NULL, add, out, err, sizeof(out)), 0);
+	assert_string_equal(out, want);
+	assert_string_equal(err, "");
+
+	/* The socket from the environment; -s wins over it. */
+	snprintf(want, sizeof(want), "argc=3 json=0 dry=1 uid=%u stats vip web\n",
+		 (unsigned)geteuid());
+	assert_int_equal(run_lbctl(s->path, stats, out, err, sizeof(out)), 0);
+	assert_string_equal(out, want);
+	assert_int_equal(run_lbctl("/nonexistent/lbd.sock", add, out, err, sizeof(out)), 0);
+
+	/* lbd's failure: its text on stderr, its status as the exit code. */
+	assert_int_equal(run_lbctl(NULL, fail, out, err, sizeof(out)), 1);
+	assert_string_equal(out, "");
+	assert_string_equal(err, "it failed\n");
+
+	/* A missing subcommand never reaches lbd. */
+	assert_int_equal(atomic_load(&s->calls), 4);
+	assert_int_equal(run_lbctl(NULL, usage, out, err, sizeof(out)), 2);
+	assert_non_null(strstr(err, "missing subcommand"));
+	assert_non_null(strstr(err, "usage: lbctl vip list"));
+	assert_int_equal(atomic_load(&s->calls), 4);
+
+	assert_int_equal(run_lbctl("/nonexistent/lbd.sock", status, out, err, sizeof(out)), 1);
+	assert_string_equal(err, "lbctl: cannot reach lbd at /nonexistent/lbd.sock: "
+				 "No such file or directory (is lbd running?)\n");
+	server_stop(s);
+}
+
 static void test_json_str(void **state)
 {
 	struct lb_buf b = { 0 };
@@ -740,6 +843,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_live_server, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lbctl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_str, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_buf_printf, setup, teardown),
 	};
