@@ -472,13 +472,27 @@ void h_config(uint16_t snat_lo, uint16_t snat_hi, uint32_t seed)
 	assert_int_equal(lb_dp_set_config(dp, &c), 0);
 }
 
+void h_svc_table(const struct h_svc *s, const struct h_be *be, size_t nbe,
+		 __u32 **tbl, __u32 *n)
+{
+	struct lb_maglev_backend mb[64];
+
+	assert_true(nbe > 0 && nbe <= 64);
+	for (size_t i = 0; i < nbe; i++) {
+		mb[i] = (struct lb_maglev_backend){
+			.port = htons(be[i].port), .family = (__u8)s->family,
+			.weight = be[i].weight ? be[i].weight : 1, .id = be[i].id,
+		};
+		h_addr(s->family, be[i].addr, &mb[i].addr);
+	}
+	assert_int_equal(lb_table_build(s->method, mb, nbe, cur_cfg.hash_seed, 0, tbl, n), 0);
+}
+
 static void set_backends(const struct h_svc *s, const struct h_be *be, size_t nbe,
 			 struct lb_vip *v)
 {
-	struct lb_maglev_backend mb[64];
 	__u32 *tbl = NULL, n = 0;
 
-	assert_true(nbe <= 64);
 	for (size_t i = 0; i < nbe; i++) {
 		struct lb_backend b = {
 			.port = htons(be[i].port),
@@ -490,15 +504,10 @@ static void set_backends(const struct h_svc *s, const struct h_be *be, size_t nb
 
 		h_addr(s->family, be[i].addr, &b.addr);
 		assert_int_equal(lb_dp_backend_set(dp, be[i].id, &b), 0);
-		mb[i] = (struct lb_maglev_backend){
-			.addr = b.addr, .port = b.port, .family = b.family,
-			.weight = b.weight, .id = be[i].id,
-		};
 	}
 	v->table_size = 0;
 	if (nbe) {
-		assert_int_equal(lb_table_build(s->method, mb, nbe, cur_cfg.hash_seed, 0,
-						&tbl, &n), 0);
+		h_svc_table(s, be, nbe, &tbl, &n);
 		assert_int_equal(lb_dp_table_swap(dp, s->vip_id, tbl, n), 0);
 		v->table_size = n;
 		free(tbl);

@@ -130,6 +130,9 @@ struct h_svc {
 void h_svc_add(const struct h_svc *s);
 /* Replace the VIP's backend set: new table swapped in, sizes updated. */
 void h_svc_backends(const struct h_svc *s, const struct h_be *be, size_t nbe);
+/* The selection table h_svc_add installs for these backends (malloc'ed). */
+void h_svc_table(const struct h_svc *s, const struct h_be *be, size_t nbe,
+		 __u32 **tbl, __u32 *n);
 void h_backend_state(uint32_t id, uint8_t state);
 void h_config(uint16_t snat_lo, uint16_t snat_hi, uint32_t seed);
 
