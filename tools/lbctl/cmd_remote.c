@@ -55,7 +55,7 @@ static const struct remote remotes[] = {
 	  "       lbctl vip add NAME LISTEN [udp] [method=METHOD] [forward=MODE]\n"
 	  "       lbctl vip del NAME\n"
 	  "\n"
-	  "LISTEN is ADDR:PORT ([ADDR]:PORT for IPv6; port 0 for every port).\n"
+	  "LISTEN is ADDR:PORT ([ADDR]:PORT for IPv6).\n"
 	  "METHOD is maglev (default), ip_hash, round_robin or least_conn;\n"
 	  "MODE is nat (default), dsr or local. Deleting a VIP drops its flows.\n",
 	  vip_subs, 0 },
