@@ -653,8 +653,11 @@ static int ctl_bind(struct lb_ctl *c, const struct lb_ctl_opts *o)
 		return err;
 	}
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0)
-		return -errno;
+	if (c->fd < 0) {
+		err = -errno;
+		lb_err("control: socket: %s", strerror(-err));
+		return err;
+	}
 	/* On Linux the file gets the socket inode's mode (minus umask) at
 	 * bind: set it first so there is never a wider-open file. */
 	if (fchmod(c->fd, mode) < 0)
@@ -700,11 +703,15 @@ int lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl
 	struct lb_ctl *c;
 	int err;
 
-	if (!loop || !o || !o->path || !o->handler || !out)
+	if (!loop || !o || !o->path || !o->handler || !out) {
+		lb_err("control: lb_ctl_open needs a loop, a path and a handler");
 		return -EINVAL;
+	}
 	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (!c) {
+		lb_err("control: out of memory");
 		return -ENOMEM;
+	}
 	c->fd = -1;
 	c->loop = loop;
 	c->handler = o->handler;
@@ -716,6 +723,7 @@ int lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl
 	c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	c->path = strdup(o->path);
 	if (!c->path) {
+		lb_err("control: out of memory");
 		err = -ENOMEM;
 		goto fail;
 	}

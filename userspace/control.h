@@ -83,7 +83,8 @@ struct lb_ctl_opts {
 };
 
 /* Binds (replacing a stale socket file only when nothing answers on it:
- * a live lbd on the same path is -EADDRINUSE) and registers with the loop. */
+ * a live lbd on the same path is -EADDRINUSE) and registers with the loop.
+ * Every failure is logged here with its reason; callers need not repeat it. */
 int  lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl **out);
 /* Closes every client and unlinks the socket file. */
 void lb_ctl_close(struct lb_ctl *c);
