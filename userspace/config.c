@@ -850,6 +850,12 @@ static int parse_path(struct parser *ps, const char *path, struct block *b, stru
 	return rc;
 }
 
+static int glob_err(const char *path, int e)
+{
+	(void)path;
+	return e != ENOENT && e != ENOTDIR;
+}
+
 static void do_include(struct parser *ps, const struct src *s, const struct stmt *st,
 		       struct block *b)
 {
@@ -875,12 +881,14 @@ static void do_include(struct parser *ps, const struct src *s, const struct stmt
 		parse_path(ps, path, b, st->at);
 		return;
 	}
-	/* A pattern that matches nothing is fine (an empty conf.d/), as in NGINX. */
-	rc = glob(path, GLOB_ERR, NULL, &g);
+	/* A pattern that matches nothing is fine (an empty or absent conf.d/),
+	 * as in NGINX; an unreadable directory is not. */
+	rc = glob(path, 0, glob_err, &g);
 	if (rc == GLOB_NOMATCH)
 		return;
 	if (rc) {
-		perr(ps, st->at, "cannot expand include \"%s\"", pat);
+		perr(ps, st->at, "cannot expand include \"%s\": %s", pat,
+		     rc == GLOB_NOSPACE ? "out of memory" : "a directory cannot be read");
 		globfree(&g);
 		return;
 	}
