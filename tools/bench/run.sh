@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# `make bench`: every benchmark of lbd in one run, figures as ratios taken in
+# that same run (the machines here are noisy). Prints tables and writes
+# them as CSV (and PNG plots when gnuplot is there) under
+# bench-results/<timestamp>/, with bench-results/latest pointing at it.
+#
+#   1. XDP per-packet cost (tools/bench_xdp.c; method described there):
+#      lb_xdp vs a bare MAC-swap XDP_TX program, BPF_PROG_RUN live frames.
+#   2. Maglev build time and disruption (tools/bench_maglev.c).
+#   3. End to end, short connections (wrk, Connection: close), client ->
+#      VIP -> 3 backends on the tests/net topology: lbd in XDP mode vs
+#      direct to one backend vs an nftables DNAT load balancer.
+#
+# Environment: O (build dir), BENCH_RUNS (median of, default 5),
+# BENCH_ONLY=xdp,maglev,e2e (sections), WRK_SECONDS (5), WRK_CONNS (32).
+# Needs root for sections 1 and 3 (namespaces, BPF); says so and skips
+# them otherwise. Everything it starts it stops, also on Ctrl-C.
+set -u
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/../.." && pwd)
+O=${O:-build}
+case $O in /*) ;; *) O=$REPO_DIR/$O ;; esac
+export O
+BENCH_RUNS=${BENCH_RUNS:-5}
+BENCH_ONLY=${BENCH_ONLY:-xdp,maglev,e2e}
+WRK_SECONDS=${WRK_SECONDS:-5}
+WRK_THREADS=${WRK_THREADS:-2}
+WRK_CONNS=${WRK_CONNS:-32}
+VIP=198.18.0.10
+VIP_PORT=80
+BE_PORT=3000
+PIN_ROOT=/sys/fs/bpf/lbd-bench
+
+RES=$REPO_DIR/bench-results/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RES" || exit 1
+ln -sfn "$(basename "$RES")" "$REPO_DIR/bench-results/latest"
+SUMMARY=$RES/summary.txt
+failed=0
+
+want() { [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+is_root() { [ "$(id -u)" -eq 0 ]; }
+say() { echo "$@" | tee -a "$SUMMARY"; }
+skip() { say "SKIP: bench $1: $2"; }
+# fmt CSV: the CSV file as an aligned table (into the summary too).
+fmt() { column -t -s, "$1" | tee -a "$SUMMARY"; }
+
+# ------------------------------------------------------------- 1. XDP cost
+
+bench_xdp() {
+	local csv=$RES/xdp.csv
+	say ""
+	say "== XDP per-packet cost: lb_xdp vs bare MAC-swap XDP_TX (BPF_PROG_RUN live frames,"
+	say "   ns/packet from the kernel's timer, median of $BENCH_RUNS runs)"
+	if ! is_root; then skip xdp "needs root (BPF_PROG_RUN, network namespace)"; return; fi
+	if ! timeout --kill-after=5 300 "$O/tools/bench_xdp" -R "$BENCH_RUNS" >"$csv"; then
+		say "FAIL: bench_xdp exited with an error"
+		failed=1
+		return
+	fi
+	fmt "$csv"
+	awk -F, '$1 == "established" {
+		printf "established flow: %.2fx bare XDP_TX (target <= 1.60x): %s\n",
+		       $5, ($5 <= 1.6 ? "met" : "NOT met") }' "$csv" | tee -a "$SUMMARY"
+	grep -q ',FAIL:' "$csv" && { say "FAIL: a case measured the wrong path (check column)"; failed=1; }
+	have_gnuplot || return 0
+	gnuplot <<-EOF 2>/dev/null
+		set terminal pngcairo size 800,480
+		set output "$RES/xdp.png"
+		set datafile separator ","
+		set title "XDP per-packet cost (ns, lower is better)"
+		set style data histograms
+		set style histogram clustered gap 1
+		set style fill solid 0.8 border -1
+		set boxwidth 0.9
+		set key top left
+		set logscale y
+		set ylabel "ns/packet"
+		plot "$csv" using 3:xtic(1) title "bare (bench_tx / bench_pass)", \
+		     "" using 4 title "lb_xdp"
+	EOF
+}
+
+# ------------------------------------------------------------- 2. Maglev
+
+bench_maglev() {
+	local csv=$RES/maglev.csv raw=$RES/maglev.raw
+	say ""
+	say "== Maglev (M = 65537): build time, median of 21 builds; disruption = share of"
+	say "   all slots whose backend changes when one backend leaves/joins (ideal: its share)"
+	if ! timeout 60 "$O/tools/bench_maglev" >"$raw"; then
+		say "FAIL: bench_maglev exited with an error"
+		failed=1
+		return
+	fi
+	{
+		echo "what,backends,value,ideal_or_min,max,unit"
+		awk -F, '$1 == "maglev_build" && ($2 == 100 || $2 == 1000) {
+				printf "build,%s,%s,%s,%s,us\n", $2, $4, $5, $6 }
+			 $1 == "maglev_disruption" && $2 == 100 {
+				printf "disruption_%s,%s,%s,%s,,%%slots\n", $5, $2, $3, $4 }' "$raw"
+	} >"$csv"
+	fmt "$csv"
+	awk -F, '$1 == "maglev_disruption" && $2 == 100 && $5 == "remove" {
+		# moved slots that were not the removed backend own, as a share of theirs
+		other = ($3 - $4) / (100 - $4) * 100
+		printf "removing 1 of 100 moves %.2f%% of the other backends'"'"' slots (target <= 1.5%%)\n", other }
+		$1 == "maglev_build" && $2 == 1000 {
+		printf "1000-backend build: %.2f ms (target < 5 ms, aim < 1 ms)\n", $4 / 1000 }' \
+		"$raw" | tee -a "$SUMMARY"
+}
+
+# ------------------------------------------------------------- 3. end to end
+
+E2E_CSV=
+E2E_TMP=
+
+# wrk_rps NAME URL: one wrk run from the client namespace; appends a CSV
+# row (name,requests/s,errors) and prints it.
+wrk_rps() {
+	local name=$1 url=$2 out rps errs
+	out=$(in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t"$WRK_THREADS" \
+		-c"$WRK_CONNS" -d"${WRK_SECONDS}s" -H 'Connection: close' "$url" 2>&1)
+	echo "$out" >"$RES/wrk-$name.txt"
+	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
+	# socket errors and non-2xx answers, summed
+	errs=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i }
+		    /Non-2xx/ { s += $NF } END { print s + 0 }' <<<"$out")
+	if [ -z "$rps" ]; then
+		say "FAIL: e2e $name: wrk gave no figure (see $RES/wrk-$name.txt)"
+		failed=1
+		return 1
+	fi
+	echo "$name,$rps,$errs" >>"$E2E_CSV"
+}
+
+# wrk_rps_all NAME URL...: one wrk per URL at once, the connections split
+# between them; appends one CSV row with the summed figures.
+wrk_rps_all() {
+	local name=$1 n i rps=0 errs=0 r e pids=()
+	shift
+	n=$#
+	for ((i = 1; i <= n; i++)); do
+		in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t1 \
+			-c$(((WRK_CONNS + n - 1) / n)) -d"${WRK_SECONDS}s" -H 'Connection: close' \
+			"${!i}" >"$RES/wrk-$name-$i.txt" 2>&1 &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for ((i = 1; i <= n; i++)); do
+		r=$(awk '/^Requests\/sec:/ { print $2 }' "$RES/wrk-$name-$i.txt")
+		e=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i }
+			 /Non-2xx/ { s += $NF } END { print s + 0 }' "$RES/wrk-$name-$i.txt")
+		if [ -z "$r" ]; then
+			say "FAIL: e2e $name: wrk $i gave no figure (see $RES/wrk-$name-$i.txt)"
+			failed=1
+			return 1
+		fi
+		rps=$(awk -v a="$rps" -v b="$r" 'BEGIN { printf "%.2f", a + b }')
+		errs=$((errs + e))
+	done
+	echo "$name,$rps,$errs" >>"$E2E_CSV"
+}
+
+# HTTP through URL answers (bounded wait).
+_http_ok() { in_client curl -s -m 1 -o /dev/null "$1"; }
+
+# direct: what the issue compares with (one backend, so bounded by that
+# backend). direct_all: every backend at once, the balancer's ideal.
+e2e_direct() {
+	wrk_rps direct "http://${BE_ADDRS[1]}:$BE_PORT/"
+	wrk_rps_all direct_all "http://${BE_ADDRS[1]}:$BE_PORT/" \
+		"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
+}
+
+e2e_nftables() {
+	# The VIP is on the client's subnet: lb must answer ARP for it.
+	topo_add_vip "$VIP"
+	in_lb nft -f - <<-EOF || { say "FAIL: e2e nftables: ruleset refused"; failed=1; return 1; }
+		table ip lbbench {
+			chain pre {
+				type nat hook prerouting priority dstnat; policy accept;
+				ip daddr $VIP tcp dport $VIP_PORT dnat to jhash ip saddr . tcp sport mod 3 seed 0x5eed map { 0 : ${BE_ADDRS[1]}, 1 : ${BE_ADDRS[2]}, 2 : ${BE_ADDRS[3]} } : $BE_PORT
+			}
+			chain post {
+				type nat hook postrouting priority srcnat; policy accept;
+				oifname "eth1" ip daddr 198.18.1.0/24 masquerade
+			}
+		}
+	EOF
+	if wait_for -t 5 _http_ok "http://$VIP:$VIP_PORT/"; then
+		wrk_rps nftables "http://$VIP:$VIP_PORT/"
+	else
+		say "FAIL: e2e nftables: VIP does not answer"
+		failed=1
+	fi
+	in_lb nft delete table ip lbbench
+	in_lb ip addr del "$VIP/32" dev lo
+}
+
+# Issue 4: lbd in XDP mode on the same topology. Runs only once $O/lbd is
+# built; config syntax as in examples/ (issue 4).
+e2e_lbd() {
+	local conf=$E2E_TMP/lbd.conf pid
+	if [ ! -x "$O/lbd" ]; then
+		say "lbd: not built yet"
+		return 0
+	fi
+	cat >"$conf" <<-EOF
+		lbd {
+		    interfaces eth0 eth1;
+		    mode xdp;
+		    control $E2E_TMP/lbd.sock;
+		    state_dir $E2E_TMP;
+		    bpffs $PIN_ROOT;
+		}
+		vip web {
+		    listen $VIP:$VIP_PORT;
+		    backend ${BE_ADDRS[1]}:$BE_PORT weight=1;
+		    backend ${BE_ADDRS[2]}:$BE_PORT weight=1;
+		    backend ${BE_ADDRS[3]}:$BE_PORT weight=1;
+		}
+	EOF
+	bg_start @lb "$O/lbd" -f -c "$conf"
+	pid=$BG_PID
+	if wait_for -t 10 _http_ok "http://$VIP:$VIP_PORT/"; then
+		wrk_rps lbd "http://$VIP:$VIP_PORT/"
+	else
+		say "FAIL: e2e lbd: VIP does not answer through lbd; its log:"
+		bg_log "$pid" | tail -20 | tee -a "$SUMMARY"
+		failed=1
+	fi
+	bg_stop "$pid"
+	lb_nsenter timeout 10 "$O/lbd" --cleanup -c "$conf" >/dev/null 2>&1
+	rm -rf "$PIN_ROOT"
+}
+
+e2e_cleanup() {
+	topo_down
+	[ -z "$E2E_TMP" ] || rm -rf "$E2E_TMP"
+	E2E_TMP=
+	rm -rf "$PIN_ROOT"
+}
+
+bench_e2e() {
+	say ""
+	say "== End to end: HTTP requests/s, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close,"
+	say "   client -> VIP $VIP:$VIP_PORT -> 3 demo backends (tests/net topology)"
+	if ! is_root; then skip e2e "needs root (network namespaces)"; return; fi
+	local c
+	for c in wrk nft curl; do
+		command -v $c >/dev/null || { skip e2e "'$c' not installed (make deps)"; return; }
+	done
+	[ -x "$O/examples/demo_backend" ] || { say "FAIL: $O/examples/demo_backend not built"; failed=1; return; }
+	TOPO_PREFIX=lbb$$-
+	# shellcheck source=../../tests/net/lib.sh
+	. "$REPO_DIR/tests/net/lib.sh"
+	E2E_CSV=$RES/e2e.csv
+	echo "target,requests_per_s,errors" >"$E2E_CSV"
+	topo_up 3 || { say "FAIL: e2e: topology"; failed=1; return; }
+	# topo_up's traps, widened to what this section adds.
+	trap e2e_cleanup EXIT
+	trap 'e2e_cleanup; trap - EXIT; exit 130' INT
+	trap 'e2e_cleanup; trap - EXIT; exit 143' TERM
+	E2E_TMP=$(mktemp -d /tmp/lbd-bench.XXXXXX)
+	if ! start_backends "$BE_PORT"; then
+		say "FAIL: e2e: backends do not start"
+		failed=1
+		e2e_cleanup
+		return
+	fi
+	e2e_direct
+	e2e_nftables
+	e2e_lbd
+	e2e_cleanup
+	trap - EXIT INT TERM
+	fmt "$E2E_CSV"
+	awk -F, 'NR > 1 { r[$1] = $2 }
+		END {
+			if (r["direct"] && r["nftables"])
+				printf "nftables / direct: %.2fx\n", r["nftables"] / r["direct"]
+			if (r["direct"] && r["lbd"])
+				printf "lbd / direct: %.2fx (target >= 0.95x)\n", r["lbd"] / r["direct"]
+			if (r["direct_all"] && r["nftables"])
+				printf "nftables / direct_all: %.2fx\n", r["nftables"] / r["direct_all"]
+			if (r["direct_all"] && r["lbd"])
+				printf "lbd / direct_all: %.2fx\n", r["lbd"] / r["direct_all"]
+			if (r["nftables"] && r["lbd"])
+				printf "lbd / nftables: %.2fx (target >= 1.00x)\n", r["lbd"] / r["nftables"]
+		}' "$E2E_CSV" | tee -a "$SUMMARY"
+	have_gnuplot || return 0
+	gnuplot <<-EOF 2>/dev/null
+		set terminal pngcairo size 640,400
+		set output "$RES/e2e.png"
+		set datafile separator ","
+		set title "Short HTTP connections through the balancer (requests/s)"
+		set style data histograms
+		set style fill solid 0.8 border -1
+		set boxwidth 0.8
+		set yrange [0:*]
+		plot "$E2E_CSV" using 2:xtic(1) notitle
+	EOF
+}
+
+have_gnuplot() { command -v gnuplot >/dev/null; }
+
+# ------------------------------------------------------------- main
+
+for b in "$O/tools/bench_xdp" "$O/tools/bench_maglev"; do
+	[ -x "$b" ] || { echo "bench: $b not built (make O=$O)" >&2; exit 1; }
+done
+say "lbd benchmark $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+want xdp && bench_xdp
+want maglev && bench_maglev
+want e2e && bench_e2e
+say ""
+say "results: $RES"
+exit $failed
