@@ -348,7 +348,7 @@ static bool valid_name(const char *s)
 /* ---------------------------------------------------------------- backends */
 
 static int parse_backend(char *const *words, int n, struct lb_backend_conf *out,
-			 bool allow_vip, char *err, size_t errlen)
+			 unsigned int *given, bool allow_vip, char *err, size_t errlen)
 {
 	enum { O_WEIGHT, O_MAX_FAILS, O_FAIL_TIMEOUT, O_HC, O_BACKUP, O_STATE, O_VIP, O_N };
 	static const char *const opts[O_N] = {
@@ -358,7 +358,10 @@ static int parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 		.weight = 1, .max_fails = 1, .fail_timeout_ms = 10000,
 		.health_check = LB_HC_INHERIT, .state = LB_BE_UP,
 	};
-	bool seen[O_N] = { 0 };
+	unsigned int seen = 0;
+
+	_Static_assert(LB_BE_OPT_WEIGHT == 1u << O_WEIGHT && LB_BE_OPT_STATE == 1u << O_STATE &&
+		       LB_BE_OPT_VIP == 1u << O_VIP, "option bits follow the option table");
 
 	if (n < 1) {
 		snprintf(err, errlen, "missing backend address");
@@ -389,11 +392,11 @@ static int parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 			snprintf(err, errlen, "unknown backend option \"%s\"", w);
 			return -EINVAL;
 		}
-		if (seen[o]) {
+		if (seen & (1u << o)) {
 			snprintf(err, errlen, "duplicate backend option \"%s\"", w);
 			return -EINVAL;
 		}
-		seen[o] = true;
+		seen |= 1u << o;
 		switch (o) {
 		case O_WEIGHT:
 			if (parse_u32(v, 65535, &b.weight))
@@ -446,13 +449,21 @@ bad:
 		return -EINVAL;
 	}
 	*out = b;
+	if (given)
+		*given = seen;
 	return 0;
 }
 
 int lb_config_parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 			    char *err, size_t errlen)
 {
-	return parse_backend(words, n, out, true, err, errlen);
+	return parse_backend(words, n, out, NULL, true, err, errlen);
+}
+
+int lb_config_parse_backend_given(char *const *words, int n, struct lb_backend_conf *out,
+				  unsigned int *given, char *err, size_t errlen)
+{
+	return parse_backend(words, n, out, given, true, err, errlen);
 }
 
 /* ------------------------------------------------------------------ split */
@@ -1450,7 +1461,7 @@ static void d_backend(struct parser *ps, const struct stmt *st, struct block *b)
 	struct lb_backend_conf be;
 	char err[MSG_MAX];
 
-	if (parse_backend(st->w + 1, st->n - 1, &be, false, err, sizeof(err))) {
+	if (parse_backend(st->w + 1, st->n - 1, &be, NULL, false, err, sizeof(err))) {
 		perr(ps, st->at, "%s", err);
 		return;
 	}

@@ -170,6 +170,22 @@ const struct lb_vip_conf *lb_config_vip(const struct lb_conf *cfg, const char *n
 int lb_config_parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 			    char *err, size_t errlen);
 
+/* Options a backend statement named, for `backend set` (only what is named
+ * changes). */
+enum {
+	LB_BE_OPT_WEIGHT       = 1u << 0,
+	LB_BE_OPT_MAX_FAILS    = 1u << 1,
+	LB_BE_OPT_FAIL_TIMEOUT = 1u << 2,
+	LB_BE_OPT_HEALTH_CHECK = 1u << 3,
+	LB_BE_OPT_BACKUP       = 1u << 4,
+	LB_BE_OPT_STATE        = 1u << 5,
+	LB_BE_OPT_VIP          = 1u << 6,
+};
+/* lb_config_parse_backend, also returning in *given the LB_BE_OPT_* bits of
+ * the options present. */
+int lb_config_parse_backend_given(char *const *words, int n, struct lb_backend_conf *out,
+				  unsigned int *given, char *err, size_t errlen);
+
 /* Split one control statement with the config lexer (quotes, escapes, `#`
  * comments, an optional trailing `;`). Words are stored in buf. Returns the
  * word count, -EINVAL (syntax) or -E2BIG (too many words or buf too small),

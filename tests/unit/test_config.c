@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -177,6 +178,31 @@ static void test_issue4_example_file(void **state)
 	assert_int_equal(lb_config_load("examples/lbd.conf", &c, collect, &e), 0);
 	check_issue4(&c);
 	lb_config_free(&c);
+}
+
+/* Every shipped example is a valid config. */
+static void test_examples_parse(void **state)
+{
+	glob_t g;
+	int bad = 0;
+
+	(void)state;
+	assert_int_equal(glob("examples/*.conf", 0, NULL, &g), 0);
+	assert_true(g.gl_pathc >= 4);
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		struct lb_conf c;
+		struct errs e = { 0 };
+
+		if (lb_config_load(g.gl_pathv[i], &c, collect, &e)) {
+			fprintf(stderr, "%s", e.text);
+			bad++;
+			continue;
+		}
+		assert_true(c.nvips >= 1);
+		lb_config_free(&c);
+	}
+	globfree(&g);
+	assert_int_equal(bad, 0);
 }
 
 static void test_defaults(void **state)
@@ -1060,6 +1086,28 @@ static void test_backend_ok(void **state)
 	assert_int_equal(b.health_check, LB_HC_UDP);
 }
 
+static void test_backend_given(void **state)
+{
+	static char buf[256];
+	struct lb_backend_conf b;
+	char *w[16], err[160];
+	unsigned int given = 0xdead;
+	int n = lb_config_split("10.0.0.2:3000 state=drain vip=web weight=3", w, 16, buf,
+				sizeof(buf), err, sizeof(err));
+
+	(void)state;
+	assert_int_equal(lb_config_parse_backend_given(w, n, &b, &given, err, sizeof(err)), 0);
+	assert_int_equal(given, LB_BE_OPT_STATE | LB_BE_OPT_VIP | LB_BE_OPT_WEIGHT);
+	assert_int_equal(b.weight, 3);
+	assert_int_equal(lb_config_parse_backend_given(w, 1, &b, &given, err, sizeof(err)), 0);
+	assert_int_equal(given, 0);
+	n = lb_config_split("10.0.0.2:3000 backup max_fails=2 fail_timeout=1s health_check=tcp",
+			    w, 16, buf, sizeof(buf), err, sizeof(err));
+	assert_int_equal(lb_config_parse_backend_given(w, n, &b, &given, err, sizeof(err)), 0);
+	assert_int_equal(given, LB_BE_OPT_BACKUP | LB_BE_OPT_MAX_FAILS | LB_BE_OPT_FAIL_TIMEOUT |
+				LB_BE_OPT_HEALTH_CHECK);
+}
+
 static void test_backend_errors(void **state)
 {
 	static const struct { const char *line, *err; } cases[] = {
@@ -1101,6 +1149,7 @@ int main(void)
 	static const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_issue4_example),
 		cmocka_unit_test(test_issue4_example_file),
+		cmocka_unit_test(test_examples_parse),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_lbd_block_all),
 		cmocka_unit_test(test_listen_forms),
@@ -1125,6 +1174,7 @@ int main(void)
 		cmocka_unit_test(test_split_quotes),
 		cmocka_unit_test(test_split_errors),
 		cmocka_unit_test(test_backend_ok),
+		cmocka_unit_test(test_backend_given),
 		cmocka_unit_test(test_backend_errors),
 	};
 	size_t nfixed = sizeof(fixed) / sizeof(fixed[0]);
