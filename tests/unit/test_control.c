@@ -390,6 +390,59 @@ static void test_malformed(void **state)
 	server_stop(s);
 }
 
+/* What the server must say about a body: 0 valid, 2 malformed. */
+static int verdict(const char *b, size_t n)
+{
+	size_t words = 0, opt_len = strlen(b);
+
+	if (b[n - 1] != '\0' || b[strspn(b, "jn")] != '\0' || opt_len + 1 >= n || !b[opt_len + 1])
+		return 2;
+	for (size_t i = opt_len + 1; i < n; i++)
+		words += b[i] == '\0';
+	return words > LB_CTL_MAX_WORDS ? 2 : 0;
+}
+
+static void test_random_input(void **state)
+{
+	static const char alphabet[] = { '\0', '\0', 'j', 'n', 'x', 'b' };
+	struct server *s = *state;
+	unsigned int seed = 42;
+	int want_calls = 0;
+	char body[600];
+
+	server_start(s);
+	for (int i = 0; i < 2000; i++) {
+		size_t n = 1 + (size_t)rand_r(&seed) % (i % 10 ? 12 : sizeof(body));
+		int expect;
+
+		for (size_t k = 0; k < n; k++)
+			body[k] = alphabet[rand_r(&seed) % sizeof(alphabet)];
+		if (i % 7 == 0) {
+			/* Cut short: length word promises more than arrives. */
+			unsigned char hdr[4];
+			int fd = raw_connect(s->path);
+
+			put_be32(hdr, (uint32_t)n + 5);
+			if (rand_r(&seed) % 2) {
+				raw_send(fd, hdr, 4);
+				raw_send(fd, body, n);
+			} else {
+				raw_send(fd, hdr, 1 + (size_t)rand_r(&seed) % 3);
+			}
+			close(fd);
+			continue;
+		}
+		expect = verdict(body, n);
+		want_calls += expect == 0;
+		assert_int_equal(raw_request(s->path, body, n, NULL, 0), expect);
+	}
+	/* Both verdicts were exercised, many times. */
+	assert_true(want_calls > 50 && want_calls < 1500);
+	assert_int_equal(atomic_load(&s->calls), want_calls);
+	expect_flags(s, "j", 1, 0);
+	server_stop(s);
+}
+
 #define N_CONCURRENT 100
 
 static void test_concurrent(void **state)
@@ -828,6 +881,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_dropped, setup, teardown),
