@@ -145,6 +145,7 @@ static enum tok lex_next(struct lexer *lx)
 	case '{': lx->p++; return T_LBRACE;
 	case '}': lx->p++; return T_RBRACE;
 	}
+	/* Reserve the buffer first: "" is a word too and needs its NUL. */
 	lx->len = 0;
 	if (lex_put(lx, '\0'))
 		return lex_fail(lx, "out of memory");
@@ -347,21 +348,63 @@ static bool valid_name(const char *s)
 
 /* ---------------------------------------------------------------- backends */
 
+enum { O_WEIGHT, O_MAX_FAILS, O_FAIL_TIMEOUT, O_HC, O_BACKUP, O_STATE, O_VIP, O_N };
+
+static const char *const be_opts[O_N] = {
+	"weight", "max_fails", "fail_timeout", "health_check", "backup", "state", "vip",
+};
+
+_Static_assert(LB_BE_OPT_WEIGHT == 1u << O_WEIGHT && LB_BE_OPT_STATE == 1u << O_STATE &&
+	       LB_BE_OPT_VIP == 1u << O_VIP, "option bits follow the option table");
+
+/* Applies one key=value option; false if the value is bad. */
+static bool backend_opt(int o, const char *v, struct lb_backend_conf *b)
+{
+	int t;
+
+	switch (o) {
+	case O_WEIGHT:
+		return !parse_u32(v, 65535, &b->weight);
+	case O_MAX_FAILS:
+		return !parse_u32(v, 65535, &b->max_fails);
+	case O_FAIL_TIMEOUT:
+		return !lb_parse_duration_ms(v, &b->fail_timeout_ms) && b->fail_timeout_ms;
+	case O_HC:
+		t = lookup_word(v, hc_names, ARRAY_SIZE(hc_names));
+		if (t <= LB_HC_INHERIT)
+			return false;
+		b->health_check = (enum lb_hc_type)t;
+		return true;
+	case O_BACKUP:
+		b->backup = true;
+		return true;
+	case O_STATE:
+		t = lookup_word(v, state_names, ARRAY_SIZE(state_names));
+		if (t <= LB_BE_UNUSED)
+			return false;
+		b->state = (enum lb_backend_state)t;
+		return true;
+	case O_VIP:
+		if (!valid_name(v))
+			return false;
+		snprintf(b->vip, sizeof(b->vip), "%s", v);
+		return true;
+	}
+	return false;
+}
+
 static int parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 			 unsigned int *given, bool allow_vip, char *err, size_t errlen)
 {
-	enum { O_WEIGHT, O_MAX_FAILS, O_FAIL_TIMEOUT, O_HC, O_BACKUP, O_STATE, O_VIP, O_N };
-	static const char *const opts[O_N] = {
-		"weight", "max_fails", "fail_timeout", "health_check", "backup", "state", "vip",
+	static const char *const expect[O_N] = {
+		"0..65535", "0..65535", "a duration above 0 such as 10s",
+		"tcp, http, udp, none", "", "up, drain, down", NAME_RULE,
 	};
 	struct lb_backend_conf b = {
 		.weight = 1, .max_fails = 1, .fail_timeout_ms = 10000,
 		.health_check = LB_HC_INHERIT, .state = LB_BE_UP,
 	};
 	unsigned int seen = 0;
-
-	_Static_assert(LB_BE_OPT_WEIGHT == 1u << O_WEIGHT && LB_BE_OPT_STATE == 1u << O_STATE &&
-		       LB_BE_OPT_VIP == 1u << O_VIP, "option bits follow the option table");
 
 	if (n < 1) {
 		snprintf(err, errlen, "missing backend address");
@@ -377,18 +420,15 @@ static int parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 		return -EINVAL;
 	}
 	for (int i = 1; i < n; i++) {
-		const char *w = words[i], *eq = strchr(w, '='), *v = eq ? eq + 1 : NULL;
+		const char *w = words[i], *eq = strchr(w, '=');
 		size_t klen = eq ? (size_t)(eq - w) : strlen(w);
 		int o = -1;
 
 		for (int k = 0; k < O_N; k++)
-			if (strlen(opts[k]) == klen && !strncmp(w, opts[k], klen))
+			if (strlen(be_opts[k]) == klen && !strncmp(w, be_opts[k], klen))
 				o = k;
-		if (o == O_VIP && !allow_vip)
-			o = -1;
-		if (!v)
-			v = "";
-		if (o < 0 || (o == O_BACKUP && eq)) {
+		/* In the file a backend's VIP is its block. */
+		if (o < 0 || (o == O_VIP && !allow_vip) || (o == O_BACKUP && eq)) {
 			snprintf(err, errlen, "unknown backend option \"%s\"", w);
 			return -EINVAL;
 		}
@@ -397,56 +437,11 @@ static int parse_backend(char *const *words, int n, struct lb_backend_conf *out,
 			return -EINVAL;
 		}
 		seen |= 1u << o;
-		switch (o) {
-		case O_WEIGHT:
-			if (parse_u32(v, 65535, &b.weight))
-				goto bad;
-			break;
-		case O_MAX_FAILS:
-			if (parse_u32(v, 65535, &b.max_fails))
-				goto bad;
-			break;
-		case O_FAIL_TIMEOUT:
-			if (lb_parse_duration_ms(v, &b.fail_timeout_ms) || !b.fail_timeout_ms)
-				goto bad;
-			break;
-		case O_HC: {
-			int t = lookup_word(v, hc_names, ARRAY_SIZE(hc_names));
-
-			if (t <= LB_HC_INHERIT)
-				goto bad;
-			b.health_check = (enum lb_hc_type)t;
-			break;
-		}
-		case O_BACKUP:
-			b.backup = true;
-			break;
-		case O_STATE: {
-			int s = lookup_word(v, state_names, ARRAY_SIZE(state_names));
-
-			if (s <= LB_BE_UNUSED)
-				goto bad;
-			b.state = (enum lb_backend_state)s;
-			break;
-		}
-		case O_VIP:
-			if (!valid_name(v))
-				goto bad;
-			snprintf(b.vip, sizeof(b.vip), "%s", v);
-			break;
-		}
-		continue;
-bad:
-		{
-			static const char *const expect[O_N] = {
-				"0..65535", "0..65535", "a duration above 0 such as 10s",
-				"tcp, http, udp, none", "", "up, drain, down", NAME_RULE,
-			};
-
-			snprintf(err, errlen, "invalid %s in \"%s\" (expected %s)", opts[o], w,
+		if (!backend_opt(o, eq ? eq + 1 : "", &b)) {
+			snprintf(err, errlen, "invalid %s in \"%s\" (expected %s)", be_opts[o], w,
 				 expect[o]);
+			return -EINVAL;
 		}
-		return -EINVAL;
 	}
 	*out = b;
 	if (given)
@@ -555,7 +550,7 @@ static void perr(struct parser *ps, struct loc at, const char *fmt, ...)
 
 static void perr(struct parser *ps, struct loc at, const char *fmt, ...)
 {
-	char msg[MSG_MAX], line[MSG_MAX + LB_CONF_PATH_MAX + 16];
+	char msg[MSG_MAX], line[MSG_MAX + PATH_MAX + 16];
 	va_list ap;
 
 	ps->nerr++;
@@ -1698,6 +1693,9 @@ static void d_log_max_size(struct parser *ps, const struct stmt *st, struct bloc
 {
 	set_size(ps, st, &b->ws->w.log_max_size);
 }
+
+_Static_assert(ARRAY_SIZE(lbd_dirs) <= DIRS_MAX && ARRAY_SIZE(vip_dirs) <= DIRS_MAX,
+	       "struct block tracks at most DIRS_MAX directives");
 
 static const struct directive worker_dirs[] = {
 	{ "command", 1, -1, false, d_command },
