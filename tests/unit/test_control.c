@@ -540,6 +540,39 @@ static void test_idle_dropped(void **state)
 	server_stop(s);
 }
 
+static void test_slow_reader_dropped(void **state)
+{
+	struct lb_ctl_opts o = { .client_timeout_ms = 200 };
+	struct server *s = *state;
+	static const char body[] = "\0big";
+	unsigned char hdr[4], buf[65536];
+	size_t got = 0;
+	int fd;
+
+	server_dirs(s);
+	server_start_opts(s, &o);
+	fd = raw_connect(s->path);
+	put_be32(hdr, sizeof(body));
+	raw_send(fd, hdr, 4);
+	raw_send(fd, body, sizeof(body));
+	/* Never read: the answer (1 MiB) stalls in the socket buffers. */
+	usleep(700 * 1000);
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n <= 0) {
+			assert_true(n == 0 || errno == ECONNRESET);
+			break;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	/* Some of it arrived, not all: the server gave up on the reader. */
+	assert_true(got > 4);
+	assert_true(got < 4 + 1024 * 1024);
+	server_stop(s);
+}
+
 static void test_busy(void **state)
 {
 	struct lb_ctl_opts o = { .max_clients = 2 };
@@ -885,6 +918,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slow_reader_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_socket, setup, teardown),
