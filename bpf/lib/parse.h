@@ -27,14 +27,16 @@ struct lb_pkt {
 	__u8  ttl;        /* TTL or hop limit */
 };
 
-static __always_inline int lb_parse_l4(void *cur, void *end, struct lb_pkt *p)
+/* l4_len: what the IP length leaves for L4; the frame may be longer
+ * (Ethernet padding), and a header in the padding is no header. */
+static __always_inline int lb_parse_l4(void *cur, void *end, __u32 l4_len, struct lb_pkt *p)
 {
 	p->l4 = cur;
 	switch (p->key.proto) {
 	case IPPROTO_TCP: {
 		struct tcphdr *th = cur;
 
-		if ((void *)(th + 1) > end)
+		if ((void *)(th + 1) > end || l4_len < sizeof(*th))
 			goto trunc;
 		if (th->doff < 5) {
 			p->reason = LB_DROP_BAD_L4;
@@ -48,7 +50,7 @@ static __always_inline int lb_parse_l4(void *cur, void *end, struct lb_pkt *p)
 	case IPPROTO_UDP: {
 		struct udphdr *uh = cur;
 
-		if ((void *)(uh + 1) > end)
+		if ((void *)(uh + 1) > end || l4_len < sizeof(*uh))
 			goto trunc;
 		p->key.sport = uh->source;
 		p->key.dport = uh->dest;
@@ -57,7 +59,7 @@ static __always_inline int lb_parse_l4(void *cur, void *end, struct lb_pkt *p)
 	case IPPROTO_ICMP:
 	case IPPROTO_ICMPV6:
 		/* type, code, checksum and 4 more bytes */
-		if (cur + 8 > end)
+		if (cur + 8 > end || l4_len < 8)
 			goto trunc;
 		return LB_PARSE_OK;
 	default:
@@ -90,7 +92,9 @@ static __always_inline int lb_parse_ipv4(void *cur, void *end, struct lb_pkt *p)
 		p->reason = LB_DROP_BAD_L3;
 		return LB_PARSE_BAD;
 	}
-	if (cur + hlen > end) {
+	/* Shorter than its total length: cut in transit. (Longer is fine:
+	 * Ethernet pads short frames.) */
+	if (cur + hlen > end || cur + p->l3_len > end) {
 		p->reason = LB_DROP_TRUNC_L3;
 		return LB_PARSE_BAD;
 	}
@@ -98,7 +102,7 @@ static __always_inline int lb_parse_ipv4(void *cur, void *end, struct lb_pkt *p)
 		p->reason = LB_DROP_FRAGMENT;
 		return LB_PARSE_BAD;
 	}
-	return lb_parse_l4(cur + hlen, end, p);
+	return lb_parse_l4(cur + hlen, end, p->l3_len - hlen, p);
 }
 
 static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
@@ -119,6 +123,10 @@ static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
 	p->l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	if (ip6->version != 6) {
 		p->reason = LB_DROP_BAD_L3;
+		return LB_PARSE_BAD;
+	}
+	if (cur + p->l3_len > end) {
+		p->reason = LB_DROP_TRUNC_L3;
 		return LB_PARSE_BAD;
 	}
 	nexthdr = ip6->nexthdr;
@@ -148,9 +156,14 @@ static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
 			nexthdr = h[0];
 			cur += 8;
 			continue;
-		default:
+		default: {
+			__u32 off = cur - (void *)ip6;
+
+			if (off > p->l3_len)
+				goto trunc;
 			p->key.proto = nexthdr;
-			return lb_parse_l4(cur, end, p);
+			return lb_parse_l4(cur, end, p->l3_len - off, p);
+		}
 		}
 	}
 	p->reason = LB_DROP_EXTHDR;

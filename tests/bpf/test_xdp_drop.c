@@ -220,6 +220,30 @@ static void test_drop_bad_l3(void **st)
 	expect_drop(&p, LB_DROP_BAD_L3);
 }
 
+/* The IP length claims more than the frame carries. */
+static void test_drop_short_datagram(void **st)
+{
+	struct h_spec s = pkt(4, IPPROTO_TCP, VIP4, 80);
+	struct h_pkt p;
+
+	(void)st;
+	add_vips();
+	h_build(&s, &p);
+	p.len -= 2;
+	expect_drop(&p, LB_DROP_TRUNC_L3);
+	s = pkt(6, IPPROTO_UDP, VIP6, 80);
+	h_build(&s, &p);
+	p.len -= 1;
+	expect_drop(&p, LB_DROP_TRUNC_L3);
+}
+
+/* Set the IP length field (IPv4 total length / IPv6 payload length). */
+static void set_ip_len(struct h_pkt *p, int fam, uint16_t v)
+{
+	p->b[p->l3off + (fam == 6 ? 4 : 2)] = (uint8_t)(v >> 8);
+	p->b[p->l3off + (fam == 6 ? 5 : 3)] = (uint8_t)v;
+}
+
 static void test_drop_trunc_l4(void **st)
 {
 	struct h_spec s = pkt(4, IPPROTO_TCP, VIP4, 80);
@@ -228,15 +252,21 @@ static void test_drop_trunc_l4(void **st)
 	(void)st;
 	add_vips();
 	h_build(&s, &p);
-	p.len = p.l4off + 19;
+	p.len = p.l4off + 19; /* datagram and frame end inside the TCP header */
+	set_ip_len(&p, 4, 20 + 19);
+	expect_drop(&p, LB_DROP_TRUNC_L4);
+	h_build(&s, &p); /* the rest of the header is in the Ethernet padding */
+	set_ip_len(&p, 4, 20 + 10);
 	expect_drop(&p, LB_DROP_TRUNC_L4);
 	s = pkt(6, IPPROTO_UDP, VIP6, 80);
 	h_build(&s, &p);
 	p.len = p.l4off + 7;
+	set_ip_len(&p, 6, 7);
 	expect_drop(&p, LB_DROP_TRUNC_L4);
 	s = pkt(4, IPPROTO_ICMP, VIP4, 0);
 	h_build(&s, &p);
 	p.len = p.l4off + 4;
+	set_ip_len(&p, 4, 20 + 4);
 	expect_drop(&p, LB_DROP_TRUNC_L4);
 }
 
@@ -417,6 +447,7 @@ int main(void)
 		T(test_pass_malformed_non_vip),
 		T(test_drop_trunc_l3),
 		T(test_drop_bad_l3),
+		T(test_drop_short_datagram),
 		T(test_drop_trunc_l4),
 		T(test_drop_bad_l4),
 		T(test_drop_fragment),

@@ -617,6 +617,108 @@ static void test_wildcard_port(void **st)
 	h_expect(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT, &out, &want);
 }
 
+/* A short frame padded to Ethernet's 60 bytes: the padding is carried
+ * through untouched and is no part of the datagram's checksums. */
+static void test_padded_frame(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = from_client(4, IPPROTO_TCP, 40020, 80), w;
+	struct h_pkt pin, out, want;
+	uint16_t port;
+
+	(void)st;
+	h_svc_add(&s);
+	in.plen = 0;
+	h_build(&in, &pin);
+	assert_int_equal(pin.len, 54);
+	memset(pin.b + 54, 0xa5, 6);
+	pin.len = 60;
+	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT);
+	port = snat_port_of(&out, &in, LB_SNAT_PORT_LO, LB_SNAT_PORT_HI);
+	w = to_backend(&in, port);
+	h_build(&w, &want);
+	memset(want.b + 54, 0xa5, 6);
+	want.len = 60;
+	h_expect(XDP_REDIRECT, XDP_REDIRECT, &out, &want);
+}
+
+/*
+ * An ICMP error from the client side quoting a reply we sent to the client
+ * (VIP -> client) goes to the backend, quoting backend -> SNAT address.
+ */
+static void icmp_error_to_backend(int fam)
+{
+	struct h_svc s = svc(fam, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = from_client(fam, IPPROTO_TCP, 40021, 80), sent, orig, e, w;
+	struct h_pkt pin, out, want, q_sent, q_orig;
+	int v6 = fam == 6, v;
+	uint16_t port;
+
+	h_svc_add(&s);
+	in.plen = 0;
+	port = forward_ok(&in);
+	/* What we sent to the client: VIP:80 -> client:40021. */
+	sent = from_backend(fam, IPPROTO_TCP, port);
+	sent.src = in.dst;
+	sent.dst = in.src;
+	sent.sport = 80;
+	sent.dport = 40021;
+	sent.plen = 0;
+	h_build(&sent, &q_sent);
+	e = (struct h_spec){
+		.family = fam, .src = v6 ? "2001:2::4" : "198.18.0.4", .dst = in.src, .ttl = 64,
+		.proto = v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP,
+		.icmp_type = v6 ? 2 : 3, .icmp_code = v6 ? 0 : 4,
+		.icmp_rest = v6 ? 1280 : 1400,
+		.payload = q_sent.b + q_sent.l3off, .plen = q_sent.len - q_sent.l3off,
+	};
+	memcpy(e.dmac, h_mac_client_if, 6);
+	h_mac_client(4, e.smac);
+	h_build(&e, &pin);
+	v = h_run(&pin, h_ifindex_client(), &out);
+
+	orig = sent; /* backend:8080 -> SNAT:port, L4 checksum as quoted */
+	orig.src = v6 ? BE6 : BE4;
+	orig.dst = v6 ? H_SNAT6 : H_SNAT4;
+	orig.sport = 8080;
+	orig.dport = port;
+	h_build(&orig, &q_orig);
+	memcpy(q_orig.b + q_orig.l4off + 16, q_sent.b + q_sent.l4off + 16, 2);
+	w = e;
+	w.src = v6 ? H_SNAT6 : H_SNAT4;
+	w.dst = v6 ? BE6 : BE4;
+	w.ttl = 63;
+	w.payload = q_orig.b + q_orig.l3off;
+	memcpy(w.smac, h_mac_backend_if, 6);
+	h_mac_backend(1, w.dmac);
+	h_build(&w, &want);
+	h_expect(v, XDP_REDIRECT, &out, &want);
+}
+
+static void test_icmp4_to_backend(void **st) { (void)st; icmp_error_to_backend(4); }
+static void test_icmp6_to_backend(void **st) { (void)st; icmp_error_to_backend(6); }
+
+/* A backend refusing a SYN (RST) is counted for passive health checks. */
+static void test_backend_refuses(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = from_client(4, IPPROTO_TCP, 40022, 80), r;
+	struct lb_backend_stats bs;
+	struct h_pkt pin, out;
+
+	(void)st;
+	h_svc_add(&s);
+	r = from_backend(4, IPPROTO_TCP, forward_ok(&in));
+	r.tcp_flags = 0x14; /* RST, ACK */
+	r.plen = 0;
+	h_build(&r, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
+	assert_int_equal(lb_dp_backend_stats(h_dp(), 1, &bs), 0);
+	assert_int_equal(bs.rst_syn, 1);
+	assert_int_equal(bs.synack, 0);
+	assert_int_equal(h_conns(1), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, h_dp_up, h_dp_down)
 
 int main(void)
@@ -652,6 +754,10 @@ int main(void)
 		T(test_no_neigh_passes),
 		T(test_same_interface_tx),
 		T(test_wildcard_port),
+		T(test_padded_frame),
+		T(test_icmp4_to_backend),
+		T(test_icmp6_to_backend),
+		T(test_backend_refuses),
 	};
 
 	h_init();
