@@ -573,6 +573,46 @@ static void test_slow_reader_dropped(void **state)
 	server_stop(s);
 }
 
+static void test_pending(void **state)
+{
+	struct lb_ctl_opts o = { .handler = echo_handler };
+	struct server *s = *state;
+	static const char body[] = "\0big";
+	unsigned char hdr[4], buf[65536];
+	size_t got = 0;
+	int fd;
+
+	/* The loop runs here, in this thread, between the client's reads. */
+	server_dirs(s);
+	o.path = s->path;
+	o.ctx = s;
+	assert_int_equal(lb_loop_new(&s->loop), 0);
+	assert_int_equal(lb_ctl_open(s->loop, &o, &s->ctl), 0);
+	fd = raw_connect(s->path);
+	put_be32(hdr, sizeof(body));
+	raw_send(fd, hdr, 4);
+	raw_send(fd, body, sizeof(body));
+	for (int i = 0; i < 100 && !atomic_load(&s->calls); i++)
+		lb_loop_run_once(s->loop, 10);
+	assert_int_equal(atomic_load(&s->calls), 1);
+	assert_int_equal(lb_ctl_pending(s->ctl), 1); /* 1 MiB does not fit */
+	for (int i = 0; i < 10000; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n == 0)
+			break;
+		if (n > 0)
+			got += (size_t)n;
+		lb_loop_run_once(s->loop, 1);
+	}
+	close(fd);
+	assert_int_equal(got, 4 + 1024 * 1024);
+	assert_int_equal(lb_ctl_pending(s->ctl), 0);
+	lb_ctl_close(s->ctl);
+	lb_loop_free(s->loop);
+	server_stop(s);
+}
+
 static void test_busy(void **state)
 {
 	struct lb_ctl_opts o = { .max_clients = 2 };
@@ -919,6 +959,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_calls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_reader_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_socket, setup, teardown),
