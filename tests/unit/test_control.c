@@ -540,21 +540,30 @@ static void test_idle_dropped(void **state)
 	server_stop(s);
 }
 
+/* Asks for the 1 MiB answer and returns the connection without reading. */
+static int request_big(const char *path)
+{
+	static const char body[] = "\0big";
+	unsigned char hdr[4];
+	int fd = raw_connect(path);
+
+	put_be32(hdr, sizeof(body));
+	raw_send(fd, hdr, 4);
+	raw_send(fd, body, sizeof(body));
+	return fd;
+}
+
 static void test_slow_reader_dropped(void **state)
 {
 	struct lb_ctl_opts o = { .client_timeout_ms = 200 };
 	struct server *s = *state;
-	static const char body[] = "\0big";
-	unsigned char hdr[4], buf[65536];
+	unsigned char buf[65536];
 	size_t got = 0;
 	int fd;
 
 	server_dirs(s);
 	server_start_opts(s, &o);
-	fd = raw_connect(s->path);
-	put_be32(hdr, sizeof(body));
-	raw_send(fd, hdr, 4);
-	raw_send(fd, body, sizeof(body));
+	fd = request_big(s->path);
 	/* Never read: the answer (1 MiB) stalls in the socket buffers. */
 	usleep(700 * 1000);
 	for (;;) {
@@ -577,8 +586,7 @@ static void test_pending(void **state)
 {
 	struct lb_ctl_opts o = { .handler = echo_handler };
 	struct server *s = *state;
-	static const char body[] = "\0big";
-	unsigned char hdr[4], buf[65536];
+	unsigned char buf[65536];
 	size_t got = 0;
 	int fd;
 
@@ -588,10 +596,7 @@ static void test_pending(void **state)
 	o.ctx = s;
 	assert_int_equal(lb_loop_new(&s->loop), 0);
 	assert_int_equal(lb_ctl_open(s->loop, &o, &s->ctl), 0);
-	fd = raw_connect(s->path);
-	put_be32(hdr, sizeof(body));
-	raw_send(fd, hdr, 4);
-	raw_send(fd, body, sizeof(body));
+	fd = request_big(s->path);
 	for (int i = 0; i < 100 && !atomic_load(&s->calls); i++)
 		lb_loop_run_once(s->loop, 10);
 	assert_int_equal(atomic_load(&s->calls), 1);
