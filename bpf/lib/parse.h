@@ -70,6 +70,18 @@ trunc:
 	return LB_PARSE_BAD;
 }
 
+/* After the L4 header: a datagram shorter than its IP length was cut in
+ * transit. (Longer is fine: Ethernet pads short frames.) A missing L4
+ * header is reported first, as the more specific reason. */
+static __always_inline int lb_parse_l4_len(void *l3, void *end, int rc, struct lb_pkt *p)
+{
+	if (rc == LB_PARSE_OK && l3 + p->l3_len > end) {
+		p->reason = LB_DROP_TRUNC_L3;
+		return LB_PARSE_BAD;
+	}
+	return rc;
+}
+
 static __always_inline int lb_parse_ipv4(void *cur, void *end, struct lb_pkt *p)
 {
 	struct iphdr *ip = cur;
@@ -92,9 +104,7 @@ static __always_inline int lb_parse_ipv4(void *cur, void *end, struct lb_pkt *p)
 		p->reason = LB_DROP_BAD_L3;
 		return LB_PARSE_BAD;
 	}
-	/* Shorter than its total length: cut in transit. (Longer is fine:
-	 * Ethernet pads short frames.) */
-	if (cur + hlen > end || cur + p->l3_len > end) {
+	if (cur + hlen > end) {
 		p->reason = LB_DROP_TRUNC_L3;
 		return LB_PARSE_BAD;
 	}
@@ -102,7 +112,7 @@ static __always_inline int lb_parse_ipv4(void *cur, void *end, struct lb_pkt *p)
 		p->reason = LB_DROP_FRAGMENT;
 		return LB_PARSE_BAD;
 	}
-	return lb_parse_l4(cur + hlen, end, p->l3_len - hlen, p);
+	return lb_parse_l4_len(cur, end, lb_parse_l4(cur + hlen, end, p->l3_len - hlen, p), p);
 }
 
 static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
@@ -123,10 +133,6 @@ static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
 	p->l3_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
 	if (ip6->version != 6) {
 		p->reason = LB_DROP_BAD_L3;
-		return LB_PARSE_BAD;
-	}
-	if (cur + p->l3_len > end) {
-		p->reason = LB_DROP_TRUNC_L3;
 		return LB_PARSE_BAD;
 	}
 	nexthdr = ip6->nexthdr;
@@ -162,7 +168,8 @@ static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
 			if (off > p->l3_len)
 				goto trunc;
 			p->key.proto = nexthdr;
-			return lb_parse_l4(cur, end, p->l3_len - off, p);
+			return lb_parse_l4_len(ip6, end,
+					       lb_parse_l4(cur, end, p->l3_len - off, p), p);
 		}
 		}
 	}
