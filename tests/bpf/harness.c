@@ -237,7 +237,8 @@ void h_build(const struct h_spec *s, struct h_pkt *p)
 	if (s->family == 0) {
 		put16(b + off, s->ethertype);
 		off += 2;
-		memcpy(b + off, s->payload, s->plen);
+		if (s->plen)
+			memcpy(b + off, s->payload, s->plen);
 		p->len = off + s->plen;
 		p->l3off = p->l4off = off;
 		return;
@@ -270,7 +271,8 @@ void h_build(const struct h_spec *s, struct h_pkt *p)
 	}
 	l4len = hdr + s->plen;
 	assert_true(p->l4off + l4len <= H_PKT_MAX);
-	memcpy(l4 + hdr, s->payload, s->plen);
+	if (s->plen)
+		memcpy(l4 + hdr, s->payload, s->plen);
 
 	/* L4 header, checksum still 0 */
 	if (proto == IPPROTO_TCP) {
