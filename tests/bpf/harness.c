@@ -377,23 +377,21 @@ static void debug_counters(int verdict)
 	fprintf(stderr, "\n");
 }
 
-int h_run(const struct h_pkt *in, int ifindex, struct h_pkt *out)
+int h_test_run(int prog_fd, void *ctx, size_t ctx_size, const struct h_pkt *in,
+	       struct h_pkt *out)
 {
-	struct xdp_md ctx = { .data_end = (__u32)in->len, .ingress_ifindex = (__u32)ifindex };
 	LIBBPF_OPTS(bpf_test_run_opts, o,
 		.data_in = in->b,
 		.data_size_in = (__u32)in->len,
 		.data_out = out->b,
 		.data_size_out = sizeof(out->b),
-		.ctx_in = &ctx,
-		.ctx_size_in = sizeof(ctx),
+		.ctx_in = ctx,
+		.ctx_size_in = (__u32)ctx_size,
 		.repeat = 1,
 	);
-	int err;
 
 	memset(out, 0, sizeof(*out));
-	err = bpf_prog_test_run_opts(lb_dp_xdp_prog_fd(dp), &o);
-	if (err)
+	if (bpf_prog_test_run_opts(prog_fd, &o))
 		fail_msg("bpf_prog_test_run_opts: %s", strerror(errno));
 	out->len = o.data_size_out;
 	out->l3off = in->l3off;
@@ -401,6 +399,59 @@ int h_run(const struct h_pkt *in, int ifindex, struct h_pkt *out)
 	if (getenv("H_DEBUG"))
 		debug_counters((int)o.retval);
 	return (int)o.retval;
+}
+
+int h_run(const struct h_pkt *in, int ifindex, struct h_pkt *out)
+{
+	/* data_end is the frame length: test_run sizes the frame from it. */
+	struct xdp_md ctx = { .data_end = (__u32)in->len, .ingress_ifindex = (__u32)ifindex };
+
+	return h_test_run(lb_dp_xdp_prog_fd(dp), &ctx, sizeof(ctx), in, out);
+}
+
+static const char h_req[] = "GET / HTTP/1.0\r\n\r\n";
+
+struct h_spec h_from_client(int fam, uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	struct h_spec s = {
+		.family = fam, .src = fam == 6 ? H_CL6 : H_CL4, .dst = fam == 6 ? H_VIP6 : H_VIP4,
+		.proto = proto, .sport = sport, .dport = dport, .ttl = 64,
+		.tcp_flags = 0x02, .seq = 1000, .ip_id = 0x1234,
+		.payload = h_req, .plen = sizeof(h_req) - 1,
+	};
+
+	memcpy(s.dmac, h_mac_client_if, 6);
+	h_mac_client(1, s.smac);
+	return s;
+}
+
+struct h_spec h_to_backend(const struct h_spec *in, uint16_t snat_port)
+{
+	struct h_spec s = *in;
+
+	s.src = in->family == 6 ? H_SNAT6 : H_SNAT4;
+	s.dst = in->family == 6 ? H_BE6 : H_BE4;
+	s.sport = snat_port;
+	s.dport = 8080;
+	s.ttl = (uint8_t)(in->ttl - 1);
+	memcpy(s.smac, h_mac_backend_if, 6);
+	h_mac_backend(1, s.dmac);
+	return s;
+}
+
+struct h_spec h_from_backend(int fam, uint8_t proto, uint16_t snat_port)
+{
+	static const char resp[] = "HTTP/1.0 200 OK\r\n\r\n";
+	struct h_spec s = {
+		.family = fam, .src = fam == 6 ? H_BE6 : H_BE4, .dst = fam == 6 ? H_SNAT6 : H_SNAT4,
+		.proto = proto, .sport = 8080, .dport = snat_port, .ttl = 63,
+		.tcp_flags = 0x12, .seq = 777, .ack = 1001,
+		.payload = resp, .plen = sizeof(resp) - 1,
+	};
+
+	memcpy(s.dmac, h_mac_backend_if, 6);
+	h_mac_backend(1, s.smac);
+	return s;
 }
 
 const char *h_verdict_name(int v)

@@ -29,6 +29,12 @@
 #define H_BACKEND_IF "veth2"
 #define H_SNAT4      "198.18.1.254"
 #define H_SNAT6      "2001:2:0:1::fe"
+#define H_VIP4       "198.18.10.1"
+#define H_VIP6       "2001:2:0:a::1"
+#define H_CL4        "198.18.0.1"   /* client 1 */
+#define H_CL6        "2001:2::1"
+#define H_BE4        "198.18.1.1"   /* backend 1 */
+#define H_BE6        "2001:2:0:1::1"
 
 extern const uint8_t h_mac_client_if[6];  /* veth0 */
 extern const uint8_t h_mac_backend_if[6]; /* veth2 */
@@ -95,6 +101,18 @@ uint16_t h_csum_fold(uint32_t sum);
 
 /* Run the XDP program once on `in` as received on ifindex. */
 int h_run(const struct h_pkt *in, int ifindex, struct h_pkt *out);
+/* Run any program once with the given context; returns its verdict. */
+int h_test_run(int prog_fd, void *ctx, size_t ctx_size, const struct h_pkt *in,
+	       struct h_pkt *out);
+
+/* The usual frames of one NAT flow on this topology:
+ * client 1 -> VIP (on veth0, SYN carrying a small request), */
+struct h_spec h_from_client(int fam, uint8_t proto, uint16_t sport, uint16_t dport);
+/* what the balancer sends backend 1 (port 8080) for it with this SNAT port
+ * (host order), */
+struct h_spec h_to_backend(const struct h_spec *in, uint16_t snat_port);
+/* and backend 1's SYN-ACK to that SNAT port (on veth2). */
+struct h_spec h_from_backend(int fam, uint8_t proto, uint16_t snat_port);
 
 /* Assert verdict and bytes; on mismatch print a hex diff and fail. */
 #define h_expect(verdict, want_verdict, got, want) \

@@ -19,12 +19,11 @@
 
 #include "harness.h"
 
-#define VIP4 "198.18.10.1"
-#define VIP6 "2001:2:0:a::1"
-#define CL4  "198.18.0.1"
-#define CL6  "2001:2::1"
-#define BE4  "198.18.1.1"
-#define BE6  "2001:2:0:1::1"
+#define VIP4 H_VIP4
+#define VIP6 H_VIP6
+#define CL4  H_CL4
+#define BE4  H_BE4
+#define BE6  H_BE6
 
 static const struct h_be be4_one[] = { { .id = 1, .addr = BE4, .port = 8080 } };
 static const struct h_be be6_one[] = { { .id = 1, .addr = BE6, .port = 8080 } };
@@ -36,38 +35,6 @@ static struct h_svc svc(int fam, uint8_t proto, uint16_t port, uint8_t fwd)
 		.proto = proto, .method = LB_METHOD_MAGLEV, .fwd = fwd,
 		.be = fam == 6 ? be6_one : be4_one, .nbe = 1,
 	};
-}
-
-static const char payload[] = "GET / HTTP/1.0\r\n\r\n";
-
-/* A frame from client 1 to the VIP, as received on veth0. */
-static struct h_spec from_client(int fam, uint8_t proto, uint16_t sport, uint16_t dport)
-{
-	struct h_spec s = {
-		.family = fam, .src = fam == 6 ? CL6 : CL4, .dst = fam == 6 ? VIP6 : VIP4,
-		.proto = proto, .sport = sport, .dport = dport, .ttl = 64,
-		.tcp_flags = 0x02, .seq = 1000, .ip_id = 0x1234,
-		.payload = payload, .plen = sizeof(payload) - 1,
-	};
-
-	memcpy(s.dmac, h_mac_client_if, 6);
-	h_mac_client(1, s.smac);
-	return s;
-}
-
-/* What the balancer sends to backend 1 for `in` with SNAT port `sport`. */
-static struct h_spec to_backend(const struct h_spec *in, uint16_t sport)
-{
-	struct h_spec s = *in;
-
-	s.src = in->family == 6 ? H_SNAT6 : H_SNAT4;
-	s.dst = in->family == 6 ? BE6 : BE4;
-	s.sport = sport;
-	s.dport = 8080;
-	s.ttl = (uint8_t)(in->ttl - 1);
-	memcpy(s.smac, h_mac_backend_if, 6);
-	h_mac_backend(1, s.dmac);
-	return s;
 }
 
 /* The SNAT port in a forwarded frame: in the configured range, and the nat
@@ -104,7 +71,7 @@ static uint16_t forward_ok(const struct h_spec *in)
 	h_build(in, &pin);
 	v = h_run(&pin, h_ifindex_client(), &out);
 	port = snat_port_of(&out, in, LB_SNAT_PORT_LO, LB_SNAT_PORT_HI);
-	w = to_backend(in, port);
+	w = h_to_backend(in, port);
 	h_build(&w, &want);
 	h_expect(v, XDP_REDIRECT, &out, &want);
 	return port;
@@ -113,7 +80,7 @@ static uint16_t forward_ok(const struct h_spec *in)
 static void new_flow(int fam, uint8_t proto)
 {
 	struct h_svc s = svc(fam, proto, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(fam, proto, 40000, 80);
+	struct h_spec in = h_from_client(fam, proto, 40000, 80);
 	uint16_t p1, p2;
 
 	h_svc_add(&s);
@@ -134,25 +101,10 @@ static void test_udp4_new_flow(void **st) { (void)st; new_flow(4, IPPROTO_UDP); 
 static void test_tcp6_new_flow(void **st) { (void)st; new_flow(6, IPPROTO_TCP); }
 static void test_udp6_new_flow(void **st) { (void)st; new_flow(6, IPPROTO_UDP); }
 
-/* The backend's answer, as received on veth2. */
-static struct h_spec from_backend(int fam, uint8_t proto, uint16_t snat_port)
-{
-	struct h_spec s = {
-		.family = fam, .src = fam == 6 ? BE6 : BE4, .dst = fam == 6 ? H_SNAT6 : H_SNAT4,
-		.proto = proto, .sport = 8080, .dport = snat_port, .ttl = 63,
-		.tcp_flags = 0x12, .seq = 777, .ack = 1001,
-		.payload = "HTTP/1.0 200 OK\r\n\r\n", .plen = 19,
-	};
-
-	memcpy(s.dmac, h_mac_backend_if, 6);
-	h_mac_backend(1, s.smac);
-	return s;
-}
-
 static void reply(int fam, uint8_t proto)
 {
 	struct h_svc s = svc(fam, proto, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(fam, proto, 40001, 80), r, w;
+	struct h_spec in = h_from_client(fam, proto, 40001, 80), r, w;
 	struct h_pkt pin, out, want;
 	struct lb_vip_stats vs;
 	uint16_t port;
@@ -160,7 +112,7 @@ static void reply(int fam, uint8_t proto)
 
 	h_svc_add(&s);
 	port = forward_ok(&in);
-	r = from_backend(fam, proto, port);
+	r = h_from_backend(fam, proto, port);
 	h_build(&r, &pin);
 	v = h_run(&pin, h_ifindex_backend(), &out);
 	/* VIP:80 -> client:40001, on the client side, TTL 62. */
@@ -189,7 +141,7 @@ static void test_udp6_reply(void **st) { (void)st; reply(6, IPPROTO_UDP); }
 static void test_reply_unknown_port_passes(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec r = from_backend(4, IPPROTO_TCP, 2000);
+	struct h_spec r = h_from_backend(4, IPPROTO_TCP, 2000);
 	struct h_pkt pin, out;
 
 	(void)st;
@@ -206,7 +158,7 @@ static void test_established_keeps_backend(void **st)
 	};
 	static const struct h_be other[] = { { .id = 2, .addr = "198.18.1.2", .port = 8080 } };
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40002, 80), in2;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40002, 80), in2;
 	struct h_pkt pin, out;
 	uint32_t id;
 	uint16_t port;
@@ -222,7 +174,7 @@ static void test_established_keeps_backend(void **st)
 	assert_int_equal(h_flow_backend(4, CL4, 40002, VIP4, 80, IPPROTO_TCP, &id), 0);
 	assert_int_equal(id, 1);
 	/* A new flow goes to the new set. */
-	in2 = from_client(4, IPPROTO_TCP, 40003, 80);
+	in2 = h_from_client(4, IPPROTO_TCP, 40003, 80);
 	h_build(&in2, &pin);
 	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT);
 	assert_int_equal(h_which_backend(&out, 4, other, 1), 0);
@@ -244,7 +196,7 @@ static void test_drain_keeps_flows(void **st)
 		{ .id = 2, .addr = "198.18.1.2", .port = 8080 },
 	};
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40004, 80);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40004, 80);
 	struct h_pkt pin, out;
 
 	(void)st;
@@ -261,7 +213,7 @@ static void test_drain_keeps_flows(void **st)
 static void ttl_expiry(int fam)
 {
 	struct h_svc s = svc(fam, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(fam, IPPROTO_TCP, 40005, 80);
+	struct h_spec in = h_from_client(fam, IPPROTO_TCP, 40005, 80);
 	struct h_pkt pin, out;
 
 	h_svc_add(&s);
@@ -282,19 +234,19 @@ static void test_ttl6_expiry(void **st) { (void)st; ttl_expiry(6); }
 static void test_udp4_zero_csum_kept(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_UDP, 53, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_UDP, 40006, 53);
+	struct h_spec in = h_from_client(4, IPPROTO_UDP, 40006, 53);
 
 	(void)st;
 	h_svc_add(&s);
 	in.udp_nocsum = true;
-	forward_ok(&in); /* to_backend() keeps udp_nocsum: checksum 0 expected */
+	forward_ok(&in); /* h_to_backend() keeps udp_nocsum: checksum 0 expected */
 }
 
 /* A translated UDP checksum that comes out 0 must be sent as 0xffff. */
 static void test_udp4_csum_result_zero(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_UDP, 53, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_UDP, 40007, 53), w;
+	struct h_spec in = h_from_client(4, IPPROTO_UDP, 40007, 53), w;
 	struct h_pkt pin, out, want;
 	uint8_t pl[20] = "zero-checksum test";
 	uint16_t c;
@@ -306,7 +258,7 @@ static void test_udp4_csum_result_zero(void **st)
 	 * 0xffff, i.e. its checksum computes to 0. */
 	in.payload = pl;
 	in.plen = sizeof(pl);
-	w = to_backend(&in, 5000);
+	w = h_to_backend(&in, 5000);
 	h_build(&w, &want);
 	memcpy(&c, want.b + want.l4off + 6, 2);
 	c = ntohs(c); /* want = ~sum; add ~want to the sum to reach 0xffff */
@@ -322,7 +274,7 @@ static void test_udp4_csum_result_zero(void **st)
 static void tagged(int nvlan)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40008, 80), w;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40008, 80), w;
 	struct h_pkt pin, out, want;
 	uint16_t port;
 
@@ -336,7 +288,7 @@ static void tagged(int nvlan)
 	/* Tagged frames leave where they came in, tags kept (one-armed). */
 	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_TX);
 	port = snat_port_of(&out, &in, LB_SNAT_PORT_LO, LB_SNAT_PORT_HI);
-	w = to_backend(&in, port);
+	w = h_to_backend(&in, port);
 	h_build(&w, &want);
 	h_expect(XDP_TX, XDP_TX, &out, &want);
 }
@@ -347,7 +299,7 @@ static void test_qinq(void **st) { (void)st; tagged(2); }
 static void test_ipv4_options(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40009, 80);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40009, 80);
 
 	(void)st;
 	h_svc_add(&s);
@@ -361,7 +313,7 @@ static void test_ipv4_options(void **st)
 static void test_ipv6_ext_headers(void **st)
 {
 	struct h_svc s = svc(6, IPPROTO_UDP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(6, IPPROTO_UDP, 40011, 80);
+	struct h_spec in = h_from_client(6, IPPROTO_UDP, 40011, 80);
 
 	(void)st;
 	h_svc_add(&s);
@@ -386,7 +338,7 @@ static void test_ipv6_ext_headers(void **st)
 static void icmp_error(int fam, uint8_t proto)
 {
 	struct h_svc s = svc(fam, proto, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(fam, proto, 40012, 80), sent, orig, e, w;
+	struct h_spec in = h_from_client(fam, proto, 40012, 80), sent, orig, e, w;
 	struct h_pkt pin, out, want, q_sent, q_orig;
 	size_t qlen;
 	uint16_t port;
@@ -397,7 +349,7 @@ static void icmp_error(int fam, uint8_t proto)
 	in.plen = 0;
 	port = forward_ok(&in);
 	/* The quote: what we sent to the backend, as a router saw it. */
-	sent = to_backend(&in, port);
+	sent = h_to_backend(&in, port);
 	sent.ttl = 10;
 	h_build(&sent, &q_sent);
 	qlen = q_sent.len - q_sent.l3off;
@@ -444,7 +396,7 @@ static void test_icmp6_packet_too_big(void **st) { (void)st; icmp_error(6, IPPRO
 static void test_icmp_unrelated_passes(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec q = from_client(4, IPPROTO_TCP, 1, 2), e;
+	struct h_spec q = h_from_client(4, IPPROTO_TCP, 1, 2), e;
 	struct h_pkt qp, pin, out;
 
 	(void)st;
@@ -466,7 +418,7 @@ static void test_icmp_unrelated_passes(void **st)
 static void dsr(int fam, uint8_t proto)
 {
 	struct h_svc s = svc(fam, proto, 80, LB_FWD_DSR);
-	struct h_spec in = from_client(fam, proto, 40013, 80), w;
+	struct h_spec in = h_from_client(fam, proto, 40013, 80), w;
 	struct h_pkt pin, out, want;
 
 	h_svc_add(&s);
@@ -489,7 +441,7 @@ static void test_stats(void **st)
 		{ .id = 2, .addr = "198.18.1.2", .port = 8080 },
 	};
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40014, 80), r;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40014, 80), r;
 	struct lb_backend_stats bs, total = { 0 };
 	struct lb_vip_stats vs;
 	struct h_pkt pin, out;
@@ -522,7 +474,7 @@ static void test_stats(void **st)
 	assert_int_equal(h_conns(two[be].id), 1);
 
 	/* The backend's SYN-ACK is counted as its answer. */
-	r = from_backend(4, IPPROTO_TCP, ntohs(h_port(&out, 0)));
+	r = h_from_backend(4, IPPROTO_TCP, ntohs(h_port(&out, 0)));
 	r.src = two[be].addr;
 	h_mac_backend(be + 1, r.smac);
 	h_build(&r, &pin);
@@ -536,8 +488,8 @@ static void test_stats(void **st)
 static void test_conn_accounting(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec a = from_client(4, IPPROTO_TCP, 40015, 80);
-	struct h_spec b = from_client(4, IPPROTO_TCP, 40016, 80), r;
+	struct h_spec a = h_from_client(4, IPPROTO_TCP, 40015, 80);
+	struct h_spec b = h_from_client(4, IPPROTO_TCP, 40016, 80), r;
 	uint16_t pb;
 
 	(void)st;
@@ -550,7 +502,7 @@ static void test_conn_accounting(void **st)
 	assert_int_equal(h_conns(1), 1);
 	forward_ok(&a); /* retransmitted FIN is not counted twice */
 	assert_int_equal(h_conns(1), 1);
-	r = from_backend(4, IPPROTO_TCP, pb);
+	r = h_from_backend(4, IPPROTO_TCP, pb);
 	r.tcp_flags = 0x04; /* backend RST */
 	{
 		struct h_pkt pin, out;
@@ -569,7 +521,7 @@ static void test_no_neigh_passes(void **st)
 {
 	static const struct h_be nn[] = { { .id = 1, .addr = "198.18.1.99", .port = 8080 } };
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40017, 80);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40017, 80);
 	struct h_pkt pin, out;
 
 	(void)st;
@@ -585,7 +537,7 @@ static void test_same_interface_tx(void **st)
 {
 	static const struct h_be near[] = { { .id = 1, .addr = "198.18.0.3", .port = 8080 } };
 	struct h_svc s = svc(4, IPPROTO_UDP, 80, LB_FWD_DSR);
-	struct h_spec in = from_client(4, IPPROTO_UDP, 40018, 80), w;
+	struct h_spec in = h_from_client(4, IPPROTO_UDP, 40018, 80), w;
 	struct h_pkt pin, out, want;
 
 	(void)st;
@@ -604,7 +556,7 @@ static void test_same_interface_tx(void **st)
 static void test_wildcard_port(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 0, LB_FWD_DSR);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40019, 443), w;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40019, 443), w;
 	struct h_pkt pin, out, want;
 
 	(void)st;
@@ -622,7 +574,7 @@ static void test_wildcard_port(void **st)
 static void test_padded_frame(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40020, 80), w;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40020, 80), w;
 	struct h_pkt pin, out, want;
 	uint16_t port;
 
@@ -635,7 +587,7 @@ static void test_padded_frame(void **st)
 	pin.len = 60;
 	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT);
 	port = snat_port_of(&out, &in, LB_SNAT_PORT_LO, LB_SNAT_PORT_HI);
-	w = to_backend(&in, port);
+	w = h_to_backend(&in, port);
 	h_build(&w, &want);
 	memset(want.b + 54, 0xa5, 6);
 	want.len = 60;
@@ -649,7 +601,7 @@ static void test_padded_frame(void **st)
 static void icmp_error_to_backend(int fam)
 {
 	struct h_svc s = svc(fam, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(fam, IPPROTO_TCP, 40021, 80), sent, orig, e, w;
+	struct h_spec in = h_from_client(fam, IPPROTO_TCP, 40021, 80), sent, orig, e, w;
 	struct h_pkt pin, out, want, q_sent, q_orig;
 	int v6 = fam == 6, v;
 	uint16_t port;
@@ -658,7 +610,7 @@ static void icmp_error_to_backend(int fam)
 	in.plen = 0;
 	port = forward_ok(&in);
 	/* What we sent to the client: VIP:80 -> client:40021. */
-	sent = from_backend(fam, IPPROTO_TCP, port);
+	sent = h_from_backend(fam, IPPROTO_TCP, port);
 	sent.src = in.dst;
 	sent.dst = in.src;
 	sent.sport = 80;
@@ -702,13 +654,13 @@ static void test_icmp6_to_backend(void **st) { (void)st; icmp_error_to_backend(6
 static void test_backend_refuses(void **st)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40022, 80), r;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40022, 80), r;
 	struct lb_backend_stats bs;
 	struct h_pkt pin, out;
 
 	(void)st;
 	h_svc_add(&s);
-	r = from_backend(4, IPPROTO_TCP, forward_ok(&in));
+	r = h_from_backend(4, IPPROTO_TCP, forward_ok(&in));
 	r.tcp_flags = 0x14; /* RST, ACK */
 	r.plen = 0;
 	h_build(&r, &pin);
