@@ -85,6 +85,8 @@ enum lb_event {
 	LB_EV_ICMP_FWD,         /* ICMP error translated for a NAT flow */
 	LB_EV_FLOW_NEW,
 	LB_EV_FLOW_RESELECT,    /* flow's backend was gone; picked again */
+	LB_EV_REDIRECT_NEIGH,   /* TC: no neighbour entry, the kernel resolves it
+	                         * and sends the packet (bpf_redirect_neigh) */
 	LB_EVENTS,
 };
 

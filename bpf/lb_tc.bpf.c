@@ -4,8 +4,11 @@
  * lb_xdp.bpf.c (bpf/lib/lb.h) for interfaces where XDP cannot attach.
  *
  * What differs on an skb:
- * - Headers may sit in paged data: the first LB_TC_PULL bytes are pulled
- *   into the linear part before parsing.
+ * - Data may sit in paged fragments, where direct access cannot see it.
+ *   The parser checks a datagram's IP length against the bytes it can
+ *   see (a cut datagram is dropped), so the whole skb is made linear
+ *   first. That costs a copy for large (GRO/GSO) skbs; a parser that took
+ *   skb->len for that check would only need the headers pulled.
  * - The L4 checksum may be CHECKSUM_PARTIAL (veth, TSO, GRO: the field then
  *   holds the pseudo-header sum, not a checksum) or CHECKSUM_COMPLETE
  *   (skb->csum must follow the change). The program cannot see ip_summed,
@@ -16,6 +19,10 @@
  *   them from offsets (LB_NAT_REWRITE hook of lb.h).
  * - bpf_fib_lookup checks the MTU on the skb itself (tot_len 0), which
  *   accounts for GSO packets far larger than the MTU.
+ * - A next hop without a neighbour entry is handed to bpf_redirect_neigh:
+ *   the kernel resolves it and sends the packet. Passing the rewritten
+ *   packet up, as XDP must, does not work without accept_local: its source
+ *   is now our own SNAT address and the stack drops it as a martian.
  */
 #include "lib/common.h"
 #include <linux/pkt_cls.h>
@@ -25,6 +32,7 @@ struct lb_pkt;
 static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
 				     const union lb_addr *nsrc, __u16 nsport,
 				     const union lb_addr *ndst, __u16 ndport);
+static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_lookup *fib);
 
 #define LB_CTX                  struct __sk_buff
 #define LB_PASS                 TC_ACT_OK
@@ -36,14 +44,13 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 #define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
 #define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp)
 #define LB_FIB_TOT_LEN(p)       0
+#define LB_NO_NEIGH(ctx, p, fib) lb_tc_no_neigh(p, fib)
 
 #include "lib/lb.h"
 
-/* Ethernet, two VLAN tags, IPv4 with options or IPv6 with extension headers,
- * and for ICMP errors the quoted headers. */
-#define LB_TC_PULL    256
-/* Bound on header offsets, so the verifier accepts data + offset. */
-#define LB_TC_MAX_OFF LB_TC_PULL
+/* Bound on header offsets (Ethernet, VLANs, IPv6 extension headers), so
+ * the verifier accepts data + offset. */
+#define LB_TC_MAX_OFF 512
 
 static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
 				     const union lb_addr *nsrc, __u16 nsport,
@@ -106,13 +113,26 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 	return lb_l3_rewrite(p, end, nsrc, ndst);
 }
 
+static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_lookup *fib)
+{
+	/* bpf_redirect_neigh strips a plain Ethernet header only. */
+	if (p->l3 != (void *)(p->eth + 1)) {
+		lb_event(LB_EV_PASS_NO_NEIGH);
+		return TC_ACT_OK;
+	}
+	lb_event(LB_EV_REDIRECT_NEIGH);
+	/* No nexthop given: the kernel routes the (rewritten) packet again,
+	 * which also covers a gateway that fib_lookup put in ipv4_dst. */
+	return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
+}
+
 SEC("tc")
 int lb_tc(struct __sk_buff *skb)
 {
-	__u32 len = skb->len < LB_TC_PULL ? skb->len : LB_TC_PULL;
-
-	/* Failure leaves the packet as it was: parsing then sees less. */
-	bpf_skb_pull_data(skb, len);
+	/* Failure leaves the packet as it was: parsing then sees less, and
+	 * drops it as truncated only when it is for a VIP. */
+	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
+		bpf_skb_pull_data(skb, skb->len);
 	return lb_process(skb);
 }
 

@@ -104,6 +104,7 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_ICMP_FWD] = "icmp_forwarded",
 	[LB_EV_FLOW_NEW] = "flow_new",
 	[LB_EV_FLOW_RESELECT] = "flow_reselect",
+	[LB_EV_REDIRECT_NEIGH] = "redirect_neigh",
 };
 
 const char *lb_drop_name(unsigned int r)

@@ -14,6 +14,9 @@
  *                     refresh p->eth/l3/l4 and assign `end`
  *   LB_FIB_TOT_LEN(p) tot_len for bpf_fib_lookup's MTU check (0: the kernel
  *                     checks the skb itself, GSO included)
+ *   LB_NO_NEIGH(ctx, p, fib)
+ *                     verdict when the next hop has no neighbour entry
+ *                     (default: pass to the stack)
  */
 #ifndef LB_LB_H
 #define LB_LB_H
@@ -32,6 +35,9 @@
 #endif
 #ifndef LB_FIB_TOT_LEN
 #define LB_FIB_TOT_LEN(p) ((p)->l3_len)
+#endif
+#ifndef LB_NO_NEIGH
+#define LB_NO_NEIGH(ctx, p, fib) (lb_event(LB_EV_PASS_NO_NEIGH), LB_PASS)
 #endif
 
 static __always_inline int lb_verdict_drop(__u32 reason)
@@ -65,8 +71,7 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		/* The kernel resolves the neighbour and sends this one itself. */
-		lb_event(LB_EV_PASS_NO_NEIGH);
-		return LB_PASS;
+		return LB_NO_NEIGH(ctx, p, &fib);
 	}
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return lb_verdict_drop(LB_DROP_MTU);

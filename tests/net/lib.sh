@@ -184,6 +184,14 @@ _veth_tune() { # NS DEV: GRO on (XDP_REDIRECT/XDP_TX into a veth), link up
 	in_ns "$1" ip link set "$2" up
 }
 
+# Enslaving a veth to the bridge leaves its peer without XDP_REDIRECT
+# (ndo_xdp_xmit) support even though GRO is on, and frames redirected into the
+# peer are dropped (seen on 6.18); toggling GRO afterwards re-enables it.
+_gro_refresh() { # NS DEV
+	in_ns "$1" ethtool -K "$2" gro off >/dev/null
+	in_ns "$1" ethtool -K "$2" gro on >/dev/null
+}
+
 _veth() { # NS1 DEV1 NS2 DEV2
 	ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
 	_veth_tune "$1" "$2"
@@ -216,6 +224,7 @@ _topo_build() {
 
 	_veth "$NS_LB" eth1 "$NS_SW" lb
 	in_ns "$NS_SW" ip link set lb master br0
+	_gro_refresh "$NS_SW" lb
 	_addr "$NS_LB" eth0 "$LB_CLIENT_ADDR/24" "$LB_CLIENT6_ADDR/64"
 	_addr "$NS_LB" eth1 "$LB_BACKEND_ADDR/24" "$LB_BACKEND6_ADDR/64"
 	in_lb sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
@@ -224,6 +233,7 @@ _topo_build() {
 	for ((i = 1; i <= NBACKENDS; i++)); do
 		_veth "${NS_BE[$i]}" eth0 "$NS_SW" "be$i"
 		in_ns "$NS_SW" ip link set "be$i" master br0
+		_gro_refresh "$NS_SW" "be$i"
 		_addr "${NS_BE[$i]}" eth0 "${BE_ADDRS[$i]}/24" "${BE6_ADDRS[$i]}/64"
 		in_be "$i" ip route add default via "$LB_BACKEND_ADDR"
 		in_be "$i" ip -6 route add default via "$LB_BACKEND6_ADDR"
