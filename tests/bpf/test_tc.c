@@ -215,6 +215,35 @@ static void test_flow_survives_xdp_to_tc(void **st)
 	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
 }
 
+/* A backend without a neighbour entry: the packet is translated and handed
+ * to bpf_redirect_neigh (MACs are the kernel's to fill in), not passed up. */
+static void test_no_neigh_redirect_neigh(void **st)
+{
+	static const struct h_be be[] = { { .id = 2, .addr = "198.18.1.99", .port = 8080 } };
+	struct h_svc s = {
+		.vip_id = 3, .family = 4, .vip = VIP4, .port = 80, .proto = IPPROTO_TCP,
+		.method = LB_METHOD_MAGLEV, .fwd = LB_FWD_NAT, .be = be, .nbe = 1,
+	};
+	struct h_spec in = from_client(4, IPPROTO_TCP, 40006), w;
+	struct h_pkt pin, out, want;
+	int v;
+
+	(void)st;
+	h_svc_add(&s);
+	h_build(&in, &pin);
+	v = tc_run(&pin, h_ifindex_client(), &out);
+	w = in;
+	w.src = H_SNAT4;
+	w.dst = "198.18.1.99";
+	w.sport = ntohs(h_port(&out, 0));
+	w.dport = 8080;
+	w.ttl = 63;
+	h_build(&w, &want);
+	h_expect(v, TC_ACT_REDIRECT, &out, &want);
+	assert_int_equal(h_event(LB_EV_REDIRECT_NEIGH), 1);
+	assert_int_equal(h_event(LB_EV_PASS_NO_NEIGH), 0);
+}
+
 /* Malformed traffic for a VIP is dropped and counted, as in XDP. */
 static void test_truncated_tcp_dropped(void **st)
 {
@@ -244,6 +273,7 @@ int main(void)
 		T(test_non_vip_untouched),
 		T(test_flow_survives_xdp_to_tc),
 		T(test_truncated_tcp_dropped),
+		T(test_no_neigh_redirect_neigh),
 	};
 
 	h_init();
