@@ -17,7 +17,6 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <linux/bpf.h>
@@ -26,17 +25,8 @@
 
 #include "harness.h"
 
-#define VIP4 "198.18.10.1"
-#define VIP6 "2001:2:0:a::1"
-#define CL4  "198.18.0.1"
-#define CL6  "2001:2::1"
-#define BE4  "198.18.1.1"
-#define BE6  "2001:2:0:1::1"
-
-static const struct h_be be4[] = { { .id = 1, .addr = BE4, .port = 8080 } };
-static const struct h_be be6[] = { { .id = 1, .addr = BE6, .port = 8080 } };
-static const char req[] = "GET / HTTP/1.0\r\n\r\n";
-static const char resp[] = "HTTP/1.0 200 OK\r\n\r\nHere we are! be1\n";
+static const struct h_be be4[] = { { .id = 1, .addr = H_BE4, .port = 8080 } };
+static const struct h_be be6[] = { { .id = 1, .addr = H_BE6, .port = 8080 } };
 
 static int tc_up(void **state)
 {
@@ -49,62 +39,19 @@ static int tc_up(void **state)
 static int tc_run(const struct h_pkt *in, int ifindex, struct h_pkt *out)
 {
 	struct __sk_buff ctx = { .ifindex = (__u32)ifindex, .ingress_ifindex = (__u32)ifindex };
-	LIBBPF_OPTS(bpf_test_run_opts, o,
-		.data_in = in->b,
-		.data_size_in = (__u32)in->len,
-		.data_out = out->b,
-		.data_size_out = sizeof(out->b),
-		.ctx_in = &ctx,
-		.ctx_size_in = sizeof(ctx),
-		.repeat = 1,
-	);
 
-	if (bpf_prog_test_run_opts(lb_dp_tc_prog_fd(h_dp()), &o))
-		fail_msg("bpf_prog_test_run_opts: %s", strerror(errno));
-	out->len = o.data_size_out;
-	out->l3off = in->l3off;
-	out->l4off = in->l4off;
-	return (int)o.retval;
+	return h_test_run(lb_dp_tc_prog_fd(h_dp()), &ctx, sizeof(ctx), in, out);
 }
 
 static void add_vip(int fam, uint8_t proto)
 {
 	struct h_svc s = {
-		.vip_id = 3, .family = fam, .vip = fam == 6 ? VIP6 : VIP4, .port = 80,
+		.vip_id = 3, .family = fam, .vip = fam == 6 ? H_VIP6 : H_VIP4, .port = 80,
 		.proto = proto, .method = LB_METHOD_MAGLEV, .fwd = LB_FWD_NAT,
 		.be = fam == 6 ? be6 : be4, .nbe = 1,
 	};
 
 	h_svc_add(&s);
-}
-
-static struct h_spec from_client(int fam, uint8_t proto, uint16_t sport)
-{
-	struct h_spec s = {
-		.family = fam, .src = fam == 6 ? CL6 : CL4, .dst = fam == 6 ? VIP6 : VIP4,
-		.proto = proto, .sport = sport, .dport = 80, .ttl = 64,
-		.tcp_flags = 0x02, .seq = 1000, .ip_id = 0x4321,
-		.payload = req, .plen = sizeof(req) - 1,
-	};
-
-	memcpy(s.dmac, h_mac_client_if, 6);
-	h_mac_client(1, s.smac);
-	return s;
-}
-
-/* The frame the balancer must send to backend 1 for `in`. */
-static struct h_spec to_backend(const struct h_spec *in, uint16_t snat_port)
-{
-	struct h_spec s = *in;
-
-	s.src = in->family == 6 ? H_SNAT6 : H_SNAT4;
-	s.dst = in->family == 6 ? BE6 : BE4;
-	s.sport = snat_port;
-	s.dport = 8080;
-	s.ttl = (uint8_t)(in->ttl - 1);
-	memcpy(s.smac, h_mac_backend_if, 6);
-	h_mac_backend(1, s.dmac);
-	return s;
 }
 
 /* Forward `in` with prog(in) and check the exact frame; returns the SNAT
@@ -121,7 +68,7 @@ static uint16_t forward(const struct h_spec *in, bool tc)
 	       : h_run(&pin, h_ifindex_client(), &out);
 	port = ntohs(h_port(&out, 0));
 	assert_in_range(port, LB_SNAT_PORT_LO, LB_SNAT_PORT_HI);
-	w = to_backend(in, port);
+	w = h_to_backend(in, port);
 	h_build(&w, &want);
 	h_expect(v, tc ? TC_ACT_REDIRECT : XDP_REDIRECT, &out, &want);
 	return port;
@@ -129,7 +76,7 @@ static uint16_t forward(const struct h_spec *in, bool tc)
 
 static void nat_and_reply(int fam, uint8_t proto)
 {
-	struct h_spec in = from_client(fam, proto, 40000), r, w;
+	struct h_spec in = h_from_client(fam, proto, 40000, 80), r, w;
 	struct h_pkt pin, out, want;
 	uint16_t port;
 
@@ -139,21 +86,14 @@ static void nat_and_reply(int fam, uint8_t proto)
 	assert_int_equal(h_event(LB_EV_REDIRECT), 1);
 
 	/* The backend answers to SNAT:port; the client gets VIP:80. */
-	r = (struct h_spec){
-		.family = fam, .src = fam == 6 ? BE6 : BE4, .dst = fam == 6 ? H_SNAT6 : H_SNAT4,
-		.proto = proto, .sport = 8080, .dport = port, .ttl = 64,
-		.tcp_flags = 0x12, .seq = 9000, .ack = 1001, .ip_id = 0x1111,
-		.payload = resp, .plen = sizeof(resp) - 1,
-	};
-	memcpy(r.dmac, h_mac_backend_if, 6);
-	h_mac_backend(1, r.smac);
+	r = h_from_backend(fam, proto, port);
 	h_build(&r, &pin);
 	w = r;
 	w.src = in.dst;
 	w.dst = in.src;
 	w.sport = 80;
 	w.dport = 40000;
-	w.ttl = 63;
+	w.ttl = (uint8_t)(r.ttl - 1);
 	memcpy(w.smac, h_mac_client_if, 6);
 	h_mac_client(1, w.dmac);
 	h_build(&w, &want);
@@ -169,18 +109,18 @@ static void test_udp6_nat_reply(void **st) { (void)st; nat_and_reply(6, IPPROTO_
 /* IPv4 UDP without a checksum must leave without one. */
 static void test_udp4_zero_csum_kept(void **st)
 {
-	struct h_spec in = from_client(4, IPPROTO_UDP, 40002);
+	struct h_spec in = h_from_client(4, IPPROTO_UDP, 40002, 80);
 
 	(void)st;
 	add_vip(4, IPPROTO_UDP);
 	in.udp_nocsum = true;
-	forward(&in, true); /* to_backend() keeps udp_nocsum */
+	forward(&in, true); /* h_to_backend() keeps udp_nocsum */
 }
 
 /* Traffic not for a VIP (and not a NAT reply) is the stack's, untouched. */
 static void test_non_vip_untouched(void **st)
 {
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40003), in6 = from_client(6, IPPROTO_TCP, 40003);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40003, 80), in6 = h_from_client(6, IPPROTO_TCP, 40003, 80);
 	struct h_pkt pin, out;
 
 	(void)st;
@@ -188,7 +128,7 @@ static void test_non_vip_untouched(void **st)
 	in.dst = "198.18.1.1"; /* a backend, directly */
 	h_build(&in, &pin);
 	h_expect(tc_run(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
-	in.dst = VIP4;
+	in.dst = H_VIP4;
 	in.dport = 81; /* the VIP's address, another port */
 	h_build(&in, &pin);
 	h_expect(tc_run(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
@@ -201,7 +141,7 @@ static void test_non_vip_untouched(void **st)
  * the same translation: both objects use one conntrack. */
 static void test_flow_survives_xdp_to_tc(void **st)
 {
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40004);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40004, 80);
 	uint16_t p1, p2;
 
 	(void)st;
@@ -221,10 +161,10 @@ static void test_no_neigh_redirect_neigh(void **st)
 {
 	static const struct h_be be[] = { { .id = 2, .addr = "198.18.1.99", .port = 8080 } };
 	struct h_svc s = {
-		.vip_id = 3, .family = 4, .vip = VIP4, .port = 80, .proto = IPPROTO_TCP,
+		.vip_id = 3, .family = 4, .vip = H_VIP4, .port = 80, .proto = IPPROTO_TCP,
 		.method = LB_METHOD_MAGLEV, .fwd = LB_FWD_NAT, .be = be, .nbe = 1,
 	};
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40006), w;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40006, 80), w;
 	struct h_pkt pin, out, want;
 	int v;
 
@@ -247,7 +187,7 @@ static void test_no_neigh_redirect_neigh(void **st)
 /* Malformed traffic for a VIP is dropped and counted, as in XDP. */
 static void test_truncated_tcp_dropped(void **st)
 {
-	struct h_spec in = from_client(4, IPPROTO_TCP, 40005);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40005, 80);
 	struct h_pkt pin, out;
 
 	(void)st;
