@@ -55,7 +55,8 @@ bench_xdp() {
 	say "== XDP per-packet cost: lb_xdp vs bare MAC-swap XDP_TX (BPF_PROG_RUN live frames,"
 	say "   ns/packet from the kernel's timer, median of $BENCH_RUNS runs)"
 	if ! is_root; then skip xdp "needs root (BPF_PROG_RUN, network namespace)"; return; fi
-	if ! timeout --kill-after=5 300 "$O/tools/bench_xdp" -R "$BENCH_RUNS" >"$csv"; then
+	timeout --kill-after=5 300 "$O/tools/bench_xdp" -R "$BENCH_RUNS" >"$csv" &
+	if ! wait $!; then
 		say "FAIL: bench_xdp exited with an error"
 		failed=1
 		return
@@ -121,9 +122,13 @@ E2E_TMP=
 # row (name,requests/s,errors) and prints it.
 wrk_rps() {
 	local name=$1 url=$2 out rps errs
-	out=$(in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t"$WRK_THREADS" \
-		-c"$WRK_CONNS" -d"${WRK_SECONDS}s" -H 'Connection: close' "$url" 2>&1)
-	echo "$out" >"$RES/wrk-$name.txt"
+	# In the background: `wait` lets a Ctrl-C reach our trap at once (wrk
+	# catches SIGINT itself, and bash would then carry on).
+	in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t"$WRK_THREADS" \
+		-c"$WRK_CONNS" -d"${WRK_SECONDS}s" -H 'Connection: close' "$url" \
+		>"$RES/wrk-$name.txt" 2>&1 &
+	wait $!
+	out=$(cat "$RES/wrk-$name.txt")
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
 	# socket errors and non-2xx answers, summed
 	errs=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i }
