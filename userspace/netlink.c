@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <netlink/netlink.h>
@@ -426,7 +427,13 @@ int lb_nl_dispatch(struct lb_nl *nl)
 
 	if (err < 0 && err != -NLE_AGAIN) {
 		/* Most likely an overflow (ENOBUFS): events were lost, so
-		 * read the whole table again. */
+		 * read the whole table again. What is still queued is older
+		 * than that dump and would replay stale states: drop it. */
+		char sink[8192];
+
+		for (int i = 0; i < 100000; i++)
+			if (recv(lb_nl_fd(nl), sink, sizeof(sink), MSG_DONTWAIT) < 0 && errno != ENOBUFS)
+				break;
 		err = nl_cache_refill(nl->req, nl->links);
 		if (err < 0)
 			return nle_errno(err);
