@@ -287,7 +287,7 @@ bench_e2e() {
 	done
 	[ -x "$O/examples/demo_backend" ] || { say "FAIL: $O/examples/demo_backend not built"; failed=1; return; }
 	TOPO_PREFIX=lbb$$-
-	# shellcheck source=../../tests/net/lib.sh
+	# shellcheck source=tests/net/lib.sh
 	. "$REPO_DIR/tests/net/lib.sh"
 	E2E_CSV=$RES/e2e.csv
 	echo "target,requests_per_s,errors" >"$E2E_CSV"
