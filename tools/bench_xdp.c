@@ -129,6 +129,37 @@ static __u32 csum_add(__u32 sum, const void *p, size_t len)
 	return sum;
 }
 
+/* Packet fields are not aligned: store and load them byte-wise. */
+static void put16(__u8 *p, __u16 host)
+{
+	__u16 v = htons(host);
+
+	memcpy(p, &v, 2);
+}
+
+static void put32(__u8 *p, __u32 host)
+{
+	__u32 v = htonl(host);
+
+	memcpy(p, &v, 4);
+}
+
+static __u16 get16(const __u8 *p)
+{
+	__u16 v;
+
+	memcpy(&v, p, 2);
+	return ntohs(v);
+}
+
+static __u32 get32(const __u8 *p)
+{
+	__u32 v;
+
+	memcpy(&v, p, 4);
+	return ntohl(v);
+}
+
 /* A 64-byte Ethernet/IPv4/TCP frame with 10 bytes of payload and valid
  * checksums. The destination MAC is nobody's: XDP_PASS frames die early in
  * ip_rcv (PACKET_OTHERHOST) instead of costing a socket lookup. */
@@ -149,15 +180,15 @@ static void build_pkt(__u8 *pkt, __u32 saddr, __u16 sport, __u32 daddr, __u16 dp
 	ip[6] = 0x40;                          /* DF */
 	ip[8] = 64;                            /* TTL */
 	ip[9] = IPPROTO_TCP;
-	*(__u32 *)(ip + 12) = htonl(saddr);
-	*(__u32 *)(ip + 16) = htonl(daddr);
-	*(__u16 *)(ip + 10) = htons(csum_fold(csum_add(0, ip, 20)));
-	*(__u16 *)(th + 0) = htons(sport);
-	*(__u16 *)(th + 2) = htons(dport);
-	*(__u32 *)(th + 4) = htonl(1);
+	put32(ip + 12, saddr);
+	put32(ip + 16, daddr);
+	put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+	put16(th + 0, sport);
+	put16(th + 2, dport);
+	put32(th + 4, 1);
 	th[12] = 5 << 4;
 	th[13] = flags;
-	*(__u16 *)(th + 14) = htons(65535);
+	put16(th + 14, 65535);
 	memcpy(th + 20, "bench-xdp!", 10);
 	memcpy(pseudo, ip + 12, 8);
 	pseudo[8] = 0;
@@ -165,7 +196,7 @@ static void build_pkt(__u8 *pkt, __u32 saddr, __u16 sport, __u32 daddr, __u16 dp
 	pseudo[10] = 0;
 	pseudo[11] = 30;
 	sum = csum_add(csum_add(0, pseudo, 12), th, 30);
-	*(__u16 *)(th + 16) = htons(csum_fold(sum));
+	put16(th + 16, csum_fold(sum));
 }
 
 /* ------------------------------------------------------------ namespace */
@@ -490,9 +521,9 @@ static int bench_all(struct ctx *c)
 		fprintf(stderr, "bench_xdp: priming SYN: verdict %u, not XDP_TX\n", verdict);
 		return -EPROTO;
 	}
-	memcpy(&be, out + 14 + 16, 4);
-	snat_port = ntohs(*(__u16 *)(out + 34));
-	build_pkt(reply, ntohl(be), BE_PORT, SNAT, (__u16)snat_port, 0x10);
+	be = get32(out + 14 + 16);
+	snat_port = get16(out + 34);
+	build_pkt(reply, be, BE_PORT, SNAT, (__u16)snat_port, 0x10);
 
 	printf("case,bare_prog,bare_ns,lb_ns,ratio,ratio_best,extra_ns,bare_min,bare_max,lb_min,"
 	       "lb_max,repeat,runs,check\n");
