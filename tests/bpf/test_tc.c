@@ -22,6 +22,8 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
 
 #include "harness.h"
 
@@ -200,6 +202,54 @@ static void test_truncated_tcp_dropped(void **st)
 	assert_int_equal(h_drops(LB_DROP_TRUNC_L4), 1);
 }
 
+/* Program id of our clsact ingress filter on ifindex, or 0 when none. */
+static __u32 tc_filter_prog(int ifindex)
+{
+	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = 0x1bd, .priority = 1);
+
+	return bpf_tc_query(&hook, &o) ? 0 : o.prog_id;
+}
+
+static __u32 prog_id(int fd)
+{
+	struct bpf_prog_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	assert_int_equal(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+	return info.id;
+}
+
+/* Attach, attach again, a second data path (a restarted lbd) replaces the
+ * filter in place, detach twice. */
+static void test_attach_replace_detach(void **st)
+{
+	struct lb_dp_opts o = { .ct_size = 1024 };
+	int ifi = h_ifindex_backend();
+	struct lb_dp *dp2;
+
+	(void)st;
+	assert_int_equal(tc_filter_prog(ifi), 0);
+	assert_int_equal(lb_dp_attach(h_dp(), ifi, LB_DP_TC), 0);
+	assert_int_equal(tc_filter_prog(ifi), prog_id(lb_dp_tc_prog_fd(h_dp())));
+	assert_int_equal(lb_dp_attach(h_dp(), ifi, LB_DP_TC), 0);
+
+	assert_int_equal(lb_dp_open(&o, &dp2), 0);
+	assert_int_equal(lb_dp_tc_prog_fd(dp2), -ENOENT); /* loaded on demand */
+	assert_int_equal(lb_dp_attach(dp2, ifi, LB_DP_TC), 0);
+	assert_true(lb_dp_tc_prog_fd(dp2) >= 0);
+	assert_int_equal(tc_filter_prog(ifi), prog_id(lb_dp_tc_prog_fd(dp2)));
+	/* The filter outlives the data path that attached it. */
+	lb_dp_close(dp2);
+	assert_int_not_equal(tc_filter_prog(ifi), 0);
+
+	assert_int_equal(lb_dp_detach(h_dp(), ifi, LB_DP_TC), 0);
+	assert_int_equal(tc_filter_prog(ifi), 0);
+	assert_int_equal(lb_dp_detach(h_dp(), ifi, LB_DP_TC), 0);
+	assert_int_equal(lb_dp_attach(h_dp(), 99999, LB_DP_TC), -ENODEV);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tc_up, h_dp_down)
 
 int main(void)
@@ -214,6 +264,7 @@ int main(void)
 		T(test_flow_survives_xdp_to_tc),
 		T(test_truncated_tcp_dropped),
 		T(test_no_neigh_redirect_neigh),
+		T(test_attach_replace_detach),
 	};
 
 	h_init();
