@@ -202,6 +202,54 @@ static void test_truncated_tcp_dropped(void **st)
 	assert_int_equal(h_drops(LB_DROP_TRUNC_L4), 1);
 }
 
+/* Path MTU discovery through TC: a backend-side router's "fragmentation
+ * needed" / "packet too big" about a packet we sent a backend reaches the
+ * client about its own packet (ICMP checksums are always complete, so the
+ * shared in-place rewrite of bpf/lib/icmp.h is right on skbs too). */
+static void icmp_error(int fam)
+{
+	struct h_spec in = h_from_client(fam, IPPROTO_TCP, 40007, 80), sent, orig, e, w;
+	struct h_pkt pin, out, want, q_sent, q_orig;
+	int v6 = fam == 6;
+
+	add_vip(fam, IPPROTO_TCP);
+	in.plen = 0;
+	sent = h_to_backend(&in, forward(&in, true));
+	h_build(&sent, &q_sent);
+	e = (struct h_spec){
+		.family = fam, .src = v6 ? "2001:2:0:1::2" : "198.18.1.2",
+		.dst = v6 ? H_SNAT6 : H_SNAT4, .ttl = 64,
+		.proto = v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP,
+		.icmp_type = v6 ? 2 : 3, .icmp_code = v6 ? 0 : 4, .icmp_rest = v6 ? 1280 : 1400,
+		.payload = q_sent.b + q_sent.l3off, .plen = q_sent.len - q_sent.l3off,
+	};
+	memcpy(e.dmac, h_mac_backend_if, 6);
+	h_mac_backend(2, e.smac);
+	h_build(&e, &pin);
+
+	/* The quote becomes client -> VIP; its TCP checksum stays as quoted. */
+	orig = sent;
+	orig.src = in.src;
+	orig.dst = in.dst;
+	orig.sport = in.sport;
+	orig.dport = in.dport;
+	h_build(&orig, &q_orig);
+	memcpy(q_orig.b + q_orig.l4off + 16, q_sent.b + q_sent.l4off + 16, 2);
+	w = e;
+	w.src = in.dst;
+	w.dst = in.src;
+	w.ttl = 63;
+	w.payload = q_orig.b + q_orig.l3off;
+	memcpy(w.smac, h_mac_client_if, 6);
+	h_mac_client(1, w.dmac);
+	h_build(&w, &want);
+	h_expect(tc_run(&pin, h_ifindex_backend(), &out), TC_ACT_REDIRECT, &out, &want);
+	assert_int_equal(h_event(LB_EV_ICMP_FWD), 1);
+}
+
+static void test_icmp4_frag_needed(void **st) { (void)st; icmp_error(4); }
+static void test_icmp6_packet_too_big(void **st) { (void)st; icmp_error(6); }
+
 /* Program id of our clsact ingress filter on ifindex, or 0 when none. */
 static __u32 tc_filter_prog(int ifindex)
 {
@@ -265,6 +313,8 @@ int main(void)
 		T(test_truncated_tcp_dropped),
 		T(test_no_neigh_redirect_neigh),
 		T(test_attach_replace_detach),
+		T(test_icmp4_frag_needed),
+		T(test_icmp6_packet_too_big),
 	};
 
 	h_init();
