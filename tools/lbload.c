@@ -384,7 +384,8 @@ static long long run(struct slot *slots)
 			}
 			inflight += s->state != S_FREE;
 		}
-		if (!inflight && !more_to_start(now, end))
+		/* keep connections alone run until the duration is over */
+		if (!inflight && !more_to_start(now, end) && !(opt.keep && end && now < end))
 			break;
 		n = epoll_wait(epfd, evs, 256, TICK_MS);
 		for (int i = 0; i < n; i++) {

@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <ifaddrs.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -19,6 +20,10 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <linux/neighbour.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/neighbour.h>
 
 #include "addr.h"
 #include "dataplane.h"
@@ -79,6 +84,7 @@ struct lb_svc {
 	struct svc_if ifs[LB_CONF_MAX_IFACES];
 	int nifs;
 	bool stop;
+	unsigned int ticks;
 	struct svc_rate rate[2]; /* previous and latest tick */
 };
 
@@ -596,6 +602,9 @@ static int rt_load(struct lb_svc *s)
 
 /* ---- data path ------------------------------------------------------- */
 
+static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old);
+static void neigh_warm_all(struct lb_svc *s);
+
 static struct lb_vip_key vip_key(const struct lb_vip_conf *c)
 {
 	struct lb_vip_key k;
@@ -886,9 +895,15 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 					lb_endpoint_str(&o->be[j].c.ep, ep, sizeof(ep)));
 		}
 	}
-	model_free(om);
-	*om = *nm;
-	memset(nm, 0, sizeof(*nm));
+	{
+		struct svc_model old = *om;
+
+		*om = *nm;
+		memset(nm, 0, sizeof(*nm));
+		vip_addrs_sync(s, &old);
+		model_free(&old);
+		neigh_warm_all(s);
+	}
 out:
 	free(vused);
 	free(bused);
@@ -957,6 +972,207 @@ static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct 
 	return err;
 }
 
+/* ---- VIP addresses ---------------------------------------------------- */
+
+/*
+ * A VIP address lives on lo so the node answers ARP for it on any interface
+ * (arp_ignore 0) and the stack treats stray packets for it as local. IPv6
+ * neighbour discovery only answers for addresses of the receiving device,
+ * so IPv6 VIPs also get a proxy entry on every attached interface.
+ */
+static int nl_addr(bool add, const union lb_addr *a, __u8 fam, int ifindex, bool proxy)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	struct nl_addr *na = NULL;
+	int af = fam == LB_AF_INET ? AF_INET : AF_INET6, err;
+
+	if (!sk)
+		return -ENOMEM;
+	err = nl_connect(sk, NETLINK_ROUTE);
+	if (!err)
+		na = nl_addr_build(af, a->b, fam == LB_AF_INET ? 4 : 16);
+	if (!err && !na)
+		err = -NLE_NOMEM;
+	if (!err && proxy) {
+		struct rtnl_neigh *n = rtnl_neigh_alloc();
+
+		rtnl_neigh_set_ifindex(n, ifindex);
+		rtnl_neigh_set_dst(n, na);
+		rtnl_neigh_set_family(n, af);
+		rtnl_neigh_set_flags(n, NTF_PROXY);
+		err = add ? rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE) : rtnl_neigh_delete(sk, n, 0);
+		rtnl_neigh_put(n);
+	} else if (!err) {
+		struct rtnl_addr *ra = rtnl_addr_alloc();
+
+		nl_addr_set_prefixlen(na, fam == LB_AF_INET ? 32 : 128);
+		rtnl_addr_set_ifindex(ra, ifindex);
+		rtnl_addr_set_local(ra, na);
+		rtnl_addr_set_family(ra, af);
+		if (fam == LB_AF_INET6)
+			rtnl_addr_set_flags(ra, IFA_F_NODAD);
+		err = add ? rtnl_addr_add(sk, ra, 0) : rtnl_addr_delete(sk, ra, 0);
+		rtnl_addr_put(ra);
+	}
+	nl_addr_put(na);
+	nl_socket_free(sk);
+	if (err == -NLE_EXIST && add)
+		return 0;
+	if (err == -NLE_NOADDR || err == -NLE_OBJ_NOTFOUND)
+		return add ? -EADDRNOTAVAIL : 0;
+	return err ? -EIO : 0;
+}
+
+/* The interface that holds `a`: where packets sourced from it leave. */
+static int addr_ifindex(const union lb_addr *a, __u8 fam)
+{
+	struct ifaddrs *ifa, *i;
+	int idx = 0;
+
+	if (getifaddrs(&ifa))
+		return 0;
+	for (i = ifa; i && !idx; i = i->ifa_next) {
+		if (!i->ifa_addr)
+			continue;
+		if (fam == LB_AF_INET && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a->v4)
+			idx = if_nametoindex(i->ifa_name);
+		else if (fam == LB_AF_INET6 && i->ifa_addr->sa_family == AF_INET6 &&
+			 !memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, a->b, 16))
+			idx = if_nametoindex(i->ifa_name);
+	}
+	freeifaddrs(ifa);
+	return idx;
+}
+
+/*
+ * bpf_fib_lookup only forwards to neighbours the kernel has resolved, and
+ * XDP traffic never makes the kernel resolve one. NTF_USE asks the kernel to
+ * (re)resolve a backend's neighbour entry without sending anything of ours,
+ * so the first packets of a flow are not passed to the stack.
+ */
+static void neigh_warm(const struct lb_endpoint *ep)
+{
+	struct nl_sock *sk;
+	struct rtnl_neigh *n;
+	struct nl_addr *na;
+	union lb_addr src;
+	int idx;
+
+	if (source_addr(ep, &src))
+		return;
+	idx = addr_ifindex(&src, ep->family);
+	if (idx <= 1)
+		return;
+	sk = nl_socket_alloc();
+	if (!sk)
+		return;
+	if (nl_connect(sk, NETLINK_ROUTE)) {
+		nl_socket_free(sk);
+		return;
+	}
+	na = nl_addr_build(ep->family == LB_AF_INET ? AF_INET : AF_INET6, ep->addr.b,
+			   ep->family == LB_AF_INET ? 4 : 16);
+	n = rtnl_neigh_alloc();
+	if (na && n) {
+		rtnl_neigh_set_ifindex(n, idx);
+		rtnl_neigh_set_dst(n, na);
+		rtnl_neigh_set_family(n, ep->family == LB_AF_INET ? AF_INET : AF_INET6);
+		rtnl_neigh_set_state(n, NUD_NONE);
+		rtnl_neigh_set_flags(n, NTF_USE);
+		rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
+	}
+	rtnl_neigh_put(n);
+	nl_addr_put(na);
+	nl_socket_free(sk);
+}
+
+static void neigh_warm_all(struct lb_svc *s)
+{
+	for (int i = 0; i < s->m.n; i++)
+		for (int j = 0; j < s->m.v[i].nbe; j++)
+			neigh_warm(&s->m.v[i].be[j].c.ep);
+}
+
+/* A packet the data path hands to the stack (no neighbour entry yet) may
+ * already carry a local source: the SNAT address towards a backend, the VIP
+ * towards a client. Without accept_local the kernel drops it as martian
+ * instead of resolving the neighbour and forwarding it. */
+static void if_sysctls(const char *ifname)
+{
+	char p[96];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/sys/net/ipv4/conf/%s/accept_local", ifname);
+	f = fopen(p, "we");
+	if (f) {
+		fputs("1\n", f);
+		fclose(f);
+	}
+}
+
+static void proxy_ndp_on(const char *ifname)
+{
+	char p[96];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/proc/sys/net/ipv6/conf/%s/proxy_ndp", ifname);
+	f = fopen(p, "we");
+	if (f) {
+		fputs("1\n", f);
+		fclose(f);
+	}
+}
+
+static bool addr_in_model(const struct svc_model *m, const struct lb_vip_conf *c, const struct svc_vip *skip)
+{
+	for (int i = 0; i < m->n; i++)
+		if (&m->v[i] != skip && m->v[i].c.listen.family == c->listen.family &&
+		    !memcmp(&m->v[i].c.listen.addr, &c->listen.addr, sizeof(c->listen.addr)))
+			return true;
+	return false;
+}
+
+/* Addresses for every VIP of the model; proxy entries on attached links. */
+static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old)
+{
+	for (int i = 0; i < s->m.n; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+		char a[LB_ADDRSTRLEN];
+		int err;
+
+		lb_addr_str(&v->c.listen.addr, v->c.listen.family, a, sizeof(a));
+		err = nl_addr(true, &v->c.listen.addr, v->c.listen.family, 1, false);
+		if (err)
+			lb_warn("vip %s: cannot add %s to lo: %s", v->c.name, a, strerror(-err));
+		for (int j = 0; v->c.listen.family == LB_AF_INET6 && j < s->nifs; j++) {
+			if (s->ifs[j].ifindex <= 0)
+				continue;
+			proxy_ndp_on(s->ifs[j].name);
+			nl_addr(true, &v->c.listen.addr, LB_AF_INET6, s->ifs[j].ifindex, true);
+		}
+	}
+	for (int i = 0; old && i < old->n; i++) {
+		const struct svc_vip *o = &old->v[i];
+
+		if (addr_in_model(&s->m, &o->c, NULL))
+			continue;
+		nl_addr(false, &o->c.listen.addr, o->c.listen.family, 1, false);
+		for (int j = 0; o->c.listen.family == LB_AF_INET6 && j < s->nifs; j++)
+			if (s->ifs[j].ifindex > 0)
+				nl_addr(false, &o->c.listen.addr, LB_AF_INET6, s->ifs[j].ifindex, true);
+	}
+}
+
+static void vip_addrs_remove(struct lb_svc *s)
+{
+	struct svc_model none = { 0 }, cur = s->m;
+
+	s->m = none;
+	vip_addrs_sync(s, &cur);
+	s->m = cur;
+}
+
 /* ---- interfaces ------------------------------------------------------- */
 
 static int mode_chain(enum lb_attach_mode m, enum lb_dp_mode chain[3])
@@ -1003,6 +1219,7 @@ static int if_attach(struct lb_svc *s, struct svc_if *f)
 	for (int i = 0; i < n; i++) {
 		err = lb_dp_attach(s->dp, f->ifindex, chain[i]);
 		if (!err) {
+			if_sysctls(f->name);
 			f->mode = chain[i];
 			f->why[0] = '\0';
 			lb_info("interface %s: attached in %s mode", f->name, lb_dp_mode_name(chain[i]));
@@ -1177,6 +1394,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 	}
 	/* A missing interface is not fatal: it may appear later (tick). */
 	ifs_sync(s, conf);
+	vip_addrs_sync(s, NULL);
 	memset(conf, 0, sizeof(*conf));
 	*out = s;
 	return 0;
@@ -1218,6 +1436,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	if (!s)
 		return;
 	if (cleanup) {
+		vip_addrs_remove(s);
 		for (int i = 0; i < s->nifs; i++)
 			if_detach(s, &s->ifs[i]);
 	}
@@ -1264,6 +1483,8 @@ int lb_svc_cleanup(const struct lb_conf *conf)
 				lb_info("interface %s: detached (%s)", conf->interfaces[i], lb_dp_mode_name(m));
 	}
 	lb_dp_close(dp);
+	for (int i = 0; i < conf->nvips; i++)
+		nl_addr(false, &conf->vips[i].listen.addr, conf->vips[i].listen.family, 1, false);
 	n = rm_pins(conf->bpffs);
 	snprintf(p, sizeof(p), "%s/%s", conf->state_dir, SVC_OWNER_FILE);
 	unlink(p);
@@ -1336,6 +1557,7 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 		}
 		s->file = old;
 		ifs_sync(s, &nc);
+		vip_addrs_sync(s, NULL);
 		lb_log_set_level(nc.log_level);
 		lb_config_free(&old);
 		s->file = nc;
@@ -1347,6 +1569,10 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 void lb_svc_tick(struct lb_svc *s)
 {
 	struct svc_rate *r = &s->rate[1];
+
+	/* entries go stale and are collected: XDP traffic never refreshes them */
+	if (++s->ticks % 10 == 0)
+		neigh_warm_all(s);
 
 	s->rate[0] = s->rate[1];
 	r->ms = lb_now_ms();

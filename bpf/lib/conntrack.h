@@ -64,6 +64,37 @@ static __always_inline void lb_nat_key(struct lb_flow_key *rk, const struct lb_p
 }
 
 /*
+ * A taken SNAT port may be reused when its flow is over: the client's ct
+ * entry is gone (evicted by the LRU), points at another port, or has seen a
+ * FIN or RST. Without this, ports of closed flows stay claimed until the
+ * LRU evicts them, and a busy VIP runs out of ports long before it has that
+ * many live connections. The old flow's ct entry is removed with it, so a
+ * late packet of the old connection cannot use the port's new owner.
+ */
+static __always_inline int lb_snat_reclaim(const struct lb_flow_key *rk, __u16 port)
+{
+	struct lb_nat *old = bpf_map_lookup_elem(&nat, rk);
+	struct lb_flow_key ck = {};
+	struct lb_flow *f;
+
+	if (!old)
+		return 1;
+	lb_addr_copy(&ck.src, &old->client);
+	lb_addr_copy(&ck.dst, &old->vip);
+	ck.sport = old->client_port;
+	ck.dport = old->vip_port;
+	ck.proto = rk->proto;
+	ck.family = rk->family;
+	f = bpf_map_lookup_elem(&ct, &ck);
+	if (!f || f->snat_port != port)
+		return 1;
+	if (!(f->flags & LB_FLOW_F_CLOSING))
+		return 0;
+	bpf_map_delete_elem(&ct, &ck);
+	return 1;
+}
+
+/*
  * Claim a SNAT port for a new flow: start at a hash of the tuple (so the
  * choice spreads without shared state) and probe a few ports. BPF_NOEXIST
  * makes the claim atomic across CPUs. Returns the port (network order), or 0.
@@ -86,15 +117,25 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 	nv.vip_id = vip->id;
 	off = lb_hash_flow(&p->key, cfg->hash_seed ^ 0x9e3779b9u) % range;
 
+	/* Free ports first: a reclaimed one may still be in TIME_WAIT on the
+	 * backend, which then answers the first SYN of the new flow with a
+	 * stale ACK and costs the client a retransmit. */
 #pragma clang loop unroll(full)
 	for (int i = 0; i < LB_SNAT_TRIES; i++) {
-		__u16 port = bpf_htons((__u16)(lo + off));
+		__u16 port = bpf_htons((__u16)(lo + (off + i) % range));
 
 		lb_nat_key(&rk, p, be, vip, port);
 		if (bpf_map_update_elem(&nat, &rk, &nv, BPF_NOEXIST) == 0)
 			return port;
-		if (++off >= range)
-			off = 0;
+	}
+#pragma clang loop unroll(full)
+	for (int i = 0; i < LB_SNAT_TRIES; i++) {
+		__u16 port = bpf_htons((__u16)(lo + (off + i) % range));
+
+		lb_nat_key(&rk, p, be, vip, port);
+		if (lb_snat_reclaim(&rk, port) &&
+		    bpf_map_update_elem(&nat, &rk, &nv, BPF_ANY) == 0)
+			return port;
 	}
 	return 0;
 }

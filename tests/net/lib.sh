@@ -179,8 +179,13 @@ _ns_setup() { # NS: create, lo up, no IPv6 DAD, quiet defaults
 	in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 }
 
-_veth_tune() { # NS DEV: GRO on (XDP_REDIRECT/XDP_TX into a veth), link up
-	in_ns "$1" ethtool -K "$2" gro on >/dev/null
+# GRO on: XDP_REDIRECT/XDP_TX into a veth needs it (or an XDP program) on the
+# receiving side. TX checksum offload off: a veth hands the peer a packet
+# whose L4 checksum is only the pseudo-header part (CHECKSUM_PARTIAL), and in
+# XDP that state is lost, so an XDP NAT's incremental update of it would send
+# a wrong checksum. Real NICs deliver complete checksums.
+_veth_tune() { # NS DEV
+	in_ns "$1" ethtool -K "$2" gro on tx off >/dev/null
 	in_ns "$1" ip link set "$2" up
 }
 

@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# lbd end to end, in namespaces (tests/net/lib.sh): real TCP and UDP through
+# the VIP in the attach mode LBD_MODE (xdp by default; test_lbd_tc.sh and
+# test_lbd_generic.sh run this file in tc and xdp-generic mode).
+#   - lbd -t: a good file passes, a bad one prints FILE:LINE: message
+#   - weights 1:1:2 hold within 10% over 3000 connections
+#   - UDP and IPv6 VIPs
+#   - lbctl backend add/set/del reach new connections and leave open ones
+#     on their backend; --dry-run changes nothing; vip= is required with
+#     several VIPs
+#   - an invalid reload changes nothing and its error reaches lbctl
+#   - kill -9 of lbd under load loses no request; a restart adopts the
+#     pinned state and the runtime layer
+#   - lbctl stop detaches and removes the pins
+. "$(dirname "$0")/lib.sh"
+T_NAME=${T_NAME_OVERRIDE:-$T_NAME}
+MODE=${LBD_MODE:-xdp}
+
+t_require_root
+t_require_cmd ip nsenter ethtool curl ss
+t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
+
+PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+cleanup() { topo_down; rm -rf "$PIN"; }
+topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
+trap cleanup EXIT
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
+
+CONF=$TOPO_DIR/lbd.conf
+SOCK=$TOPO_DIR/lbd.sock
+VIP=198.18.0.10
+VIP6=2001:2::10
+LBD_PID=
+
+write_conf() { # extra lines for the web VIP
+	cat >"$CONF" <<EOF
+# lbd test configuration ($MODE mode)
+lbd {
+    interfaces eth0 eth1;
+    mode $MODE;
+    control $SOCK;
+    state_dir $TOPO_DIR/state;
+    bpffs $PIN;
+    pid_file $TOPO_DIR/lbd.pid;
+    hash_seed 0x5eed;
+}
+vip web {
+    listen $VIP:80;
+    method maglev;
+    backend ${BE_ADDRS[1]}:3000 weight=1;
+    backend ${BE_ADDRS[2]}:3000 weight=1;
+    backend ${BE_ADDRS[3]}:3000 weight=2;
+$1
+}
+vip dns {
+    listen $VIP:53 udp;
+    backend ${BE_ADDRS[1]}:3000;
+    backend ${BE_ADDRS[2]}:3000;
+}
+vip web6 {
+    listen [$VIP6]:80;
+    method round_robin;
+    backend [${BE6_ADDRS[1]}]:3000;
+    backend [${BE6_ADDRS[2]}]:3000;
+    backend [${BE6_ADDRS[3]}]:3000;
+}
+EOF
+}
+
+lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
+lbd_up() { lbctl status >/dev/null 2>&1; }
+
+lbd_start() {
+	bg_start @lb "$LBD" -f -c "$CONF"
+	LBD_PID=$BG_PID
+	if ! wait_for -t 10 lbd_up; then
+		echo "lbd did not come up:" >&2
+		bg_log "$LBD_PID" >&2
+		return 1
+	fi
+}
+
+# count NAME OUTPUT: the number lbload printed for backend NAME (0 if none).
+count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
+field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
+within() { # N EXPECTED PERCENT
+	awk -v n="$1" -v e="$2" -v p="$3" 'BEGIN { d = n - e; if (d < 0) d = -d; exit !(d <= e * p / 100) }'
+}
+
+load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
+
+# ---------------------------------------------------------------- lbd -t
+write_conf ""
+out=$("$LBD" -t -c "$CONF" 2>&1)
+t_check "conf-check-ok" "lbd -t rejected a good file: $out" test $? -eq 0
+printf 'vip bad {\n    listen 198.18.0.11:80;\n    method fastest;\n}\n' >"$TOPO_DIR/bad.conf"
+out=$("$LBD" -t -c "$TOPO_DIR/bad.conf" 2>&1); rc=$?
+if [ $rc -eq 1 ] && grep -q "^$TOPO_DIR/bad.conf:3: .*fastest" <<<"$out"; then
+	t_pass "conf-check-bad"
+else
+	t_fail "conf-check-bad" "want exit 1 and bad.conf:3: ...fastest, got $rc: $out"
+fi
+
+# ---------------------------------------------------------------- start
+if ! lbd_start; then
+	t_fail "$T_NAME" "lbd does not start in $MODE mode"
+	t_done; exit 1
+fi
+st=$(lbctl status)
+if grep -Eq "^  eth0 +$MODE\b" <<<"$st" && grep -Eq "^  eth1 +$MODE\b" <<<"$st"; then
+	t_pass "status-mode-$MODE"
+else
+	t_fail "status-mode-$MODE" "lbctl status does not show $MODE on eth0/eth1: $st"
+fi
+
+# ---------------------------------------------------------------- weights
+out=$(load -c 3000 -p 32 "$VIP:80")
+ok=$(field ok "$out")
+b1=$(count be1 "$out") b2=$(count be2 "$out") b3=$(count be3 "$out")
+if [ "$ok" = 3000 ] && within "$b1" 750 10 && within "$b2" 750 10 && within "$b3" 1500 10; then
+	t_pass "weights-1-1-2 ($b1/$b2/$b3)"
+else
+	t_fail "weights-1-1-2" "want 750/750/1500 +-10% of 3000 ok, got ok=$ok $b1/$b2/$b3: $out"
+fi
+
+# ---------------------------------------------------------------- UDP, IPv6
+out=$(load --udp -c 200 -p 8 "$VIP:53")
+if [ "$(field ok "$out")" = 200 ] && [ "$(count be1 "$out")" -gt 0 ] && [ "$(count be2 "$out")" -gt 0 ]; then
+	t_pass "udp-vip"
+else
+	t_fail "udp-vip" "want 200 answers from be1 and be2: $out"
+fi
+out=$(load -c 300 -p 8 "[$VIP6]:80")
+b1=$(count be1 "$out") b2=$(count be2 "$out") b3=$(count be3 "$out")
+if [ "$(field ok "$out")" = 300 ] && within "$b1" 100 15 && within "$b2" 100 15 && within "$b3" 100 15; then
+	t_pass "ipv6-vip-round-robin ($b1/$b2/$b3)"
+else
+	t_fail "ipv6-vip-round-robin" "want 300 ok spread evenly: $out"
+fi
+body=$(in_client curl -s -m 3 "http://$VIP/")
+t_check "curl-through-vip" "curl got '$body'" grep -q "^Here we are! be[123]" <<<"$body"
+
+# ---------------------------------------------------------------- lbctl
+out=$(lbctl backend add 198.18.1.9:3000 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "web" <<<"$out" && grep -q "dns" <<<"$out" && grep -q "vip=NAME" <<<"$out"; then
+	t_pass "backend-add-needs-vip"
+else
+	t_fail "backend-add-needs-vip" "want an error listing the VIPs, got $rc: $out"
+fi
+out=$(lbctl backend add 198.18.1.5:99999 vip=web 2>&1); rc=$?
+t_check "backend-add-bad-arg" "want exit 2 naming the argument, got $rc: $out" \
+	eval '[ $rc -eq 2 ] && grep -q "198.18.1.5:99999" <<<"$out"'
+before=$(lbctl status)
+out=$(lbctl -n backend add "${BE_ADDRS[4]}:3000" weight=1 vip=web 2>&1)
+after=$(lbctl status)
+if grep -q "would move" <<<"$out" && [ "$before" = "$after" ]; then
+	t_pass "dry-run"
+else
+	t_fail "dry-run" "want a 'would move' estimate and no change: $out"
+fi
+
+# Long-lived connections stay on their backend through add, drain and set.
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 6 --duration 8 -c 0 "$VIP:80"
+KEEP_PID=$BG_PID
+sleep 1
+out=$(lbctl backend add "${BE_ADDRS[4]}:3000" weight=1 vip=web 2>&1)
+t_check "backend-add" "lbctl backend add failed: $out" grep -q "^ok" <<<"$out"
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-add-takes-new" "be4 got no new connection: $out" test "$(count be4 "$out")" -gt 50
+lbctl backend set "${BE_ADDRS[1]}:3000" state=drain vip=web >/dev/null
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-drain" "drained be1 still gets new connections: $out" test "$(count be1 "$out")" -eq 0
+lbctl backend set "${BE_ADDRS[1]}:3000" state=up weight=3 vip=web >/dev/null
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-set-weight" "be1 at weight 3 should lead: $out" \
+	test "$(count be1 "$out")" -gt "$(count be2 "$out")"
+wait "$KEEP_PID"; rc=$?
+out=$(bg_log "$KEEP_PID")
+if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_switched "$out")" = 0 ]; then
+	t_pass "open-connections-stay-through-changes"
+else
+	t_fail "open-connections-stay-through-changes" "rc=$rc: $out"
+fi
+lbctl backend del "${BE_ADDRS[2]}:3000" vip=web >/dev/null
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-del" "deleted be2 still gets connections: $out" test "$(count be2 "$out")" -eq 0
+
+# ---------------------------------------------------------------- reload
+cp "$CONF" "$TOPO_DIR/good.conf"
+before=$(lbctl status)
+printf 'vip broken {\n    listen 198.18.0.12:80;\n    backend 198.18.1.2:3000 weight=banana;\n}\n' >>"$CONF"
+out=$(lbctl reload 2>&1); rc=$?
+after=$(lbctl status)
+if [ $rc -ne 0 ] && grep -q "lbd.conf:[0-9]*: .*banana" <<<"$out" && [ "$before" = "$after" ]; then
+	t_pass "invalid-reload-changes-nothing"
+else
+	t_fail "invalid-reload-changes-nothing" "rc=$rc out=$out"
+fi
+cp "$TOPO_DIR/good.conf" "$CONF"
+out=$(load -c 200 -p 8 "$VIP:80")
+t_check "traffic-after-invalid-reload" "requests failed: $out" test "$(field failed "$out")" = 0
+
+# ---------------------------------------------------------------- kill -9
+bg_start "$NS_CLIENT" "$LBLOAD" --duration 5 -p 8 -c 1000000 "$VIP:80"
+STREAM_PID=$BG_PID
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 6 -c 0 "$VIP:80"
+KEEP_PID=$BG_PID
+sleep 1.5
+kill -9 "$LBD_PID"
+wait "$LBD_PID" 2>/dev/null
+sleep 1.5
+lbd_start || t_fail "restart" "lbd does not restart"
+st=$(lbctl status)
+if grep -q "(adopted)" <<<"$st" && grep -q "${BE_ADDRS[4]}:3000" <<<"$st" && \
+   ! grep -q "${BE_ADDRS[2]}:3000" <<<"$(lbctl vip show web)"; then
+	t_pass "restart-adopts-state-and-runtime-layer"
+else
+	t_fail "restart-adopts-state-and-runtime-layer" "$st"
+fi
+wait "$STREAM_PID"; rc=$?
+out=$(bg_log "$STREAM_PID")
+if [ $rc -eq 0 ] && [ "$(field failed "$out")" = 0 ] && [ "$(field ok "$out")" -gt 100 ]; then
+	t_pass "kill-9-loses-nothing (ok=$(field ok "$out"))"
+else
+	t_fail "kill-9-loses-nothing" "rc=$rc: $out"
+fi
+wait "$KEEP_PID"; rc=$?
+out=$(bg_log "$KEEP_PID")
+if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_switched "$out")" = 0 ]; then
+	t_pass "open-connections-survive-restart"
+else
+	t_fail "open-connections-survive-restart" "rc=$rc: $out"
+fi
+
+# ---------------------------------------------------------------- stop
+lbctl stop >/dev/null
+for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
+if ! kill -0 "$LBD_PID" 2>/dev/null && [ ! -e "$PIN" ] && \
+   ! in_lb ip link show eth0 | grep -q "prog/xdp" && \
+   [ -z "$(in_lb tc filter show dev eth0 ingress 2>/dev/null)" ]; then
+	t_pass "stop-cleans-up"
+else
+	t_fail "stop-cleans-up" "lbd alive, pins left in $PIN or program still attached"
+fi
+
+t_done

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * lbd: flags, daemonizing, and the wiring of the one event loop: signals
+ * (signalfd), a one-second timer (timerfd), the control socket. Everything
+ * the service does happens in callbacks of that loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "loop.h"
+#include "service.h"
+
+#define LBD_DEFAULT_CONF "/etc/lbd/lbd.conf"
+#define LBD_VERSION      "0.1"
+
+struct lbd {
+	const char *conf_path;
+	struct lb_loop *loop;
+	struct lb_svc *svc;
+	struct lb_ctl *ctl;
+	int sfd, tfd;
+	struct lb_loop_handler sig_h, timer_h;
+	bool quit;
+	bool cleanup;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: lbd [-f] [-c FILE] [-p PIDFILE] [-d]\n"
+		"       lbd -t [-c FILE]        check the configuration and exit (0 ok, 1 errors)\n"
+		"       lbd --cleanup [-c FILE] detach and remove what lbd pinned for FILE\n"
+		"\n"
+		"  -c, --config FILE    configuration (default " LBD_DEFAULT_CONF ")\n"
+		"  -f, --foreground     stay in the foreground, log to stderr\n"
+		"  -p, --pid-file FILE  pid file (default: pid_file of the lbd block)\n"
+		"  -d, --debug          log debug lines\n"
+		"  -t, --test           check the configuration: FILE:LINE: message per error\n"
+		"      --cleanup        detach every interface and remove the pinned maps\n"
+		"  -V, --version\n"
+		"\n"
+		"Signals: SIGHUP reloads the file (only the difference is applied; an invalid\n"
+		"file changes nothing). SIGTERM/SIGINT exit and leave the data path forwarding\n"
+		"for the next lbd to adopt; `lbctl stop` or `lbd --cleanup` remove it.\n");
+}
+
+static void print_err(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "%s\n", msg);
+}
+
+static void log_err(void *ctx, const char *msg)
+{
+	(void)ctx;
+	lb_err("%s", msg);
+}
+
+static int handle_ctl(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out)
+{
+	struct lbd *d = ctx;
+	int rc;
+
+	if (!strcmp(req->argv[0], "reload"))
+		sd_notify(0, "RELOADING=1");
+	rc = lb_svc_command(d->svc, req, out);
+	if (!strcmp(req->argv[0], "reload"))
+		sd_notify(0, "READY=1");
+	if (lb_svc_stop_requested(d->svc)) {
+		d->quit = true;
+		d->cleanup = true;
+	}
+	return rc;
+}
+
+static void on_signal(void *arg, uint32_t events)
+{
+	struct lbd *d = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(d->sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			lb_info("SIGHUP: reloading %s", d->conf_path);
+			sd_notify(0, "RELOADING=1");
+			lb_svc_reload(d->svc, NULL);
+			sd_notify(0, "READY=1");
+			break;
+		case SIGTERM:
+		case SIGINT:
+			lb_info("%s: exiting", strsignal(si.ssi_signo));
+			d->quit = true;
+			break;
+		case SIGCHLD:
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			break;
+		}
+	}
+}
+
+static void on_timer(void *arg, uint32_t events)
+{
+	struct lbd *d = arg;
+	uint64_t ticks;
+
+	(void)events;
+	if (read(d->tfd, &ticks, sizeof(ticks)) != sizeof(ticks))
+		return;
+	lb_svc_tick(d->svc);
+	lb_ctl_tick(d->ctl);
+}
+
+static int setup_fds(struct lbd *d)
+{
+	struct itimerspec its = { .it_interval = { 1, 0 }, .it_value = { 1, 0 } };
+	sigset_t set;
+	int err;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	d->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d->sfd < 0 || d->tfd < 0 || timerfd_settime(d->tfd, 0, &its, NULL))
+		return -errno;
+	d->sig_h = (struct lb_loop_handler){ on_signal, d };
+	d->timer_h = (struct lb_loop_handler){ on_timer, d };
+	err = lb_loop_add(d->loop, d->sfd, EPOLLIN, &d->sig_h);
+	if (!err)
+		err = lb_loop_add(d->loop, d->tfd, EPOLLIN, &d->timer_h);
+	return err;
+}
+
+/* A pid file names a live lbd: refuse to start a second one on it. */
+static int pid_file_write(const char *path)
+{
+	char buf[32];
+	FILE *f = fopen(path, "re");
+	int fd, n;
+
+	if (f) {
+		long pid = 0;
+
+		if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != getpid() && !kill(pid, 0)) {
+			fclose(f);
+			lb_err("lbd is already running with pid %ld (pid file %s)", pid, path);
+			return -EEXIST;
+		}
+		fclose(f);
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		lb_err("cannot write pid file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, n) != n) {
+		close(fd);
+		return -EIO;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Fork into the background; the parent exits with the child's startup
+ * result, so `lbd -c FILE` fails visibly when the service cannot start. */
+static int daemonize(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		char rc = 1;
+
+		close(p[1]);
+		if (read(p[0], &rc, 1) != 1)
+			rc = 1;
+		_exit(rc);
+	}
+	close(p[0]);
+	setsid();
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/"))
+		return -errno;
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void detach_stdio(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	close(fd);
+}
+
+static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *pid_path)
+{
+	struct lb_ctl_opts co = { .handler = handle_ctl, .ctx = d };
+	char pidf[LB_CONF_PATH_MAX], sock[LB_CONF_SOCK_MAX], group[LB_CONF_NAME_MAX];
+	int ready_fd = -1, err;
+	char rc = 1;
+
+	snprintf(pidf, sizeof(pidf), "%s", pid_path ? pid_path : cf->pid_file);
+	if (!foreground) {
+		err = daemonize(&ready_fd);
+		if (err) {
+			lb_err("cannot daemonize: %s", strerror(-err));
+			return err;
+		}
+		lb_log_use_syslog("lbd");
+	}
+	err = lb_loop_new(&d->loop);
+	if (!err)
+		err = setup_fds(d);
+	if (err) {
+		lb_err("cannot set up the event loop: %s", strerror(-err));
+		goto out;
+	}
+	if (pidf[0]) {
+		char dir[LB_CONF_PATH_MAX], *sl;
+
+		snprintf(dir, sizeof(dir), "%s", pidf);
+		sl = strrchr(dir, '/');
+		if (sl && sl != dir) {
+			*sl = '\0';
+			mkdir(dir, 0755);
+		}
+		err = pid_file_write(pidf);
+		if (err)
+			goto out;
+	}
+	/* lb_svc_start takes cf over: keep what is still needed */
+	snprintf(sock, sizeof(sock), "%s", cf->control);
+	snprintf(group, sizeof(group), "%s", cf->control_group);
+	co.path = sock;
+	co.group = group;
+	/* The socket first: a second lbd on the same socket stops here, before
+	 * it touches the data path. */
+	err = lb_ctl_open(d->loop, &co, &d->ctl);
+	if (err)
+		goto out_pid; /* lb_ctl_open said why */
+	err = lb_svc_start(d->conf_path, cf, &d->svc);
+	if (err)
+		goto out_ctl;
+	lb_info("lbd %s started (pid %d), control socket %s", LBD_VERSION, (int)getpid(), co.path);
+	sd_notifyf(0, "READY=1\nMAINPID=%d", (int)getpid());
+	if (ready_fd >= 0) {
+		rc = 0;
+		if (write(ready_fd, &rc, 1) != 1)
+			lb_warn("cannot tell the parent that lbd is ready");
+		close(ready_fd);
+		ready_fd = -1;
+		detach_stdio();
+	}
+	while (!d->quit) {
+		err = lb_loop_run_once(d->loop, 1000);
+		if (err < 0) {
+			lb_err("event loop: %s", strerror(-err));
+			break;
+		}
+	}
+	err = 0;
+	sd_notify(0, "STOPPING=1");
+	lb_svc_stop(d->svc, d->cleanup);
+out_ctl:
+	lb_ctl_close(d->ctl);
+out_pid:
+	if (pidf[0])
+		unlink(pidf);
+out:
+	if (ready_fd >= 0) {
+		if (write(ready_fd, &rc, 1) != 1)
+			err = err ? err : -EIO;
+		close(ready_fd);
+	}
+	if (d->sfd > 0)
+		close(d->sfd);
+	if (d->tfd > 0)
+		close(d->tfd);
+	lb_loop_free(d->loop);
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "pid-file", required_argument, NULL, 'p' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "test", no_argument, NULL, 't' },
+		{ "cleanup", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct lbd d = { .conf_path = LBD_DEFAULT_CONF, .sfd = -1, .tfd = -1 };
+	bool foreground = false, test = false, cleanup = false, debug = false;
+	const char *pid_path = NULL;
+	struct lb_conf cf;
+	int c, err;
+
+	while ((c = getopt_long(argc, argv, "c:fp:dtVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': d.conf_path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'p': pid_path = optarg; break;
+		case 'd': debug = true; break;
+		case 't': test = true; break;
+		case 'C': cleanup = true; break;
+		case 'V': printf("lbd %s\n", LBD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "lbd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	err = lb_config_load(d.conf_path, &cf, test ? print_err : log_err, NULL);
+	if (test) {
+		if (!err) {
+			printf("%s: ok\n", d.conf_path);
+			lb_config_free(&cf);
+		}
+		return err ? 1 : 0;
+	}
+	if (err)
+		return 1;
+	lb_log_set_level(debug ? LB_LOG_DEBUG : cf.log_level);
+	if (cleanup) {
+		err = lb_svc_cleanup(&cf);
+		lb_config_free(&cf);
+		return err ? 1 : 0;
+	}
+	err = run(&d, &cf, foreground, pid_path);
+	if (d.svc == NULL)
+		lb_config_free(&cf);
+	return err ? 1 : 0;
+}
