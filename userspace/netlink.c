@@ -179,6 +179,39 @@ int lb_nl_addr_del(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 f
 	return addr_change(nl, false, ifindex, a, family, prefix);
 }
 
+static int proxy_change(struct lb_nl *nl, bool add, int ifindex, const union lb_addr *a,
+			__u8 family)
+{
+	struct rtnl_neigh *n = rtnl_neigh_alloc();
+	struct nl_addr *na = build_addr(a, family);
+	struct nl_msg *m = NULL;
+	int err = -ENOMEM;
+
+	if (n && na) {
+		rtnl_neigh_set_ifindex(n, ifindex);
+		rtnl_neigh_set_family(n, af_of(family));
+		rtnl_neigh_set_dst(n, na);
+		rtnl_neigh_set_flags(n, NTF_PROXY);
+		err = nle_errno(add ? rtnl_neigh_build_add_request(n, NLM_F_CREATE | NLM_F_REPLACE, &m)
+				    : rtnl_neigh_build_delete_request(n, 0, &m));
+		if (!err)
+			err = request(nl, m, NULL, NULL);
+	}
+	nl_addr_put(na);
+	rtnl_neigh_put(n);
+	return !add && err == -ENOENT ? 0 : err;
+}
+
+int lb_nl_proxy_add(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 family)
+{
+	return proxy_change(nl, true, ifindex, a, family);
+}
+
+int lb_nl_proxy_del(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 family)
+{
+	return proxy_change(nl, false, ifindex, a, family);
+}
+
 struct route_reply {
 	struct lb_nl_route *r;
 	int alen;

@@ -59,6 +59,12 @@ int lb_nl_addr_add(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 f
 int lb_nl_addr_del(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 family,
 		   int prefix);
 
+/* Answer neighbour discovery for `a` on ifindex (a proxy entry, NTF_PROXY):
+ * IPv6 only answers for addresses of the receiving device, so an IPv6 VIP on
+ * lo needs one on each interface clients reach it through. Idempotent. */
+int lb_nl_proxy_add(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 family);
+int lb_nl_proxy_del(struct lb_nl *nl, int ifindex, const union lb_addr *a, __u8 family);
+
 /* The kernel's route towards dst (RTM_GETROUTE, as `ip route get`). */
 struct lb_nl_route {
 	union lb_addr src;     /* source address it would pick (preferred source) */

@@ -261,6 +261,31 @@ static void addr_idempotent(const char *s)
 static void test_addr_v4(void **st) { (void)st; addr_idempotent("198.18.7.10"); }
 static void test_addr_v6(void **st) { (void)st; addr_idempotent("2001:2:0:7::10"); }
 
+static void test_proxy_v6(void **st)
+{
+	char out[4096];
+	union lb_addr a;
+	struct lb_nl *nl;
+	int idx;
+	__u8 fam;
+
+	(void)st;
+	sh("ip link add lbp0 type veth peer name lbp0p && ip link set lbp0 up");
+	assert_int_equal(lb_nl_open(NULL, NULL, &nl), 0);
+	idx = lb_nl_ifindex(nl, "lbp0");
+	assert_int_equal(lb_addr_parse("2001:2:0:7::20", &a, &fam), 0);
+	assert_int_equal(lb_nl_proxy_add(nl, idx, &a, fam), 0);
+	assert_int_equal(lb_nl_proxy_add(nl, idx, &a, fam), 0);
+	sh_out(out, sizeof(out), "ip -6 neigh show proxy dev lbp0");
+	assert_non_null(strstr(out, "2001:2:0:7::20"));
+	assert_int_equal(lb_nl_proxy_del(nl, idx, &a, fam), 0);
+	assert_int_equal(lb_nl_proxy_del(nl, idx, &a, fam), 0);
+	sh_out(out, sizeof(out), "ip -6 neigh show proxy dev lbp0");
+	assert_null(strstr(out, "2001:2:0:7::20"));
+	lb_nl_close(nl);
+	sh("ip link del lbp0");
+}
+
 /* ---- routes ---- */
 
 static void expect_route(struct lb_nl *nl, const char *dst, int err, const char *src,
@@ -427,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_loop_dispatch),
 		cmocka_unit_test(test_addr_v4),
 		cmocka_unit_test(test_addr_v6),
+		cmocka_unit_test(test_proxy_v6),
 		cmocka_unit_test(test_route_source),
 		cmocka_unit_test(test_neigh_warm),
 	};
