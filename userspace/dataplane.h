@@ -63,7 +63,10 @@ int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS]);
 
 /* Attach the data path to an interface; the link is pinned when pin_root
  * is set, so it outlives lbd. An existing pinned link is updated in place
- * (atomic program replace) rather than detached. */
+ * (atomic program replace) rather than detached. LB_DP_TC is a clsact ingress
+ * filter at a fixed handle/priority: it outlives lbd without a pin, and an
+ * attach replaces whatever program sits there (ours, from an earlier lbd)
+ * atomically. Errors are the kernel's (e.g. -ENODEV, -EOPNOTSUPP). */
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
 int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
 
