@@ -14,7 +14,8 @@
 #      direct to one backend vs an nftables DNAT load balancer.
 #
 # Environment: O (build dir), BENCH_RUNS (median of, default 7),
-# BENCH_ONLY=xdp,maglev,e2e (sections), WRK_SECONDS (5), WRK_CONNS (32).
+# BENCH_ONLY=xdp,maglev,e2e (sections), WRK_SECONDS (3), WRK_CONNS (32),
+# E2E_ROUNDS (3).
 # Needs root for sections 1 and 3 (namespaces, BPF); says so and skips
 # them otherwise. Everything it starts it stops, also on Ctrl-C.
 set -u
@@ -26,7 +27,8 @@ case $O in /*) ;; *) O=$REPO_DIR/$O ;; esac
 export O
 BENCH_RUNS=${BENCH_RUNS:-7}
 BENCH_ONLY=${BENCH_ONLY:-xdp,maglev,e2e}
-WRK_SECONDS=${WRK_SECONDS:-5}
+WRK_SECONDS=${WRK_SECONDS:-3}
+E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-32}
 VIP=198.18.0.10
@@ -115,58 +117,46 @@ bench_maglev() {
 
 # ------------------------------------------------------------- 3. end to end
 
-E2E_CSV=
+E2E_RUNS=      # one row per wrk run: target,round,requests/s,errors
+E2E_CSV=       # one row per target: medians over the rounds
 E2E_TMP=
+LBD_PID=
+NFT_VIP=198.18.0.11 # nftables gets its own VIP and SNAT address
+NFT_SNAT=198.18.1.253
 
-# wrk_rps NAME URL: one wrk run from the client namespace; appends a CSV
-# row (name,requests/s,errors) and prints it.
-wrk_rps() {
-	local name=$1 url=$2 out rps errs
-	# In the background: `wait` lets a Ctrl-C reach our trap at once (wrk
-	# catches SIGINT itself, and bash would then carry on).
-	in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t"$WRK_THREADS" \
-		-c"$WRK_CONNS" -d"${WRK_SECONDS}s" -H 'Connection: close' "$url" \
-		>"$RES/wrk-$name.txt" 2>&1 &
-	wait $!
-	out=$(cat "$RES/wrk-$name.txt")
-	rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
-	# socket errors and non-2xx answers, summed
-	errs=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i }
-		    /Non-2xx/ { s += $NF } END { print s + 0 }' <<<"$out")
-	if [ -z "$rps" ]; then
-		say "FAIL: e2e $name: wrk gave no figure (see $RES/wrk-$name.txt)"
-		failed=1
-		return 1
-	fi
-	echo "$name,$rps,$errs" >>"$E2E_CSV"
-}
-
-# wrk_rps_all NAME URL...: one wrk per URL at once, the connections split
-# between them; appends one CSV row with the summed figures.
-wrk_rps_all() {
-	local name=$1 n i rps=0 errs=0 r e pids=()
-	shift
+# wrk_run NAME ROUND URL...: wrk from the client namespace, Connection:
+# close, for WRK_SECONDS. One URL: one wrk of WRK_THREADS threads; several:
+# one single-threaded wrk per URL at once, the connections split between
+# them, the figures summed. Appends a row to E2E_RUNS.
+wrk_run() {
+	local name=$1 round=$2 n i rps=0 errs=0 r e log pids=()
+	shift 2
 	n=$#
 	for ((i = 1; i <= n; i++)); do
-		in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t1 \
-			-c$(((WRK_CONNS + n - 1) / n)) -d"${WRK_SECONDS}s" -H 'Connection: close' \
-			"${!i}" >"$RES/wrk-$name-$i.txt" 2>&1 &
+		log=$RES/wrk-$name-r$round-$i.txt
+		# In the background: `wait` lets a Ctrl-C reach our trap at once
+		# (wrk catches SIGINT itself, and bash would then carry on).
+		in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk \
+			-t"$((n > 1 ? 1 : WRK_THREADS))" -c"$(((WRK_CONNS + n - 1) / n))" \
+			-d"${WRK_SECONDS}s" -H 'Connection: close' "${!i}" >"$log" 2>&1 &
 		pids+=($!)
 	done
 	wait "${pids[@]}"
 	for ((i = 1; i <= n; i++)); do
-		r=$(awk '/^Requests\/sec:/ { print $2 }' "$RES/wrk-$name-$i.txt")
-		e=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) s += $i }
-			 /Non-2xx/ { s += $NF } END { print s + 0 }' "$RES/wrk-$name-$i.txt")
+		log=$RES/wrk-$name-r$round-$i.txt
+		r=$(awk '/^Requests\/sec:/ { print $2 }' "$log")
+		# socket errors and non-2xx answers
+		e=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (j = 1; j <= NF; j++) s += $j }
+			 /Non-2xx/ { s += $NF } END { print s + 0 }' "$log")
 		if [ -z "$r" ]; then
-			say "FAIL: e2e $name: wrk $i gave no figure (see $RES/wrk-$name-$i.txt)"
+			say "FAIL: e2e $name: wrk gave no figure (see $log)"
 			failed=1
 			return 1
 		fi
 		rps=$(awk -v a="$rps" -v b="$r" 'BEGIN { printf "%.2f", a + b }')
 		errs=$((errs + e))
 	done
-	echo "$name,$rps,$errs" >>"$E2E_CSV"
+	echo "$name,$round,$rps,$errs" >>"$E2E_RUNS"
 }
 
 # wait_http URL SECONDS: until an HTTP GET of URL from the client answers
@@ -180,38 +170,30 @@ wait_http() {
 	return 1
 }
 
-# direct: what the issue compares with (one backend, so bounded by that
-# backend). direct_all: every backend at once, the balancer's ideal.
-e2e_direct() {
-	wrk_rps direct "http://${BE_ADDRS[1]}:$BE_PORT/"
-	wrk_rps_all direct_all "http://${BE_ADDRS[1]}:$BE_PORT/" \
-		"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
-}
-
-e2e_nftables() {
-	# The VIP is on the client's subnet: lb must answer ARP for it.
-	topo_add_vip "$VIP"
-	in_lb nft -f - <<-EOF || { say "FAIL: e2e nftables: ruleset refused"; failed=1; return 1; }
+# An nftables DNAT load balancer on NFT_VIP: jhash over the client's
+# address and port, SNAT towards the backends (full NAT, like lbd). Loaded
+# only for its own runs, so no other run pays for conntrack; its SNAT
+# address is its own, so its reply ports never meet lbd's NAT flows.
+nft_up() {
+	in_lb nft -f - <<-EOF || { say "FAIL: e2e nftables: ruleset refused"; return 1; }
 		table ip lbbench {
 			chain pre {
 				type nat hook prerouting priority dstnat; policy accept;
-				ip daddr $VIP tcp dport $VIP_PORT dnat to jhash ip saddr . tcp sport mod 3 seed 0x5eed map { 0 : ${BE_ADDRS[1]}, 1 : ${BE_ADDRS[2]}, 2 : ${BE_ADDRS[3]} } : $BE_PORT
+				ip daddr $NFT_VIP tcp dport $VIP_PORT dnat to jhash ip saddr . tcp sport mod 3 seed 0x5eed map { 0 : ${BE_ADDRS[1]}, 1 : ${BE_ADDRS[2]}, 2 : ${BE_ADDRS[3]} } : $BE_PORT
 			}
 			chain post {
 				type nat hook postrouting priority srcnat; policy accept;
-				oifname "eth1" ip daddr 198.18.1.0/24 masquerade
+				ct original ip daddr $NFT_VIP snat ip to $NFT_SNAT
 			}
 		}
 	EOF
-	if wait_http "http://$VIP:$VIP_PORT/" 5; then
-		wrk_rps nftables "http://$VIP:$VIP_PORT/"
-	else
-		say "FAIL: e2e nftables: VIP does not answer"
-		failed=1
-	fi
-	in_lb nft delete table ip lbbench
-	in_lb ip addr del "$VIP/32" dev lo
+	wait_http "http://$NFT_VIP:$VIP_PORT/" 5 && return 0
+	say "FAIL: e2e nftables: VIP does not answer"
+	nft_down
+	return 1
 }
+
+nft_down() { in_lb nft delete table ip lbbench 2>/dev/null; }
 
 # lb_neigh DEV NS ADDR: a permanent neighbour entry in lb for ADDR, the
 # address of eth0 in namespace NS.
@@ -221,13 +203,13 @@ lb_neigh() {
 	in_lb ip neigh replace "$3" lladdr "$mac" dev "$1" nud permanent
 }
 
-# Issue 4: lbd in XDP mode on the same topology. Runs only once $O/lbd is
-# built; config syntax as in examples/ (issue 4).
-e2e_lbd() {
-	local conf=$E2E_TMP/lbd.conf pid i
+# Issue 4: lbd in XDP mode on VIP, config syntax as in examples/. Returns 1
+# (after saying why) when lbd is not built or does not serve the VIP.
+lbd_up() {
+	local conf=$E2E_TMP/lbd.conf i
 	if [ ! -x "$O/lbd" ]; then
 		say "lbd: not built yet"
-		return 0
+		return 1
 	fi
 	cat >"$conf" <<-EOF
 		lbd {
@@ -244,53 +226,71 @@ e2e_lbd() {
 		    backend ${BE_ADDRS[3]}:$BE_PORT weight=1;
 		}
 	EOF
-	# lb answers ARP for the VIP (lbd does not add it yet) and knows the
-	# backends' and the client's MACs: lb_xdp passes a packet to the stack
-	# when bpf_fib_lookup finds no neighbour, and a packet already
-	# SNATed to lb's own address is dropped there as a martian, so the
-	# neighbour would never resolve (reported; lbd should warm them up).
+	# lb answers ARP for the VIP, and knows the backends' and the
+	# client's MACs: lb_xdp passes a packet to the stack when
+	# bpf_fib_lookup finds no neighbour, and one already SNATed to lb's
+	# own address dies there as a martian, so the neighbour would never
+	# resolve. (Both are lbd's job; harmless when it does them.)
 	topo_add_vip "$VIP" 2>/dev/null
 	lb_neigh eth0 "$NS_CLIENT" "$CLIENT_ADDR"
 	for ((i = 1; i <= NBACKENDS; i++)); do
 		lb_neigh eth1 "${NS_BE[$i]}" "${BE_ADDRS[$i]}"
 	done
 	bg_start @lb "$O/lbd" -f -c "$conf"
-	pid=$BG_PID
-	if wait_http "http://$VIP:$VIP_PORT/" 10; then
-		wrk_rps lbd "http://$VIP:$VIP_PORT/"
-	else
-		say "FAIL: e2e lbd: VIP does not answer through lbd; its log:"
-		bg_log "$pid" | tail -20 | tee -a "$SUMMARY"
-		failed=1
-	fi
-	bg_stop "$pid"
-	lb_nsenter timeout 10 "$O/lbd" --cleanup -c "$conf" >/dev/null 2>&1
+	LBD_PID=$BG_PID
+	wait_http "http://$VIP:$VIP_PORT/" 10 && return 0
+	say "FAIL: e2e lbd: VIP does not answer through lbd; its log:"
+	bg_log "$LBD_PID" | tail -20 | tee -a "$SUMMARY"
+	return 1
+}
+
+lbd_down() {
+	[ -n "$LBD_PID" ] || return 0
+	bg_stop "$LBD_PID"
+	LBD_PID=
+	lb_nsenter timeout 10 "$O/lbd" --cleanup -c "$E2E_TMP/lbd.conf" >/dev/null 2>&1
 	rm -rf "$PIN_ROOT"
-	in_lb ip addr del "$VIP/32" dev lo 2>/dev/null
 }
 
 e2e_cleanup() {
+	lbd_down
 	topo_down
 	[ -z "$E2E_TMP" ] || rm -rf "$E2E_TMP"
 	E2E_TMP=
 	rm -rf "$PIN_ROOT"
 }
 
+# The rows of E2E_RUNS reduced to one per target: median requests/s over
+# the rounds, errors summed.
+e2e_medians() {
+	echo "target,requests_per_s,errors,rounds"
+	local t
+	for t in direct direct_all nftables lbd; do
+		awk -F, -v t="$t" '$1 == t { print $3, $4 }' "$E2E_RUNS" | sort -n | awk -v t="$t" '
+			{ r[NR] = $1; e += $2 }
+			END { if (NR) printf "%s,%.0f,%d,%d\n", t, r[int((NR + 1) / 2)], e, NR }'
+	done
+}
+
 bench_e2e() {
 	say ""
 	say "== End to end: HTTP requests/s, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close,"
-	say "   client -> VIP $VIP:$VIP_PORT -> 3 demo backends (tests/net topology)"
+	say "   client -> VIP -> 3 demo backends (tests/net topology), median of $E2E_ROUNDS rounds;"
+	say "   each round runs every target in turn. direct: one backend, as issue 4 asks;"
+	say "   direct_all: all 3 at once (the balancer's ideal). Everything crosses lb's stack."
 	if ! is_root; then skip e2e "needs root (network namespaces)"; return; fi
-	local c i
+	local c i r lbd_ok=0 nft_ok=0
 	for c in wrk nft curl ethtool; do
 		command -v $c >/dev/null || { skip e2e "'$c' not installed (make deps)"; return; }
 	done
 	[ -x "$O/examples/demo_backend" ] || { say "FAIL: $O/examples/demo_backend not built"; failed=1; return; }
+	# shellcheck disable=SC2034 # read by lib.sh
 	TOPO_PREFIX=lbb$$-
 	# shellcheck source=tests/net/lib.sh
 	. "$REPO_DIR/tests/net/lib.sh"
+	E2E_RUNS=$RES/e2e-runs.csv
 	E2E_CSV=$RES/e2e.csv
-	echo "target,requests_per_s,errors" >"$E2E_CSV"
+	echo "target,round,requests_per_s,errors" >"$E2E_RUNS"
 	topo_up 3 || { say "FAIL: e2e: topology"; failed=1; return; }
 	# topo_up's traps, widened to what this section adds.
 	trap e2e_cleanup EXIT
@@ -310,13 +310,26 @@ bench_e2e() {
 		e2e_cleanup
 		return
 	fi
-	e2e_direct
-	e2e_nftables
-	e2e_lbd
+	# The VIPs are on the client's subnet: lb must answer ARP for them.
+	topo_add_vip "$NFT_VIP"
+	in_lb ip addr add "$NFT_SNAT/24" dev eth1
+	if nft_up; then nft_ok=1; nft_down; else failed=1; fi
+	if lbd_up; then lbd_ok=1; elif [ -x "$O/lbd" ]; then failed=1; fi
+	for ((r = 1; r <= E2E_ROUNDS; r++)); do
+		wrk_run direct "$r" "http://${BE_ADDRS[1]}:$BE_PORT/"
+		wrk_run direct_all "$r" "http://${BE_ADDRS[1]}:$BE_PORT/" \
+			"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
+		if ((nft_ok)) && nft_up; then
+			wrk_run nftables "$r" "http://$NFT_VIP:$VIP_PORT/"
+			nft_down
+		fi
+		((lbd_ok)) && wrk_run lbd "$r" "http://$VIP:$VIP_PORT/"
+	done
 	e2e_cleanup
 	trap - EXIT INT TERM
+	e2e_medians >"$E2E_CSV"
 	fmt "$E2E_CSV"
-	awk -F, 'NR > 1 { r[$1] = $2 }
+	awk -F, 'NR > 1 { r[$1] = $2; if ($3 > 0) printf "WARNING: %s: %d failed requests\n", $1, $3 }
 		END {
 			if (r["direct"] && r["nftables"])
 				printf "nftables / direct: %.2fx\n", r["nftables"] / r["direct"]
