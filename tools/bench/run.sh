@@ -70,7 +70,7 @@ bench_xdp() {
 	grep -q ',FAIL:' "$csv" && { say "FAIL: a case measured the wrong path (check column)"; failed=1; }
 	have_gnuplot || return 0
 	gnuplot <<-EOF 2>/dev/null
-		set terminal pngcairo size 800,480
+		set terminal pngcairo size 800,480 noenhanced
 		set output "$RES/xdp.png"
 		set datafile separator ","
 		set title "XDP per-packet cost (ns, lower is better)"
@@ -80,9 +80,10 @@ bench_xdp() {
 		set boxwidth 0.9
 		set key top left
 		set logscale y
+		set yrange [10:*]
 		set ylabel "ns/packet"
-		plot "$csv" using 3:xtic(1) title "bare (bench_tx / bench_pass)", \
-		     "" using 4 title "lb_xdp"
+		plot "$csv" every ::1 using 3:xtic(1) title "bare (bench_tx / bench_pass)", \
+		     "" every ::1 using 4 title "lb_xdp"
 	EOF
 }
 
@@ -344,7 +345,7 @@ bench_e2e() {
 		}' "$E2E_CSV" | tee -a "$SUMMARY"
 	have_gnuplot || return 0
 	gnuplot <<-EOF 2>/dev/null
-		set terminal pngcairo size 640,400
+		set terminal pngcairo size 640,400 noenhanced
 		set output "$RES/e2e.png"
 		set datafile separator ","
 		set title "Short HTTP connections through the balancer (requests/s)"
@@ -352,7 +353,7 @@ bench_e2e() {
 		set style fill solid 0.8 border -1
 		set boxwidth 0.8
 		set yrange [0:*]
-		plot "$E2E_CSV" using 2:xtic(1) notitle
+		plot "$E2E_CSV" every ::1 using 2:xtic(1) notitle
 	EOF
 }
 
