@@ -3,7 +3,7 @@
  * lbdp - drive the BPF data path directly, without lbd: for debugging, for
  * operators poking at a node, and for the tests that check each attach mode.
  *
- *   lbdp [-P PIN_ROOT] vip ADDR:PORT [tcp|udp] snat ADDR BACKEND[@WEIGHT]...
+ *   lbdp [-P PIN_ROOT] vip [id N] ADDR:PORT [tcp|udp] snat ADDR BACKEND[@WEIGHT]...
  *   lbdp [-P PIN_ROOT] attach IFNAME xdp|xdp-generic|tc
  *   lbdp [-P PIN_ROOT] detach IFNAME xdp|xdp-generic|tc
  *   lbdp [-P PIN_ROOT] stats
@@ -11,9 +11,10 @@
  * Every run opens the data path (both the XDP and the TC object) on the pin
  * root (default /sys/fs/bpf/lbd, which must be on a bpffs), adopting the maps
  * and XDP links an earlier run or lbd pinned there, so the steps can be run
- * one after another. `vip` installs one VIP (id 0, full NAT, Maglev, hash seed
- * from the config map) with backends 0..N-1 of weight WEIGHT (default 1),
- * replacing what VIP 0 and those backend slots held. `attach` leaves the XDP
+ * one after another. `vip` installs one VIP (id N, default 0; full NAT,
+ * Maglev, hash seed from the config map) with its backends in slots
+ * N*64 onwards, of weight WEIGHT (default 1), replacing what VIP N and those
+ * backend slots held. `attach` leaves the XDP
  * link pinned as PIN_ROOT/link_MODE_IFNAME and the TC filter in the kernel
  * (handle 0x1bd, priority 1 on clsact ingress); `detach` removes them. The
  * pinned maps stay until the pin root is removed (rm -r PIN_ROOT).
@@ -40,7 +41,7 @@
 static int usage(void)
 {
 	fprintf(stderr,
-		"usage: lbdp [-P PIN_ROOT] vip ADDR:PORT [tcp|udp] snat ADDR BACKEND[@WEIGHT]...\n"
+		"usage: lbdp [-P PIN_ROOT] vip [id N] ADDR:PORT [tcp|udp] snat ADDR BACKEND[@WEIGHT]...\n"
 		"       lbdp [-P PIN_ROOT] attach|detach IFNAME xdp|xdp-generic|tc\n"
 		"       lbdp [-P PIN_ROOT] stats\n");
 	return 2;
@@ -99,9 +100,23 @@ static int cmd_vip(struct lb_dp *dp, int argc, char **argv)
 	struct lb_endpoint ep;
 	__u32 *tbl = NULL, tn = 0;
 	int i = 1, n = 0, err;
+	unsigned long id = 0;
+	const char *vs;
 
+	if (argc >= 2 && !strcmp(argv[0], "id")) {
+		char *endp;
+
+		errno = 0;
+		id = strtoul(argv[1], &endp, 10);
+		if (errno || *endp || id >= LB_MAX_VIPS || (id + 1) * MAX_BACKENDS > LB_MAX_BACKENDS)
+			return fail("bad vip id", argv[1], -EINVAL);
+		argv += 2;
+		argc -= 2;
+	}
+	vip.id = (__u32)id;
 	if (argc < 4 || lb_endpoint_parse(argv[0], &ep))
 		return usage();
+	vs = argv[0];
 	if (!strcmp(argv[i], "tcp") || !strcmp(argv[i], "udp"))
 		vk.proto = !strcmp(argv[i++], "udp") ? IPPROTO_UDP : IPPROTO_TCP;
 	if (i + 1 >= argc || strcmp(argv[i], "snat") ||
@@ -115,7 +130,7 @@ static int cmd_vip(struct lb_dp *dp, int argc, char **argv)
 	for (i = 0; i < argc; i++, n++) {
 		if (n == MAX_BACKENDS || parse_backend(argv[i], &mb[n]) || mb[n].family != ep.family)
 			return fail("bad backend", argv[i], -EINVAL);
-		mb[n].id = (__u32)n;
+		mb[n].id = vip.id * MAX_BACKENDS + (__u32)n;
 	}
 	if (!n)
 		return usage();
@@ -125,22 +140,22 @@ static int cmd_vip(struct lb_dp *dp, int argc, char **argv)
 	for (i = 0; i < n; i++) {
 		struct lb_backend be = { .addr = mb[i].addr, .port = mb[i].port,
 					 .family = mb[i].family, .state = LB_BE_UP,
-					 .weight = mb[i].weight, .gen = 1 };
+					 .weight = mb[i].weight, .vip_id = vip.id, .gen = 1 };
 
-		err = lb_dp_backend_set(dp, (__u32)i, &be);
+		err = lb_dp_backend_set(dp, mb[i].id, &be);
 		if (err)
 			return fail("set backend", argv[i], err);
 	}
 	err = lb_table_build(LB_METHOD_MAGLEV, mb, (size_t)n, cfg.hash_seed,
 			     LB_MAGLEV_DEFAULT_SIZE, &tbl, &tn);
 	if (!err)
-		err = lb_dp_table_swap(dp, 0, tbl, tn);
+		err = lb_dp_table_swap(dp, vip.id, tbl, tn);
 	free(tbl);
 	if (err)
-		return fail("table for", "vip 0", err);
+		return fail("table for", vs, err);
 	vip.table_size = tn;
 	err = lb_dp_vip_set(dp, &vk, &vip);
-	return err ? fail("set", "vip 0", err) : 0;
+	return err ? fail("set vip", vs, err) : 0;
 }
 
 static int cmd_attach(struct lb_dp *dp, bool attach, int argc, char **argv)

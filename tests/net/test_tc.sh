@@ -32,6 +32,8 @@ LBDP=${LBDP:-$O/tools/lbdp}
 t_require_bin "$LBDP" "$DEMO_BACKEND"
 
 VIP=198.18.2.10
+VIP6=2001:2:0:2::10
+URL=http://$VIP/
 REQS=20
 PIN=/sys/fs/bpf/${TOPO_PREFIX}tc
 
@@ -54,7 +56,7 @@ requests() {
 	local n=$1 i ok=0
 	shift
 	for ((i = 0; i < n; i++)); do
-		in_client curl -s --max-time 3 "$@" "http://$VIP/" | grep -q '^Here we are! be' &&
+		in_client curl -s --max-time 3 "$@" "$URL" | grep -q '^Here we are! be' &&
 			ok=$((ok + 1))
 	done
 	echo "$ok"
@@ -79,6 +81,11 @@ if ! lbdp vip "$VIP:80" snat "$LB_BACKEND_ADDR" \
 	t_fail "$T_NAME" "lbdp vip failed"
 	exit 1
 fi
+if ! lbdp vip id 1 "[$VIP6]:80" snat "$LB_BACKEND6_ADDR" \
+	"[${BE6_ADDRS[1]}]:3000" "[${BE6_ADDRS[2]}]:3000" "[${BE6_ADDRS[3]}]:3000"; then
+	t_fail "$T_NAME" "lbdp vip (IPv6) failed"
+	exit 1
+fi
 
 pad=$(head -c 6000 /dev/zero | tr '\0' x)
 
@@ -86,6 +93,7 @@ pad=$(head -c 6000 /dev/zero | tr '\0' x)
 run() {
 	local mode=$1 label=$2 ok err
 	in_lb ip neigh flush dev eth1
+	in_lb ip -6 neigh flush dev eth1
 	if ! err=$(lbdp attach eth0 "$mode" 2>&1 && lbdp attach eth1 "$mode" 2>&1); then
 		t_fail "$label" "attach: $err"
 		return
@@ -104,6 +112,9 @@ lb_tx on
 run tc tc
 lb_tx off
 run tc tc-csum-verified
+URL="http://[$VIP6]/"
+run tc tc-ipv6-csum-verified
+URL=http://$VIP/
 in_lb sysctl -qw net.ipv4.conf.all.accept_local=1 net.ipv4.conf.eth1.accept_local=1
 # Generic XDP redirects with generic_xdp_tx(), which skips the egress
 # checksum completion: the partial seed the program mis-updated reaches the
