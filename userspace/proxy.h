@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The userspace fallback proxy: serves the VIPs where no BPF path attaches.
+ *
+ * Per-core worker threads, each with its own epoll loop and its own
+ * SO_REUSEPORT listener per VIP, forward TCP (splice through a pipe per
+ * direction, or read/write buffers) and UDP (per-client sessions). A new
+ * flow picks its backend from the same selection table and with the same
+ * hash (bpf/lb_hash.h over the struct lb_flow_key the BPF path builds) as
+ * the data path, so a flow lands on the same backend either way:
+ *   maglev       lb_hash_flow({client, VIP, ports, proto}) % table size
+ *   ip_hash      lb_hash_addr(client) % table size
+ *   round_robin  the weighted sequence, one cursor per worker (the BPF path
+ *                keeps one per CPU: the same approximation)
+ *   least_conn   exact here: fewest live connections per unit of weight
+ * A failed or timed-out connect retries the next backend in table order.
+ * It is a full proxy: backends see the proxy's address, as with full NAT.
+ *
+ * Configuration is pushed whole with lb_proxy_update(): the workers switch
+ * to the new refcounted snapshot; connections keep the one they started
+ * with. A VIP that stays keeps its listeners (no refused connection during a
+ * reload); a VIP that goes stops accepting and its connections finish.
+ */
+#ifndef LBD_PROXY_H
+#define LBD_PROXY_H
+
+#include <stdbool.h>
+#include "addr.h"
+#include "lb_abi.h"
+
+struct lb_proxy;
+
+struct lb_proxy_opts {
+	int workers;                 /* 0: one per online CPU */
+	__u32 hash_seed;
+	__u64 connect_timeout_ms;    /* 0: 2000 */
+	__u64 idle_timeout_ms;       /* TCP, 0: 600000 */
+	__u64 udp_idle_timeout_ms;   /* 0: 30000 */
+	int connect_tries;           /* backends tried per connection, 0: 3 */
+	bool no_splice;              /* read/write buffers instead of splice */
+};
+
+struct lb_proxy_backend {
+	struct lb_endpoint ep;
+	__u32 id;                    /* what the table slots hold; < LB_MAX_BACKENDS */
+	__u32 weight;
+};
+
+struct lb_proxy_vip {
+	const char *name;
+	struct lb_endpoint listen;   /* port 0 (wildcard) cannot be proxied */
+	__u8 proto;                  /* IPPROTO_TCP or IPPROTO_UDP */
+	enum lb_method method;
+	__u32 max_conns;             /* 0: unlimited (UDP: sessions) */
+	const __u32 *table;          /* lb_table_build() output: backend ids */
+	__u32 table_n;               /* 0: no usable backend, new flows refused */
+	const struct lb_proxy_backend *be;
+	int nbe;
+};
+
+struct lb_proxy_vip_stats {
+	bool listening;              /* every worker has its listener */
+	__u64 accepted;              /* connections (UDP: sessions) taken */
+	__u64 active;
+	__u64 refused_limit;         /* closed at once: max_conns reached */
+	__u64 no_backend;            /* closed: no backend could be reached */
+	__u64 connect_fail;          /* failed or timed-out backend connects */
+	__u64 retries;               /* connects to a next backend */
+	__u64 idle_closed;           /* closed by the idle timeout */
+	__u64 bytes_in;              /* client -> backend */
+	__u64 bytes_out;             /* backend -> client */
+	__u64 dgrams_in, dgrams_out; /* UDP */
+};
+
+struct lb_proxy_be_stats {
+	__u64 conns;                 /* connections (sessions) sent to it */
+	__s64 active;
+	__u64 connect_fail;          /* feeds passive health (max_fails) */
+	__u64 bytes_in, bytes_out;
+};
+
+int  lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out);
+/* Closes every listener and connection at once. */
+void lb_proxy_stop(struct lb_proxy *p);
+
+/* Replace the whole VIP set. Listeners of new VIPs are bound here (a VIP
+ * whose bind fails is logged and served once a later update can bind it);
+ * returns 0 or the first bind error (the rest is applied anyway), or
+ * -ENOMEM/-EINVAL with nothing changed. */
+int  lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n);
+
+/* Counters of a VIP of the current set (-ENOENT if none) / of a backend id. */
+int  lb_proxy_vip_stats(struct lb_proxy *p, const char *name, struct lb_proxy_vip_stats *out);
+int  lb_proxy_backend_stats(struct lb_proxy *p, __u32 id, struct lb_proxy_be_stats *out);
+
+#endif
