@@ -147,11 +147,17 @@ bg_start() {
 	BG_PID=$!
 	BG_PIDS+=("$BG_PID")
 	echo "$BG_PID" >>"$TOPO_DIR/pids"
-	mv "$log" "$TOPO_DIR/bg.$BG_PID.log"
+	# The log keeps its name: the child may not have opened it yet, and a
+	# rename before that open would leave its output in a file nobody reads.
+	echo "$BG_PID $log" >>"$TOPO_DIR/logs"
 }
 
 # bg_log PID: prints the output of a process started by bg_start.
-bg_log() { cat "$TOPO_DIR/bg.$1.log" 2>/dev/null; }
+bg_log() {
+	local f
+	f=$(awk -v p="$1" '$1 == p { f = $2 } END { print f }' "$TOPO_DIR/logs" 2>/dev/null)
+	[ -n "$f" ] && cat "$f" 2>/dev/null
+}
 
 # bg_stop PID...: SIGTERM, up to 3 s grace, then SIGKILL. Bounded.
 bg_stop() {
