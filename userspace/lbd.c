@@ -23,16 +23,19 @@
 #include "control.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "service.h"
 
 #define LBD_DEFAULT_CONF "/etc/lbd/lbd.conf"
-#define LBD_VERSION      "0.1"
 
 struct lbd {
 	const char *conf_path;
 	struct lb_loop *loop;
 	struct lb_svc *svc;
 	struct lb_ctl *ctl;
+	struct lb_metrics *metrics;
+	struct lb_endpoint metrics_ep;  /* as configured */
+	bool metrics_check;             /* a reload may have moved it */
 	int sfd, tfd;
 	struct lb_loop_handler sig_h, timer_h;
 	bool quit;
@@ -79,8 +82,10 @@ static int handle_ctl(void *ctx, const struct lb_ctl_req *req, struct lb_buf *ou
 	if (!strcmp(req->argv[0], "reload"))
 		sd_notify(0, "RELOADING=1");
 	rc = lb_svc_command(d->svc, req, out);
-	if (!strcmp(req->argv[0], "reload"))
+	if (!strcmp(req->argv[0], "reload")) {
 		sd_notify(0, "READY=1");
+		d->metrics_check = true;
+	}
 	if (lb_svc_stop_requested(d->svc)) {
 		d->quit = true;
 		d->cleanup = true;
@@ -101,6 +106,7 @@ static void on_signal(void *arg, uint32_t events)
 			sd_notify(0, "RELOADING=1");
 			lb_svc_reload(d->svc, NULL);
 			sd_notify(0, "READY=1");
+			d->metrics_check = true;
 			break;
 		case SIGTERM:
 		case SIGINT:
@@ -125,6 +131,49 @@ static void on_timer(void *arg, uint32_t events)
 		return;
 	lb_svc_tick(d->svc);
 	lb_ctl_tick(d->ctl);
+	lb_metrics_tick(d->metrics);
+}
+
+/* Scrapes before the service is up (or while it stops) get a 500. */
+static int render_metrics(void *ctx, struct lb_buf *out)
+{
+	struct lbd *d = ctx;
+
+	return d->svc ? lb_svc_metrics(d->svc, out) : -EAGAIN;
+}
+
+static int metrics_open(struct lbd *d, const struct lb_endpoint *ep, struct lb_metrics **out)
+{
+	struct lb_metrics_opts mo = { .addr = *ep, .render = render_metrics, .ctx = d };
+
+	return lb_metrics_open(d->loop, &mo, out);
+}
+
+/* After a reload: follow the metrics line. Runs between two loop rounds,
+ * never inside a callback, so no event of the old server is still queued. */
+static void metrics_sync(struct lbd *d)
+{
+	struct lb_endpoint ep;
+	struct lb_metrics *nm = NULL;
+	bool on = lb_svc_metrics_addr(d->svc, &ep);
+
+	if (on == !!d->metrics && (!on || lb_endpoint_eq(&ep, &d->metrics_ep)))
+		return;
+	if (on && metrics_open(d, &ep, &nm) == -EADDRINUSE && d->metrics) {
+		/* the new address overlaps the old one: let go of it first */
+		lb_metrics_close(d->metrics);
+		d->metrics = NULL;
+		metrics_open(d, &ep, &nm);
+	}
+	if (on && !nm) {
+		lb_err("metrics: keeping %s", d->metrics ? "the old endpoint" : "the endpoint off");
+		return;
+	}
+	lb_metrics_close(d->metrics);
+	d->metrics = nm;
+	d->metrics_ep = ep;
+	if (!on)
+		lb_info("metrics: endpoint removed");
 }
 
 static int setup_fds(struct lbd *d)
@@ -275,6 +324,12 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = lb_ctl_open(d->loop, &co, &d->ctl);
 	if (err)
 		goto out_pid; /* lb_ctl_open said why */
+	if (cf->metrics_set) {
+		d->metrics_ep = cf->metrics;
+		err = metrics_open(d, &cf->metrics, &d->metrics);
+		if (err)
+			goto out_ctl; /* said why */
+	}
 	err = lb_svc_start(d->conf_path, cf, &d->svc);
 	if (err)
 		goto out_ctl;
@@ -294,11 +349,16 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 			lb_err("event loop: %s", strerror(-err));
 			break;
 		}
+		if (d->metrics_check) {
+			d->metrics_check = false;
+			metrics_sync(d);
+		}
 	}
 	err = 0;
 	sd_notify(0, "STOPPING=1");
 	lb_svc_stop(d->svc, d->cleanup);
 out_ctl:
+	lb_metrics_close(d->metrics);
 	lb_ctl_close(d->ctl);
 out_pid:
 	if (pidf[0])

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include "dataplane.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "service.h"
 #include "table.h"
 
@@ -1492,6 +1494,13 @@ int lb_svc_cleanup(const struct lb_conf *conf)
 	return 0;
 }
 
+bool lb_svc_metrics_addr(const struct lb_svc *s, struct lb_endpoint *ep)
+{
+	if (s->file.metrics_set)
+		*ep = s->file.metrics;
+	return s->file.metrics_set;
+}
+
 bool lb_svc_stop_requested(const struct lb_svc *s)
 {
 	return s->stop;
@@ -1813,6 +1822,149 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 		lb_buf_printf(o, " %s=%llu", lb_event_name(i), (unsigned long long)ev[i]);
 	lb_buf_printf(o, "\n");
 	return LB_CTL_OK;
+}
+
+/* ---- metrics (Prometheus text format 0.0.4) ---------------------------- */
+
+/* One sample: name{k1="v1",...} value; the label pairs end with NULL. */
+static void m_sample(struct lb_buf *o, const char *name, unsigned long long val, ...)
+{
+	const char *k;
+	bool first = true;
+	va_list ap;
+
+	lb_buf_printf(o, "%s", name);
+	va_start(ap, val);
+	while ((k = va_arg(ap, const char *))) {
+		lb_buf_printf(o, "%s%s=", first ? "{" : ",", k);
+		lb_metrics_label(o, va_arg(ap, const char *));
+		first = false;
+	}
+	va_end(ap);
+	lb_buf_printf(o, "%s %llu\n", first ? "" : "}", val);
+}
+
+struct m_be {
+	struct lb_backend_stats st;
+	__s64 conns;
+	char ep[LB_ADDRSTRLEN];
+};
+
+enum { M_BE_PKTS, M_BE_BYTES, M_BE_FLOWS, M_BE_CONNS, M_BE_UP, M_BE_WEIGHT };
+
+static const struct {
+	const char *name, *type, *help;
+} m_be_fams[] = {
+	[M_BE_PKTS]   = { "lbd_backend_packets_total", "counter", "Packets forwarded to a backend." },
+	[M_BE_BYTES]  = { "lbd_backend_bytes_total", "counter", "Bytes forwarded to a backend." },
+	[M_BE_FLOWS]  = { "lbd_backend_new_flows_total", "counter", "Flows assigned to a backend." },
+	[M_BE_CONNS]  = { "lbd_backend_connections", "gauge", "Live flows on a backend." },
+	[M_BE_UP]     = { "lbd_backend_up", "gauge",
+			  "1 if a backend takes new flows (state up), else 0; state says why." },
+	[M_BE_WEIGHT] = { "lbd_backend_weight", "gauge", "Configured weight of a backend." },
+};
+
+static unsigned long long m_be_value(unsigned int fam, const struct m_be *b,
+				     const struct lb_backend_conf *c)
+{
+	switch (fam) {
+	case M_BE_PKTS:  return b->st.packets;
+	case M_BE_BYTES: return b->st.bytes;
+	case M_BE_FLOWS: return b->st.new_flows;
+	case M_BE_CONNS: return b->conns > 0 ? (unsigned long long)b->conns : 0;
+	case M_BE_UP:    return c->state == LB_BE_UP;
+	default:         return c->weight;
+	}
+}
+
+int lb_svc_metrics(void *ctx, struct lb_buf *o)
+{
+	struct lb_svc *s = ctx;
+	__u64 drops[LB_DROP_REASONS] = { 0 }, ev[LB_EVENTS] = { 0 };
+	struct lb_vip_stats *vs;
+	struct m_be *bs, *b;
+	int nbe = 0;
+
+	for (int i = 0; i < s->m.n; i++)
+		nbe += s->m.v[i].nbe;
+	vs = calloc((size_t)s->m.n + 1, sizeof(*vs));
+	bs = calloc((size_t)nbe + 1, sizeof(*bs));
+	if (!vs || !bs) {
+		free(vs);
+		free(bs);
+		return -ENOMEM;
+	}
+	/* every counter is read once, so the families of one scrape agree */
+	b = bs;
+	for (int i = 0; i < s->m.n; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+
+		lb_dp_vip_stats(s->dp, v->id, &vs[i]);
+		for (int j = 0; j < v->nbe; j++, b++) {
+			lb_dp_backend_stats(s->dp, v->be[j].id, &b->st);
+			lb_dp_backend_conns(s->dp, v->be[j].id, &b->conns);
+			lb_endpoint_str(&v->be[j].c.ep, b->ep, sizeof(b->ep));
+		}
+	}
+	lb_dp_drops(s->dp, drops);
+	lb_dp_events(s->dp, ev);
+
+	lb_metrics_head(o, "lbd_vip_packets_total", "counter",
+			"Packets of a VIP: in from clients, out the replies translated back.");
+	for (int i = 0; i < s->m.n; i++) {
+		const char *vn = s->m.v[i].c.name;
+
+		m_sample(o, "lbd_vip_packets_total", vs[i].packets, "vip", vn, "direction", "in", NULL);
+		m_sample(o, "lbd_vip_packets_total", vs[i].reply_packets, "vip", vn, "direction", "out", NULL);
+	}
+	lb_metrics_head(o, "lbd_vip_bytes_total", "counter",
+			"Bytes of a VIP: in from clients, out the replies translated back.");
+	for (int i = 0; i < s->m.n; i++) {
+		const char *vn = s->m.v[i].c.name;
+
+		m_sample(o, "lbd_vip_bytes_total", vs[i].bytes, "vip", vn, "direction", "in", NULL);
+		m_sample(o, "lbd_vip_bytes_total", vs[i].reply_bytes, "vip", vn, "direction", "out", NULL);
+	}
+	lb_metrics_head(o, "lbd_vip_new_flows_total", "counter", "Flows a VIP assigned to a backend.");
+	for (int i = 0; i < s->m.n; i++)
+		m_sample(o, "lbd_vip_new_flows_total", vs[i].new_flows, "vip", s->m.v[i].c.name, NULL);
+
+	for (unsigned int f = 0; f < sizeof(m_be_fams) / sizeof(m_be_fams[0]); f++) {
+		const char *name = m_be_fams[f].name;
+
+		lb_metrics_head(o, name, m_be_fams[f].type, m_be_fams[f].help);
+		b = bs;
+		for (int i = 0; i < s->m.n; i++)
+			for (int j = 0; j < s->m.v[i].nbe; j++, b++) {
+				const struct lb_backend_conf *c = &s->m.v[i].be[j].c;
+				const char *vip = s->m.v[i].c.name;
+
+				if (f == M_BE_UP)
+					m_sample(o, name, c->state == LB_BE_UP, "vip", vip, "backend", b->ep,
+						 "state", lb_backend_state_name(c->state), NULL);
+				else
+					m_sample(o, name, m_be_value(f, b, c), "vip", vip, "backend", b->ep, NULL);
+			}
+	}
+
+	lb_metrics_head(o, "lbd_drops_total", "counter", "Packets the data path dropped, by reason.");
+	for (unsigned int i = 0; i < LB_DROP_REASONS; i++)
+		m_sample(o, "lbd_drops_total", drops[i], "reason", lb_drop_name(i), NULL);
+	lb_metrics_head(o, "lbd_events_total", "counter", "Data-path events, by kind.");
+	for (unsigned int i = 0; i < LB_EVENTS; i++)
+		m_sample(o, "lbd_events_total", ev[i], "event", lb_event_name(i), NULL);
+	lb_metrics_head(o, "lbd_interface_mode", "gauge", "The attach mode in use per interface (always 1).");
+	for (int i = 0; i < s->nifs; i++)
+		m_sample(o, "lbd_interface_mode", 1, "interface", s->ifs[i].name, "mode",
+			 ifmode_name(&s->ifs[i]), NULL);
+	lb_metrics_head(o, "lbd_runtime_changes", "gauge",
+			"Runtime statements (lbctl changes) applied on top of the file.");
+	m_sample(o, "lbd_runtime_changes", (unsigned long long)s->nrt, NULL);
+	lb_metrics_head(o, "lbd_build_info", "gauge", "lbd's version (always 1).");
+	m_sample(o, "lbd_build_info", 1, "version", LBD_VERSION, NULL);
+	free(vs);
+	free(bs);
+	return o->oom ? -ENOMEM : 0;
 }
 
 /* Which VIP and backend a canonical statement is about. */

@@ -15,6 +15,8 @@
 #include "config.h"
 #include "control.h"
 
+#define LBD_VERSION "0.1"
+
 struct lb_svc;
 
 /* Takes ownership of *conf (loaded from conf_path) on success. */
@@ -30,6 +32,13 @@ int  lb_svc_reload(struct lb_svc *s, struct lb_buf *errs);
 
 /* The control socket handler (ctx is the struct lb_svc). */
 int  lb_svc_command(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out);
+
+/* The metrics renderer (lb_metrics_render_fn; ctx is the struct lb_svc):
+ * Prometheus text format 0.0.4 with every counter read once per scrape. */
+int  lb_svc_metrics(void *ctx, struct lb_buf *out);
+/* The metrics endpoint of the configuration in effect (after reloads);
+ * false when none is configured. */
+bool lb_svc_metrics_addr(const struct lb_svc *s, struct lb_endpoint *ep);
 
 /* Once a second: rate snapshots, link re-checks. */
 void lb_svc_tick(struct lb_svc *s);
