@@ -105,8 +105,6 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_FLOW_NEW] = "flow_new",
 	[LB_EV_FLOW_RESELECT] = "flow_reselect",
 	[LB_EV_REDIRECT_NEIGH] = "redirect_neigh",
-	[LB_EV_LOCAL] = "local",
-	[LB_EV_LOCAL_REPLY] = "local_reply",
 };
 
 const char *lb_drop_name(unsigned int r)
@@ -230,11 +228,6 @@ int lb_dp_xdp_prog_fd(const struct lb_dp *dp)
 int lb_dp_tc_prog_fd(const struct lb_dp *dp)
 {
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc) : -ENOENT;
-}
-
-int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp)
-{
-	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_egress) : -ENOENT;
 }
 
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
@@ -533,39 +526,6 @@ static int detach_tc(int ifindex)
 	tc_hook_init(&hook, ifindex);
 	/* The clsact qdisc stays: other filters (not ours) may hang off it.
 	 * No filter there is ENOENT; no clsact qdisc at all is EINVAL. */
-	err = bpf_tc_detach(&hook, &to);
-	return err == -ENOENT || err == -EINVAL ? 0 : err;
-}
-
-/* Same handle/priority as ingress, on the egress hook: adopted and replaced
- * the same way. Idempotent. */
-int lb_dp_attach_egress(struct lb_dp *dp, int ifindex)
-{
-	LIBBPF_OPTS(bpf_tc_opts, to, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIORITY,
-		    .flags = BPF_TC_F_REPLACE);
-	struct bpf_tc_hook hook;
-	int err;
-
-	err = lb_dp_load_tc(dp);
-	if (err)
-		return err;
-	to.prog_fd = lb_dp_tc_egress_prog_fd(dp);
-	tc_hook_init(&hook, ifindex);
-	hook.attach_point = BPF_TC_EGRESS;
-	err = bpf_tc_hook_create(&hook);
-	if (err && err != -EEXIST)
-		return err;
-	return bpf_tc_attach(&hook, &to);
-}
-
-int lb_dp_detach_egress(int ifindex)
-{
-	LIBBPF_OPTS(bpf_tc_opts, to, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIORITY);
-	struct bpf_tc_hook hook;
-	int err;
-
-	tc_hook_init(&hook, ifindex);
-	hook.attach_point = BPF_TC_EGRESS;
 	err = bpf_tc_detach(&hook, &to);
 	return err == -ENOENT || err == -EINVAL ? 0 : err;
 }
