@@ -18,6 +18,10 @@
 
 #define LB_HASH_INIT 0xdeadbeefu
 
+/* Keys are structs read as words: without may_alias, gcc -O2 (strict
+ * aliasing) may read the words before the struct's fields are stored. */
+typedef __u32 __attribute__((__may_alias__)) lb_hash_u32;
+
 static __always_inline __u32 lb_rol32(__u32 w, unsigned int s)
 {
 	return (w << s) | (w >> (32 - s));
@@ -43,7 +47,7 @@ static __always_inline __u32 lb_rol32(__u32 w, unsigned int s)
 } while (0)
 
 /* Hash n 32-bit words; n must be a compile-time constant in BPF code. */
-static __always_inline __u32 lb_hash_words(const __u32 *k, const unsigned int n,
+static __always_inline __u32 lb_hash_words(const lb_hash_u32 *k, const unsigned int n,
 					   __u32 seed)
 {
 	__u32 a, b, c;
@@ -74,7 +78,7 @@ static __always_inline __u32 lb_hash_words(const __u32 *k, const unsigned int n,
 /* The 5-tuple hash: maglev and the SNAT port choice. */
 static __always_inline __u32 lb_hash_flow(const struct lb_flow_key *key, __u32 seed)
 {
-	return lb_hash_words((const __u32 *)key, sizeof(*key) / 4, seed);
+	return lb_hash_words((const lb_hash_u32 *)key, sizeof(*key) / 4, seed);
 }
 
 /* The client-address hash: ip_hash affinity. */
