@@ -750,6 +750,8 @@ static void conn_kill(struct pworker *w, struct pconn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	/* counted out before the client can see the close */
+	atomic_fetch_sub(&c->sv->pv->active, 1);
 	be_release(w, c);
 	close(c->cfd);
 	for (int i = 0; i < 2; i++) {
@@ -759,7 +761,6 @@ static void conn_kill(struct pworker *w, struct pconn *c)
 		}
 		c->d[i].pipe[0] = c->d[i].pipe[1] = -1;
 	}
-	atomic_fetch_sub(&c->sv->pv->active, 1);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -1021,13 +1022,14 @@ static void udp_from_backend(struct pworker *w, struct pudp *u)
 			return;
 		}
 		u->last = w->now;
+		if (u->l->fd < 0)
+			return;
+		cnt_add(&u->sv->pv->dgrams_out, 1);
+		cnt_add(&u->sv->pv->bytes_out, (__u64)n);
+		cnt_add(&w->p->bs[u->sv->be[u->be].id].bytes_out, (__u64)n);
 		/* from the VIP's own socket: the client sees the VIP answer */
-		if (u->l->fd >= 0 && sendto(u->l->fd, w->buf, (size_t)n, MSG_DONTWAIT,
-					    (const struct sockaddr *)&u->client, u->clen) >= 0) {
-			cnt_add(&u->sv->pv->dgrams_out, 1);
-			cnt_add(&u->sv->pv->bytes_out, (__u64)n);
-			cnt_add(&w->p->bs[u->sv->be[u->be].id].bytes_out, (__u64)n);
-		}
+		sendto(u->l->fd, w->buf, (size_t)n, MSG_DONTWAIT,
+		       (const struct sockaddr *)&u->client, u->clen);
 	}
 }
 

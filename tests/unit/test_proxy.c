@@ -1,0 +1,677 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * proxy.c on loopback: echo backends on 127.0.0.2.., the proxy on
+ * 127.0.0.1:<free port>, real TCP and UDP. Each backend answers a new
+ * connection (or datagram) with its one-byte name first, so the tests see
+ * which backend a flow reached and compare it with what lb_table_build and
+ * lb_hash_flow say the BPF path would pick.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lb_hash.h"
+#include "loop.h"
+#include "proxy.h"
+#include "table.h"
+
+#define SEED   0x1234abcdu
+#define MAXBE  4
+#define WAIT_MS 3000
+
+struct backend {
+	char name;
+	__u8 proto;
+	int lfd;
+	__u16 port;             /* network order */
+	__u32 addr;             /* network order */
+	pthread_t th;
+	atomic_bool stop;
+	atomic_int conns;
+};
+
+struct fixture {
+	struct backend be[MAXBE];
+	int nbe;
+	struct lb_proxy *p;
+	__u16 vport;            /* network order */
+	__u32 *table;
+	__u32 table_n;
+};
+
+static void *echo_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			ssize_t m = write(fd, buf + off, (size_t)(n - off));
+
+			if (m <= 0)
+				goto out;
+			off += m;
+		}
+	}
+out:
+	close(fd);
+	return NULL;
+}
+
+static void *backend_main(void *arg)
+{
+	struct backend *b = arg;
+	char buf[2048];
+
+	while (!atomic_load(&b->stop)) {
+		struct pollfd pfd = { .fd = b->lfd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		if (b->proto == IPPROTO_UDP) {
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(b->lfd, buf + 1, sizeof(buf) - 1, MSG_DONTWAIT,
+					     (struct sockaddr *)&from, &fl);
+
+			if (n < 0)
+				continue;
+			buf[0] = b->name;
+			sendto(b->lfd, buf, (size_t)n + 1, 0, (struct sockaddr *)&from, fl);
+			continue;
+		}
+		int fd = accept(b->lfd, NULL, NULL);
+		pthread_t t;
+
+		if (fd < 0)
+			continue;
+		atomic_fetch_add(&b->conns, 1);
+		if (write(fd, &b->name, 1) != 1 ||
+		    pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)fd)) {
+			close(fd);
+			continue;
+		}
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+static int bound_socket(int type, __u32 addr, __u16 *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = addr };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = sa.sin_port;
+	return fd;
+}
+
+/* Backend i on 127.0.0.(2+i); a dead one has a port nobody listens on; a
+ * black hole listens with a full accept queue, so SYNs to it go unanswered. */
+enum be_kind { BE_LIVE, BE_DEAD, BE_BLACKHOLE };
+
+static void backend_start(struct fixture *f, __u8 proto, enum be_kind kind)
+{
+	struct backend *b = &f->be[f->nbe];
+
+	b->name = (char)('A' + f->nbe);
+	b->proto = proto;
+	b->addr = htonl(0x7f000002u + (__u32)f->nbe);
+	f->nbe++;
+	b->lfd = bound_socket(proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, b->addr, &b->port);
+	if (kind == BE_DEAD) {
+		close(b->lfd); /* the port stays ours long enough: nothing else binds 127.0.0.x */
+		b->lfd = -1;
+		return;
+	}
+	if (kind == BE_BLACKHOLE) {
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = b->port,
+					  .sin_addr.s_addr = b->addr };
+
+		assert_int_equal(listen(b->lfd, 0), 0);
+		for (int i = 0; i < 3; i++) {
+			int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+			connect(c, (struct sockaddr *)&sa, sizeof(sa));
+			/* leaked on purpose until the process ends: they keep the queue full */
+		}
+		usleep(50000);
+		return;
+	}
+	if (proto == IPPROTO_TCP)
+		assert_int_equal(listen(b->lfd, 128), 0);
+	assert_int_equal(pthread_create(&b->th, NULL, backend_main, b), 0);
+}
+
+static void backends_stop(struct fixture *f)
+{
+	for (int i = 0; i < f->nbe; i++) {
+		struct backend *b = &f->be[i];
+
+		if (b->lfd < 0)
+			continue;
+		if (b->th) {
+			atomic_store(&b->stop, true);
+			pthread_join(b->th, NULL);
+		}
+		close(b->lfd);
+	}
+}
+
+static void proxy_start(struct fixture *f, const struct lb_proxy_opts *o0, __u8 proto,
+			enum lb_method method, const __u32 *weights, __u32 max_conns)
+{
+	struct lb_proxy_opts o = *o0;
+	struct lb_maglev_backend mb[MAXBE];
+	struct lb_proxy_backend pb[MAXBE];
+	struct lb_proxy_vip v;
+	int fd;
+
+	memset(mb, 0, sizeof(mb));
+	memset(pb, 0, sizeof(pb));
+	for (int i = 0; i < f->nbe; i++) {
+		mb[i].family = pb[i].ep.family = LB_AF_INET;
+		mb[i].addr.v4 = pb[i].ep.addr.v4 = f->be[i].addr;
+		mb[i].port = pb[i].ep.port = f->be[i].port;
+		mb[i].weight = pb[i].weight = weights ? weights[i] : 1;
+		mb[i].id = pb[i].id = 100 + (__u32)i;
+	}
+	assert_int_equal(lb_table_build(method, mb, (size_t)f->nbe, SEED, 0, &f->table, &f->table_n), 0);
+	fd = bound_socket(proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, htonl(0x7f000001u), &f->vport);
+	close(fd);
+	o.hash_seed = SEED;
+	if (!o.workers)
+		o.workers = 2;
+	assert_int_equal(lb_proxy_start(&o, &f->p), 0);
+	memset(&v, 0, sizeof(v));
+	v.name = "t";
+	v.listen.family = LB_AF_INET;
+	v.listen.addr.v4 = htonl(0x7f000001u);
+	v.listen.port = f->vport;
+	v.proto = proto;
+	v.method = method;
+	v.max_conns = max_conns;
+	v.table = f->table;
+	v.table_n = f->table_n;
+	v.be = pb;
+	v.nbe = f->nbe;
+	assert_int_equal(lb_proxy_update(f->p, &v, 1), 0);
+	usleep(20000); /* workers arm their listeners */
+}
+
+static void fixture_end(struct fixture *f)
+{
+	lb_proxy_stop(f->p);
+	backends_stop(f);
+	free(f->table);
+}
+
+static int vip_connect(const struct fixture *f, __u16 *sport)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = f->vport,
+				  .sin_addr.s_addr = htonl(0x7f000001u) };
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct timeval tv = { .tv_sec = WAIT_MS / 1000 };
+
+	assert_true(fd >= 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (sport) {
+		assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+		*sport = sa.sin_port;
+	}
+	return fd;
+}
+
+/* The backend the BPF path would pick for 127.0.0.1:sport -> VIP. */
+static __u32 expected_slot(const struct fixture *f, enum lb_method m, __u8 proto, __u16 sport)
+{
+	struct lb_flow_key k;
+
+	memset(&k, 0, sizeof(k));
+	k.src.v4 = htonl(0x7f000001u);
+	k.dst.v4 = htonl(0x7f000001u);
+	k.sport = sport;
+	k.dport = f->vport;
+	k.proto = proto;
+	k.family = LB_AF_INET;
+	if (m == LB_METHOD_IP_HASH)
+		return lb_hash_addr(&k.src, SEED) % f->table_n;
+	return lb_hash_flow(&k, SEED) % f->table_n;
+}
+
+static char name_of(__u32 id)
+{
+	return (char)('A' + (id - 100));
+}
+
+static char first_byte(int fd)
+{
+	char c = 0;
+
+	return read(fd, &c, 1) == 1 ? c : 0;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void choice(enum lb_method m)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { 0 };
+	__u32 w[3] = { 1, 2, 3 };
+	int seen[3] = { 0 };
+
+	for (int i = 0; i < 3; i++)
+		backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, m, w, 0);
+	for (int i = 0; i < 60; i++) {
+		__u16 sport;
+		int fd = vip_connect(&f, &sport);
+		char want = name_of(f.table[expected_slot(&f, m, IPPROTO_TCP, sport)]);
+		char got = first_byte(fd);
+
+		assert_int_equal(got, want);
+		seen[got - 'A']++;
+		close(fd);
+	}
+	if (m == LB_METHOD_MAGLEV) /* a 5-tuple hash spreads one client's flows */
+		assert_true(seen[0] && seen[1] && seen[2]);
+	fixture_end(&f);
+}
+
+static void test_choice_maglev(void **st)
+{
+	(void)st;
+	choice(LB_METHOD_MAGLEV);
+}
+
+static void test_choice_ip_hash(void **st)
+{
+	(void)st;
+	choice(LB_METHOD_IP_HASH);
+}
+
+static void test_round_robin_weights(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { .workers = 1 };
+	__u32 w[3] = { 1, 1, 2 };
+	int seen[3] = { 0 };
+
+	(void)st;
+	for (int i = 0; i < 3; i++)
+		backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_ROUND_ROBIN, w, 0);
+	for (int i = 0; i < 40; i++) {
+		int fd = vip_connect(&f, NULL);
+		char got = first_byte(fd);
+
+		assert_true(got >= 'A' && got <= 'C');
+		/* one worker walks the smooth sequence exactly */
+		assert_int_equal(got, name_of(f.table[i % f.table_n]));
+		seen[got - 'A']++;
+		close(fd);
+	}
+	assert_int_equal(seen[0], 10);
+	assert_int_equal(seen[1], 10);
+	assert_int_equal(seen[2], 20);
+	fixture_end(&f);
+}
+
+static void test_least_conn(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { 0 };
+	int fds[6], seen[3] = { 0 };
+
+	(void)st;
+	for (int i = 0; i < 3; i++)
+		backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_LEAST_CONN, NULL, 0);
+	/* held open: each new one goes where the fewest are */
+	for (int i = 0; i < 6; i++) {
+		fds[i] = vip_connect(&f, NULL);
+		seen[first_byte(fds[i]) - 'A']++;
+	}
+	assert_int_equal(seen[0], 2);
+	assert_int_equal(seen[1], 2);
+	assert_int_equal(seen[2], 2);
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+	fixture_end(&f);
+}
+
+/* Big transfer both ways at once, checked byte for byte. */
+static void transfer(bool no_splice)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { .no_splice = no_splice };
+	const size_t total = 32u << 20;
+	size_t sent = 0, got = 0;
+	__u64 h_out = 14695981039346656037ull, h_in = h_out;
+	struct lb_proxy_vip_stats vs;
+	unsigned char *buf = malloc(1 << 16), *rbuf = malloc(1 << 16);
+	__u64 start = lb_now_ms();
+	int fd;
+
+	assert_non_null(buf);
+	assert_non_null(rbuf);
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, NULL, 0);
+	fd = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(fd), 'A');
+	while (got < total) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN | (sent < total ? POLLOUT : 0) };
+
+		assert_true(lb_now_ms() - start < 30000);
+		if (poll(&pfd, 1, 1000) <= 0)
+			continue;
+		if ((pfd.revents & POLLOUT) && sent < total) {
+			size_t n = total - sent < (1 << 16) ? total - sent : (1 << 16);
+			ssize_t m;
+
+			for (size_t i = 0; i < n; i++)
+				buf[i] = (unsigned char)((sent + i) * 2654435761u >> 13);
+			m = send(fd, buf, n, MSG_DONTWAIT);
+			if (m > 0) {
+				for (ssize_t i = 0; i < m; i++)
+					h_out = (h_out ^ buf[i]) * 1099511628211ull;
+				sent += (size_t)m;
+				if (sent == total)
+					shutdown(fd, SHUT_WR); /* half-close crosses the proxy */
+			}
+		}
+		if (pfd.revents & (POLLIN | POLLHUP)) {
+			ssize_t m = recv(fd, rbuf, 1 << 16, MSG_DONTWAIT);
+
+			assert_true(m != 0 || got == total);
+			for (ssize_t i = 0; i < m; i++)
+				h_in = (h_in ^ rbuf[i]) * 1099511628211ull;
+			if (m > 0)
+				got += (size_t)m;
+		}
+	}
+	assert_int_equal(got, total);
+	assert_true(h_in == h_out);
+	assert_int_equal(recv(fd, rbuf, 1, 0), 0); /* backend's close arrives as EOF */
+	close(fd);
+	usleep(50000);
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.bytes_in, total);
+	assert_int_equal(vs.bytes_out, total + 1);
+	free(buf);
+	free(rbuf);
+	fixture_end(&f);
+}
+
+static void test_transfer_splice(void **st)
+{
+	(void)st;
+	transfer(false);
+}
+
+static void test_transfer_rw(void **st)
+{
+	(void)st;
+	transfer(true);
+}
+
+/* The first choice is dead (refused) or a black hole (connect timeout):
+ * the flow goes to the next backend in table order. */
+static void retry(enum be_kind bad)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { .connect_timeout_ms = 200 };
+	struct lb_proxy_vip_stats vs;
+	struct lb_proxy_be_stats bs;
+	int retried = 0;
+
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	backend_start(&f, IPPROTO_TCP, bad);
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, NULL, 0);
+	for (int i = 0; i < 12; i++) {
+		__u16 sport;
+		int fd = vip_connect(&f, &sport);
+		__u32 s = expected_slot(&f, LB_METHOD_MAGLEV, IPPROTO_TCP, sport);
+		char want;
+
+		while (name_of(f.table[s]) == 'B')
+			s = (s + 1) % f.table_n;
+		want = name_of(f.table[s]);
+		retried += name_of(f.table[expected_slot(&f, LB_METHOD_MAGLEV, IPPROTO_TCP, sport)]) == 'B';
+		assert_int_equal(first_byte(fd), want);
+		close(fd);
+	}
+	assert_true(retried > 0);
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.retries, retried);
+	assert_int_equal(vs.connect_fail, retried);
+	assert_int_equal(vs.no_backend, 0);
+	assert_int_equal(lb_proxy_backend_stats(f.p, 101, &bs), 0);
+	assert_int_equal(bs.connect_fail, retried);
+	fixture_end(&f);
+}
+
+static void test_retry_refused(void **st)
+{
+	(void)st;
+	retry(BE_DEAD);
+}
+
+static void test_retry_timeout(void **st)
+{
+	(void)st;
+	retry(BE_BLACKHOLE);
+}
+
+static void test_idle_timeout(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { .idle_timeout_ms = 300 };
+	struct lb_proxy_vip_stats vs;
+	char c;
+	__u64 t0;
+	int fd;
+
+	(void)st;
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, NULL, 0);
+	fd = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(fd), 'A');
+	/* traffic keeps it open past the timeout */
+	for (int i = 0; i < 4; i++) {
+		usleep(150000);
+		assert_int_equal(write(fd, "x", 1), 1);
+		assert_int_equal(read(fd, &c, 1), 1);
+	}
+	t0 = lb_now_ms();
+	assert_int_equal(read(fd, &c, 1), 0); /* then idle: closed */
+	assert_true(lb_now_ms() - t0 >= 250 && lb_now_ms() - t0 < 1000);
+	close(fd);
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.idle_closed, 1);
+	assert_int_equal(vs.active, 0);
+	fixture_end(&f);
+}
+
+static void test_max_conns(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { 0 };
+	struct lb_proxy_vip_stats vs;
+	int a, b, c;
+	char x;
+
+	(void)st;
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, NULL, 2);
+	a = vip_connect(&f, NULL);
+	b = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(a), 'A');
+	assert_int_equal(first_byte(b), 'A');
+	c = vip_connect(&f, NULL);
+	assert_true(read(c, &x, 1) <= 0); /* closed at once, never reached a backend */
+	close(c);
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.refused_limit, 1);
+	assert_int_equal(vs.active, 2);
+	assert_int_equal(atomic_load(&f.be[0].conns), 2);
+	close(a);
+	for (int i = 0; i < 100 && !lb_proxy_vip_stats(f.p, "t", &vs) && vs.active > 1; i++)
+		usleep(10000);
+	c = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(c), 'A');
+	close(b);
+	close(c);
+	fixture_end(&f);
+}
+
+static void test_udp(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { .udp_idle_timeout_ms = 300 };
+	struct sockaddr_in vip = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001u) };
+	struct lb_proxy_vip_stats vs;
+	struct timeval tv = { .tv_sec = 2 };
+	int fds[8];
+
+	(void)st;
+	for (int i = 0; i < 3; i++)
+		backend_start(&f, IPPROTO_UDP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_UDP, LB_METHOD_MAGLEV, NULL, 0);
+	vip.sin_port = f.vport;
+	for (int i = 0; i < 8; i++) {
+		__u16 sport;
+
+		fds[i] = bound_socket(SOCK_DGRAM, htonl(0x7f000001u), &sport);
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		for (int r = 0; r < 3; r++) { /* the session keeps its backend */
+			char msg[32], in[64];
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			int len = snprintf(msg, sizeof(msg), "ping %d %d", i, r);
+			ssize_t n;
+
+			assert_int_equal(sendto(fds[i], msg, (size_t)len, 0, (struct sockaddr *)&vip,
+						sizeof(vip)), len);
+			n = recvfrom(fds[i], in, sizeof(in), 0, (struct sockaddr *)&from, &fl);
+			assert_int_equal(n, len + 1);
+			assert_memory_equal(in + 1, msg, (size_t)len);
+			assert_int_equal(in[0], name_of(f.table[expected_slot(&f, LB_METHOD_MAGLEV,
+									      IPPROTO_UDP, sport)]));
+			/* the reply comes from the VIP */
+			assert_int_equal(from.sin_addr.s_addr, vip.sin_addr.s_addr);
+			assert_int_equal(from.sin_port, vip.sin_port);
+		}
+	}
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.accepted, 8);
+	assert_int_equal(vs.dgrams_in, 24);
+	assert_int_equal(vs.dgrams_out, 24);
+	for (int i = 0; i < 100 && !lb_proxy_vip_stats(f.p, "t", &vs) && vs.active; i++)
+		usleep(10000);
+	assert_int_equal(vs.active, 0); /* idle sessions expire */
+	assert_int_equal(vs.idle_closed, 8);
+	for (int i = 0; i < 8; i++)
+		close(fds[i]);
+	fixture_end(&f);
+}
+
+/* An update keeps the listener (no refused connection) and moves new flows
+ * to the new table; a removed VIP stops accepting while its open connection
+ * still works. */
+static void test_update_drain(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { 0 };
+	struct lb_proxy_backend pb;
+	struct lb_proxy_vip v;
+	__u32 tab[1] = { 101 };
+	char c;
+	int a, b;
+
+	(void)st;
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, (const __u32[]){ 1, 0 }, 0);
+	a = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(a), 'A');
+	memset(&pb, 0, sizeof(pb));
+	pb.ep.family = LB_AF_INET;
+	pb.ep.addr.v4 = f.be[1].addr;
+	pb.ep.port = f.be[1].port;
+	pb.id = 101;
+	pb.weight = 1;
+	memset(&v, 0, sizeof(v));
+	v.name = "t";
+	v.listen.family = LB_AF_INET;
+	v.listen.addr.v4 = htonl(0x7f000001u);
+	v.listen.port = f.vport;
+	v.proto = IPPROTO_TCP;
+	v.table = tab;
+	v.table_n = 1;
+	v.be = &pb;
+	v.nbe = 1;
+	assert_int_equal(lb_proxy_update(f.p, &v, 1), 0);
+	usleep(20000);
+	b = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(b), 'B');
+	close(b);
+	assert_int_equal(lb_proxy_update(f.p, NULL, 0), 0);
+	usleep(50000);
+	{
+		struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = f.vport,
+					  .sin_addr.s_addr = htonl(0x7f000001u) };
+
+		b = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(b, (struct sockaddr *)&sa, sizeof(sa)), -1);
+		assert_int_equal(errno, ECONNREFUSED);
+		close(b);
+	}
+	/* the old connection still goes through to A */
+	assert_int_equal(write(a, "q", 1), 1);
+	assert_int_equal(read(a, &c, 1), 1);
+	assert_int_equal(c, 'q');
+	close(a);
+	fixture_end(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_choice_maglev),
+		cmocka_unit_test(test_choice_ip_hash),
+		cmocka_unit_test(test_round_robin_weights),
+		cmocka_unit_test(test_least_conn),
+		cmocka_unit_test(test_transfer_splice),
+		cmocka_unit_test(test_transfer_rw),
+		cmocka_unit_test(test_retry_refused),
+		cmocka_unit_test(test_retry_timeout),
+		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_max_conns),
+		cmocka_unit_test(test_udp),
+		cmocka_unit_test(test_update_drain),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
