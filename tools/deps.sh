@@ -8,7 +8,7 @@ PKGS=(
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev
 	libnl-route-3-dev libcmocka-dev libsystemd-dev bpftool pkg-config
 	# tests and demo
-	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat
+	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq
 	# benchmark peers and tools
 	wrk nftables haproxy nginx-light gnuplot-nox
 )
