@@ -48,6 +48,9 @@ struct target {
 	/* passive: failures in the window that began at pwin_ms */
 	__u64 pwin_ms, pdown_until;
 	__u32 pcount;
+	bool syn_base;
+	__u64 syn_prev, rst_prev, syn_counted;
+	__u64 up_since_ms;
 
 	struct target *next_dead;
 	int dead_age;
@@ -124,6 +127,8 @@ static void changed(struct target *t, bool was, const char *why)
 		return;
 	t->changes++;
 	t->last_change_ms = lb_now_ms();
+	if (now_up)
+		t->up_since_ms = t->last_change_ms;
 	lb_info("vip %s backend %s %s: %s", t->vip, ep_str(t, ep, sizeof(ep)),
 		now_up ? "up" : "down", why);
 	/* last: the callback may re-sync the engine */
@@ -636,6 +641,7 @@ int lb_health_sync(struct lb_health *h, const struct lb_health_target *c, int n)
 			t->fd = -1;
 			t->lh = (struct lb_loop_handler){ on_event, t };
 			t->active_up = t->passive_up = t->provisional = true;
+			t->up_since_ms = now;
 			t->hc.type = LB_HC_NONE;
 			snprintf(t->reason, sizeof(t->reason), "not checked yet");
 		}
@@ -692,6 +698,40 @@ void lb_health_report_fails(struct lb_health *h, const char *vip, const struct l
 	changed(t, was, why);
 }
 
+void lb_health_feed_syn(struct lb_health *h, const char *vip, const struct lb_endpoint *ep,
+			__u64 syn, __u64 synack, __u64 rst_syn)
+{
+	struct target *t = find(h, vip, ep);
+	__u64 answered = synack + rst_syn, outstanding, late, rst;
+
+	if (!t)
+		return;
+	if (!t->syn_base || syn < t->syn_prev || rst_syn < t->rst_prev) {
+		t->syn_base = true;
+		t->syn_prev = syn;
+		t->rst_prev = rst_syn;
+		/* what is unanswered now is someone else's business */
+		t->syn_counted = syn > answered ? syn - answered : 0;
+		return;
+	}
+	/* SYNs sent before the last call and not answered since (a lower bound:
+	 * later SYNs may have taken some of the answers); those reported before
+	 * and answered late since are no longer counted */
+	outstanding = t->syn_prev > answered ? t->syn_prev - answered : 0;
+	if (t->syn_counted > outstanding)
+		t->syn_counted = outstanding;
+	late = outstanding - t->syn_counted;
+	t->syn_counted += late;
+	rst = rst_syn - t->rst_prev;
+	t->syn_prev = syn;
+	t->rst_prev = rst_syn;
+	if (late + rst)
+		lb_debug("vip %s: backend: %llu unanswered and %llu refused SYNs", t->vip,
+			 (unsigned long long)late, (unsigned long long)rst);
+	lb_health_report_fails(h, vip, ep, (unsigned int)(late + rst > UINT32_MAX ? UINT32_MAX
+							   : late + rst));
+}
+
 bool lb_health_up(const struct lb_health *h, const char *vip, const struct lb_endpoint *ep)
 {
 	const struct target *t = h ? find(h, vip, ep) : NULL;
@@ -719,6 +759,7 @@ int lb_health_status(const struct lb_health *h, const char *vip, const struct lb
 	out->changes = t->changes;
 	out->last_check_ms = t->last_check_ms;
 	out->last_change_ms = t->last_change_ms;
+	out->up_since_ms = t->up_since_ms;
 	snprintf(out->reason, sizeof(out->reason), "%s", t->reason);
 	return 0;
 }

@@ -52,6 +52,7 @@ struct lb_health_status {
 	__u64 changes;               /* up/down transitions */
 	__u64 last_check_ms;         /* CLOCK_MONOTONIC (lb_now_ms), 0 = never */
 	__u64 last_change_ms;        /* 0 = never */
+	__u64 up_since_ms;           /* added or last came up (for slow start) */
 	char reason[160];            /* why the last check / change happened */
 };
 
@@ -71,6 +72,14 @@ int  lb_health_sync(struct lb_health *h, const struct lb_health_target *t, int n
 /* Passive: n failures (refused or unanswered connects) observed just now. */
 void lb_health_report_fails(struct lb_health *h, const char *vip, const struct lb_endpoint *ep,
 			    unsigned int n);
+
+/* Passive, from the data path's cumulative per-backend counters (full NAT
+ * sees both directions): SYNs answered with RST, and SYNs still unanswered a
+ * whole call later (about a second), count as failures. The first call for
+ * a target, and any call where a counter went back, only sets the baseline.
+ * Feed only VIPs whose replies pass the balancer (not dsr). */
+void lb_health_feed_syn(struct lb_health *h, const char *vip, const struct lb_endpoint *ep,
+			__u64 syn, __u64 synack, __u64 rst_syn);
 
 /* True unless the target is known and down. */
 bool lb_health_up(const struct lb_health *h, const char *vip, const struct lb_endpoint *ep);

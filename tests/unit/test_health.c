@@ -459,6 +459,33 @@ static void passive_max_fails(void **state)
 	assert_true(lb_health_up(f->h, "pas", &t.ep));
 }
 
+static void passive_syn_counters(void **state)
+{
+	struct fx *f = *state;
+	struct lb_health_target t = target("nat", 9, LB_HC_NONE);
+
+	t.max_fails = 3;
+	t.fail_timeout_ms = 5000;
+	assert_int_equal(lb_health_sync(f->h, &t, 1), 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 10, 9, 0);    /* baseline, 1 in flight */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 12, 10, 0);   /* 2 new ones in flight */
+	assert_int_equal(st(f, &t).passive_fails, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 12, 10, 0);   /* those 2 never answered */
+	assert_int_equal(st(f, &t).passive_fails, 2);
+	assert_int_equal(f->nev, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 13, 10, 1);   /* one refused */
+	assert_int_equal(st(f, &t).passive_fails, 3);
+	assert_int_equal(f->nev, 1);
+	assert_false(f->ev[0].up);
+	assert_string_equal(f->ev[0].reason, "3 failed connections within 5000 ms (max_fails 3), "
+			    "out for fail_timeout");
+	/* counters that went back (a re-used id) only set a new baseline */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 0, 0, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 5, 5, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 5, 5, 0);
+	assert_int_equal(st(f, &t).passive_fails, 3);
+}
+
 static void sync_keeps_state(void **state)
 {
 	struct fx *f = *state;
@@ -558,6 +585,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(udp_echo_and_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_port_override, setup, teardown),
 		cmocka_unit_test_setup_teardown(passive_max_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(passive_syn_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_keeps_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_from_callback, setup, teardown),
 		cmocka_unit_test(effective_override),
