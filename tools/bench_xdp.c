@@ -20,6 +20,15 @@
  * XDP_TX, like the baseline. Live frames really go out bx0 and are dropped
  * on bx1; that cost is in both figures.
  *
+ * Cases: established (a primed TCP flow, ACKs), nat_reply (the backend's
+ * ACK to the SNAT address:port of that flow), new_flow (a SYN of a new
+ * client tuple every packet; ct and nat are emptied before each run, so it
+ * measures insertion into a table with room, not eviction under overload)
+ * and non_vip_pass (to an address that is no VIP: XDP_PASS). The pass case
+ * is held against bench_pass, a bare XDP_PASS: both then pay the stack's
+ * skb and ip_rcv (the frame's MAC is nobody's, so it dies there early),
+ * which an XDP_TX baseline would not, making the ratio meaningless.
+ *
  * Live-frames mode recycles its pages without copying the input again, so a
  * NAT program would see its own output on the next run of a page: bench_sink
  * writes the template back before dropping (see bpf/bench_tx.bpf.c), and for
