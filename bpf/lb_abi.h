@@ -87,6 +87,8 @@ enum lb_event {
 	LB_EV_FLOW_RESELECT,    /* flow's backend was gone; picked again */
 	LB_EV_REDIRECT_NEIGH,   /* TC: no neighbour entry, the kernel resolves it
 	                         * and sends the packet (bpf_redirect_neigh) */
+	LB_EV_LOCAL,            /* delivered to a local instance (forward local) */
+	LB_EV_LOCAL_REPLY,      /* a local instance's reply reversed at TC egress */
 	LB_EVENTS,
 };
 
@@ -144,6 +146,8 @@ struct lb_flow_key {
 #define LB_FLOW_F_CLOSING     (1u << 0) /* FIN or RST seen: counted out */
 #define LB_FLOW_F_ESTABLISHED (1u << 1) /* backend answered the SYN */
 #define LB_FLOW_F_COUNTED     (1u << 2) /* counted in backend_conns */
+#define LB_FLOW_F_LOCAL       (1u << 3) /* `nat` entry of a local flow: its
+                                         * replies are reversed at TC egress */
 
 /* Value of `ct`, keyed by the client's tuple (client -> VIP). */
 struct lb_flow {

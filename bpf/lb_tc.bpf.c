@@ -31,7 +31,7 @@ struct lb_pkt;
 
 static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
 				     const union lb_addr *nsrc, __u16 nsport,
-				     const union lb_addr *ndst, __u16 ndport);
+				     const union lb_addr *ndst, __u16 ndport, int dec_ttl);
 static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_lookup *fib);
 
 #define LB_CTX                  struct __sk_buff
@@ -42,7 +42,8 @@ static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_looku
 #define LB_IFINDEX(ctx)         ((ctx)->ingress_ifindex)
 #define LB_DATA(ctx)            ((void *)(long)(ctx)->data)
 #define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
-#define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp)
+#define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp, 1)
+#define LB_LOCAL_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp, 0)
 #define LB_FIB_TOT_LEN(p)       0
 #define LB_NO_NEIGH(ctx, p, fib) lb_tc_no_neigh(p, fib)
 
@@ -54,7 +55,7 @@ static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_looku
 
 static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
 				     const union lb_addr *nsrc, __u16 nsport,
-				     const union lb_addr *ndst, __u16 ndport)
+				     const union lb_addr *ndst, __u16 ndport, int dec_ttl)
 {
 	void *data = LB_DATA(skb), *end;
 	__u64 l3off = p->l3 - data, l4off = p->l4 - data;
@@ -110,7 +111,7 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 	ports[0] = nsport;
 	ports[1] = ndport;
 	*endp = end;
-	return lb_l3_rewrite(p, end, nsrc, ndst);
+	return lb_l3_set(p, end, nsrc, ndst, dec_ttl);
 }
 
 static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_lookup *fib)
@@ -134,6 +135,19 @@ int lb_tc(struct __sk_buff *skb)
 	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
 		bpf_skb_pull_data(skb, skb->len);
 	return lb_process(skb);
+}
+
+/*
+ * clsact egress of the interfaces facing the clients: replies of local
+ * instances (forward local) get the VIP's address and port back. Locally
+ * generated TCP is CHECKSUM_PARTIAL on most devices; lb_tc_nat handles it.
+ */
+SEC("tc")
+int lb_tc_egress(struct __sk_buff *skb)
+{
+	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
+		bpf_skb_pull_data(skb, skb->len);
+	return lb_local_reply(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -105,6 +105,8 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_FLOW_NEW] = "flow_new",
 	[LB_EV_FLOW_RESELECT] = "flow_reselect",
 	[LB_EV_REDIRECT_NEIGH] = "redirect_neigh",
+	[LB_EV_LOCAL] = "local",
+	[LB_EV_LOCAL_REPLY] = "local_reply",
 };
 
 const char *lb_drop_name(unsigned int r)
@@ -228,6 +230,11 @@ int lb_dp_xdp_prog_fd(const struct lb_dp *dp)
 int lb_dp_tc_prog_fd(const struct lb_dp *dp)
 {
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc) : -ENOENT;
+}
+
+int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp)
+{
+	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_egress) : -ENOENT;
 }
 
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
@@ -497,37 +504,62 @@ static void tc_hook_init(struct bpf_tc_hook *h, int ifindex)
 	h->attach_point = BPF_TC_INGRESS;
 }
 
-/* Returns -1 (the "fd" of a TC entry in dp->links) or a negative errno. */
-static int attach_tc(struct lb_dp *dp, int ifindex)
+static int tc_hook_attach(int ifindex, enum bpf_tc_attach_point ap, int prog_fd)
 {
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIORITY,
-		    .flags = BPF_TC_F_REPLACE);
+		    .flags = BPF_TC_F_REPLACE, .prog_fd = prog_fd);
 	struct bpf_tc_hook hook;
 	int err;
 
-	err = lb_dp_load_tc(dp);
-	if (err)
-		return err;
-	to.prog_fd = lb_dp_tc_prog_fd(dp);
 	tc_hook_init(&hook, ifindex);
+	hook.attach_point = ap;
 	err = bpf_tc_hook_create(&hook);
 	if (err && err != -EEXIST)
 		return err;
-	err = bpf_tc_attach(&hook, &to);
-	return err ? err : -1;
+	return bpf_tc_attach(&hook, &to);
 }
 
-static int detach_tc(int ifindex)
+static int tc_hook_detach(int ifindex, enum bpf_tc_attach_point ap)
 {
 	LIBBPF_OPTS(bpf_tc_opts, to, .handle = LB_TC_HANDLE, .priority = LB_TC_PRIORITY);
 	struct bpf_tc_hook hook;
 	int err;
 
 	tc_hook_init(&hook, ifindex);
-	/* The clsact qdisc stays: other filters (not ours) may hang off it.
-	 * No filter there is ENOENT; no clsact qdisc at all is EINVAL. */
+	hook.attach_point = ap;
+	/* The clsact qdisc stays: other filters (not ours) may hang off it. */
 	err = bpf_tc_detach(&hook, &to);
 	return err == -ENOENT || err == -EINVAL ? 0 : err;
+}
+
+/* Returns -1 (the "fd" of a TC entry in dp->links) or a negative errno. */
+static int attach_tc(struct lb_dp *dp, int ifindex)
+{
+	int err = lb_dp_load_tc(dp);
+
+	if (err)
+		return err;
+	err = tc_hook_attach(ifindex, BPF_TC_INGRESS, lb_dp_tc_prog_fd(dp));
+	return err ? err : -1;
+}
+
+static int detach_tc(int ifindex)
+{
+	return tc_hook_detach(ifindex, BPF_TC_INGRESS);
+}
+
+/* Same handle/priority as ingress, on the egress hook: adopted and replaced
+ * the same way. Idempotent. */
+int lb_dp_attach_egress(struct lb_dp *dp, int ifindex)
+{
+	int err = lb_dp_load_tc(dp);
+
+	return err ? err : tc_hook_attach(ifindex, BPF_TC_EGRESS, lb_dp_tc_egress_prog_fd(dp));
+}
+
+int lb_dp_detach_egress(int ifindex)
+{
+	return tc_hook_detach(ifindex, BPF_TC_EGRESS);
 }
 
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)

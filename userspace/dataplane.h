@@ -34,6 +34,9 @@ int lb_dp_load_tc(struct lb_dp *dp);
 
 int lb_dp_xdp_prog_fd(const struct lb_dp *dp);
 int lb_dp_tc_prog_fd(const struct lb_dp *dp);
+/* The clsact egress program of `forward local` (replies of local instances
+ * get the VIP's address:port back), from the TC object. */
+int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp);
 /* fd of a map by its name in lb_abi.h (LB_MAP_*), or -ENOENT. */
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
 
@@ -69,6 +72,12 @@ int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS]);
  * atomically. Errors are the kernel's (e.g. -ENODEV, -EOPNOTSUPP). */
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
 int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
+/* The egress program on the interfaces replies to clients leave by: a
+ * clsact egress filter at our handle/priority, whatever the ingress mode
+ * (XDP has no egress hook). Outlives lbd and is replaced atomically, like
+ * the TC ingress filter. */
+int lb_dp_attach_egress(struct lb_dp *dp, int ifindex);
+int lb_dp_detach_egress(int ifindex);
 
 const char *lb_drop_name(unsigned int reason);
 const char *lb_event_name(unsigned int ev);

@@ -49,6 +49,18 @@ static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, __u8 flags)
 	}
 }
 
+/* What a reply of this client's flow translates back to. */
+static __always_inline void lb_nat_val(struct lb_nat *nv, const struct lb_pkt *p,
+				       __u32 vip_id, __u32 be_id)
+{
+	lb_addr_copy(&nv->client, &p->key.src);
+	lb_addr_copy(&nv->vip, &p->key.dst);
+	nv->client_port = p->key.sport;
+	nv->vip_port = p->key.dport;
+	nv->backend_id = be_id;
+	nv->vip_id = vip_id;
+}
+
 /* The reply tuple of a NAT flow: backend -> SNAT address:port. */
 static __always_inline void lb_nat_key(struct lb_flow_key *rk, const struct lb_pkt *p,
 				       const struct lb_backend *be,
@@ -109,12 +121,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 
 	if (!lo || cfg->snat_port_hi < lo)
 		return 0;
-	lb_addr_copy(&nv.client, &p->key.src);
-	lb_addr_copy(&nv.vip, &p->key.dst);
-	nv.client_port = p->key.sport;
-	nv.vip_port = p->key.dport;
-	nv.backend_id = be_id;
-	nv.vip_id = vip->id;
+	lb_nat_val(&nv, p, vip->id, be_id);
 	off = lb_hash_flow(&p->key, cfg->hash_seed ^ 0x9e3779b9u) % range;
 
 	/* Free ports first: a reclaimed one may still be in TIME_WAIT on the

@@ -17,6 +17,8 @@
  *   LB_NO_NEIGH(ctx, p, fib)
  *                     verdict when the next hop has no neighbour entry
  *                     (default: pass to the stack)
+ *   LB_LOCAL_REWRITE(ctx, p, end, saddr, sport, daddr, dport)
+ *                     as LB_NAT_REWRITE but keeping the TTL (local delivery)
  */
 #ifndef LB_LB_H
 #define LB_LB_H
@@ -38,6 +40,9 @@
 #endif
 #ifndef LB_NO_NEIGH
 #define LB_NO_NEIGH(ctx, p, fib) (lb_event(LB_EV_PASS_NO_NEIGH), LB_PASS)
+#endif
+#ifndef LB_LOCAL_REWRITE
+#define LB_LOCAL_REWRITE(ctx, p, end, s, sp, d, dp) lb_rewrite(p, end, s, sp, d, dp, 0)
 #endif
 
 static __always_inline int lb_verdict_drop(__u32 reason)
@@ -91,6 +96,29 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	return LB_REDIRECT(ctx, fib.ifindex);
 }
 
+/*
+ * Local delivery: the instance answers from its own address:port, on the
+ * way out. Record that reply tuple in `nat` so the TC egress program can
+ * give the client back the VIP's address:port. Unlike NAT, the key holds
+ * the client's own address and port, so no port is allocated.
+ */
+static __always_inline int lb_local_track(const struct lb_pkt *p, const struct lb_vip *vip,
+					  const struct lb_backend *be, __u32 be_id)
+{
+	struct lb_flow_key rk = {};
+	struct lb_nat nv = {};
+
+	lb_addr_copy(&rk.src, &be->addr);
+	lb_addr_copy(&rk.dst, &p->key.src);
+	rk.sport = be->port;
+	rk.dport = p->key.sport;
+	rk.proto = p->key.proto;
+	rk.family = p->key.family;
+	lb_nat_val(&nv, p, vip->id, be_id);
+	nv.flags = LB_FLOW_F_LOCAL;
+	return bpf_map_update_elem(&nat, &rk, &nv, BPF_ANY) ? -1 : 0;
+}
+
 /* A new flow, or one whose backend went away: pick and record a backend. */
 static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vip,
 				       const struct lb_config *cfg, struct lb_flow *nf,
@@ -116,6 +144,8 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
 		if (!nf->snat_port)
 			return LB_DROP_SNAT_EXHAUSTED;
+	} else if (vip->fwd == LB_FWD_LOCAL && lb_local_track(p, vip, be, be_id)) {
+		return LB_DROP_CT_INSERT;
 	}
 	if (p->key.proto == IPPROTO_TCP) {
 		nf->flags |= LB_FLOW_F_COUNTED;
@@ -141,7 +171,7 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	int new_flow = 0, reason;
 	__u32 be_id;
 
-	if (p->ttl <= 1 && vip->fwd != LB_FWD_DSR) {
+	if (p->ttl <= 1 && vip->fwd == LB_FWD_NAT) {
 		lb_event(LB_EV_PASS_TTL);
 		return LB_PASS;
 	}
@@ -178,6 +208,18 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	if (vip->fwd == LB_FWD_DSR)
 		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr);
 
+	if (vip->fwd == LB_FWD_LOCAL) {
+		union lb_addr saddr, daddr;
+
+		/* The stack delivers it to the instance's socket. */
+		lb_addr_copy(&saddr, &p->key.src);
+		lb_addr_copy(&daddr, &be->addr);
+		if (LB_LOCAL_REWRITE(ctx, p, end, &saddr, p->key.sport, &daddr, be->port))
+			return lb_verdict_drop(LB_DROP_TRUNC_L4);
+		lb_event(LB_EV_LOCAL);
+		return LB_PASS;
+	}
+
 	{
 		union lb_addr daddr, saddr;
 		__u16 dport = be->port;
@@ -190,17 +232,11 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	}
 }
 
-/* Backend -> SNAT address: reverse-translate to VIP -> client. */
-static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
-				    struct lb_nat *n)
+/* Passive health and connection accounting from a reply of flow n. */
+static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat *n)
 {
-	union lb_addr client, vip;
 	__u16 cport = n->client_port, vport = n->vip_port;
 
-	if (p->ttl <= 1) {
-		lb_event(LB_EV_PASS_TTL);
-		return LB_PASS;
-	}
 	if (p->key.proto == IPPROTO_TCP) {
 		__u8 fl = p->tcp_flags;
 
@@ -230,6 +266,20 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 				lb_flow_tcp_flags(f, fl);
 		}
 	}
+}
+
+/* Backend -> SNAT address: reverse-translate to VIP -> client. */
+static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				    struct lb_nat *n)
+{
+	union lb_addr client, vip;
+	__u16 cport = n->client_port, vport = n->vip_port;
+
+	if (p->ttl <= 1) {
+		lb_event(LB_EV_PASS_TTL);
+		return LB_PASS;
+	}
+	lb_reply_track(p, n);
 	lb_count_vip_reply(n->vip_id, p->l3_len);
 	lb_event(LB_EV_REPLY);
 	lb_addr_copy(&client, &n->client);
@@ -240,6 +290,36 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 }
 
 #include "icmp.h"
+
+/*
+ * TC egress, local delivery: a reply of a local instance (instance
+ * address:port -> client) leaves as VIP address:port -> client. Anything
+ * else leaves untouched.
+ */
+static __always_inline int lb_local_reply(LB_CTX *ctx)
+{
+	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
+	union lb_addr vip, client;
+	struct lb_pkt p = {};
+	struct lb_nat *n;
+	__u16 vport;
+
+	if (lb_parse(data, end, &p) != LB_PARSE_OK ||
+	    (p.key.proto != IPPROTO_TCP && p.key.proto != IPPROTO_UDP))
+		return LB_PASS;
+	n = bpf_map_lookup_elem(&nat, &p.key);
+	if (!n || !(n->flags & LB_FLOW_F_LOCAL))
+		return LB_PASS;
+	lb_reply_track(&p, n);
+	lb_count_vip_reply(n->vip_id, p.l3_len);
+	lb_event(LB_EV_LOCAL_REPLY);
+	lb_addr_copy(&vip, &n->vip);
+	lb_addr_copy(&client, &p.key.dst);
+	vport = n->vip_port;
+	if (LB_LOCAL_REWRITE(ctx, &p, end, &vip, vport, &client, p.key.dport))
+		return lb_verdict_drop(LB_DROP_TRUNC_L4);
+	return LB_PASS;
+}
 
 static __always_inline int lb_process(LB_CTX *ctx)
 {

@@ -43,11 +43,12 @@ static __always_inline void lb_l4_csum_set(struct lb_pkt *p, __u16 *csum, __u32 
 	*csum = v;
 }
 
-/* Rewrite the IP addresses and decrement the TTL/hop limit, fixing the IPv4
- * header checksum. The L4 checksum is the caller's business. */
-static __always_inline int lb_l3_rewrite(struct lb_pkt *p, void *end,
-					 const union lb_addr *nsrc,
-					 const union lb_addr *ndst)
+/* Rewrite the IP addresses and, when forwarding (dec_ttl), decrement the
+ * TTL/hop limit, fixing the IPv4 header checksum. Local delivery keeps the
+ * TTL: the packet is not routed. The L4 checksum is the caller's business. */
+static __always_inline int lb_l3_set(struct lb_pkt *p, void *end,
+				     const union lb_addr *nsrc,
+				     const union lb_addr *ndst, int dec_ttl)
 {
 	if (p->key.family == LB_AF_INET6) {
 		struct ipv6hdr *ip6 = p->l3;
@@ -56,7 +57,8 @@ static __always_inline int lb_l3_rewrite(struct lb_pkt *p, void *end,
 			return -1;
 		__builtin_memcpy(&ip6->saddr, nsrc->b, 16);
 		__builtin_memcpy(&ip6->daddr, ndst->b, 16);
-		ip6->hop_limit--;
+		if (dec_ttl)
+			ip6->hop_limit--;
 	} else {
 		struct iphdr *ip = p->l3;
 		__u16 *ttlw, old;
@@ -66,7 +68,8 @@ static __always_inline int lb_l3_rewrite(struct lb_pkt *p, void *end,
 			return -1;
 		ttlw = (__u16 *)&ip->ttl;
 		old = *ttlw;
-		ip->ttl--;
+		if (dec_ttl)
+			ip->ttl--;
 		acc = csum_begin(ip->check);
 		acc = csum_sub16(acc, old, *ttlw);
 		acc = csum_sub32(acc, ip->saddr, nsrc->v4);
@@ -78,14 +81,21 @@ static __always_inline int lb_l3_rewrite(struct lb_pkt *p, void *end,
 	return 0;
 }
 
+static __always_inline int lb_l3_rewrite(struct lb_pkt *p, void *end,
+					 const union lb_addr *nsrc,
+					 const union lb_addr *ndst)
+{
+	return lb_l3_set(p, end, nsrc, ndst, 1);
+}
+
 /*
  * Rewrite the packet's tuple to (nsrc:nsport -> ndst:ndport) and decrement
  * the TTL/hop limit. Ports are in network order. The L4 checksum covers the
  * pseudo-header, so it takes the address change as well as the ports.
  */
-static __always_inline int lb_nat_rewrite(struct lb_pkt *p, void *end,
-					  const union lb_addr *nsrc, __u16 nsport,
-					  const union lb_addr *ndst, __u16 ndport)
+static __always_inline int lb_rewrite(struct lb_pkt *p, void *end,
+				      const union lb_addr *nsrc, __u16 nsport,
+				      const union lb_addr *ndst, __u16 ndport, int dec_ttl)
 {
 	int v6 = p->key.family == LB_AF_INET6;
 	__u16 *l4csum = lb_l4_csum(p, end);
@@ -104,7 +114,14 @@ static __always_inline int lb_nat_rewrite(struct lb_pkt *p, void *end,
 	}
 	ports[0] = nsport;
 	ports[1] = ndport;
-	return lb_l3_rewrite(p, end, nsrc, ndst);
+	return lb_l3_set(p, end, nsrc, ndst, dec_ttl);
+}
+
+static __always_inline int lb_nat_rewrite(struct lb_pkt *p, void *end,
+					  const union lb_addr *nsrc, __u16 nsport,
+					  const union lb_addr *ndst, __u16 ndport)
+{
+	return lb_rewrite(p, end, nsrc, nsport, ndst, ndport, 1);
 }
 
 #endif
