@@ -643,12 +643,14 @@ int main(int argc, char **argv)
 		slots[i].fd = -1;
 	elapsed = run(slots);
 	report(slots + opt.parallel, elapsed);
-	for (int i = opt.parallel; i < opt.parallel + opt.keep; i++)
-		slot_close(&slots[i]);
-	if (st.failed)
-		return 1;
-	for (int i = opt.parallel; i < opt.parallel + opt.keep; i++)
+	int rc = st.failed ? 1 : 0;
+
+	for (int i = opt.parallel; i < opt.parallel + opt.keep; i++) {
 		if (slots[i].failed || slots[i].switched || !slots[i].requests)
-			return 1;
-	return 0;
+			rc = 1;
+		slot_close(&slots[i]);
+	}
+	free(slots);
+	close(epfd);
+	return rc;
 }
