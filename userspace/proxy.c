@@ -95,6 +95,7 @@ struct sbe {
 struct svip {
 	struct pvip *pv;
 	enum lb_method method;
+	__u32 seed;
 	__u32 max_conns;
 	__u32 *tab;             /* slots: indexes into be[] */
 	__u32 n;
@@ -330,6 +331,7 @@ static int svip_fill(struct svip *sv, const struct lb_proxy_vip *v)
 	int *idx;
 
 	sv->method = v->method;
+	sv->seed = v->hash_seed;
 	sv->max_conns = v->max_conns;
 	sv->nbe = v->nbe;
 	sv->be = calloc(v->nbe ? v->nbe : 1, sizeof(*sv->be));
@@ -444,7 +446,7 @@ static void sa_addr(const struct sockaddr_storage *ss, union lb_addr *a, __u16 *
 
 /* The slot a new flow starts from, exactly as bpf/lib/select.h computes it
  * (round_robin: this worker's cursor; least_conn: see pick_least). */
-static __u32 first_slot(struct lb_proxy *p, struct plisten *l, const struct svip *sv,
+static __u32 first_slot(struct plisten *l, const struct svip *sv,
 			const struct sockaddr_storage *client)
 {
 	struct lb_flow_key k;
@@ -458,7 +460,7 @@ static __u32 first_slot(struct lb_proxy *p, struct plisten *l, const struct svip
 	k.family = l->pv->listen.family;
 	switch (sv->method) {
 	case LB_METHOD_IP_HASH:
-		return lb_hash_addr(&k.src, p->o.hash_seed) % sv->n;
+		return lb_hash_addr(&k.src, sv->seed) % sv->n;
 	case LB_METHOD_ROUND_ROBIN:
 	case LB_METHOD_LEAST_CONN: {
 		__u32 s = l->rr < sv->n ? l->rr : 0;
@@ -467,7 +469,7 @@ static __u32 first_slot(struct lb_proxy *p, struct plisten *l, const struct svip
 		return s;
 	}
 	default:
-		return lb_hash_flow(&k, p->o.hash_seed) % sv->n;
+		return lb_hash_flow(&k, sv->seed) % sv->n;
 	}
 }
 
@@ -847,7 +849,7 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 			conn_kill(w, c);
 			continue;
 		}
-		c->slot = first_slot(w->p, l, sv, &ss);
+		c->slot = first_slot(l, sv, &ss);
 		connect_next(w, c);
 	}
 }
@@ -950,7 +952,7 @@ static struct pudp *udp_session(struct pworker *w, struct plisten *l,
 		return NULL;
 	}
 	{
-		__u32 slot = first_slot(w->p, l, sv, ss);
+		__u32 slot = first_slot(l, sv, ss);
 
 		k = sv->method == LB_METHOD_LEAST_CONN ? (int)pick_least(w->p, sv, slot)
 						       : (int)sv->tab[slot];

@@ -32,7 +32,6 @@ struct lb_proxy;
 
 struct lb_proxy_opts {
 	int workers;                 /* 0: one per online CPU */
-	__u32 hash_seed;
 	__u64 connect_timeout_ms;    /* 0: 2000 */
 	__u64 idle_timeout_ms;       /* TCP, 0: 600000 */
 	__u64 udp_idle_timeout_ms;   /* 0: 30000 */
@@ -51,6 +50,7 @@ struct lb_proxy_vip {
 	struct lb_endpoint listen;   /* port 0 (wildcard) cannot be proxied */
 	__u8 proto;                  /* IPPROTO_TCP or IPPROTO_UDP */
 	enum lb_method method;
+	__u32 hash_seed;             /* the seed the table was built with */
 	__u32 max_conns;             /* 0: unlimited (UDP: sessions) */
 	const __u32 *table;          /* lb_table_build() output: backend ids */
 	__u32 table_n;               /* 0: no usable backend, new flows refused */

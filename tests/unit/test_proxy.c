@@ -197,7 +197,6 @@ static void proxy_start(struct fixture *f, const struct lb_proxy_opts *o0, __u8 
 	assert_int_equal(lb_table_build(method, mb, (size_t)f->nbe, SEED, 0, &f->table, &f->table_n), 0);
 	fd = bound_socket(proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM, htonl(0x7f000001u), &f->vport);
 	close(fd);
-	o.hash_seed = SEED;
 	if (!o.workers)
 		o.workers = 2;
 	assert_int_equal(lb_proxy_start(&o, &f->p), 0);
@@ -208,6 +207,7 @@ static void proxy_start(struct fixture *f, const struct lb_proxy_opts *o0, __u8 
 	v.listen.port = f->vport;
 	v.proto = proto;
 	v.method = method;
+	v.hash_seed = SEED;
 	v.max_conns = max_conns;
 	v.table = f->table;
 	v.table_n = f->table_n;
@@ -628,6 +628,7 @@ static void test_update_drain(void **st)
 	v.listen.addr.v4 = htonl(0x7f000001u);
 	v.listen.port = f.vport;
 	v.proto = IPPROTO_TCP;
+	v.hash_seed = SEED;
 	v.table = tab;
 	v.table_n = 1;
 	v.be = &pb;
