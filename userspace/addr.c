@@ -92,3 +92,22 @@ bool lb_endpoint_eq(const struct lb_endpoint *a, const struct lb_endpoint *b)
 	return a->family == b->family && a->port == b->port &&
 	       memcmp(a->addr.b, b->addr.b, sizeof(a->addr.b)) == 0;
 }
+
+socklen_t lb_endpoint_sockaddr(const struct lb_endpoint *ep, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (ep->family == LB_AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = ep->port;
+		memcpy(&s6->sin6_addr, ep->addr.b, 16);
+		return sizeof(*s6);
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+	s4->sin_family = AF_INET;
+	s4->sin_port = ep->port;
+	s4->sin_addr.s_addr = ep->addr.v4;
+	return sizeof(*s4);
+}

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include "lb_abi.h"
 
 struct lb_endpoint {
@@ -23,5 +24,7 @@ int lb_addr_parse(const char *s, union lb_addr *addr, __u8 *family);
 const char *lb_addr_str(const union lb_addr *addr, __u8 family, char *buf, size_t len);
 const char *lb_endpoint_str(const struct lb_endpoint *ep, char *buf, size_t len);
 bool lb_endpoint_eq(const struct lb_endpoint *a, const struct lb_endpoint *b);
+/* ep as a sockaddr_in or sockaddr_in6 in *ss; returns its length. */
+socklen_t lb_endpoint_sockaddr(const struct lb_endpoint *ep, struct sockaddr_storage *ss);
 
 #endif

@@ -431,29 +431,10 @@ static void on_listen(void *arg, uint32_t events)
 
 /* ---- server ---- */
 
-static socklen_t to_sockaddr(const struct lb_endpoint *ep, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ep->family == LB_AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = ep->port;
-		memcpy(&s6->sin6_addr, ep->addr.b, 16);
-		return sizeof(*s6);
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-	s4->sin_family = AF_INET;
-	s4->sin_port = ep->port;
-	s4->sin_addr.s_addr = ep->addr.v4;
-	return sizeof(*s4);
-}
-
 static int server_bind(struct lb_metrics *m, const struct lb_endpoint *ep)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = to_sockaddr(ep, &ss);
+	socklen_t len = lb_endpoint_sockaddr(ep, &ss);
 	char name[LB_ADDRSTRLEN];
 	int one = 1, err;
 

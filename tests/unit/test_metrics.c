@@ -124,26 +124,10 @@ static int teardown(void **state)
 
 static int tcp_connect(const struct server *s)
 {
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-	int fd;
+	struct sockaddr_storage ss;
+	socklen_t len = lb_endpoint_sockaddr(&s->addr, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-	if (s->addr.family == LB_AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = s->addr.port;
-		memcpy(&a->sin6_addr, s->addr.addr.b, 16);
-		len = sizeof(*a);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = s->addr.port;
-		a->sin_addr.s_addr = s->addr.addr.v4;
-		len = sizeof(*a);
-	}
-	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&ss, len), 0);
 	return fd;
