@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "lb_hash.h"
 #include "log.h"
 #include "loop.h"
@@ -1396,4 +1397,56 @@ int lb_proxy_backend_stats(struct lb_proxy *p, __u32 id, struct lb_proxy_be_stat
 	out->bytes_in = cnt_get(&b->bytes_in);
 	out->bytes_out = cnt_get(&b->bytes_out);
 	return 0;
+}
+
+void lb_proxy_print_vip(struct lb_proxy *p, const char *name, bool json, bool first,
+			struct lb_buf *o)
+{
+	struct lb_proxy_vip_stats st;
+
+	lb_proxy_vip_stats(p, name, &st);
+	if (json) {
+		lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
+		lb_buf_json_str(o, name);
+		lb_buf_printf(o, ",\"listening\":%s,\"new_flows\":%llu,\"active\":%llu,"
+			      "\"refused_limit\":%llu,\"no_backend\":%llu,\"connect_fail\":%llu,"
+			      "\"retries\":%llu,\"idle_closed\":%llu,\"bytes\":%llu,"
+			      "\"reply_bytes\":%llu,\"datagrams\":%llu,\"reply_datagrams\":%llu,"
+			      "\"backends\":[", st.listening ? "true" : "false",
+			      (unsigned long long)st.accepted, (unsigned long long)st.active,
+			      (unsigned long long)st.refused_limit, (unsigned long long)st.no_backend,
+			      (unsigned long long)st.connect_fail, (unsigned long long)st.retries,
+			      (unsigned long long)st.idle_closed, (unsigned long long)st.bytes_in,
+			      (unsigned long long)st.bytes_out, (unsigned long long)st.dgrams_in,
+			      (unsigned long long)st.dgrams_out);
+		return;
+	}
+	lb_buf_printf(o, "vip %s (proxy%s): %llu connections, %llu active, %llu refused by max_conns, "
+		      "%llu without a backend, %llu connect failures, %llu retries, %llu idle-closed; "
+		      "%llu bytes in, %llu bytes back\n", name, st.listening ? "" : ", NOT listening",
+		      (unsigned long long)st.accepted, (unsigned long long)st.active,
+		      (unsigned long long)st.refused_limit, (unsigned long long)st.no_backend,
+		      (unsigned long long)st.connect_fail, (unsigned long long)st.retries,
+		      (unsigned long long)st.idle_closed, (unsigned long long)st.bytes_in,
+		      (unsigned long long)st.bytes_out);
+}
+
+void lb_proxy_print_backend(struct lb_proxy *p, __u32 id, const char *ep, const char *state,
+			    bool json, bool first, struct lb_buf *o)
+{
+	struct lb_proxy_be_stats bs = { 0 };
+
+	lb_proxy_backend_stats(p, id, &bs);
+	if (json)
+		lb_buf_printf(o, "%s{\"address\":\"%s\",\"new_flows\":%llu,\"conns\":%lld,"
+			      "\"connect_fail\":%llu,\"bytes\":%llu,\"reply_bytes\":%llu}",
+			      first ? "" : ",", ep, (unsigned long long)bs.conns, (long long)bs.active,
+			      (unsigned long long)bs.connect_fail, (unsigned long long)bs.bytes_in,
+			      (unsigned long long)bs.bytes_out);
+	else
+		lb_buf_printf(o, "  %-24s %-6s %8llu flows %6lld conns %6llu connect failures "
+			      "%12llu bytes %12llu bytes back\n", ep, state,
+			      (unsigned long long)bs.conns, (long long)bs.active,
+			      (unsigned long long)bs.connect_fail, (unsigned long long)bs.bytes_in,
+			      (unsigned long long)bs.bytes_out);
 }

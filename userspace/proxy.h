@@ -93,4 +93,12 @@ int  lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n);
 int  lb_proxy_vip_stats(struct lb_proxy *p, const char *name, struct lb_proxy_vip_stats *out);
 int  lb_proxy_backend_stats(struct lb_proxy *p, __u32 id, struct lb_proxy_be_stats *out);
 
+/* lbctl stats output for one VIP (JSON: the object up to and including
+ * `"backends":[`; the caller closes it) and for one of its backends. */
+struct lb_buf;
+void lb_proxy_print_vip(struct lb_proxy *p, const char *name, bool json, bool first,
+			struct lb_buf *o);
+void lb_proxy_print_backend(struct lb_proxy *p, __u32 id, const char *ep, const char *state,
+			    bool json, bool first, struct lb_buf *o);
+
 #endif
