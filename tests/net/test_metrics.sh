@@ -11,7 +11,7 @@
 #   - every family of the contract is there
 #   - the VIP and backend counters are > 0 and lie between two `lbctl -j stats`
 #     taken before and after the scrape (same for drops and events)
-#   - backend state/weight gauges, interface mode, runtime changes follow
+#   - backend state/weight/connections gauges, interface mode, runtime changes follow
 #     lbctl; a half-sent request does not hold up other scrapes; 50 at once
 #   - a reload moves the endpoint (another port, off, IPv6) without a restart
 . "$(dirname "$0")/lib.sh"
@@ -244,6 +244,18 @@ if [ "$up1" = 0 ] && [ "$w1" = 7 ] && [ "$rt" -ge 1 ] 2>/dev/null; then
 else
 	t_fail "gauges-follow-lbctl" "up(be1,down)=$up1 weight=$w1 runtime=$rt"
 fi
+
+# Open connections show up in the connections gauge.
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 3 -c 0 "$VIP:80"
+KEEP_PID=$BG_PID
+sum_conns() { scrape "$MURL/metrics" | awk '/^lbd_backend_connections\{vip="web",/ { n += $NF } END { print n + 0 }'; }
+conns_at_least_4() { [ "$(sum_conns)" -ge 4 ]; }
+if wait_for conns_at_least_4; then
+	t_pass "connections-gauge ($(sum_conns) open)"
+else
+	t_fail "connections-gauge" "want >= 4 open on web, got $(sum_conns)"
+fi
+wait "$KEEP_PID"
 
 # ---------------------------------------------------------------- clients
 # A client that sends half a request and waits must not hold up scrapes.
