@@ -431,10 +431,9 @@ static void start_check(struct target *t, __u64 now)
 	t->stage = ST_CONNECT;
 	if (t->src_set) {
 		check_addr(t, &ss, &len, true);
-		if (bind(fd, (struct sockaddr *)&ss, len)) {
-			finish(t, false, "bind to the source address: %s", strerror(errno));
-			return;
-		}
+		/* not local (yet): the kernel's choice of source still checks */
+		if (bind(fd, (struct sockaddr *)&ss, len))
+			lb_debug("vip %s: health check source: %s", t->vip, strerror(errno));
 	}
 	if (t->hc.type == LB_HC_HTTP && build_request(t)) {
 		finish(t, false, "out of memory");

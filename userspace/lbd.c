@@ -333,6 +333,9 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = lb_svc_start(d->conf_path, cf, &d->svc);
 	if (err)
 		goto out_ctl;
+	err = lb_svc_health_start(d->svc, d->loop);
+	if (err)
+		lb_err("health checks are off: %s", strerror(-err));
 	lb_info("lbd %s started (pid %d), control socket %s", LBD_VERSION, (int)getpid(), co.path);
 	sd_notifyf(0, "READY=1\nMAINPID=%d", (int)getpid());
 	if (ready_fd >= 0) {

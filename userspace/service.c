@@ -28,6 +28,7 @@
 
 #include "addr.h"
 #include "dataplane.h"
+#include "health.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -88,6 +89,8 @@ struct lb_svc {
 	bool stop;
 	unsigned int ticks;
 	struct svc_rate rate[2]; /* previous and latest tick */
+	struct lb_health *health; /* NULL until lb_svc_health_start */
+	__u64 health_t0;          /* backends up since then were added or came back */
 };
 
 /* ---- model ---------------------------------------------------------- */
@@ -671,29 +674,63 @@ static void vip_snat(struct svc_vip *v)
 		v->snat_ok = !source_addr(&v->be[i].c.ep, &v->snat);
 }
 
-/* Backends that take new flows: up, not backup, weight > 0; backups only
- * when no primary is up. */
+/* Slow start, in tenths of the weight: a backend that came back up (or was
+ * added after lbd started) ramps from 1/10 to 10/10 over slow_start. */
+static __u32 be_ramp(const struct lb_svc *s, const struct svc_vip *v, const struct svc_be *b)
+{
+	struct lb_health_status hs;
+	__u64 now = lb_now_ms(), el;
+
+	if (!v->c.slow_start_ms || !s->health)
+		return 10;
+	if (lb_health_status(s->health, v->c.name, &b->c.ep, &hs))
+		return 1; /* being added right now */
+	if (hs.up_since_ms <= s->health_t0)
+		return 10;
+	el = now - hs.up_since_ms;
+	return el >= v->c.slow_start_ms ? 10 : 1 + (__u32)(9 * el / v->c.slow_start_ms);
+}
+
+/* Backends that take new flows: up (by the operator and by health checks),
+ * not backup, weight > 0; backups only when no primary is up; when no
+ * backend is healthy, every primary the operator left up (fail open). */
 static int vip_table(struct lb_svc *s, struct svc_vip *v, __u32 **tab, __u32 *n)
 {
 	struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
+	__u32 *tenths = calloc(v->nbe ? v->nbe : 1, sizeof(*tenths));
+	bool ramp = false;
 	int k = 0, err;
 
-	if (!mb)
+	if (!mb || !tenths) {
+		free(mb);
+		free(tenths);
 		return -ENOMEM;
-	for (int pass = 0; pass < 2 && !k; pass++) {
+	}
+	for (int pass = 0; pass < 3 && !k; pass++) {
 		for (int i = 0; i < v->nbe; i++) {
 			const struct svc_be *b = &v->be[i];
 
 			if (b->c.state != LB_BE_UP || b->c.backup != (pass == 1) || !b->c.weight)
+				continue;
+			if (pass < 2 && !lb_health_up(s->health, v->c.name, &b->c.ep))
 				continue;
 			mb[k].addr = b->c.ep.addr;
 			mb[k].port = b->c.ep.port;
 			mb[k].family = b->c.ep.family;
 			mb[k].weight = b->c.weight;
 			mb[k].id = b->id;
+			tenths[k] = be_ramp(s, v, b);
+			ramp |= tenths[k] < 10;
 			k++;
 		}
+		if (k && pass == 2)
+			lb_warn("vip %s: every backend is down by health checks: failing open to all %d",
+				v->c.name, k);
 	}
+	/* weights in tenths only while a ramp runs: steady tables stay as built */
+	for (int i = 0; ramp && i < k; i++)
+		mb[i].weight *= tenths[i];
+	free(tenths);
 	*tab = NULL;
 	*n = 0;
 	err = k ? lb_table_build(v->c.method, mb, k, s->file.hash_seed, s->file.maglev_size, tab, n)
@@ -765,6 +802,132 @@ static void vip_log_name(const struct svc_vip *v, char *buf, size_t len)
 
 	snprintf(buf, len, "vip %s (%s%s)", v->c.name, lb_endpoint_str(&v->c.listen, ep, sizeof(ep)),
 		 v->c.proto == IPPROTO_UDP ? " udp" : "");
+}
+
+/* ---- health ---------------------------------------------------------- */
+
+/* One VIP's table again, after a health change or a slow-start step; the
+ * data path gets it only when it differs. */
+static void vip_refresh(struct lb_svc *s, struct svc_vip *v)
+{
+	char name[128];
+	__u32 *tab, n;
+	int err = vip_table(s, v, &tab, &n);
+
+	vip_log_name(v, name, sizeof(name));
+	if (err) {
+		lb_err("%s: cannot build its table: %s", name, strerror(-err));
+		return;
+	}
+	if (table_eq(v->table, v->table_n, tab, n)) {
+		free(tab);
+		return;
+	}
+	err = n ? lb_dp_table_swap(s->dp, v->id, tab, n) : lb_dp_table_clear(s->dp, v->id);
+	if (err) {
+		lb_err("%s: cannot swap its table: %s", name, strerror(-err));
+		free(tab);
+		return;
+	}
+	free(v->table);
+	v->table = tab;
+	v->table_n = n;
+	err = vip_write(s, v);
+	if (err)
+		lb_err("%s: cannot write it: %s", name, strerror(-err));
+}
+
+static void on_health(void *ctx, const char *vip, const struct lb_endpoint *ep, bool up,
+		      const char *reason)
+{
+	struct lb_svc *s = ctx;
+	struct svc_vip *v = model_vip(&s->m, vip);
+
+	(void)ep, (void)up, (void)reason; /* health.c logged the change */
+	if (v)
+		vip_refresh(s, v);
+}
+
+/* Passive checks need both directions of a TCP flow: full NAT only (the
+ * proxy will feed its own connect failures). */
+static bool passive_fed(const struct svc_vip *v)
+{
+	return v->c.forward == LB_FWD_NAT && v->c.proto == IPPROTO_TCP;
+}
+
+static int health_sync(struct lb_svc *s)
+{
+	struct lb_health_target *t;
+	int n = 0, k = 0, err;
+
+	for (int i = 0; i < s->m.n; i++)
+		n += s->m.v[i].nbe;
+	t = calloc(n ? n : 1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	for (int i = 0; i < s->m.n; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+
+		for (int j = 0; j < v->nbe; j++, k++) {
+			const struct svc_be *b = &v->be[j];
+
+			t[k].vip = v->c.name;
+			t[k].ep = b->c.ep;
+			lb_health_effective(&v->c.health, &b->c, &t[k].hc);
+			t[k].max_fails = passive_fed(v) ? b->c.max_fails : 0;
+			t[k].fail_timeout_ms = b->c.fail_timeout_ms;
+			t[k].src_set = v->snat_ok;
+			t[k].src = v->snat;
+		}
+	}
+	err = lb_health_sync(s->health, t, k);
+	free(t);
+	if (err)
+		lb_err("health checks: cannot update the targets: %s", strerror(-err));
+	return err;
+}
+
+/* Once a second: passive checks from the data path's counters, and the
+ * slow-start steps (a table differs at most once per tick). */
+static void health_tick(struct lb_svc *s)
+{
+	__u64 now = lb_now_ms();
+
+	if (!s->health)
+		return;
+	for (int i = 0; i < s->m.n; i++) {
+		struct svc_vip *v = &s->m.v[i];
+		bool ramp = false;
+
+		for (int j = 0; j < v->nbe; j++) {
+			const struct svc_be *b = &v->be[j];
+			struct lb_backend_stats st;
+			struct lb_health_status hs;
+
+			if (passive_fed(v) && b->c.max_fails && !lb_dp_backend_stats(s->dp, b->id, &st))
+				lb_health_feed_syn(s->health, v->c.name, &b->c.ep, st.syn, st.synack,
+						   st.rst_syn);
+			/* one more step after the end, to land on full weights */
+			if (v->c.slow_start_ms &&
+			    !lb_health_status(s->health, v->c.name, &b->c.ep, &hs) &&
+			    hs.up && hs.up_since_ms > s->health_t0 &&
+			    now - hs.up_since_ms < v->c.slow_start_ms + 2000)
+				ramp = true;
+		}
+		if (ramp)
+			vip_refresh(s, v);
+	}
+}
+
+int lb_svc_health_start(struct lb_svc *s, struct lb_loop *loop)
+{
+	int err = lb_health_new(loop, on_health, s, &s->health);
+
+	if (err)
+		return err;
+	err = health_sync(s);
+	s->health_t0 = lb_now_ms();
+	return err;
 }
 
 /*
@@ -905,6 +1068,8 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 		vip_addrs_sync(s, &old);
 		model_free(&old);
 		neigh_warm_all(s);
+		if (s->health)
+			health_sync(s);
 	}
 out:
 	free(vused);
@@ -1442,6 +1607,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 		for (int i = 0; i < s->nifs; i++)
 			if_detach(s, &s->ifs[i]);
 	}
+	lb_health_free(s->health);
 	model_free(&s->m);
 	lb_dp_close(s->dp);
 	if (cleanup) {
@@ -1582,6 +1748,7 @@ void lb_svc_tick(struct lb_svc *s)
 	/* entries go stale and are collected: XDP traffic never refreshes them */
 	if (++s->ticks % 10 == 0)
 		neigh_warm_all(s);
+	health_tick(s);
 
 	s->rate[0] = s->rate[1];
 	r->ms = lb_now_ms();
@@ -1624,6 +1791,48 @@ static const char *ifmode_name(const struct svc_if *f)
 	return f->mode < 0 ? "detached" : lb_dp_mode_name(f->mode);
 }
 
+/* The health of a backend of the current model, if it has any. */
+static void out_health(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
+		       const struct svc_be *b)
+{
+	struct lb_health_status hs;
+	const struct svc_vip *v = NULL;
+	__u64 now = lb_now_ms();
+
+	for (int i = 0; i < s->m.n && !v; i++)
+		if (b >= s->m.v[i].be && b < s->m.v[i].be + s->m.v[i].nbe)
+			v = &s->m.v[i];
+	if (!v || lb_health_status(s->health, v->c.name, &b->c.ep, &hs))
+		return;
+	if (r->json) {
+		lb_buf_printf(o, ",\"health\":\"%s\",\"health_check\":\"%s\",\"health_reason\":",
+			      hs.up ? "up" : "down",
+			      hs.checking ? lb_hc_type_name(b->c.health_check != LB_HC_INHERIT ?
+								b->c.health_check : v->c.health.type) : "none");
+		lb_buf_json_str(o, hs.reason);
+		lb_buf_printf(o, ",\"health_ok_run\":%u,\"health_fail_run\":%u,\"health_checks\":%llu,"
+			      "\"health_failures\":%llu,\"passive_fails\":%llu,\"health_changes\":%llu,"
+			      "\"last_check_ms_ago\":%lld,\"last_change_ms_ago\":%lld,\"slow_start\":%u",
+			      hs.ok_run, hs.fail_run, (unsigned long long)hs.checks,
+			      (unsigned long long)hs.failures, (unsigned long long)hs.passive_fails,
+			      (unsigned long long)hs.changes,
+			      hs.last_check_ms ? (long long)(now - hs.last_check_ms) : -1LL,
+			      hs.last_change_ms ? (long long)(now - hs.last_change_ms) : -1LL,
+			      be_ramp(s, v, b) * 10);
+		return;
+	}
+	if (!hs.checking && hs.up && !hs.passive_fails)
+		return;
+	lb_buf_printf(o, "  health %s", hs.up ? "up" : "down");
+	if (be_ramp(s, v, b) < 10)
+		lb_buf_printf(o, " (slow start %u%%)", be_ramp(s, v, b) * 10);
+	if (hs.last_change_ms)
+		lb_buf_printf(o, " since %llds", (long long)(now - hs.last_change_ms) / 1000);
+	lb_buf_printf(o, ": %s", hs.reason);
+	if (hs.fail_run)
+		lb_buf_printf(o, " (%u failed)", hs.fail_run);
+}
+
 static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
 			const struct svc_be *b, bool first)
 {
@@ -1634,13 +1843,15 @@ static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_
 	lb_endpoint_str(&b->c.ep, ep, sizeof(ep));
 	if (r->json)
 		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
-			      "\"backup\":%s,\"conns\":%lld}", first ? "" : ",", ep, b->id,
+			      "\"backup\":%s,\"conns\":%lld", first ? "" : ",", ep, b->id,
 			      lb_backend_state_name(b->c.state), b->c.weight,
 			      b->c.backup ? "true" : "false", (long long)conns);
 	else
-		lb_buf_printf(o, "    %-24s %-6s weight %-5u conns %lld%s\n", ep,
+		lb_buf_printf(o, "    %-24s %-6s weight %-5u conns %lld%s", ep,
 			      lb_backend_state_name(b->c.state), b->c.weight, (long long)conns,
 			      b->c.backup ? "  backup" : "");
+	out_health(s, r, o, b);
+	lb_buf_printf(o, r->json ? "}" : "\n");
 }
 
 static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,

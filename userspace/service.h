@@ -40,6 +40,11 @@ int  lb_svc_metrics(void *ctx, struct lb_buf *out);
  * false when none is configured. */
 bool lb_svc_metrics_addr(const struct lb_svc *s, struct lb_endpoint *ep);
 
+/* Starts the health checks (health.c) in the loop, for the current model
+ * and every model applied later. */
+struct lb_loop;
+int  lb_svc_health_start(struct lb_svc *s, struct lb_loop *loop);
+
 /* Once a second: rate snapshots, link re-checks. */
 void lb_svc_tick(struct lb_svc *s);
 
