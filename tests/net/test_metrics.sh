@@ -194,7 +194,7 @@ for f in lbd_vip_packets_total lbd_vip_bytes_total lbd_vip_new_flows_total \
 	lbd_backend_packets_total lbd_backend_bytes_total lbd_backend_new_flows_total \
 	lbd_backend_connections lbd_backend_up lbd_backend_weight lbd_drops_total \
 	lbd_events_total lbd_interface_mode lbd_runtime_changes lbd_build_info; do
-	grep -q "^# TYPE $f " <<<"$body" && grep -q "^$f[{ ]" <<<"$body" || missing+=" $f"
+	grep -q "^# TYPE $f " <<<"$body" && grep -q "^${f}[{ ]" <<<"$body" || missing+=" $f"
 done
 t_check "every-family-present" "missing:$missing" test -z "$missing"
 
@@ -208,7 +208,7 @@ for s in 'lbd_vip_packets_total{vip="web",direction="in"}' \
 	 "lbd_backend_bytes_total{vip=\"web\",backend=\"${BE_ADDRS[2]}:3000\"}" \
 	 "lbd_backend_new_flows_total{vip=\"web\",backend=\"${BE_ADDRS[2]}:3000\"}"; do
 	v=$(value "$s" "$body")
-	[ "$v" != none ] && [ "$v" -gt 0 ] 2>/dev/null || { ok=0; why+=" $s=$v"; }
+	if ! [ "$v" -gt 0 ] 2>/dev/null; then ok=0; why+=" $s=$v"; fi
 done
 flows=$(value 'lbd_vip_new_flows_total{vip="web"}' "$body")
 [ "$flows" -ge 300 ] 2>/dev/null || { ok=0; why+=" web new flows=$flows (want >= 300)"; }
@@ -272,6 +272,7 @@ else
 fi
 bg_stop "$SLOW_PID"
 
+# shellcheck disable=SC2016 # expanded by the inner shell
 in_lb bash -c 'for i in $(seq 50); do
 	curl -s -m 5 -o /dev/null -w "%{http_code}\n" http://127.0.0.1:9464/metrics &
 done; wait' >"$TOPO_DIR/fifty"
