@@ -32,6 +32,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "proxy.h"
 #include "service.h"
 #include "table.h"
 
@@ -83,6 +84,7 @@ struct lb_svc {
 	char *rt[SVC_MAX_RT];
 	int nrt;
 	struct lb_dp *dp;
+	struct lb_proxy *px;    /* mode proxy, or auto when no BPF mode attached */
 	__u32 *gen;             /* LB_MAX_BACKENDS: last generation per id */
 	struct svc_if ifs[LB_CONF_MAX_IFACES];
 	int nifs;
@@ -609,6 +611,7 @@ static int rt_load(struct lb_svc *s)
 
 static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old);
 static void neigh_warm_all(struct lb_svc *s);
+static int proxy_push(struct lb_svc *s);
 
 static struct lb_vip_key vip_key(const struct lb_vip_conf *c)
 {
@@ -835,6 +838,8 @@ static void vip_refresh(struct lb_svc *s, struct svc_vip *v)
 	err = vip_write(s, v);
 	if (err)
 		lb_err("%s: cannot write it: %s", name, strerror(-err));
+	if (s->px)
+		proxy_push(s);
 }
 
 static void on_health(void *ctx, const char *vip, const struct lb_endpoint *ep, bool up,
@@ -1065,6 +1070,8 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 
 		*om = *nm;
 		memset(nm, 0, sizeof(*nm));
+		if (s->px)
+			proxy_push(s);
 		vip_addrs_sync(s, &old);
 		model_free(&old);
 		neigh_warm_all(s);
@@ -1445,6 +1452,96 @@ static int ifs_sync(struct lb_svc *s, const struct lb_conf *cf)
 	return failed ? -ENODEV : 0;
 }
 
+/* ---- fallback proxy ---------------------------------------------------- */
+
+/* The current model, whole, to the proxy. */
+static int proxy_push(struct lb_svc *s)
+{
+	struct lb_proxy_vip *pv = calloc(s->m.n ? s->m.n : 1, sizeof(*pv));
+	struct lb_proxy_backend **pb = calloc(s->m.n ? s->m.n : 1, sizeof(*pb));
+	int err = pv && pb ? 0 : -ENOMEM;
+
+	for (int i = 0; i < s->m.n && !err; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+
+		pb[i] = calloc(v->nbe ? v->nbe : 1, sizeof(**pb));
+		if (!pb[i]) {
+			err = -ENOMEM;
+			break;
+		}
+		for (int j = 0; j < v->nbe; j++) {
+			pb[i][j].ep = v->be[j].c.ep;
+			pb[i][j].id = v->be[j].id;
+			pb[i][j].weight = v->be[j].c.weight;
+		}
+		pv[i] = (struct lb_proxy_vip){
+			.name = v->c.name, .listen = v->c.listen, .proto = v->c.proto,
+			.method = v->c.method, .hash_seed = s->file.hash_seed,
+			.max_conns = v->c.max_conns, .table = v->table, .table_n = v->table_n,
+			.be = pb[i], .nbe = v->nbe,
+		};
+	}
+	if (!err)
+		err = lb_proxy_update(s->px, pv, s->m.n);
+	for (int i = 0; pb && i < s->m.n; i++)
+		free(pb[i]);
+	free(pb);
+	free(pv);
+	return err;
+}
+
+/* mode proxy, or the end of the auto chain: no interface took a BPF mode. */
+static bool proxy_wanted(const struct lb_svc *s)
+{
+	if (s->file.mode == LB_ATTACH_PROXY)
+		return true;
+	if (s->file.mode != LB_ATTACH_AUTO)
+		return false;
+	for (int i = 0; i < s->nifs; i++)
+		if (s->ifs[i].mode >= 0)
+			return false;
+	return true;
+}
+
+static int proxy_begin(struct lb_svc *s)
+{
+	struct lb_proxy_opts o = { 0 };
+	int err = lb_proxy_start(&o, &s->px);
+
+	if (err) {
+		lb_err("cannot start the userspace proxy: %s", strerror(-err));
+		return err;
+	}
+	lb_info("serving the VIPs with the userspace proxy%s",
+		s->file.mode == LB_ATTACH_AUTO ? " (no BPF mode attached)" : "");
+	proxy_push(s); /* a VIP it cannot bind is logged; the others are served */
+	return 0;
+}
+
+static int proxy_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o, const char *only)
+{
+	bool first = true;
+
+	lb_buf_printf(o, r->json ? "{\"mode\":\"proxy\",\"vips\":[" : "");
+	for (int i = 0; i < s->m.n; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+
+		if (only && strcmp(only, v->c.name))
+			continue;
+		lb_proxy_print_vip(s->px, v->c.name, r->json, first, o);
+		for (int j = 0; j < v->nbe; j++) {
+			char ep[LB_ADDRSTRLEN];
+
+			lb_proxy_print_backend(s->px, v->be[j].id, lb_endpoint_str(&v->be[j].c.ep, ep, sizeof(ep)),
+					       lb_backend_state_name(v->be[j].c.state), r->json, j == 0, o);
+		}
+		lb_buf_printf(o, r->json ? "]}" : "");
+		first = false;
+	}
+	lb_buf_printf(o, r->json ? "]}\n" : "");
+	return LB_CTL_OK;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 static void dp_config(const struct lb_conf *cf, struct lb_config *c)
@@ -1560,8 +1657,11 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 		goto fail;
 	}
 	/* A missing interface is not fatal: it may appear later (tick). */
-	ifs_sync(s, conf);
+	if (conf->mode != LB_ATTACH_PROXY)
+		ifs_sync(s, conf);
 	vip_addrs_sync(s, NULL);
+	if (proxy_wanted(s) && (err = proxy_begin(s)))
+		goto fail;
 	memset(conf, 0, sizeof(*conf));
 	*out = s;
 	return 0;
@@ -1610,6 +1710,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	lb_health_free(s->health);
 	model_free(&s->m);
 	lb_dp_close(s->dp);
+	lb_proxy_stop(s->px);
 	if (cleanup) {
 		char p[LB_CONF_PATH_MAX + 32];
 		int n = rm_pins(s->file.bpffs);
@@ -1731,7 +1832,8 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 			return err;
 		}
 		s->file = old;
-		ifs_sync(s, &nc);
+		if (!s->px)
+			ifs_sync(s, &nc);
 		vip_addrs_sync(s, NULL);
 		lb_log_set_level(nc.log_level);
 		lb_config_free(&old);
@@ -1898,6 +2000,7 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_buf_json_str(o, s->conf_path);
 		lb_buf_printf(o, ",\"bpffs\":");
 		lb_buf_json_str(o, s->file.bpffs);
+		lb_buf_printf(o, ",\"proxy\":%s", s->px ? "true" : "false");
 		lb_buf_printf(o, ",\"adopted\":%s,\"hash_seed\":%u,\"interfaces\":[",
 			      lb_dp_adopted(s->dp) ? "true" : "false", s->file.hash_seed);
 		for (int i = 0; i < s->nifs; i++) {
@@ -1920,6 +2023,8 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	lb_buf_printf(o, "lbd %d  config %s  pinned in %s%s  hash_seed 0x%x\n", (int)getpid(),
 		      s->conf_path, s->file.bpffs, lb_dp_adopted(s->dp) ? " (adopted)" : "",
 		      s->file.hash_seed);
+	if (s->px)
+		lb_buf_printf(o, "mode: proxy (userspace; no BPF data path attached)\n");
 	lb_buf_printf(o, "interfaces:\n");
 	for (int i = 0; i < s->nifs; i++)
 		lb_buf_printf(o, "  %-12s %s%s%s%s\n", s->ifs[i].name, ifmode_name(&s->ifs[i]),
@@ -1956,6 +2061,8 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 		lb_buf_printf(o, "stats vip %s: no such VIP\n", only);
 		return LB_CTL_FAILED;
 	}
+	if (s->px)
+		return proxy_stats(s, r, o, only);
 	lb_dp_drops(s->dp, drops);
 	lb_dp_events(s->dp, ev);
 	lb_buf_printf(o, r->json ? "{\"vips\":[" : "");
