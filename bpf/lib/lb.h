@@ -182,6 +182,13 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 			if (f->flags & LB_FLOW_F_COUNTED)
 				lb_conns_add(f->backend_id, -1);
 			lb_event(LB_EV_FLOW_RESELECT);
+		} else if (p->key.proto == IPPROTO_TCP && be->state == LB_BE_DRAIN &&
+			   (f->flags & LB_FLOW_F_CLOSING) &&
+			   (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) {
+			/* The client reuses a closed flow's tuple for a new
+			 * connection: a draining backend takes no new ones. */
+			be = 0;
+			lb_event(LB_EV_FLOW_RESELECT);
 		} else if (p->key.proto == IPPROTO_TCP) {
 			lb_flow_tcp_flags(f, p->tcp_flags);
 		}
