@@ -110,13 +110,15 @@ t_done() {
 # wait_for [-t SECONDS] CMD...: runs CMD every 0.1 s until it succeeds or
 # SECONDS (default $WAIT_TIMEOUT or 5) pass. Returns 0 or 1 (timed out).
 wait_for() {
-	local secs=${WAIT_TIMEOUT:-5} i
+	local secs=${WAIT_TIMEOUT:-5} end
 	if [ "${1:-}" = -t ]; then secs=$2; shift 2; fi
-	for ((i = 0; i < secs * 10; i++)); do
+	# a deadline, not a count of tries: a slow CMD must not stretch the wait
+	end=$((SECONDS + secs))
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 # ---------------------------------------------------------------- namespaces

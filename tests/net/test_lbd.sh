@@ -40,7 +40,7 @@ write_conf() { # extra lines for the web VIP
 	cat >"$CONF" <<EOF
 # lbd test configuration ($MODE mode)
 lbd {
-    interfaces eth0 eth1;
+    interfaces eth0 eth1 ext0;
     mode $MODE;
     control $SOCK;
     state_dir $TOPO_DIR/state;
@@ -104,6 +104,11 @@ if [ $rc -eq 1 ] && grep -q "^$TOPO_DIR/bad.conf:3: .*fastest" <<<"$out"; then
 else
 	t_fail "conf-check-bad" "want exit 1 and bad.conf:3: ...fastest, got $rc: $out"
 fi
+
+# ext0: an interface the test deletes and re-creates under lbd
+in_lb ip link add ext0 type veth peer name ext0p
+in_lb ip link set ext0 up
+in_lb ip link set ext0p up
 
 # ---------------------------------------------------------------- start
 if ! lbd_start; then
@@ -235,6 +240,36 @@ if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_swi
 else
 	t_fail "open-connections-survive-restart" "rc=$rc: $out"
 fi
+
+# ---------------------------------------------------------------- links
+ext_mode() { lbctl status | awk '$1 == "ext0" { print $2 }'; }
+in_lb ip link del ext0
+if wait_for -t 5 eval '[ "$(ext_mode)" = detached ]'; then
+	t_pass "link-removed-detached"
+else
+	t_fail "link-removed-detached" "lbctl status: $(lbctl status | grep ext0)"
+fi
+in_lb ip link add ext0 type veth peer name ext0p
+in_lb ip link set ext0 up
+in_lb ip link set ext0p up
+if wait_for -t 5 eval '[ "$(ext_mode)" = "$MODE" ]'; then
+	t_pass "link-recreated-reattached"
+else
+	t_fail "link-recreated-reattached" "lbctl status: $(lbctl status | grep ext0)"
+fi
+
+# ---------------------------------------------------------------- cleanup
+kill -9 "$LBD_PID"; wait "$LBD_PID" 2>/dev/null
+out=$(lb_nsenter "$LBD" --cleanup -c "$CONF" 2>&1); rc=$?
+if [ $rc -eq 0 ] && [ ! -e "$PIN" ] && ! in_lb ip link show eth0 | grep -q "prog/xdp" && \
+   [ -z "$(in_lb tc filter show dev eth0 ingress 2>/dev/null)" ]; then
+	t_pass "cleanup-after-kill"
+else
+	t_fail "cleanup-after-kill" "rc=$rc pins: $(ls "$PIN" 2>&1 | head -3) out: $out"
+fi
+lbd_start || t_fail "restart-after-cleanup" "lbd does not start"
+out=$(load -c 100 -p 8 "$VIP:80")
+t_check "traffic-after-cleanup-restart" "requests failed: $out" test "$(field ok "$out")" = 100
 
 # ---------------------------------------------------------------- stop
 lbctl stop >/dev/null
