@@ -39,6 +39,7 @@ struct lbd {
 	int sfd, tfd;
 	struct lb_loop_handler sig_h, timer_h;
 	bool quit;
+	bool tick_due;
 	bool cleanup;
 };
 
@@ -127,8 +128,17 @@ static void on_timer(void *arg, uint32_t events)
 	uint64_t ticks;
 
 	(void)events;
-	if (read(d->tfd, &ticks, sizeof(ticks)) != sizeof(ticks))
+	if (read(d->tfd, &ticks, sizeof(ticks)) == sizeof(ticks))
+		d->tick_due = true;
+}
+
+/* Between two batches of events: ticks free idle clients, and a client freed
+ * in the middle of a batch could still have an event later in it. */
+static void run_ticks(struct lbd *d)
+{
+	if (!d->tick_due)
 		return;
+	d->tick_due = false;
 	lb_svc_tick(d->svc);
 	lb_ctl_tick(d->ctl);
 	lb_metrics_tick(d->metrics);
@@ -352,6 +362,7 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 			lb_err("event loop: %s", strerror(-err));
 			break;
 		}
+		run_ticks(d);
 		if (d->metrics_check) {
 			d->metrics_check = false;
 			metrics_sync(d);
