@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Per-core worker processes (PM2 cluster mode): each `worker` block runs N
+ * instances, instance i pinned to a core with PORT and LBD_INSTANCE in its
+ * environment, restarted with backoff, stopped with SIGTERM then SIGKILL,
+ * replaced one at a time on a rolling reload. Everything runs from lbd's
+ * loop: children are watched through pidfds, timing through one timerfd.
+ *
+ * The supervisor does not touch the data path: it tells its owner that the
+ * set of registered instances changed, and the owner reads that set back
+ * with lb_sup_backends() (ready instances are UP, the old ones of a rolling
+ * reload DRAIN; dead and starting ones are absent).
+ */
+#ifndef LBD_SUPERVISOR_H
+#define LBD_SUPERVISOR_H
+
+#include <stdint.h>
+#include "config.h"
+#include "control.h"
+
+struct lb_loop;
+struct lb_sup;
+
+typedef void (*lb_sup_changed_fn)(void *ctx);
+
+struct lb_sup_opts {
+	struct lb_loop *loop;
+	int ncpu;                    /* 0: the cores lbd may run on */
+	lb_sup_changed_fn changed;   /* the registered set changed */
+	void *ctx;
+	uint32_t ready_timeout_ms;   /* 0: 10 s; an instance not ready by then is
+	                              * restarted (or a rolling reload aborted) */
+	uint32_t backoff_cap_ms;     /* 0: 15 s */
+	uint32_t backoff_reset_ms;   /* 0: 30 s of uptime resets the delay */
+};
+
+int  lb_sup_new(const struct lb_sup_opts *o, struct lb_sup **out);
+/* Stops every instance: SIGTERM, then SIGKILL after kill_timeout. This one
+ * waits (bounded by the largest kill_timeout): it runs when lbd exits. */
+void lb_sup_free(struct lb_sup *s);
+
+/* Follow the worker blocks of cf: start new ones, stop removed ones, scale
+ * on an instance count change, rolling-reload one whose command, env or
+ * other settings changed. cf is copied. */
+int  lb_sup_sync(struct lb_sup *s, const struct lb_conf *cf);
+
+/* Rolling reload (new instance ready before the old one drains and stops)
+ * or restart (stop, then start) of a worker. -ENOENT: no such worker. */
+int  lb_sup_reload(struct lb_sup *s, const char *name);
+int  lb_sup_restart(struct lb_sup *s, const char *name);
+
+/* What the data path should hold: fn once per registered instance with
+ * its worker, port (host order) and LB_BE_UP or LB_BE_DRAIN. */
+typedef void (*lb_sup_be_fn)(void *ctx, const struct lb_worker_conf *w, uint16_t port,
+			     int state);
+void lb_sup_backends(const struct lb_sup *s, lb_sup_be_fn fn, void *ctx);
+
+/* `worker list|reload NAME|restart NAME` (argv[0] is "worker"). Returns
+ * an LB_CTL_* code. */
+int  lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb_buf *out);
+
+/* Counters for tests and status. */
+struct lb_sup_inst_info {
+	pid_t pid;              /* 0: not running */
+	int core;
+	uint16_t port;
+	uint32_t restarts;
+	const char *state;      /* "starting", "online", "draining", ... */
+	uint64_t next_delay_ms; /* the next restart's delay */
+};
+/* Instance slot i of worker name (the current one, not a replacement in
+ * progress). -ENOENT when there is none. */
+int  lb_sup_inst(const struct lb_sup *s, const char *name, int i, struct lb_sup_inst_info *out);
+
+#endif
