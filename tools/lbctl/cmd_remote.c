@@ -42,6 +42,13 @@ static const struct sub backend_subs[] = {
 	{ NULL, 0, 0 },
 };
 
+static const struct sub worker_subs[] = {
+	{ "list", 0, 0 },
+	{ "reload", 1, 1 },
+	{ "restart", 1, 1 },
+	{ NULL, 0, 0 },
+};
+
 static const struct remote remotes[] = {
 	{ "status",
 	  "usage: lbctl status\n"
@@ -79,6 +86,16 @@ static const struct remote remotes[] = {
 	  "Re-reads lbd's config file and applies only the difference; an invalid\n"
 	  "file changes nothing and its errors are printed.\n",
 	  NULL, 0 },
+	{ "worker",
+	  "usage: lbctl worker list\n"
+	  "       lbctl worker reload NAME\n"
+	  "       lbctl worker restart NAME\n"
+	  "\n"
+	  "list: every instance with pid, port, core, CPU, memory, uptime, restarts\n"
+	  "and state (like pm2 ls). reload: rolling, one instance at a time, the new\n"
+	  "one ready before the old one drains and stops. restart: stop, then start\n"
+	  "(also brings back an errored instance).\n",
+	  worker_subs, 0 },
 	{ "stop",
 	  "usage: lbctl stop\n"
 	  "\n"

@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{ "backend", cmd_remote, "add, change (weight, state) or delete backends" },
 	{ "stats",   cmd_remote, "traffic counters, per VIP and backend" },
 	{ "reload",  cmd_remote, "re-read the config file and apply the difference" },
+	{ "worker",  cmd_remote, "list, reload or restart supervised worker instances" },
 	{ "stop",    cmd_remote, "stop lbd (pinned maps keep established flows)" },
 	{ "maglev",  cmd_maglev, "print the Maglev table for a set of backends (offline)" },
 };
