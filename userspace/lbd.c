@@ -343,6 +343,9 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = lb_svc_start(d->conf_path, cf, &d->svc);
 	if (err)
 		goto out_ctl;
+	err = lb_svc_netlink_start(d->svc, d->loop);
+	if (err)
+		lb_warn("link events are off (links are re-checked every second): %s", strerror(-err));
 	err = lb_svc_health_start(d->svc, d->loop);
 	if (err)
 		lb_err("health checks are off: %s", strerror(-err));
