@@ -7,7 +7,6 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
-#include <ifaddrs.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -21,16 +20,13 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
-#include <linux/neighbour.h>
-#include <netlink/netlink.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/neighbour.h>
 
 #include "addr.h"
 #include "dataplane.h"
 #include "health.h"
 #include "log.h"
 #include "loop.h"
+#include "netlink.h"
 #include "metrics.h"
 #include "proxy.h"
 #include "service.h"
@@ -84,6 +80,7 @@ struct lb_svc {
 	char *rt[SVC_MAX_RT];
 	int nrt;
 	struct lb_dp *dp;
+	struct lb_nl *nl;       /* links, addresses, routes, neighbours */
 	struct lb_proxy *px;    /* mode proxy, or auto when no BPF mode attached */
 	__u32 *gen;             /* LB_MAX_BACKENDS: last generation per id */
 	struct svc_if ifs[LB_CONF_MAX_IFACES];
@@ -625,47 +622,7 @@ static struct lb_vip_key vip_key(const struct lb_vip_conf *c)
 	return k;
 }
 
-/* The source address the kernel would use towards dst: a UDP connect sends
- * nothing but runs the route lookup. */
-static int source_addr(const struct lb_endpoint *dst, union lb_addr *out)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int fd, err = 0;
-
-	memset(&ss, 0, sizeof(ss));
-	if (dst->family == LB_AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = dst->port;
-		sin->sin_addr.s_addr = dst->addr.v4;
-		sl = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = dst->port;
-		memcpy(&sin6->sin6_addr, dst->addr.b, 16);
-		sl = sizeof(*sin6);
-	}
-	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&ss, sl) || getsockname(fd, (struct sockaddr *)&ss, &sl))
-		err = -errno;
-	close(fd);
-	if (err)
-		return err;
-	memset(out, 0, sizeof(*out));
-	if (dst->family == LB_AF_INET)
-		out->v4 = ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
-	else
-		memcpy(out->b, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
-	return 0;
-}
-
-static void vip_snat(struct svc_vip *v)
+static void vip_snat(struct lb_svc *s, struct svc_vip *v)
 {
 	v->snat_ok = false;
 	if (v->c.snat_set) {
@@ -674,7 +631,8 @@ static void vip_snat(struct svc_vip *v)
 		return;
 	}
 	for (int i = 0; i < v->nbe && !v->snat_ok; i++)
-		v->snat_ok = !source_addr(&v->be[i].c.ep, &v->snat);
+		v->snat_ok = s->nl && !lb_nl_source_addr(s->nl, &v->be[i].c.ep.addr,
+							     v->be[i].c.ep.family, &v->snat);
 }
 
 /* Slow start, in tenths of the weight: a backend that came back up (or was
@@ -1021,7 +979,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 				goto out;
 			}
 		}
-		vip_snat(v);
+		vip_snat(s, v);
 		if (v->c.forward == LB_FWD_NAT && !v->snat_ok && v->nbe)
 			lb_warn("%s: no source address towards its backends: set snat", name);
 		err = vip_table(s, v, &v->table, &v->table_n);
@@ -1164,118 +1122,32 @@ static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct 
  * neighbour discovery only answers for addresses of the receiving device,
  * so IPv6 VIPs also get a proxy entry on every attached interface.
  */
-static int nl_addr(bool add, const union lb_addr *a, __u8 fam, int ifindex, bool proxy)
+static int nl_addr(struct lb_svc *s, bool add, const union lb_addr *a, __u8 fam, int ifindex,
+		   bool proxy)
 {
-	struct nl_sock *sk = nl_socket_alloc();
-	struct nl_addr *na = NULL;
-	int af = fam == LB_AF_INET ? AF_INET : AF_INET6, err;
-
-	if (!sk)
-		return -ENOMEM;
-	err = nl_connect(sk, NETLINK_ROUTE);
-	if (!err)
-		na = nl_addr_build(af, a->b, fam == LB_AF_INET ? 4 : 16);
-	if (!err && !na)
-		err = -NLE_NOMEM;
-	if (!err && proxy) {
-		struct rtnl_neigh *n = rtnl_neigh_alloc();
-
-		rtnl_neigh_set_ifindex(n, ifindex);
-		rtnl_neigh_set_dst(n, na);
-		rtnl_neigh_set_family(n, af);
-		rtnl_neigh_set_flags(n, NTF_PROXY);
-		err = add ? rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE) : rtnl_neigh_delete(sk, n, 0);
-		rtnl_neigh_put(n);
-	} else if (!err) {
-		struct rtnl_addr *ra = rtnl_addr_alloc();
-
-		nl_addr_set_prefixlen(na, fam == LB_AF_INET ? 32 : 128);
-		rtnl_addr_set_ifindex(ra, ifindex);
-		rtnl_addr_set_local(ra, na);
-		rtnl_addr_set_family(ra, af);
-		if (fam == LB_AF_INET6)
-			rtnl_addr_set_flags(ra, IFA_F_NODAD);
-		err = add ? rtnl_addr_add(sk, ra, 0) : rtnl_addr_delete(sk, ra, 0);
-		rtnl_addr_put(ra);
-	}
-	nl_addr_put(na);
-	nl_socket_free(sk);
-	if (err == -NLE_EXIST && add)
-		return 0;
-	if (err == -NLE_NOADDR || err == -NLE_OBJ_NOTFOUND)
-		return add ? -EADDRNOTAVAIL : 0;
-	return err ? -EIO : 0;
-}
-
-/* The interface that holds `a`: where packets sourced from it leave. */
-static int addr_ifindex(const union lb_addr *a, __u8 fam)
-{
-	struct ifaddrs *ifa, *i;
-	int idx = 0;
-
-	if (getifaddrs(&ifa))
-		return 0;
-	for (i = ifa; i && !idx; i = i->ifa_next) {
-		if (!i->ifa_addr)
-			continue;
-		if (fam == LB_AF_INET && i->ifa_addr->sa_family == AF_INET &&
-		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == a->v4)
-			idx = if_nametoindex(i->ifa_name);
-		else if (fam == LB_AF_INET6 && i->ifa_addr->sa_family == AF_INET6 &&
-			 !memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, a->b, 16))
-			idx = if_nametoindex(i->ifa_name);
-	}
-	freeifaddrs(ifa);
-	return idx;
+	if (!s->nl)
+		return -ENOTCONN;
+	if (proxy)
+		return add ? lb_nl_proxy_add(s->nl, ifindex, a, fam) : lb_nl_proxy_del(s->nl, ifindex, a, fam);
+	return add ? lb_nl_addr_add(s->nl, ifindex, a, fam, 0) : lb_nl_addr_del(s->nl, ifindex, a, fam, 0);
 }
 
 /*
  * bpf_fib_lookup only forwards to neighbours the kernel has resolved, and
- * XDP traffic never makes the kernel resolve one. NTF_USE asks the kernel to
- * (re)resolve a backend's neighbour entry without sending anything of ours,
- * so the first packets of a flow are not passed to the stack.
+ * XDP traffic never makes the kernel resolve one: ask it to, ahead of the
+ * first packet of a flow (and again before entries go stale).
  */
-static void neigh_warm(const struct lb_endpoint *ep)
+static void neigh_warm(struct lb_svc *s, const struct lb_endpoint *ep)
 {
-	struct nl_sock *sk;
-	struct rtnl_neigh *n;
-	struct nl_addr *na;
-	union lb_addr src;
-	int idx;
-
-	if (source_addr(ep, &src))
-		return;
-	idx = addr_ifindex(&src, ep->family);
-	if (idx <= 1)
-		return;
-	sk = nl_socket_alloc();
-	if (!sk)
-		return;
-	if (nl_connect(sk, NETLINK_ROUTE)) {
-		nl_socket_free(sk);
-		return;
-	}
-	na = nl_addr_build(ep->family == LB_AF_INET ? AF_INET : AF_INET6, ep->addr.b,
-			   ep->family == LB_AF_INET ? 4 : 16);
-	n = rtnl_neigh_alloc();
-	if (na && n) {
-		rtnl_neigh_set_ifindex(n, idx);
-		rtnl_neigh_set_dst(n, na);
-		rtnl_neigh_set_family(n, ep->family == LB_AF_INET ? AF_INET : AF_INET6);
-		rtnl_neigh_set_state(n, NUD_NONE);
-		rtnl_neigh_set_flags(n, NTF_USE);
-		rtnl_neigh_add(sk, n, NLM_F_CREATE | NLM_F_REPLACE);
-	}
-	rtnl_neigh_put(n);
-	nl_addr_put(na);
-	nl_socket_free(sk);
+	if (s->nl)
+		lb_nl_neigh_warm(s->nl, &ep->addr, ep->family);
 }
 
 static void neigh_warm_all(struct lb_svc *s)
 {
 	for (int i = 0; i < s->m.n; i++)
 		for (int j = 0; j < s->m.v[i].nbe; j++)
-			neigh_warm(&s->m.v[i].be[j].c.ep);
+			neigh_warm(s, &s->m.v[i].be[j].c.ep);
 }
 
 /* A packet the data path hands to the stack (no neighbour entry yet) may
@@ -1326,14 +1198,14 @@ static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old)
 		int err;
 
 		lb_addr_str(&v->c.listen.addr, v->c.listen.family, a, sizeof(a));
-		err = nl_addr(true, &v->c.listen.addr, v->c.listen.family, 1, false);
+		err = nl_addr(s, true, &v->c.listen.addr, v->c.listen.family, 1, false);
 		if (err)
 			lb_warn("vip %s: cannot add %s to lo: %s", v->c.name, a, strerror(-err));
 		for (int j = 0; v->c.listen.family == LB_AF_INET6 && j < s->nifs; j++) {
 			if (s->ifs[j].ifindex <= 0)
 				continue;
 			proxy_ndp_on(s->ifs[j].name);
-			nl_addr(true, &v->c.listen.addr, LB_AF_INET6, s->ifs[j].ifindex, true);
+			nl_addr(s, true, &v->c.listen.addr, LB_AF_INET6, s->ifs[j].ifindex, true);
 		}
 	}
 	for (int i = 0; old && i < old->n; i++) {
@@ -1341,10 +1213,10 @@ static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old)
 
 		if (addr_in_model(&s->m, &o->c, NULL))
 			continue;
-		nl_addr(false, &o->c.listen.addr, o->c.listen.family, 1, false);
+		nl_addr(s, false, &o->c.listen.addr, o->c.listen.family, 1, false);
 		for (int j = 0; o->c.listen.family == LB_AF_INET6 && j < s->nifs; j++)
 			if (s->ifs[j].ifindex > 0)
-				nl_addr(false, &o->c.listen.addr, LB_AF_INET6, s->ifs[j].ifindex, true);
+				nl_addr(s, false, &o->c.listen.addr, LB_AF_INET6, s->ifs[j].ifindex, true);
 	}
 }
 
@@ -1394,6 +1266,11 @@ static int if_attach(struct lb_svc *s, struct svc_if *f)
 		snprintf(f->why, sizeof(f->why), "no such interface");
 		lb_err("interface %s: no such interface", f->name);
 		return -ENODEV;
+	}
+	if (!n && s->file.mode == LB_ATTACH_PROXY) {
+		/* watched only: VIP addresses and IPv6 proxy entries go on it */
+		snprintf(f->why, sizeof(f->why), "userspace proxy");
+		return 0;
 	}
 	if (!n) {
 		snprintf(f->why, sizeof(f->why), "mode %s is not available yet", lb_mode_name(s->file.mode));
@@ -1552,6 +1429,39 @@ static int proxy_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_b
 	return LB_CTL_OK;
 }
 
+/* Link events: a configured interface that appears (again) is attached, one
+ * that is removed is detached cleanly (its pinned link would be stale). */
+static void on_link(void *arg, enum lb_nl_link_ev ev, int ifindex, const char *name)
+{
+	struct lb_svc *s = arg;
+
+	for (int i = 0; i < s->nifs; i++) {
+		struct svc_if *f = &s->ifs[i];
+
+		if (strcmp(f->name, name))
+			continue;
+		if (ev == LB_NL_LINK_DEL && f->mode >= 0) {
+			lb_warn("interface %s is gone: detached", f->name);
+			lb_dp_detach(s->dp, f->ifindex, f->mode);
+			f->mode = -1;
+			f->ifindex = 0;
+			snprintf(f->why, sizeof(f->why), "interface is gone");
+		} else if ((ev == LB_NL_LINK_NEW || ev == LB_NL_LINK_UP) &&
+			   (f->mode < 0 || f->ifindex != ifindex)) {
+			if (f->mode >= 0)
+				lb_info("interface %s was re-created (index %d -> %d)", f->name,
+					f->ifindex, ifindex);
+			if (!if_attach(s, f))
+				vip_addrs_sync(s, NULL);
+		}
+	}
+}
+
+int lb_svc_netlink_start(struct lb_svc *s, struct lb_loop *loop)
+{
+	return s->nl ? lb_nl_loop_add(s->nl, loop) : -ENOTCONN;
+}
+
 /* ---- lifecycle -------------------------------------------------------- */
 
 static void dp_config(const struct lb_conf *cf, struct lb_config *c)
@@ -1635,6 +1545,11 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 		if (err)
 			lb_err("cannot load the data path (pinned in %s): %s", conf->bpffs, strerror(-err));
 	}
+	if (!err) {
+		err = lb_nl_open(on_link, s, &s->nl);
+		if (err)
+			lb_err("cannot open rtnetlink: %s", strerror(-err));
+	}
 	if (!err)
 		err = owner_check(conf, lb_dp_adopted(s->dp));
 	if (!err) {
@@ -1667,8 +1582,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 		goto fail;
 	}
 	/* A missing interface is not fatal: it may appear later (tick). */
-	if (conf->mode != LB_ATTACH_PROXY)
-		ifs_sync(s, conf);
+	ifs_sync(s, conf);
 	vip_addrs_sync(s, NULL);
 	if (proxy_wanted(s) && (err = proxy_begin(s)))
 		goto fail;
@@ -1719,6 +1633,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	}
 	lb_health_free(s->health);
 	model_free(&s->m);
+	lb_nl_close(s->nl);
 	lb_dp_close(s->dp);
 	lb_proxy_stop(s->px);
 	if (cleanup) {
@@ -1762,8 +1677,16 @@ int lb_svc_cleanup(const struct lb_conf *conf)
 				lb_info("interface %s: detached (%s)", conf->interfaces[i], lb_dp_mode_name(m));
 	}
 	lb_dp_close(dp);
-	for (int i = 0; i < conf->nvips; i++)
-		nl_addr(false, &conf->vips[i].listen.addr, conf->vips[i].listen.family, 1, false);
+	{
+		struct lb_nl *nl;
+
+		if (!lb_nl_open(NULL, NULL, &nl)) {
+			for (int i = 0; i < conf->nvips; i++)
+				lb_nl_addr_del(nl, 1, &conf->vips[i].listen.addr,
+					       conf->vips[i].listen.family, 0);
+			lb_nl_close(nl);
+		}
+	}
 	n = rm_pins(conf->bpffs);
 	snprintf(p, sizeof(p), "%s/%s", conf->state_dir, SVC_OWNER_FILE);
 	unlink(p);
@@ -1883,7 +1806,8 @@ void lb_svc_tick(struct lb_svc *s)
 				lb_info("interface %s was re-created (index %d -> %d)", f->name, f->ifindex, idx);
 			if_attach(s, f);
 		} else if (!idx && f->mode >= 0) {
-			lb_warn("interface %s is gone", f->name);
+			lb_warn("interface %s is gone: detached", f->name);
+			lb_dp_detach(s->dp, f->ifindex, f->mode);
 			f->mode = -1;
 			f->ifindex = 0;
 			snprintf(f->why, sizeof(f->why), "interface is gone");
