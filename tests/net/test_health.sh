@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Health checks end to end (issue 5), in namespaces (tests/net/lib.sh), lbd
+# in mode LBD_MODE (xdp by default), checks every 500 ms, rise 2, fall 2:
+#   - a stopped backend leaves the table within interval x fall + interval
+#     (measured), lbctl status says down, no new connection reaches it and
+#     none fails; restarted, it comes back after rise checks (measured)
+#   - a backend answering HTTP 500 is down for an http check, up for a tcp one
+#   - a backup takes traffic only once every primary is down
+#   - passive (no active check): a backend that RSTs every SYN is taken out
+#     by max_fails from the data path's counters, then tried again after
+#     fail_timeout
+#   - bad check parameters are config errors with FILE:LINE
+. "$(dirname "$0")/lib.sh"
+MODE=${LBD_MODE:-xdp}
+
+t_require_root
+t_require_cmd ip nsenter ethtool curl ss jq
+t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
+
+PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+cleanup() { topo_down; rm -rf "$PIN"; }
+topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
+trap cleanup EXIT
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
+
+CONF=$TOPO_DIR/lbd.conf
+SOCK=$TOPO_DIR/lbd.sock
+VIP=198.18.0.10
+B1=${BE_ADDRS[1]}:3000 B2=${BE_ADDRS[2]}:3000 B3=${BE_ADDRS[3]}:3000 B4=${BE_ADDRS[4]}:3000
+# nothing listens on 3001 in be3: its kernel answers every SYN with a RST
+P3=${BE_ADDRS[3]}:3001 P4=${BE_ADDRS[4]}:3000
+
+cat >"$CONF" <<EOF
+lbd {
+    interfaces eth0 eth1;
+    mode $MODE;
+    control $SOCK;
+    state_dir $TOPO_DIR/state;
+    bpffs $PIN;
+    pid_file $TOPO_DIR/lbd.pid;
+}
+# active http checks only (max_fails=0), so the timings are the checks'
+vip web {
+    listen $VIP:80;
+    health_check http interval=500ms timeout=400ms rise=2 fall=2 uri=/ status=200-399;
+    backend $B1 max_fails=0;
+    backend $B2 max_fails=0;
+    backend $B3 max_fails=0;
+}
+vip tcp {
+    listen $VIP:81;
+    health_check tcp interval=500ms timeout=400ms rise=2 fall=2 port=3000;
+    backend ${BE_ADDRS[1]}:3000 max_fails=0;
+    backend ${BE_ADDRS[2]}:3000 max_fails=0;
+    backend $B4 backup max_fails=0;
+}
+vip passive {
+    listen $VIP:82;
+    backend $P3 max_fails=3 fail_timeout=4s;
+    backend $P4 max_fails=3 fail_timeout=4s;
+}
+EOF
+
+lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
+lbd_up() { lbctl status >/dev/null 2>&1; }
+# health VIP BACKEND: up/down as lbctl -j status says
+health() {
+	lbctl -j status 2>/dev/null | jq -r --arg v "$1" --arg b "$2" \
+		'.. | objects | select(.name? == $v) | .backends[] | select(.address == $b) | .health'
+}
+reason() {
+	lbctl -j status 2>/dev/null | jq -r --arg v "$1" --arg b "$2" \
+		'.. | objects | select(.name? == $v) | .backends[] | select(.address == $b) | .health_reason'
+}
+is_health() { [ "$(health "$1" "$2")" = "$3" ]; }
+count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
+field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
+load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
+now_ms() { date +%s%3N; }
+# wait_state VIP BACKEND STATE SECONDS: prints the ms it took; 1 on timeout
+wait_state() {
+	local t0 i
+	t0=$(now_ms)
+	for ((i = 0; i < $4 * 20; i++)); do
+		if is_health "$1" "$2" "$3"; then
+			echo $(($(now_ms) - t0))
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---------------------------------------------------------------- config errors
+printf 'vip bad {\n    listen 198.18.0.11:80;\n    health_check http interval=1s timeout=2s;\n}\n' \
+	>"$TOPO_DIR/bad.conf"
+out=$("$LBD" -t -c "$TOPO_DIR/bad.conf" 2>&1); rc=$?
+if [ $rc -eq 1 ] && grep -q "^$TOPO_DIR/bad.conf:3: .*exceeds the interval" <<<"$out"; then
+	t_pass "bad-check-is-config-error"
+else
+	t_fail "bad-check-is-config-error" "want exit 1 and bad.conf:3: ...exceeds, got $rc: $out"
+fi
+
+bg_start @lb "$LBD" -f -c "$CONF"
+LBD_PID=$BG_PID
+if ! wait_for -t 10 lbd_up; then
+	t_fail "$T_NAME" "lbd does not start in $MODE mode"
+	bg_log "$LBD_PID" >&2
+	t_done; exit 1
+fi
+
+# ---------------------------------------------------------------- all up
+ok=1
+for b in "$B1" "$B2" "$B3"; do
+	wait_for -t 3 is_health web "$b" up || ok=0
+done
+out=$(load -c 300 -p 8 "$VIP:80")
+if [ $ok = 1 ] && [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" -gt 0 ] &&
+	[ "$(count be2 "$out")" -gt 0 ] && [ "$(count be3 "$out")" -gt 0 ]; then
+	t_pass "all-up"
+else
+	t_fail "all-up" "want 3 healthy backends sharing 300 requests: $(lbctl status) $out"
+fi
+out=$(load -c 200 -p 8 "$VIP:81")
+if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 0 ]; then
+	t_pass "backup-idle-while-primaries-up"
+else
+	t_fail "backup-idle-while-primaries-up" "be4 (backup) got traffic: $out"
+fi
+
+# ---------------------------------------------------------------- stop / start
+# A steady client meanwhile: 25 connections/s for the whole window.
+bg_start "$NS_CLIENT" "$LBLOAD" -t 1000 -c 100000 -p 1 --duration 6 "$VIP:80"
+STEADY=$BG_PID
+sleep 0.5
+stop_backend 1
+if ms=$(wait_state web "$B1" down 5); then
+	t_pass "stopped-backend-down (${ms} ms; limit 1500 ms = 500 ms x fall 2 + 500 ms)"
+	[ "$ms" -le 2000 ] || t_fail "stopped-backend-down-in-time" "took $ms ms"
+	echo "  reason: $(reason web "$B1")"
+else
+	t_fail "stopped-backend-down" "still $(health web "$B1") after 5 s: $(lbctl status)"
+fi
+out=$(load -c 300 -p 8 "$VIP:80")
+if [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" = 0 ]; then
+	t_pass "no-new-connection-to-down-backend"
+else
+	t_fail "no-new-connection-to-down-backend" "want 300 ok, none on be1: $out"
+fi
+grep -q "vip web backend $B1 down: " <(bg_log "$LBD_PID") &&
+	t_pass "state-change-logged" ||
+	t_fail "state-change-logged" "no 'vip web backend $B1 down:' line: $(bg_log "$LBD_PID" | tail -5)"
+wait_for -t 10 bash -c "! kill -0 $STEADY 2>/dev/null"
+steady=$(bg_log "$STEADY")
+echo "  steady client (1 connection at a time, 6 s) over the failure: $(grep -o 'ok=[0-9]* failed=[0-9]*' <<<"$steady" | head -1)"
+
+start_backend 1 3000 || t_fail "$T_NAME" "be1 does not restart"
+if ms=$(wait_state web "$B1" up 5); then
+	t_pass "restarted-backend-up (${ms} ms; rise 2 x 500 ms)"
+else
+	t_fail "restarted-backend-up" "still $(health web "$B1") after 5 s"
+fi
+out=$(load -c 300 -p 8 "$VIP:80")
+if [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" -gt 0 ]; then
+	t_pass "restarted-backend-gets-traffic"
+else
+	t_fail "restarted-backend-gets-traffic" "$out"
+fi
+
+# ---------------------------------------------------------------- http 500
+start_backend 2 3000 --status 500 || t_fail "$T_NAME" "be2 does not restart"
+if wait_state web "$B2" down 5 >/dev/null; then
+	r=$(reason web "$B2")
+	if grep -q "http status 500 (expected 200-399)" <<<"$r"; then
+		t_pass "http-500-down"
+	else
+		t_fail "http-500-down" "reason: $r"
+	fi
+else
+	t_fail "http-500-down" "be2 answering 500 is $(health web "$B2")"
+fi
+sleep 1.2 # more than two tcp checks
+t_check "http-500-up-for-tcp-check" "tcp check: $(health tcp "$B2")" is_health tcp "$B2" up
+
+# ---------------------------------------------------------------- backup
+stop_backend 1
+stop_backend 2
+if wait_state tcp "$B1" down 5 >/dev/null && wait_state tcp "$B2" down 5 >/dev/null; then
+	out=$(load -c 200 -p 8 "$VIP:81")
+	if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 200 ]; then
+		t_pass "backup-takes-over"
+	else
+		t_fail "backup-takes-over" "want all 200 on be4: $out"
+	fi
+else
+	t_fail "backup-takes-over" "primaries not down: $(lbctl status)"
+fi
+start_backend 1 3000
+start_backend 2 3000
+if wait_state tcp "$B1" up 5 >/dev/null; then
+	out=$(load -c 200 -p 8 "$VIP:81")
+	if [ "$(count be4 "$out")" = 0 ] && [ "$(field ok "$out")" = 200 ]; then
+		t_pass "backup-idle-again"
+	else
+		t_fail "backup-idle-again" "$out"
+	fi
+else
+	t_fail "backup-idle-again" "be1 not back"
+fi
+
+# ---------------------------------------------------------------- passive
+# Every connection to be3:3001 is refused; lbd learns it from the data path
+# within a tick or two and then sends everything to be4.
+out=$(load -c 100 -p 4 "$VIP:82")
+t0=$(now_ms)
+if ms=$(wait_state passive "$P3" down 4); then
+	t_pass "passive-refused-syns-down (<= $((ms)) ms after the burst)"
+	echo "  reason: $(reason passive "$P3")"
+	out=$(load -c 200 -p 8 "$VIP:82")
+	if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 200 ]; then
+		t_pass "passive-down-gets-nothing"
+	else
+		t_fail "passive-down-gets-nothing" "$out"
+	fi
+	if ms=$(wait_state passive "$P3" up 6); then
+		t_pass "passive-tried-again-after-fail_timeout ($(($(now_ms) - t0)) ms after, fail_timeout 4 s)"
+	else
+		t_fail "passive-tried-again-after-fail_timeout" "$(health passive "$P3")"
+	fi
+else
+	t_fail "passive-refused-syns-down" "$(lbctl status) first burst: $out"
+fi
+
+lbctl stop >/dev/null 2>&1
+wait_for -t 5 bash -c "! kill -0 $LBD_PID 2>/dev/null"
+t_done
