@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# lbd in `mode proxy` (the userspace fallback proxy), in namespaces
+# (tests/net/lib.sh): real TCP and UDP through the VIPs, no BPF attached.
+#   - lbctl status says proxy; no XDP/TC program on the interfaces
+#   - weights 1:1:2 hold within 10% over 3000 connections (maglev)
+#   - UDP and IPv6 (round_robin) VIPs
+#   - backend add/drain/del reach new connections, open ones stay
+#   - a dead backend: every request still succeeds (retry), counted
+#   - max_conns: the connection over the limit is closed, counted
+#   - reload under load: no failed request; a VIP the reload removes stops
+#     accepting while its open connections finish
+. "$(dirname "$0")/lib.sh"
+
+t_require_root
+t_require_cmd ip nsenter curl
+t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
+
+PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+cleanup() { topo_down; rm -rf "$PIN"; }
+topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
+trap cleanup EXIT
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
+
+CONF=$TOPO_DIR/lbd.conf
+SOCK=$TOPO_DIR/lbd.sock
+VIP=198.18.0.10
+VIP6=2001:2::10
+LBD_PID=
+
+write_conf() { # WEB_EXTRA [with the "old" VIP: 1]
+	cat >"$CONF" <<EOF
+lbd {
+    interfaces eth0 eth1;
+    mode proxy;
+    control $SOCK;
+    state_dir $TOPO_DIR/state;
+    bpffs $PIN;
+    pid_file $TOPO_DIR/lbd.pid;
+    hash_seed 0x5eed;
+}
+vip web {
+    listen $VIP:80;
+    method maglev;
+    backend ${BE_ADDRS[1]}:3000 weight=1;
+    backend ${BE_ADDRS[2]}:3000 weight=1;
+    backend ${BE_ADDRS[3]}:3000 weight=2;
+$1
+}
+vip dns {
+    listen $VIP:53 udp;
+    backend ${BE_ADDRS[1]}:3000;
+    backend ${BE_ADDRS[2]}:3000;
+}
+vip web6 {
+    listen [$VIP6]:80;
+    method round_robin;
+    backend [${BE6_ADDRS[1]}]:3000;
+    backend [${BE6_ADDRS[2]}]:3000;
+    backend [${BE6_ADDRS[3]}]:3000;
+}
+vip limited {
+    listen $VIP:81;
+    max_conns 2;
+    backend ${BE_ADDRS[4]}:3000;
+}
+EOF
+	[ "${2:-0}" = 1 ] && cat >>"$CONF" <<EOF
+vip old {
+    listen $VIP:8080;
+    backend ${BE_ADDRS[4]}:3000;
+}
+EOF
+	return 0
+}
+
+lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
+lbd_up() { lbctl status >/dev/null 2>&1; }
+
+lbd_start() {
+	bg_start @lb "$LBD" -f -c "$CONF"
+	LBD_PID=$BG_PID
+	if ! wait_for -t 10 lbd_up; then
+		echo "lbd did not come up:" >&2
+		bg_log "$LBD_PID" >&2
+		return 1
+	fi
+}
+
+count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
+field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
+within() { # N EXPECTED PERCENT
+	awk -v n="$1" -v e="$2" -v p="$3" 'BEGIN { d = n - e; if (d < 0) d = -d; exit !(d <= e * p / 100) }'
+}
+load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
+# stat VIP KEY: a number from `lbctl -j stats vip VIP`.
+stat() { lbctl -j stats vip "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
+
+# ---------------------------------------------------------------- start
+write_conf "" 1
+if ! lbd_start; then
+	t_fail "$T_NAME" "lbd does not start in proxy mode"
+	t_done; exit 1
+fi
+st=$(lbctl status)
+if grep -q "^mode: proxy" <<<"$st" && ! in_lb ip link show eth0 | grep -q "prog/xdp" && \
+   [ -z "$(in_lb tc filter show dev eth0 ingress 2>/dev/null)" ]; then
+	t_pass "status-mode-proxy"
+else
+	t_fail "status-mode-proxy" "want 'mode: proxy' and nothing attached: $st"
+fi
+
+# ---------------------------------------------------------------- weights
+out=$(load -c 3000 -p 32 "$VIP:80")
+ok=$(field ok "$out")
+b1=$(count be1 "$out") b2=$(count be2 "$out") b3=$(count be3 "$out")
+if [ "$ok" = 3000 ] && within "$b1" 750 10 && within "$b2" 750 10 && within "$b3" 1500 10; then
+	t_pass "weights-1-1-2 ($b1/$b2/$b3)"
+else
+	t_fail "weights-1-1-2" "want 750/750/1500 +-10% of 3000 ok, got ok=$ok $b1/$b2/$b3: $out"
+fi
+n=$(stat web new_flows)
+t_check "stats-count-connections" "lbctl stats says $n connections, want >= 3000" test "${n:-0}" -ge 3000
+
+# ---------------------------------------------------------------- UDP, IPv6
+out=$(load --udp -c 200 -p 8 "$VIP:53")
+if [ "$(field ok "$out")" = 200 ] && [ "$(count be1 "$out")" -gt 0 ] && [ "$(count be2 "$out")" -gt 0 ]; then
+	t_pass "udp-vip"
+else
+	t_fail "udp-vip" "want 200 answers from be1 and be2: $out"
+fi
+out=$(load -c 300 -p 8 "[$VIP6]:80")
+b1=$(count be1 "$out") b2=$(count be2 "$out") b3=$(count be3 "$out")
+if [ "$(field ok "$out")" = 300 ] && within "$b1" 100 15 && within "$b2" 100 15 && within "$b3" 100 15; then
+	t_pass "ipv6-vip-round-robin ($b1/$b2/$b3)"
+else
+	t_fail "ipv6-vip-round-robin" "want 300 ok spread evenly: $out"
+fi
+body=$(in_client curl -s -m 3 "http://$VIP/")
+t_check "curl-through-vip" "curl got '$body'" grep -q "^Here we are! be[123]" <<<"$body"
+
+# ---------------------------------------------------------------- lbctl
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 6 --duration 6 -c 0 "$VIP:80"
+KEEP_PID=$BG_PID
+sleep 1
+out=$(lbctl backend add "${BE_ADDRS[4]}:3000" weight=1 vip=web 2>&1)
+t_check "backend-add" "lbctl backend add failed: $out" grep -q "^ok" <<<"$out"
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-add-takes-new" "be4 got no new connection: $out" test "$(count be4 "$out")" -gt 50
+lbctl backend set "${BE_ADDRS[1]}:3000" state=drain vip=web >/dev/null
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-drain" "drained be1 still gets new connections: $out" test "$(count be1 "$out")" -eq 0
+lbctl backend set "${BE_ADDRS[1]}:3000" state=up vip=web >/dev/null
+lbctl backend del "${BE_ADDRS[2]}:3000" vip=web >/dev/null
+out=$(load -c 600 -p 16 "$VIP:80")
+t_check "backend-del" "deleted be2 still gets connections: $out" \
+	eval '[ "$(count be2 "$out")" -eq 0 ] && [ "$(field ok "$out")" = 600 ]'
+wait "$KEEP_PID"; rc=$?
+out=$(bg_log "$KEEP_PID")
+if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_switched "$out")" = 0 ]; then
+	t_pass "open-connections-stay-through-changes"
+else
+	t_fail "open-connections-stay-through-changes" "rc=$rc: $out"
+fi
+
+# ---------------------------------------------------------------- dead backend
+stop_backend 3
+out=$(load -c 400 -p 16 "$VIP:80")
+retries=$(stat web retries)
+if [ "$(field ok "$out")" = 400 ] && [ "$(count be3 "$out")" = 0 ] && [ "${retries:-0}" -gt 0 ]; then
+	t_pass "dead-backend-retried (retries=$retries)"
+else
+	t_fail "dead-backend-retried" "want 400 ok without be3 and retries > 0 (retries=$retries): $out"
+fi
+start_backend 3 3000
+
+# ---------------------------------------------------------------- max_conns
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 2 --duration 3 -c 0 "$VIP:81"
+KEEP_PID=$BG_PID
+wait_for -t 3 eval '[ "$(stat limited active)" = 2 ]'
+out=$(load -c 1 "$VIP:81")
+refused=$(stat limited refused_limit)
+if [ "$(field ok "$out")" = 0 ] && [ "${refused:-0}" -ge 1 ]; then
+	t_pass "max-conns (refused=$refused)"
+else
+	t_fail "max-conns" "want the third connection refused and counted (refused=$refused): $out"
+fi
+wait "$KEEP_PID"
+out=$(load -c 20 "$VIP:81")
+t_check "max-conns-frees" "connections after the limit cleared failed: $out" test "$(field ok "$out")" = 20
+
+# ---------------------------------------------------------------- reload
+bg_start "$NS_CLIENT" "$LBLOAD" --duration 4 -p 8 -c 1000000 "$VIP:80"
+STREAM_PID=$BG_PID
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 4 -c 0 "$VIP:8080"
+KEEP_PID=$BG_PID
+sleep 1
+write_conf "    backend ${BE_ADDRS[4]}:3000 weight=1;" 0
+out=$(lbctl reload 2>&1)
+t_check "reload" "lbctl reload failed: $out" grep -q "^reloaded" <<<"$out"
+sleep 0.5
+out=$(load -c 5 "$VIP:8080")
+t_check "reload-removed-vip-stops-accepting" "the removed VIP still answers: $out" test "$(field ok "$out")" = 0
+wait "$STREAM_PID"; rc=$?
+out=$(bg_log "$STREAM_PID")
+if [ $rc -eq 0 ] && [ "$(field failed "$out")" = 0 ] && [ "$(field ok "$out")" -gt 100 ]; then
+	t_pass "reload-loses-nothing (ok=$(field ok "$out"))"
+else
+	t_fail "reload-loses-nothing" "rc=$rc: $out"
+fi
+wait "$KEEP_PID"; rc=$?
+out=$(bg_log "$KEEP_PID")
+if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_switched "$out")" = 0 ]; then
+	t_pass "reload-drains-removed-vip"
+else
+	t_fail "reload-drains-removed-vip" "open connections to the removed VIP broke: rc=$rc: $out"
+fi
+
+# ---------------------------------------------------------------- stop
+lbctl stop >/dev/null
+for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
+if ! kill -0 "$LBD_PID" 2>/dev/null && [ ! -e "$PIN" ]; then
+	t_pass "stop-cleans-up"
+else
+	t_fail "stop-cleans-up" "lbd alive or pins left in $PIN"
+fi
+
+t_done
