@@ -349,6 +349,9 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = lb_svc_health_start(d->svc, d->loop);
 	if (err)
 		lb_err("health checks are off: %s", strerror(-err));
+	err = lb_svc_workers_start(d->svc, d->loop);
+	if (err)
+		lb_err("workers: cannot start: %s", strerror(-err));
 	lb_info("lbd %s started (pid %d), control socket %s", LBD_VERSION, (int)getpid(), co.path);
 	sd_notifyf(0, "READY=1\nMAINPID=%d", (int)getpid());
 	if (ready_fd >= 0) {

@@ -30,6 +30,7 @@
 #include "metrics.h"
 #include "proxy.h"
 #include "service.h"
+#include "supervisor.h"
 #include "table.h"
 
 #define SVC_MAX_RT      4096  /* runtime statements kept */
@@ -65,6 +66,7 @@ struct svc_if {
 	int ifindex;
 	int mode;               /* enum lb_dp_mode, -1: not attached */
 	char why[160];          /* last attach failure */
+	bool egress;            /* local-delivery egress program attached */
 };
 
 struct svc_rate {
@@ -89,6 +91,7 @@ struct lb_svc {
 	unsigned int ticks;
 	struct svc_rate rate[2]; /* previous and latest tick */
 	struct lb_health *health; /* NULL until lb_svc_health_start */
+	struct lb_sup *sup;       /* worker instances; NULL until lb_svc_workers_start */
 	__u64 health_t0;          /* backends up since then were added or came back */
 };
 
@@ -486,12 +489,34 @@ static int model_replay(struct svc_model *m, char **rt, int nrt)
 	return 0;
 }
 
-static int model_build(const struct lb_conf *cf, char **rt, int nrt, struct svc_model *m)
+/* Ready worker instances are `local` backends of their VIP (VIP address,
+ * instance port). They come after the runtime layer and are never
+ * persisted: the supervisor knows them. */
+static void model_worker_be(void *ctx, const struct lb_worker_conf *w, uint16_t port, int state)
+{
+	struct svc_model *m = ctx;
+	struct svc_vip *v = w->vip[0] ? model_vip(m, w->vip) : NULL;
+	struct lb_backend_conf c;
+	char *word = "0.0.0.0:1", err[64];
+
+	if (!v || lb_config_parse_backend(&word, 1, &c, err, sizeof(err)))
+		return;
+	c.ep = v->c.listen;
+	c.ep.port = htons(port);
+	c.state = state;
+	if (!vip_be(v, &c.ep))
+		vip_add_be(v, &c);
+}
+
+static int model_build(const struct lb_conf *cf, char **rt, int nrt, const struct lb_sup *sup,
+		       struct svc_model *m)
 {
 	int err = model_from_conf(cf, m);
 
 	if (!err)
 		err = model_replay(m, rt, nrt);
+	if (!err && sup)
+		lb_sup_backends(sup, model_worker_be, m);
 	if (err)
 		model_free(m);
 	return err;
@@ -1262,6 +1287,7 @@ static int if_attach(struct lb_svc *s, struct svc_if *f)
 
 	f->ifindex = if_nametoindex(f->name);
 	f->mode = -1;
+	f->egress = false;
 	if (!f->ifindex) {
 		snprintf(f->why, sizeof(f->why), "no such interface");
 		lb_err("interface %s: no such interface", f->name);
@@ -1302,7 +1328,9 @@ static void if_detach(struct lb_svc *s, struct svc_if *f)
 	for (int m = LB_DP_XDP; m <= LB_DP_TC; m++)
 		if (!lb_dp_detach(s->dp, idx, m))
 			lb_info("interface %s: detached (%s)", f->name, lb_dp_mode_name(m));
+	lb_dp_detach_egress(idx);
 	f->mode = -1;
+	f->egress = false;
 }
 
 static int ifs_sync(struct lb_svc *s, const struct lb_conf *cf)
@@ -1557,7 +1585,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 		if (err)
 			lb_err("cannot read the runtime layer in %s: %s", conf->state_dir, strerror(-err));
 	}
-	if (!err && (err = model_build(conf, s->rt, s->nrt, &nm)))
+	if (!err && (err = model_build(conf, s->rt, s->nrt, s->sup, &nm)))
 		lb_err("cannot build the model: %s", strerror(-err));
 	if (err)
 		goto fail;
@@ -1631,6 +1659,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 		for (int i = 0; i < s->nifs; i++)
 			if_detach(s, &s->ifs[i]);
 	}
+	lb_sup_free(s->sup);
 	lb_health_free(s->health);
 	model_free(&s->m);
 	lb_nl_close(s->nl);
@@ -1737,7 +1766,7 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 		lb_config_free(&nc);
 		return -EINVAL;
 	}
-	err = model_build(&nc, s->rt, s->nrt, &nm);
+	err = model_build(&nc, s->rt, s->nrt, s->sup, &nm);
 	if (err) {
 		lb_buf_printf(eb, "%s: %s\n", s->conf_path, strerror(-err));
 		lb_config_free(&nc);
@@ -1767,6 +1796,8 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 		s->file = old;
 		if (!s->px)
 			ifs_sync(s, &nc);
+		if (s->sup)
+			lb_sup_sync(s->sup, &nc);
 		vip_addrs_sync(s, NULL);
 		lb_log_set_level(nc.log_level);
 		lb_config_free(&old);
@@ -1774,6 +1805,54 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 	}
 	lb_info("reloaded %s: %d VIP(s)", s->conf_path, s->m.n);
 	return 0;
+}
+
+/* Replies of local instances leave by the client-facing interfaces, whose
+ * TC egress program gives them the VIP's port back: attached while some
+ * VIP forwards locally, whatever the ingress mode. */
+static void egress_sync(struct lb_svc *s)
+{
+	bool want = false;
+
+	for (int i = 0; i < s->m.n; i++)
+		want |= s->m.v[i].c.forward == LB_FWD_LOCAL;
+	for (int i = 0; i < s->nifs; i++) {
+		struct svc_if *f = &s->ifs[i];
+		int err;
+
+		if (f->mode < 0 || f->egress == want)
+			continue;
+		err = want ? lb_dp_attach_egress(s->dp, f->ifindex) : lb_dp_detach_egress(f->ifindex);
+		if (err)
+			lb_err("interface %s: local delivery egress program: %s", f->name, strerror(-err));
+		else
+			lb_info("interface %s: local delivery egress program %s", f->name,
+				want ? "attached" : "detached");
+		f->egress = want; /* said once; retried when the interface comes back */
+	}
+}
+
+static void on_workers(void *ctx)
+{
+	struct lb_svc *s = ctx;
+	struct svc_model nm;
+	int err = model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
+
+	if (!err) {
+		err = apply(s, &nm);
+		model_free(&nm);
+	}
+	if (err)
+		lb_err("workers: the data path refused the instance change: %s", strerror(-err));
+	egress_sync(s);
+}
+
+int lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop)
+{
+	struct lb_sup_opts o = { .loop = loop, .changed = on_workers, .ctx = s };
+	int err = lb_sup_new(&o, &s->sup);
+
+	return err ? err : lb_sup_sync(s->sup, &s->file);
 }
 
 void lb_svc_tick(struct lb_svc *s)
@@ -1784,6 +1863,7 @@ void lb_svc_tick(struct lb_svc *s)
 	if (++s->ticks % 10 == 0)
 		neigh_warm_all(s);
 	health_tick(s);
+	egress_sync(s);
 
 	s->rate[0] = s->rate[1];
 	r->ms = lb_now_ms();
@@ -2338,7 +2418,7 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_buf_printf(o, "%s: too many arguments\n", r->argv[0]);
 		return LB_CTL_USAGE;
 	}
-	e = model_build(&s->file, s->rt, s->nrt, &nm);
+	e = model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
 	if (e) {
 		lb_buf_printf(o, "%s\n", strerror(-e));
 		return LB_CTL_FAILED;
@@ -2451,6 +2531,8 @@ int lb_svc_command(void *ctx, const struct lb_ctl_req *r, struct lb_buf *o)
 		return cmd_vip(s, r, o);
 	if (!strcmp(c, "backend"))
 		return cmd_change(s, r, o);
+	if (!strcmp(c, "worker") && s->sup)
+		return lb_sup_command(s->sup, r->argc, r->argv, r->json, o);
 	if (!strcmp(c, "reload")) {
 		int e = lb_svc_reload(s, o);
 
@@ -2463,6 +2545,6 @@ int lb_svc_command(void *ctx, const struct lb_ctl_req *r, struct lb_buf *o)
 		lb_buf_printf(o, "lbd is stopping: detaching and removing the pinned data path\n");
 		return LB_CTL_OK;
 	}
-	lb_buf_printf(o, "unknown command \"%s\" (status, vip, backend, stats, reload, stop)\n", c);
+	lb_buf_printf(o, "unknown command \"%s\" (status, vip, backend, stats, worker, reload, stop)\n", c);
 	return LB_CTL_USAGE;
 }

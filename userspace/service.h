@@ -45,6 +45,10 @@ bool lb_svc_metrics_addr(const struct lb_svc *s, struct lb_endpoint *ep);
 struct lb_loop;
 int  lb_svc_health_start(struct lb_svc *s, struct lb_loop *loop);
 
+/* Starts the worker blocks (supervisor.c) in the loop; ready instances
+ * become `local` backends of their VIP. Reloads follow the blocks. */
+int  lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop);
+
 /* Follows link events (rtnetlink) in the loop: interfaces that appear are
  * attached, removed ones detached. */
 int  lb_svc_netlink_start(struct lb_svc *s, struct lb_loop *loop);
