@@ -1005,8 +1005,13 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 			}
 		}
 		vip_snat(s, v);
-		if (v->c.forward == LB_FWD_NAT && !v->snat_ok && v->nbe)
-			lb_warn("%s: no source address towards its backends: set snat", name);
+		if (v->c.forward == LB_FWD_NAT && !v->snat_ok && v->nbe) {
+			const struct svc_vip *ov = model_vip(om, v->c.name);
+
+			/* once, not at every change */
+			if (!ov || ov->snat_ok || !ov->nbe)
+				lb_warn("%s: no source address towards its backends: set snat", name);
+		}
 		err = vip_table(s, v, &v->table, &v->table_n);
 		if (err) {
 			lb_err("%s: cannot build its table: %s", name, strerror(-err));
