@@ -58,6 +58,13 @@ vip tcp {
     backend ${BE_ADDRS[2]}:3000 max_fails=0;
     backend $B4 backup max_fails=0;
 }
+vip slow {
+    listen $VIP:83;
+    health_check tcp interval=500ms timeout=400ms rise=1 fall=1;
+    slow_start 4s;
+    backend $B3 max_fails=0;
+    backend $B4 max_fails=0;
+}
 vip passive {
     listen $VIP:82;
     backend $P3 max_fails=3 fail_timeout=4s;
@@ -133,7 +140,7 @@ else
 fi
 
 # ---------------------------------------------------------------- stop / start
-# A steady client meanwhile: 25 connections/s for the whole window.
+# A steady client meanwhile: one short connection at a time, 6 s.
 bg_start "$NS_CLIENT" "$LBLOAD" -t 1000 -c 100000 -p 1 --duration 6 "$VIP:80"
 STEADY=$BG_PID
 sleep 0.5
@@ -150,6 +157,12 @@ if [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" = 0 ]; then
 	t_pass "no-new-connection-to-down-backend"
 else
 	t_fail "no-new-connection-to-down-backend" "want 300 ok, none on be1: $out"
+fi
+out=$(in_client "$LBLOAD" -t 1000 -c 100000 -p 1 --duration 2 "$VIP:80" 2>&1)
+if [ "$(field failed "$out")" = 0 ] && [ "$(count be1 "$out")" = 0 ] && [ "$(field ok "$out")" -gt 100 ]; then
+	t_pass "steady-client-no-failure-after-removal ($(field ok "$out") ok in 2 s)"
+else
+	t_fail "steady-client-no-failure-after-removal" "$out"
 fi
 grep -q "vip web backend $B1 down: " <(bg_log "$LBD_PID") &&
 	t_pass "state-change-logged" ||
@@ -210,6 +223,31 @@ if wait_state tcp "$B1" up 5 >/dev/null; then
 	fi
 else
 	t_fail "backup-idle-again" "be1 not back"
+fi
+
+# ---------------------------------------------------------------- slow start
+# be4 comes back into a VIP with slow_start 4s: its share of new connections
+# ramps from about 1/11 (weight 1/10 against 1) to 1/2.
+stop_backend 4
+if wait_state slow "$B4" down 5 >/dev/null; then
+	start_backend 4 3000
+	wait_state slow "$B4" up 5 >/dev/null
+	shares=()
+	for ((i = 0; i < 6; i++)); do
+		out=$(load -c 400 -p 8 "$VIP:83")
+		shares+=("$(count be4 "$out")")
+		sleep 0.9
+	done
+	echo "  be4's share of 400 connections, once a second after it came back: ${shares[*]}"
+	if [ "${shares[0]}" -le 100 ] && [ "${shares[0]}" -lt "${shares[2]}" ] &&
+		[ "${shares[2]}" -lt "${shares[5]}" ] && [ "${shares[5]}" -ge 160 ]; then
+		t_pass "slow-start-ramps (${shares[*]})"
+	else
+		t_fail "slow-start-ramps" "want <=100 first, rising, >=160 after 5 s: ${shares[*]}"
+	fi
+else
+	t_fail "slow-start-ramps" "be4 not down"
+	start_backend 4 3000
 fi
 
 # ---------------------------------------------------------------- passive
