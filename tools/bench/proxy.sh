@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# The fallback proxy against HAProxy (tcp mode), on the tests/net topology:
+# client -> VIP in the lb namespace -> 3 demo backends. Same machine, same
+# run, in rounds (every target per round, medians), so the ratios hold on a
+# noisy machine.
+#   - short connections: wrk, Connection: close, requests/s
+#   - one long stream: 2 GiB client -> backend through the VIP (socat), MB/s
+#   - memory per idle connection: RSS growth with 2000 idle client
+#     connections (user space only; kernel socket buffers are not counted)
+# NGINX stream joins when its module is installed (Debian ships it apart).
+#
+# Environment: O (build dir), WRK_SECONDS (3), WRK_CONNS (32), WRK_THREADS (2),
+# PROXY_ROUNDS (3), PROXY_RES (results dir; default bench-results/latest).
+# Needs root (namespaces). Stops everything it starts, also on Ctrl-C.
+set -u
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+REPO_DIR=$(cd "$BENCH_DIR/../.." && pwd)
+O=${O:-build}
+case $O in /*) ;; *) O=$REPO_DIR/$O ;; esac
+export O
+WRK_SECONDS=${WRK_SECONDS:-3}
+WRK_CONNS=${WRK_CONNS:-32}
+WRK_THREADS=${WRK_THREADS:-2}
+ROUNDS=${PROXY_ROUNDS:-3}
+STREAM_MB=${STREAM_MB:-2048}
+IDLE_CONNS=${IDLE_CONNS:-2000}
+RES=${PROXY_RES:-$REPO_DIR/bench-results/latest}
+case $RES in /*) ;; *) RES=$REPO_DIR/$RES ;; esac
+[ -d "$RES" ] || RES=$REPO_DIR/bench-results/proxy-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RES" || exit 1
+SUMMARY=$RES/summary.txt
+LBD_VIP=198.18.0.10 HAP_VIP=198.18.0.11 NGX_VIP=198.18.0.12
+PORT=80 SPORT=5001 BE_PORT=3000
+failed=0
+
+say() { echo "$@" | tee -a "$SUMMARY"; }
+
+say ""
+say "== Fallback proxy vs HAProxy (tcp mode): wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s Connection: close,"
+say "   one ${STREAM_MB} MiB stream, RSS per idle connection; median of $ROUNDS rounds"
+if [ "$(id -u)" -ne 0 ]; then say "SKIP: bench proxy: needs root (network namespaces)"; exit 0; fi
+for c in wrk haproxy socat curl python3; do
+	command -v $c >/dev/null || { say "SKIP: bench proxy: '$c' not installed"; exit 0; }
+done
+for b in "$O/lbd" "$O/examples/demo_backend"; do
+	[ -x "$b" ] || { say "FAIL: bench proxy: $b not built"; exit 1; }
+done
+NGX_MOD=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null)
+if [ -z "$NGX_MOD" ] || ! command -v nginx >/dev/null; then
+	NGX_MOD=""
+	say "SKIP: bench proxy: nginx stream: ngx_stream_module.so not installed (libnginx-mod-stream)"
+fi
+
+# shellcheck disable=SC2034 # read by lib.sh
+TOPO_PREFIX=lbp$$-
+# shellcheck source=tests/net/lib.sh
+. "$REPO_DIR/tests/net/lib.sh"
+TMP=$(mktemp -d /tmp/lbd-bench-proxy.XXXXXX)
+PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+LBD_PID="" HAP_PID="" NGX_PID=""
+cleanup() {
+	[ -z "$LBD_PID" ] || bg_stop "$LBD_PID"
+	[ -z "$HAP_PID" ] || bg_stop "$HAP_PID"
+	[ -z "$NGX_PID" ] || bg_stop "$NGX_PID"
+	topo_down
+	rm -rf "$TMP" "$PIN"
+}
+topo_up 3 || { say "FAIL: bench proxy: topology"; exit 1; }
+trap cleanup EXIT
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+start_backends "$BE_PORT" || { say "FAIL: bench proxy: backends"; exit 1; }
+# stream sinks: every backend swallows what it gets
+for ((i = 1; i <= NBACKENDS; i++)); do
+	bg_start "${NS_BE[$i]}" socat -u -b 262144 TCP-LISTEN:$SPORT,fork,reuseaddr OPEN:/dev/null
+done
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+
+# ------------------------------------------------------------ contenders
+cat >"$TMP/lbd.conf" <<EOF
+lbd {
+    interfaces eth0 eth1;
+    mode proxy;
+    control $TMP/lbd.sock;
+    state_dir $TMP/state;
+    bpffs $PIN;
+    pid_file $TMP/lbd.pid;
+    log_level warn;
+}
+vip web {
+    listen $LBD_VIP:$PORT;
+    backend ${BE_ADDRS[1]}:$BE_PORT;
+    backend ${BE_ADDRS[2]}:$BE_PORT;
+    backend ${BE_ADDRS[3]}:$BE_PORT;
+}
+vip stream {
+    listen $LBD_VIP:$SPORT;
+    backend ${BE_ADDRS[1]}:$SPORT;
+}
+EOF
+bg_start @lb "$O/lbd" -f -c "$TMP/lbd.conf"
+LBD_PID=$BG_PID
+
+# HAProxy as its docs suggest for a TCP balancer: one thread per core,
+# splice both ways, no logging.
+topo_add_vip "$HAP_VIP"
+cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread $(nproc)
+    maxconn 7000
+    tune.maxaccept 64
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 60s
+    timeout server 60s
+    option splice-auto
+listen web
+    bind $HAP_VIP:$PORT
+    balance roundrobin
+    server be1 ${BE_ADDRS[1]}:$BE_PORT
+    server be2 ${BE_ADDRS[2]}:$BE_PORT
+    server be3 ${BE_ADDRS[3]}:$BE_PORT
+listen stream
+    bind $HAP_VIP:$SPORT
+    server be1 ${BE_ADDRS[1]}:$SPORT
+EOF
+bg_start "$NS_LB" haproxy -db -f "$TMP/haproxy.cfg"
+HAP_PID=$BG_PID
+
+if [ -n "$NGX_MOD" ]; then
+	topo_add_vip "$NGX_VIP"
+	cat >"$TMP/nginx.conf" <<EOF
+load_module $NGX_MOD;
+worker_processes auto;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err warn;
+daemon off;
+events { worker_connections 8000; }
+stream {
+    upstream web { server ${BE_ADDRS[1]}:$BE_PORT; server ${BE_ADDRS[2]}:$BE_PORT; server ${BE_ADDRS[3]}:$BE_PORT; }
+    upstream stream { server ${BE_ADDRS[1]}:$SPORT; }
+    server { listen $NGX_VIP:$PORT reuseport; proxy_pass web; }
+    server { listen $NGX_VIP:$SPORT; proxy_pass stream; }
+}
+EOF
+	bg_start "$NS_LB" nginx -c "$TMP/nginx.conf"
+	NGX_PID=$BG_PID
+fi
+
+wait_http() { # URL SECONDS
+	local end=$((SECONDS + $2))
+	while ((SECONDS < end)); do
+		in_client curl -s -m 1 -o /dev/null "$1" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+TARGETS=()
+for t in lbd_proxy:$LBD_VIP:$LBD_PID haproxy:$HAP_VIP:$HAP_PID ${NGX_PID:+nginx_stream:$NGX_VIP:$NGX_PID}; do
+	if wait_http "http://$(cut -d: -f2 <<<"$t"):$PORT/" 10; then
+		TARGETS+=("$t")
+	else
+		say "FAIL: bench proxy: $(cut -d: -f1 <<<"$t") does not answer on its VIP; its log:"
+		bg_log "$(cut -d: -f3 <<<"$t")" | tail -5 | tee -a "$SUMMARY"
+		failed=1
+	fi
+done
+
+# ------------------------------------------------------------ runs
+RUNS=$RES/proxy-runs.csv
+echo "target,round,requests_per_s,errors,stream_MBps" >"$RUNS"
+
+wrk_rps() { # NAME ROUND ADDR -> "rps errors"
+	local log=$RES/wrk-proxy-$1-r$2.txt
+	in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" \
+		-d"${WRK_SECONDS}s" -H 'Connection: close' "http://$3:$PORT/" >"$log" 2>&1
+	awk '/^Requests\/sec:/ { r = $2 }
+	     /Socket errors:/ { gsub(/[^0-9 ]/, " "); for (j = 1; j <= NF; j++) e += $j }
+	     /Non-2xx/ { e += $NF } END { printf "%s %d\n", r ? r : 0, e }' "$log"
+}
+
+stream_mbps() { # ADDR -> MB/s of one STREAM_MB MiB stream
+	local t0 t1
+	t0=$(date +%s%N)
+	in_client timeout 60 bash -c "head -c $((STREAM_MB << 20)) /dev/zero | socat -u -b 262144 - TCP:$1:$SPORT" ||
+		{ echo 0; return; }
+	t1=$(date +%s%N)
+	awk -v mb="$STREAM_MB" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	for t in "${TARGETS[@]}"; do
+		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t")
+		read -r rps errs < <(wrk_rps "$name" "$r" "$addr")
+		mbps=$(stream_mbps "$addr")
+		echo "$name,$r,$rps,$errs,$mbps" >>"$RUNS"
+	done
+done
+
+# Idle connections: RSS before and after IDLE_CONNS connections that send
+# nothing (the backends wait for a request line).
+idle_kib() { # ADDR PID -> KiB per connection
+	local before after
+	before=$(awk '/^VmRSS/ { print $2 }' "/proc/$2/status")
+	in_client python3 - "$1" "$PORT" "$IDLE_CONNS" "$2" >"$TMP/idle.out" 2>&1 <<-'EOF'
+		import socket, sys, time, resource
+		hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+		resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+		addr, port, n, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+		s = [socket.create_connection((addr, port), timeout=5) for _ in range(n)]
+		time.sleep(1.0)
+		for l in open("/proc/%s/status" % pid):
+		    if l.startswith("VmRSS"):
+		        print(l.split()[1])
+		for c in s:
+		    c.close()
+	EOF
+	after=$(tail -1 "$TMP/idle.out")
+	case $after in ''|*[!0-9]*) echo "-"; cat "$TMP/idle.out" >&2; return ;; esac
+	awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", (a - b) / n }'
+}
+# HAProxy/nginx may run several processes; the first pid is the one measured.
+declare -A IDLE
+for t in "${TARGETS[@]}"; do
+	name=${t%%:*} addr=$(cut -d: -f2 <<<"$t") pid=$(cut -d: -f3 <<<"$t")
+	IDLE[$name]=$(idle_kib "$addr" "$pid")
+	sleep 0.5
+done
+
+CSV=$RES/proxy.csv
+echo "target,requests_per_s,errors,stream_MBps,rss_KiB_per_idle_conn" >"$CSV"
+for t in "${TARGETS[@]}"; do
+	name=${t%%:*}
+	med() { awk -F, -v t="$name" -v c="$1" '$1 == t { print $c }' "$RUNS" | sort -n |
+		awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", v[int((NR + 1) / 2)] }'; }
+	errs=$(awk -F, -v t="$name" '$1 == t { e += $4 } END { print e + 0 }' "$RUNS")
+	echo "$name,$(med 3),$errs,$(med 5),${IDLE[$name]}"
+done >>"$CSV"
+column -t -s, "$CSV" | tee -a "$SUMMARY"
+awk -F, 'NR > 1 { r[$1] = $2; s[$1] = $4; if ($3 > 0) printf "WARNING: %s: %d failed requests\n", $1, $3 }
+	END {
+		if (r["haproxy"] && r["lbd_proxy"])
+			printf "proxy / haproxy requests/s: %.2fx (target >= 1.00x)\n", r["lbd_proxy"] / r["haproxy"]
+		if (s["haproxy"] && s["lbd_proxy"])
+			printf "proxy / haproxy stream: %.2fx (target >= 0.90x)\n", s["lbd_proxy"] / s["haproxy"]
+		if (r["nginx_stream"] && r["lbd_proxy"])
+			printf "proxy / nginx stream requests/s: %.2fx\n", r["lbd_proxy"] / r["nginx_stream"]
+	}' "$CSV" | tee -a "$SUMMARY"
+exit $failed
