@@ -33,6 +33,8 @@ VIP=198.18.0.10
 B1=${BE_ADDRS[1]}:3000 B2=${BE_ADDRS[2]}:3000 B3=${BE_ADDRS[3]}:3000 B4=${BE_ADDRS[4]}:3000
 # nothing listens on 3001 in be3: its kernel answers every SYN with a RST
 P3=${BE_ADDRS[3]}:3001 P4=${BE_ADDRS[4]}:3000
+# be3 drops every packet to 3002: SYNs go unanswered
+P5=${BE_ADDRS[3]}:3002
 
 cat >"$CONF" <<EOF
 lbd {
@@ -64,6 +66,11 @@ vip slow {
     slow_start 4s;
     backend $B3 max_fails=0;
     backend $B4 max_fails=0;
+}
+vip blackhole {
+    listen $VIP:84;
+    backend $P5 max_fails=3 fail_timeout=10s;
+    backend $P4 max_fails=3 fail_timeout=10s;
 }
 vip passive {
     listen $VIP:82;
@@ -198,6 +205,15 @@ else
 fi
 sleep 1.2 # more than two tcp checks
 t_check "http-500-up-for-tcp-check" "tcp check: $(health tcp "$B2")" is_health tcp "$B2" up
+# A reload (same file) keeps the state: be2 stays down, nothing is logged.
+nlog=$(bg_log "$LBD_PID" | grep -c "backend $B2 up")
+lbctl reload >/dev/null 2>&1
+if is_health web "$B2" down && sleep 0.3 && is_health web "$B2" down &&
+	[ "$(bg_log "$LBD_PID" | grep -c "backend $B2 up")" = "$nlog" ]; then
+	t_pass "reload-keeps-health-state"
+else
+	t_fail "reload-keeps-health-state" "be2 is $(health web "$B2") after a reload"
+fi
 
 # ---------------------------------------------------------------- backup
 stop_backend 1
@@ -271,6 +287,25 @@ if ms=$(wait_state passive "$P3" down 4); then
 	fi
 else
 	t_fail "passive-refused-syns-down" "$(lbctl status) first burst: $out"
+fi
+
+# SYNs that are never answered count too (a second after they were sent).
+if in_be 3 nft 'add table inet lbdtest; add chain inet lbdtest in { type filter hook input priority 0; }; add rule inet lbdtest in tcp dport 3002 drop'; then
+	out=$(in_client "$LBLOAD" -t 300 -c 40 -p 8 "$VIP:84" 2>&1)
+	if ms=$(wait_state blackhole "$P5" down 4); then
+		t_pass "passive-unanswered-syns-down ($ms ms after the burst)"
+		echo "  reason: $(reason blackhole "$P5")"
+		out=$(load -c 200 -p 8 "$VIP:84")
+		if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 200 ]; then
+			t_pass "passive-unanswered-gets-nothing"
+		else
+			t_fail "passive-unanswered-gets-nothing" "$out"
+		fi
+	else
+		t_fail "passive-unanswered-syns-down" "$(health blackhole "$P5"); burst: $out"
+	fi
+else
+	t_skip "passive-unanswered-syns-down" "nft cannot filter in the backend namespace"
 fi
 
 lbctl stop >/dev/null 2>&1
