@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "health.h"
@@ -558,6 +559,89 @@ static void sync_from_callback(void **state)
 	assert_int_equal(lb_health_count(f->h), 0);
 }
 
+static void accept_close(void *arg, uint32_t events)
+{
+	int *lfd = arg, fd;
+
+	(void)events;
+	while ((fd = accept4(*lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+		close(fd);
+}
+
+static uint64_t cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Hundreds of targets: first checks spread over the jitter, every target
+ * checked at its interval, and no loop round takes long. */
+static void many_targets(void **state)
+{
+	enum { N = 300 };
+	struct fx *f = *state;
+	static struct lb_health_target t[N];
+	static char names[N][16];
+	int lfd = listener();
+	struct lb_loop_handler lh = { accept_close, &lfd };
+	static uint64_t first[N];
+	uint64_t end, worst = 0, lo = UINT64_MAX, hi = 0;
+	int checked = 0;
+
+	assert_int_equal(listen(lfd, 4096), 0);
+	assert_int_equal(lb_loop_add(f->loop, lfd, EPOLLIN, &lh), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "v%d", i);
+		t[i] = target(names[i], sock_port(lfd), LB_HC_TCP);
+		t[i].hc.interval_ms = 200;
+		t[i].hc.timeout_ms = 150;
+		t[i].hc.jitter_ms = 100;
+	}
+	assert_int_equal(lb_health_sync(f->h, t, N), 0);
+	/* the first checks: when each target was first checked */
+	end = lb_now_ms() + 1000;
+	while (checked < N && lb_now_ms() < end) {
+		lb_loop_run_once(f->loop, 2);
+		for (int i = 0; i < N; i++) {
+			if (first[i])
+				continue;
+			first[i] = st(f, &t[i]).last_check_ms;
+			if (first[i]) {
+				checked++;
+				lo = first[i] < lo ? first[i] : lo;
+				hi = first[i] > hi ? first[i] : hi;
+			}
+		}
+	}
+	assert_int_equal(checked, N);
+	/* uniform over 0..100 ms */
+	assert_true(hi - lo >= 50);
+	/* then CPU time per loop round: wall time is the machine's business */
+	end = lb_now_ms() + 1200;
+	while (lb_now_ms() < end) {
+		uint64_t a = cpu_us(), d;
+
+		lb_loop_run_once(f->loop, 5);
+		d = cpu_us() - a;
+		worst = d > worst ? d : worst;
+	}
+	for (int i = 0; i < N; i++) {
+		struct lb_health_status x = st(f, &t[i]);
+
+		assert_true(x.up);
+		assert_true(x.checks >= 4); /* 1.24 s at 200-300 ms */
+	}
+	assert_int_equal(f->nev, 0);
+	print_message("    %d targets: first checks spread over %llu ms, worst loop round %llu us of CPU\n",
+		      N, (unsigned long long)(hi - lo), (unsigned long long)worst);
+	assert_true(worst < 50000);
+	lb_health_sync(f->h, NULL, 0);
+	lb_loop_del(f->loop, lfd);
+	close(lfd);
+}
+
 static void effective_override(void **state)
 {
 	struct lb_health_conf vip = { .type = LB_HC_HTTP, .interval_ms = 2000, .rise = 2 }, out;
@@ -588,6 +672,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(passive_syn_counters, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_keeps_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_from_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(many_targets, setup, teardown),
 		cmocka_unit_test(effective_override),
 	};
 
