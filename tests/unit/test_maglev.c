@@ -151,34 +151,9 @@ static void test_weight_shares_mixed(void **state)
 	free(t);
 }
 
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-/* Best of a few runs: the machine is shared and noisy. */
-static void test_build_time_1000(void **state)
-{
-	static struct lb_maglev_backend b[1000];
-	static __u32 t[M];
-	double best = 1e12;
-
-	(void)state;
-	make_backends(b, 1000, 1);
-	for (int i = 0; i < 7; i++) {
-		double t0 = now_us();
-
-		assert_int_equal(lb_maglev_build(b, 1000, SEED, M, t), 0);
-		t0 = now_us() - t0;
-		if (t0 < best)
-			best = t0;
-	}
-	print_message("1000 backends, M=%u: build %.0f us\n", M, best);
-	assert_true(best < 5000.0);
-}
+/* Build time is a figure of `make bench` (tools/bench_maglev), not a timed
+ * test: under sanitizers or a loaded machine a wall-clock assertion fails
+ * for reasons that say nothing about the code. */
 
 static void test_independent_of_input_order(void **state)
 {
@@ -339,7 +314,6 @@ int main(void)
 		cmocka_unit_test(test_disruption_remove_one),
 		cmocka_unit_test(test_weight_ratio_5_to_1),
 		cmocka_unit_test(test_weight_shares_mixed),
-		cmocka_unit_test(test_build_time_1000),
 		cmocka_unit_test(test_independent_of_input_order),
 		cmocka_unit_test(test_v4_ignores_unused_addr_words),
 		cmocka_unit_test(test_seed_changes_table),
