@@ -11,6 +11,8 @@
 #   - max_conns: the connection over the limit is closed, counted
 #   - reload under load: no failed request; a VIP the reload removes stops
 #     accepting while its open connections finish
+#   - the same client flows (fixed source ports) reach the same backends
+#     through lbd in XDP mode and in proxy mode
 . "$(dirname "$0")/lib.sh"
 
 t_require_root
@@ -35,7 +37,7 @@ write_conf() { # WEB_EXTRA [with the "old" VIP: 1]
 	cat >"$CONF" <<EOF
 lbd {
     interfaces eth0 eth1;
-    mode proxy;
+    mode ${MODE:-proxy};
     control $SOCK;
     state_dir $TOPO_DIR/state;
     bpffs $PIN;
@@ -226,6 +228,59 @@ if ! kill -0 "$LBD_PID" 2>/dev/null && [ ! -e "$PIN" ]; then
 	t_pass "stop-cleans-up"
 else
 	t_fail "stop-cleans-up" "lbd alive or pins left in $PIN"
+fi
+
+# ---------------------------------------------------------------- same flow, same backend
+# curl from fixed client ports: the 5-tuple hash (maglev) must pick the
+# same backend in the BPF data path and in the proxy.
+flows() { # -> "port backend" per line; closed with a reset: no TIME_WAIT
+	in_client python3 - "$VIP" <<-'EOF'
+		import re, socket, struct, sys
+		for port in range(42001, 42041):
+		    s = socket.socket()
+		    s.settimeout(2)
+		    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+		    got = ""
+		    try:
+		        s.bind(("", port))
+		        s.connect((sys.argv[1], 80))
+		        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+		        data = b""
+		        while True:
+		            d = s.recv(4096)
+		            if not d:
+		                break
+		            data += d
+		        m = re.search(rb"be[0-9]", data)
+		        got = m.group(0).decode() if m else ""
+		    except OSError as e:
+		        got = "error:%d" % (e.errno or 0)
+		    s.close()
+		    print(port, got)
+	EOF
+}
+lbd_stop() {
+	lbctl stop >/dev/null
+	for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
+}
+MODE=xdp write_conf "" 0
+if lbd_start && grep -Eq "^  eth0 +xdp" <<<"$(lbctl status)"; then
+	xdp_flows=$(flows)
+	lbd_stop
+	MODE=proxy write_conf "" 0
+	lbd_start
+	proxy_flows=$(flows)
+	lbd_stop
+	n=$(grep -c ' be[0-9]$' <<<"$xdp_flows")
+	if [ "$xdp_flows" = "$proxy_flows" ] && [ "$n" = 40 ] &&
+	   [ "$(awk '{ print $2 }' <<<"$xdp_flows" | sort -u | wc -l)" -ge 3 ]; then
+		t_pass "same-flow-same-backend-xdp-and-proxy"
+	else
+		t_fail "same-flow-same-backend-xdp-and-proxy" "xdp/proxy differ: $(diff <(echo "$xdp_flows") <(echo "$proxy_flows") | head -10 | tr '\n' ' ')"
+	fi
+else
+	t_fail "same-flow-same-backend-xdp-and-proxy" "lbd does not start in xdp mode: $(lbctl status 2>&1 | head -5)"
+	lbd_stop
 fi
 
 t_done
