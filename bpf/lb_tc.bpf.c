@@ -150,4 +150,13 @@ int lb_tc_egress(struct __sk_buff *skb)
 	return lb_local_reply(skb);
 }
 
+/* clsact ingress of lo: this node's own connections to local VIPs. */
+SEC("tc")
+int lb_tc_lo(struct __sk_buff *skb)
+{
+	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
+		bpf_skb_pull_data(skb, skb->len);
+	return lb_local_ingress(skb);
+}
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -237,6 +237,11 @@ int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp)
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_egress) : -ENOENT;
 }
 
+int lb_dp_tc_lo_prog_fd(const struct lb_dp *dp)
+{
+	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_lo) : -ENOENT;
+}
+
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
 {
 	struct bpf_map *m = bpf_object__find_map_by_name(dp->xdp->obj, name);
@@ -560,6 +565,24 @@ int lb_dp_attach_egress(struct lb_dp *dp, int ifindex)
 int lb_dp_detach_egress(int ifindex)
 {
 	return tc_hook_detach(ifindex, BPF_TC_EGRESS);
+}
+
+int lb_dp_attach_lo(struct lb_dp *dp, int ifindex)
+{
+	int err = lb_dp_load_tc(dp);
+
+	if (!err)
+		err = tc_hook_attach(ifindex, BPF_TC_INGRESS, lb_dp_tc_lo_prog_fd(dp));
+	if (!err)
+		err = lb_dp_attach_egress(dp, ifindex);
+	return err;
+}
+
+int lb_dp_detach_lo(int ifindex)
+{
+	int err = tc_hook_detach(ifindex, BPF_TC_INGRESS);
+
+	return err ? err : lb_dp_detach_egress(ifindex);
 }
 
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)

@@ -37,6 +37,8 @@ int lb_dp_tc_prog_fd(const struct lb_dp *dp);
 /* The clsact egress program of `forward local` (replies of local instances
  * get the VIP's address:port back), from the TC object. */
 int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp);
+/* lo's clsact ingress program: local VIPs only (see lb_dp_attach_lo). */
+int lb_dp_tc_lo_prog_fd(const struct lb_dp *dp);
 /* fd of a map by its name in lb_abi.h (LB_MAP_*), or -ENOENT. */
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
 
@@ -78,6 +80,11 @@ int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
  * the TC ingress filter. */
 int lb_dp_attach_egress(struct lb_dp *dp, int ifindex);
 int lb_dp_detach_egress(int ifindex);
+/* lo (ifindex of the namespace's loopback): the node's own connections to
+ * local VIPs, balanced at lo's clsact ingress, replies reversed at its
+ * egress. */
+int lb_dp_attach_lo(struct lb_dp *dp, int ifindex);
+int lb_dp_detach_lo(int ifindex);
 
 const char *lb_drop_name(unsigned int reason);
 const char *lb_event_name(unsigned int ev);

@@ -92,6 +92,7 @@ struct lb_svc {
 	struct svc_rate rate[2]; /* previous and latest tick */
 	struct lb_health *health; /* NULL until lb_svc_health_start */
 	struct lb_sup *sup;       /* worker instances; NULL until lb_svc_workers_start */
+	bool lo_local;            /* lo carries the local-delivery programs */
 	__u64 health_t0;          /* backends up since then were added or came back */
 };
 
@@ -1660,6 +1661,8 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	if (!s)
 		return;
 	if (cleanup) {
+		if (s->lo_local)
+			lb_dp_detach_lo((int)if_nametoindex("lo"));
 		vip_addrs_remove(s);
 		for (int i = 0; i < s->nifs; i++)
 			if_detach(s, &s->ifs[i]);
@@ -1817,7 +1820,7 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
  * VIP forwards locally, whatever the ingress mode. */
 static void egress_sync(struct lb_svc *s)
 {
-	bool want = false;
+	bool want = false, attached = false;
 
 	for (int i = 0; i < s->m.n; i++)
 		want |= s->m.v[i].c.forward == LB_FWD_LOCAL;
@@ -1825,6 +1828,7 @@ static void egress_sync(struct lb_svc *s)
 		struct svc_if *f = &s->ifs[i];
 		int err;
 
+		attached |= f->mode >= 0;
 		if (f->mode < 0 || f->egress == want)
 			continue;
 		err = want ? lb_dp_attach_egress(s->dp, f->ifindex) : lb_dp_detach_egress(f->ifindex);
@@ -1834,6 +1838,15 @@ static void egress_sync(struct lb_svc *s)
 			lb_info("interface %s: local delivery egress program %s", f->name,
 				want ? "attached" : "detached");
 		f->egress = want; /* said once; retried when the interface comes back */
+	}
+	/* the node's own connections to local VIPs go through lo */
+	if (s->lo_local != (want && attached)) {
+		int lo = (int)if_nametoindex("lo"), err;
+
+		s->lo_local = want && attached;
+		err = !lo ? -ENODEV : s->lo_local ? lb_dp_attach_lo(s->dp, lo) : lb_dp_detach_lo(lo);
+		if (err)
+			lb_err("lo: local delivery programs: %s", strerror(-err));
 	}
 }
 

@@ -328,6 +328,41 @@ static __always_inline int lb_local_reply(LB_CTX *ctx)
 	return LB_PASS;
 }
 
+/*
+ * lo ingress: connections from this node to a `forward local` VIP never
+ * cross an interface lbd attaches to; they are balanced here the same way
+ * (and their replies reversed by the egress program on lo). Nothing else
+ * is touched: a NAT or DSR VIP is not served to the node itself.
+ */
+static __always_inline int lb_local_ingress(LB_CTX *ctx)
+{
+	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
+	struct lb_vip_key vk = {};
+	struct lb_pkt p = {};
+	struct lb_config *cfg;
+	struct lb_vip *vip;
+	__u32 zero = 0;
+
+	if (lb_parse(data, end, &p) != LB_PARSE_OK ||
+	    (p.key.proto != IPPROTO_TCP && p.key.proto != IPPROTO_UDP))
+		return LB_PASS;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return LB_PASS;
+	lb_addr_copy(&vk.addr, &p.key.dst);
+	vk.family = p.key.family;
+	vk.port = p.key.dport;
+	vk.proto = p.key.proto;
+	vip = bpf_map_lookup_elem(&vips, &vk);
+	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
+		vk.port = 0;
+		vip = bpf_map_lookup_elem(&vips, &vk);
+	}
+	if (!vip || vip->fwd != LB_FWD_LOCAL)
+		return LB_PASS;
+	return lb_forward(ctx, &p, end, vip, cfg);
+}
+
 static __always_inline int lb_process(LB_CTX *ctx)
 {
 	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);

@@ -213,6 +213,40 @@ static void test_fin_counted_out(void **st)
 	assert_int_equal(h_conns(1), 0);
 }
 
+/* lo: the node's own connection (VIP -> VIP) is balanced like a client's;
+ * a NAT VIP's is left alone there. */
+static void test_lo_local_only(void **st)
+{
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 50000, 80), w, r;
+	struct h_pkt pin, out, want;
+	struct h_svc nat = {
+		.vip_id = 6, .family = 4, .vip = H_VIP4, .port = 443, .proto = IPPROTO_TCP,
+		.method = LB_METHOD_MAGLEV, .fwd = LB_FWD_NAT, .be = inst4, .nbe = 1,
+	};
+	int lo_fd = lb_dp_tc_lo_prog_fd(h_dp());
+
+	(void)st;
+	add_local_vip(4, IPPROTO_TCP, inst4, 1);
+	h_svc_add(&nat);
+	memset(in.smac, 0, 6);
+	memset(in.dmac, 0, 6);
+	in.src = H_VIP4;
+	h_build(&in, &pin);
+	w = in;
+	w.dport = INST_PORT;
+	h_build(&w, &want);
+	h_expect(tc_run_prog(lo_fd, &pin, 1, true, &out), TC_ACT_OK, &out, &want);
+	assert_int_equal(h_event(LB_EV_LOCAL), 1);
+	r = from_instance(&in, INST_PORT);
+	reverse(&r, 80);
+
+	in.dport = 443;
+	in.sport = 50001;
+	h_build(&in, &pin);
+	h_expect(tc_run_prog(lo_fd, &pin, 1, true, &out), TC_ACT_OK, &out, &pin);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tc_up, h_dp_down)
 
 int main(void)
@@ -228,6 +262,7 @@ int main(void)
 		T(test_two_instances),
 		T(test_egress_untouched),
 		T(test_fin_counted_out),
+		T(test_lo_local_only),
 	};
 
 	h_init();

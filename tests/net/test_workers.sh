@@ -5,7 +5,8 @@
 # lbd in the lb namespace runs demo_backend as 2 instances (PORT=3000+i)
 # behind a `forward local` VIP; the client reaches them through the VIP.
 #   - both instances answer through the VIP (XDP/TC rewrite + PASS, replies
-#     reversed by the TC egress program): the client only ever sees VIP:80
+#     reversed by the TC egress program): the client only ever sees VIP:80;
+#     connections from the lb node itself (through lo) are balanced too
 #   - lbctl worker list shows 2 online instances on 3000 and 3001
 #   - kill -9 of an instance: it leaves the table at once, is restarted,
 #     and serves again (time measured); requests during it: failures counted
@@ -97,6 +98,13 @@ if [ "$(field failed "$out")" = 0 ] && [ "$(count 0 "$out")" -ge 50 ] && [ "$(co
 	t_pass "local-delivery-both-instances"
 else
 	t_fail "local-delivery-both-instances" "want 400 ok over both instances: $out"
+fi
+# the node itself: its connections cross lo, not eth0
+out=$(in_lb "$LBLOAD" -t 2000 -c 200 -p 4 "$VIP:80" 2>&1)
+if [ "$(field failed "$out")" = 0 ] && [ "$(count 0 "$out")" -ge 20 ] && [ "$(count 1 "$out")" -ge 20 ]; then
+	t_pass "local-delivery-from-the-node"
+else
+	t_fail "local-delivery-from-the-node" "want 200 ok over both instances: $out"
 fi
 ev=$(lbctl stats 2>/dev/null | grep -Eo 'local(_reply)?[ =:]+[0-9]+' | tr '\n' ' ')
 echo "  events: $ev"
