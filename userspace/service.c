@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -2198,9 +2199,12 @@ struct m_be {
 	struct lb_backend_stats st;
 	__s64 conns;
 	char ep[LB_ADDRSTRLEN];
+	struct lb_health_status hs; /* all zero without health checks */
+	__u64 hs_change_unix;        /* wall-clock seconds of its last change, 0 = never */
 };
 
-enum { M_BE_PKTS, M_BE_BYTES, M_BE_FLOWS, M_BE_CONNS, M_BE_UP, M_BE_WEIGHT };
+enum { M_BE_PKTS, M_BE_BYTES, M_BE_FLOWS, M_BE_CONNS, M_BE_UP, M_BE_WEIGHT,
+       M_BE_HEALTHY, M_BE_HC_FAILS, M_BE_PASSIVE_FAILS, M_BE_HC_CHANGES, M_BE_HC_LAST };
 
 static const struct {
 	const char *name, *type, *help;
@@ -2212,6 +2216,16 @@ static const struct {
 	[M_BE_UP]     = { "lbd_backend_up", "gauge",
 			  "1 if a backend takes new flows (state up), else 0; state says why." },
 	[M_BE_WEIGHT] = { "lbd_backend_weight", "gauge", "Configured weight of a backend." },
+	[M_BE_HEALTHY] = { "lbd_backend_healthy", "gauge",
+			   "1 unless active or passive health checks hold a backend down." },
+	[M_BE_HC_FAILS] = { "lbd_backend_health_check_failures_total", "counter",
+			    "Active health checks of a backend that failed." },
+	[M_BE_PASSIVE_FAILS] = { "lbd_backend_passive_failures_total", "counter",
+				 "Refused or unanswered connections seen by passive checks." },
+	[M_BE_HC_CHANGES] = { "lbd_backend_health_changes_total", "counter",
+			      "Health state changes (up to down or back) of a backend." },
+	[M_BE_HC_LAST] = { "lbd_backend_health_last_change_seconds", "gauge",
+			   "Unix time of a backend's last health state change (0: none)." },
 };
 
 static unsigned long long m_be_value(unsigned int fam, const struct m_be *b,
@@ -2223,6 +2237,11 @@ static unsigned long long m_be_value(unsigned int fam, const struct m_be *b,
 	case M_BE_FLOWS: return b->st.new_flows;
 	case M_BE_CONNS: return b->conns > 0 ? (unsigned long long)b->conns : 0;
 	case M_BE_UP:    return c->state == LB_BE_UP;
+	case M_BE_HEALTHY: return b->hs.up;
+	case M_BE_HC_FAILS: return b->hs.failures;
+	case M_BE_PASSIVE_FAILS: return b->hs.passive_fails;
+	case M_BE_HC_CHANGES: return b->hs.changes;
+	case M_BE_HC_LAST: return b->hs_change_unix;
 	default:         return c->weight;
 	}
 }
@@ -2254,6 +2273,11 @@ int lb_svc_metrics(void *ctx, struct lb_buf *o)
 			lb_dp_backend_stats(s->dp, v->be[j].id, &b->st);
 			lb_dp_backend_conns(s->dp, v->be[j].id, &b->conns);
 			lb_endpoint_str(&v->be[j].c.ep, b->ep, sizeof(b->ep));
+			if (lb_health_status(s->health, v->c.name, &v->be[j].c.ep, &b->hs))
+				b->hs.up = true;
+			else if (b->hs.last_change_ms)
+				b->hs_change_unix = (__u64)time(NULL) -
+						    (lb_now_ms() - b->hs.last_change_ms) / 1000;
 		}
 	}
 	lb_dp_drops(s->dp, drops);
