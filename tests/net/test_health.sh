@@ -44,6 +44,7 @@ lbd {
     state_dir $TOPO_DIR/state;
     bpffs $PIN;
     pid_file $TOPO_DIR/lbd.pid;
+    metrics 127.0.0.1:9464;
 }
 # active http checks only (max_fails=0), so the timings are the checks'
 vip web {
@@ -205,6 +206,15 @@ else
 fi
 sleep 1.2 # more than two tcp checks
 t_check "http-500-up-for-tcp-check" "tcp check: $(health tcp "$B2")" is_health tcp "$B2" up
+m=$(in_lb curl -sS -m 3 http://127.0.0.1:9464/metrics 2>&1)
+if grep -q "^lbd_backend_healthy{vip=\"web\",backend=\"$B2\"} 0\$" <<<"$m" &&
+	grep -q "^lbd_backend_healthy{vip=\"tcp\",backend=\"$B2\"} 1\$" <<<"$m" &&
+	grep -Eq "^lbd_backend_health_changes_total\{vip=\"web\",backend=\"$B2\"\} [1-9]" <<<"$m" &&
+	grep -Eq "^lbd_backend_health_last_change_seconds\{vip=\"web\",backend=\"$B2\"\} 1[0-9]{9}\$" <<<"$m"; then
+	t_pass "health-in-metrics"
+else
+	t_fail "health-in-metrics" "$(grep "$B2" <<<"$m" | grep health)"
+fi
 # A reload (same file) keeps the state: be2 stays down, nothing is logged.
 nlog=$(bg_log "$LBD_PID" | grep -c "backend $B2 up")
 lbctl reload >/dev/null 2>&1
