@@ -149,6 +149,23 @@ struct lb_flow_key {
 #define LB_FLOW_F_LOCAL       (1u << 3) /* `nat` entry of a local flow: its
                                          * replies are reversed at TC egress */
 
+/*
+ * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so
+ * established packets skip the lookup (XDP). Valid while ifindex != 0,
+ * gen == lb_config.fib_gen and the packet came in on iif; userspace bumps
+ * fib_gen to make every flow route again (route or neighbour changes).
+ * Only a successful lookup fills it.
+ */
+struct lb_nh {
+	__u8  dmac[6];
+	__u8  smac[6];
+	__u32 ifindex; /* egress device; 0: empty */
+	__u32 iif;     /* ingress device the lookup was made for */
+	__u32 gen;     /* lb_config.fib_gen when filled */
+	__u16 mtu;     /* the route's MTU: larger packets take the lookup */
+	__u16 pad;
+};
+
 /* Value of `ct`, keyed by the client's tuple (client -> VIP). */
 struct lb_flow {
 	__u32 backend_id;
@@ -157,6 +174,7 @@ struct lb_flow {
 	__u16 snat_port;   /* network order; 0 in DSR/local */
 	__u8  flags;
 	__u8  pad;
+	struct lb_nh nh;   /* towards the backend */
 };
 
 /* Value of `nat`, keyed by the reply's tuple (backend -> SNAT addr:port). */
@@ -169,6 +187,7 @@ struct lb_nat {
 	__u32 vip_id;
 	__u8  flags;
 	__u8  pad[3];
+	struct lb_nh nh;   /* towards the client */
 };
 
 #define LB_CFG_F_WILDCARD (1u << 0) /* some VIP has port 0: look it up too */
@@ -179,7 +198,7 @@ struct lb_config {
 	__u16 snat_port_lo; /* host order, inclusive */
 	__u16 snat_port_hi;
 	__u32 flags;
-	__u32 pad;
+	__u32 fib_gen;      /* see struct lb_nh; owned by lb_dp_set_config */
 };
 
 /* Per-CPU counters. */

@@ -10,6 +10,7 @@
 #define LB_IFINDEX(ctx)         ((ctx)->ingress_ifindex)
 #define LB_DATA(ctx)            ((void *)(long)(ctx)->data)
 #define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
+#define LB_FIB_CACHE            1
 
 #include "lib/lb.h"
 

@@ -264,11 +264,26 @@ static int get(int fd, const void *k, void *v)
 	return bpf_map_lookup_elem(fd, k, v) ? -errno : 0;
 }
 
+/* fib_gen is the data path's, not the caller's: carried over and bumped,
+ * so every config write also makes flows route again. */
 int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg)
 {
+	struct lb_config cur, c = *cfg;
 	__u32 zero = 0;
+	int fd = map_fd(dp, LB_MAP_CONFIG);
 
-	return upd(map_fd(dp, LB_MAP_CONFIG), &zero, cfg);
+	c.fib_gen = get(fd, &zero, &cur) ? 1 : cur.fib_gen + 1;
+	return upd(fd, &zero, &c);
+}
+
+/* Flows route again on their next packet; racing a concurrent
+ * lb_dp_set_config at worst loses one bump of two. */
+int lb_dp_fib_bump(struct lb_dp *dp)
+{
+	struct lb_config c;
+	int err = lb_dp_get_config(dp, &c);
+
+	return err ? err : lb_dp_set_config(dp, &c);
 }
 
 int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg)

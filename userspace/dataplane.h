@@ -44,6 +44,9 @@ int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
 
 int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg);
 int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg);
+/* Invalidate every flow's cached next hop (struct lb_nh): call after route
+ * or neighbour changes. */
+int lb_dp_fib_bump(struct lb_dp *dp);
 
 /* VIPs: also maintains the per-address marker entry (see lb_abi.h). */
 int lb_dp_vip_set(struct lb_dp *dp, const struct lb_vip_key *k, const struct lb_vip *v);

@@ -49,16 +49,24 @@ static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, __u8 flags)
 	}
 }
 
-/* What a reply of this client's flow translates back to. */
-static __always_inline void lb_nat_val(struct lb_nat *nv, const struct lb_pkt *p,
-				       __u32 vip_id, __u32 be_id)
+/* What a reply of this client's flow translates back to, built in this
+ * CPU's nat_scratch (whole: no next hop yet). 0 if there is none. */
+static __always_inline struct lb_nat *lb_nat_val(const struct lb_pkt *p,
+						 __u32 vip_id, __u32 be_id)
 {
+	__u32 zero = 0;
+	struct lb_nat *nv = bpf_map_lookup_elem(&nat_scratch, &zero);
+
+	if (!nv)
+		return 0;
+	__builtin_memset(nv, 0, sizeof(*nv));
 	lb_addr_copy(&nv->client, &p->key.src);
 	lb_addr_copy(&nv->vip, &p->key.dst);
 	nv->client_port = p->key.sport;
 	nv->vip_port = p->key.dport;
 	nv->backend_id = be_id;
 	nv->vip_id = vip_id;
+	return nv;
 }
 
 /* The reply tuple of a NAT flow: backend -> SNAT address:port. */
@@ -117,11 +125,13 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 {
 	__u32 lo = cfg->snat_port_lo, range = cfg->snat_port_hi - lo + 1, off;
 	struct lb_flow_key rk;
-	struct lb_nat nv = {};
+	struct lb_nat *nv;
 
 	if (!lo || cfg->snat_port_hi < lo)
 		return 0;
-	lb_nat_val(&nv, p, vip->id, be_id);
+	nv = lb_nat_val(p, vip->id, be_id);
+	if (!nv)
+		return 0;
 	off = lb_hash_flow(&p->key, cfg->hash_seed ^ 0x9e3779b9u) % range;
 
 	/* Free ports first: a reclaimed one may still be in TIME_WAIT on the
@@ -132,7 +142,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i) % range));
 
 		lb_nat_key(&rk, p, be, vip, port);
-		if (bpf_map_update_elem(&nat, &rk, &nv, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&nat, &rk, nv, BPF_NOEXIST) == 0)
 			return port;
 	}
 #pragma clang loop unroll(full)
@@ -141,7 +151,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 
 		lb_nat_key(&rk, p, be, vip, port);
 		if (lb_snat_reclaim(&rk, port) &&
-		    bpf_map_update_elem(&nat, &rk, &nv, BPF_ANY) == 0)
+		    bpf_map_update_elem(&nat, &rk, nv, BPF_ANY) == 0)
 			return port;
 	}
 	return 0;

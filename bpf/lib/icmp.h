@@ -155,7 +155,7 @@ static __always_inline int lb_icmp(LB_CTX *ctx, struct lb_pkt *p, void *end)
 	if (lb_l3_rewrite(p, end, &osrc, &odst))
 		return LB_PASS;
 	lb_event(LB_EV_ICMP_FWD);
-	return lb_fib_xmit(ctx, p, end, &osrc, &odst);
+	return lb_fib_xmit(ctx, p, end, &osrc, &odst, 0, 0);
 }
 
 #endif

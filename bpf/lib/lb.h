@@ -19,6 +19,8 @@
  *                     (default: pass to the stack)
  *   LB_LOCAL_REWRITE(ctx, p, end, saddr, sport, daddr, dport)
  *                     as LB_NAT_REWRITE but keeping the TTL (local delivery)
+ *   LB_FIB_CACHE      1: established flows reuse their cached next hop
+ *                     (struct lb_nh) instead of bpf_fib_lookup (default 0)
  */
 #ifndef LB_LB_H
 #define LB_LB_H
@@ -44,6 +46,9 @@
 #ifndef LB_LOCAL_REWRITE
 #define LB_LOCAL_REWRITE(ctx, p, end, s, sp, d, dp) lb_rewrite(p, end, s, sp, d, dp, 0)
 #endif
+#ifndef LB_FIB_CACHE
+#define LB_FIB_CACHE 0
+#endif
 
 static __always_inline int lb_verdict_drop(__u32 reason)
 {
@@ -51,15 +56,45 @@ static __always_inline int lb_verdict_drop(__u32 reason)
 	return LB_DROP;
 }
 
-/* Route the (already rewritten) packet towards dst and send it. */
+/* Set the MACs and send out oif: XDP_TX when that is where it came in. */
+static __always_inline int lb_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				   const __u8 *dmac, const __u8 *smac, __u32 oif)
+{
+	struct ethhdr *eth = p->eth;
+
+	if ((void *)(eth + 1) > end)
+		return lb_verdict_drop(LB_DROP_TRUNC_L2);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
+	/* VLAN-tagged frames keep their tags and leave where they came in:
+	 * a one-armed balancer on a trunk. */
+	if (oif == LB_IFINDEX(ctx) || (void *)p->l3 != (void *)(eth + 1)) {
+		lb_event(LB_EV_TX);
+		return LB_TX(ctx);
+	}
+	lb_event(LB_EV_REDIRECT);
+	return LB_REDIRECT(ctx, oif);
+}
+
+/*
+ * Route the (already rewritten) packet towards dst and send it. nh (may be
+ * 0) is the flow's cached next hop (struct lb_nh): used when current, and
+ * refilled after a successful lookup. A packet larger than the cached MTU
+ * takes the lookup, so MTU drops stay the kernel's decision. TC keeps
+ * LB_FIB_CACHE off: its MTU check is the kernel's on the skb (GSO).
+ */
 static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 				       const union lb_addr *src,
-				       const union lb_addr *dst)
+				       const union lb_addr *dst,
+				       struct lb_nh *nh, const struct lb_config *cfg)
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 ifindex = LB_IFINDEX(ctx);
-	struct ethhdr *eth = p->eth;
 	long rc;
+
+	if (LB_FIB_CACHE && nh && nh->ifindex && nh->gen == cfg->fib_gen &&
+	    nh->iif == ifindex && p->l3_len <= nh->mtu)
+		return lb_xmit(ctx, p, end, nh->dmac, nh->smac, nh->ifindex);
 
 	fib.ifindex = ifindex;
 	fib.l4_protocol = p->key.proto;
@@ -82,18 +117,18 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		return lb_verdict_drop(LB_DROP_MTU);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return lb_verdict_drop(LB_DROP_FIB);
-	if ((void *)(eth + 1) > end)
-		return lb_verdict_drop(LB_DROP_TRUNC_L2);
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	/* VLAN-tagged frames keep their tags and leave where they came in:
-	 * a one-armed balancer on a trunk. */
-	if (fib.ifindex == ifindex || (void *)p->l3 != (void *)(eth + 1)) {
-		lb_event(LB_EV_TX);
-		return LB_TX(ctx);
+	if (LB_FIB_CACHE && nh) {
+		/* Other CPUs may read it meanwhile: the generation goes last,
+		 * so a half-written entry is not current yet. */
+		__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+		nh->iif = ifindex;
+		nh->mtu = fib.mtu_result;
+		nh->ifindex = fib.ifindex;
+		asm volatile("" ::: "memory");
+		nh->gen = cfg->fib_gen;
 	}
-	lb_event(LB_EV_REDIRECT);
-	return LB_REDIRECT(ctx, fib.ifindex);
+	return lb_xmit(ctx, p, end, fib.dmac, fib.smac, fib.ifindex);
 }
 
 /*
@@ -106,7 +141,7 @@ static __always_inline int lb_local_track(const struct lb_pkt *p, const struct l
 					  const struct lb_backend *be, __u32 be_id)
 {
 	struct lb_flow_key rk = {};
-	struct lb_nat nv = {};
+	struct lb_nat *nv;
 
 	lb_addr_copy(&rk.src, &be->addr);
 	lb_addr_copy(&rk.dst, &p->key.src);
@@ -114,9 +149,11 @@ static __always_inline int lb_local_track(const struct lb_pkt *p, const struct l
 	rk.dport = p->key.sport;
 	rk.proto = p->key.proto;
 	rk.family = p->key.family;
-	lb_nat_val(&nv, p, vip->id, be_id);
-	nv.flags = LB_FLOW_F_LOCAL;
-	return bpf_map_update_elem(&nat, &rk, &nv, BPF_ANY) ? -1 : 0;
+	nv = lb_nat_val(p, vip->id, be_id);
+	if (!nv)
+		return -1;
+	nv->flags = LB_FLOW_F_LOCAL;
+	return bpf_map_update_elem(&nat, &rk, nv, BPF_ANY) ? -1 : 0;
 }
 
 /* A new flow, or one whose backend went away: pick and record a backend. */
@@ -140,6 +177,7 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	nf->snat_port = 0;
 	nf->flags = 0;
 	nf->pad = 0;
+	__builtin_memset(&nf->nh, 0, sizeof(nf->nh));
 	if (vip->fwd == LB_FWD_NAT) {
 		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
 		if (!nf->snat_port)
@@ -213,7 +251,7 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	}
 
 	if (vip->fwd == LB_FWD_DSR)
-		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr);
+		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr, &f->nh, cfg);
 
 	if (vip->fwd == LB_FWD_LOCAL) {
 		union lb_addr saddr, daddr;
@@ -227,16 +265,10 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		return LB_PASS;
 	}
 
-	{
-		union lb_addr daddr, saddr;
-		__u16 dport = be->port;
-
-		lb_addr_copy(&daddr, &be->addr);
-		lb_addr_copy(&saddr, &vip->snat_addr);
-		if (LB_NAT_REWRITE(ctx, p, end, &saddr, f->snat_port, &daddr, dport))
-			return lb_verdict_drop(LB_DROP_TRUNC_L4);
-		return lb_fib_xmit(ctx, p, end, &saddr, &daddr);
-	}
+	/* Map values stay put while the packet moves (TC helpers). */
+	if (LB_NAT_REWRITE(ctx, p, end, &vip->snat_addr, f->snat_port, &be->addr, be->port))
+		return lb_verdict_drop(LB_DROP_TRUNC_L4);
+	return lb_fib_xmit(ctx, p, end, &vip->snat_addr, &be->addr, &f->nh, cfg);
 }
 
 /* Passive health and connection accounting from a reply of flow n. */
@@ -277,7 +309,7 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 
 /* Backend -> SNAT address: reverse-translate to VIP -> client. */
 static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
-				    struct lb_nat *n)
+				    struct lb_nat *n, const struct lb_config *cfg)
 {
 	union lb_addr client, vip;
 	__u16 cport = n->client_port, vport = n->vip_port;
@@ -293,7 +325,7 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	lb_addr_copy(&vip, &n->vip);
 	if (LB_NAT_REWRITE(ctx, p, end, &vip, vport, &client, cport))
 		return lb_verdict_drop(LB_DROP_TRUNC_L4);
-	return lb_fib_xmit(ctx, p, end, &vip, &client);
+	return lb_fib_xmit(ctx, p, end, &vip, &client, &n->nh, cfg);
 }
 
 #include "icmp.h"
@@ -414,7 +446,7 @@ static __always_inline int lb_process(LB_CTX *ctx)
 			return LB_PASS;
 		n = bpf_map_lookup_elem(&nat, &p.key);
 		if (n)
-			return lb_reply(ctx, &p, end, n);
+			return lb_reply(ctx, &p, end, n, cfg);
 	}
 	return LB_PASS;
 }

@@ -60,6 +60,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat SEC(".maps");
 
+/* Where a new flow builds its `nat` value: next to everything else on that
+ * path, struct lb_nat does not fit the 512-byte stack. Not pinned: scratch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_nat);
+} nat_scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
