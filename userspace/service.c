@@ -1077,6 +1077,9 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 		neigh_warm_all(s);
 		if (s->health)
 			health_sync(s);
+		/* flows route again: cached next hops (struct lb_nh) */
+		if (s->dp)
+			lb_dp_fib_bump(s->dp);
 	}
 out:
 	free(vused);
@@ -1881,6 +1884,9 @@ void lb_svc_tick(struct lb_svc *s)
 	/* entries go stale and are collected: XDP traffic never refreshes them */
 	if (++s->ticks % 10 == 0)
 		neigh_warm_all(s);
+	/* route and neighbour changes reach flows' cached next hops */
+	if (s->dp)
+		lb_dp_fib_bump(s->dp);
 	health_tick(s);
 	egress_sync(s);
 
