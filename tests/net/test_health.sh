@@ -215,6 +215,14 @@ if grep -q "^lbd_backend_healthy{vip=\"web\",backend=\"$B2\"} 0\$" <<<"$m" &&
 else
 	t_fail "health-in-metrics" "$(grep "$B2" <<<"$m" | grep health)"
 fi
+st=$(lbctl status)
+line=$(awk -v b="$B2" '$1 == "web" { w = 1; next } /^  [^ ]/ { w = 0 } w && $1 == b' <<<"$st")
+echo "  lbctl status: $line"
+if grep -q "health down since [0-9]*s: http status 500 (expected 200-399)" <<<"$line"; then
+	t_pass "health-in-lbctl-status"
+else
+	t_fail "health-in-lbctl-status" "$st"
+fi
 # A reload (same file) keeps the state: be2 stays down, nothing is logged.
 nlog=$(bg_log "$LBD_PID" | grep -c "backend $B2 up")
 lbctl reload >/dev/null 2>&1
