@@ -29,7 +29,7 @@ struct target {
 	bool src_set;
 	union lb_addr src;
 
-	bool active_up, passive_up, provisional, keep;
+	bool active_up, passive_up, provisional, keep, flipped;
 	__u32 ok_run, fail_run;
 	__u64 checks, failures, passive_fails, changes;
 	__u64 last_check_ms, last_change_ms;
@@ -587,6 +587,11 @@ static void target_conf(struct target *t, const struct lb_health_target *c, __u6
 {
 	bool had = t->hc.type != LB_HC_NONE;
 
+	/* a check in flight for another type or port would be judged wrong */
+	if (t->stage != ST_IDLE && (t->hc.type != c->hc.type || t->hc.port != c->hc.port)) {
+		stop_check(t);
+		t->next_ms = now;
+	}
 	t->hc = c->hc;
 	if (t->hc.rise < 1)
 		t->hc.rise = 1;
@@ -618,6 +623,7 @@ int lb_health_sync(struct lb_health *h, const struct lb_health_target *c, int n)
 	struct target **nt = calloc(n ? (size_t)n : 1, sizeof(*nt));
 	__u64 now = lb_now_ms();
 	int k = 0, err = 0;
+	bool was;
 
 	if (!nt)
 		return -ENOMEM;
@@ -645,7 +651,10 @@ int lb_health_sync(struct lb_health *h, const struct lb_health_target *c, int n)
 			snprintf(t->reason, sizeof(t->reason), "not checked yet");
 		}
 		t->keep = true;
+		was = is_up(t);
 		target_conf(t, &c[i], now);
+		/* a check that went away no longer holds the target down */
+		t->flipped = is_up(t) != was;
 		nt[k++] = t;
 	}
 	if (err) {
@@ -663,6 +672,16 @@ int lb_health_sync(struct lb_health *h, const struct lb_health_target *c, int n)
 	h->t = nt;
 	h->n = k;
 	arm(h);
+	/* by index, last: a callback may sync again */
+	for (int i = 0; i < h->n; i++) {
+		struct target *t = h->t[i];
+
+		if (!t->flipped)
+			continue;
+		t->flipped = false;
+		snprintf(t->reason, sizeof(t->reason), "the check that held it down was removed");
+		changed(t, !is_up(t), t->reason);
+	}
 	return 0;
 }
 

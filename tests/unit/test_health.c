@@ -513,6 +513,22 @@ static void sync_keeps_state(void **state)
 	assert_int_equal(f->nev, 1);
 	assert_true(st(f, &t[0]).fail_run > a.fail_run);
 	assert_true(st(f, &t[1]).up && st(f, &t[2]).up);
+	/* its check removed: up at once, and said so */
+	{
+		struct lb_health_target u[3] = { t[0], t[1], t[2] };
+
+		u[0].hc.type = LB_HC_NONE;
+		assert_int_equal(lb_health_sync(f->h, u, 3), 0);
+		assert_int_equal(f->nev, 2);
+		assert_true(f->ev[1].up);
+		assert_string_equal(f->ev[1].reason, "the check that held it down was removed");
+		assert_int_equal(lb_health_sync(f->h, t, 3), 0); /* back: provisional no more */
+		assert_true(lb_health_up(f->h, "web", &t[0].ep));
+		assert_int_equal(run(f, 3, 1000), 3);
+		assert_false(f->ev[2].up);
+		assert_true(st(f, &t[0]).fail_run >= 3);
+		f->nev = 1;
+	}
 	/* removal: dropped silently */
 	assert_int_equal(lb_health_sync(f->h, &t[1], 2), 0);
 	assert_int_equal(lb_health_count(f->h), 2);
