@@ -1861,6 +1861,19 @@ static void on_workers(void *ctx)
 	int err = model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
 
 	if (!err) {
+		/* instances that are gone stop taking flows now: the table
+		 * rebuild in apply() takes tens of milliseconds */
+		for (int i = 0; i < s->m.n; i++) {
+			const struct svc_vip *v = &s->m.v[i], *nv = model_vip(&nm, v->c.name);
+			struct lb_backend d;
+
+			for (int j = 0; nv && v->c.forward == LB_FWD_LOCAL && j < v->nbe; j++) {
+				if (vip_be(nv, &v->be[j].c.ep) || lb_dp_backend_get(s->dp, v->be[j].id, &d))
+					continue;
+				d.state = LB_BE_DOWN;
+				lb_dp_backend_set(s->dp, v->be[j].id, &d);
+			}
+		}
 		err = apply(s, &nm);
 		model_free(&nm);
 	}

@@ -171,6 +171,11 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	be = bpf_map_lookup_elem(&backends, &be_id);
 	if (!be || be->state == LB_BE_UNUSED)
 		return LB_DROP_NO_BACKEND;
+	/* A local instance that just died is marked down at once, before its
+	 * VIP's table is rebuilt: new flows to it are dropped (TCP retries the
+	 * SYN) instead of being refused by the stack. */
+	if (be->state == LB_BE_DOWN && vip->fwd == LB_FWD_LOCAL)
+		return LB_DROP_NO_BACKEND;
 	nf->backend_id = be_id;
 	nf->backend_gen = be->gen;
 	nf->vip_id = vip->id;

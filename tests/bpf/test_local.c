@@ -247,6 +247,24 @@ static void test_lo_local_only(void **st)
 	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
 }
 
+/* An instance marked down (it died; its table is being rebuilt): its new
+ * flows are dropped, so TCP retries instead of being refused. */
+static void test_down_instance_drops_syn(void **st)
+{
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40005, 80);
+	struct h_pkt pin, out;
+
+	(void)st;
+	add_local_vip(4, IPPROTO_TCP, inst4, 1);
+	h_backend_state(1, LB_BE_DOWN);
+	h_build(&in, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_DROP);
+	assert_int_equal(h_drops(LB_DROP_NO_BACKEND), 1);
+	assert_int_equal(h_event(LB_EV_LOCAL), 0);
+	h_backend_state(1, LB_BE_UP);
+	deliver(XDP, &in, INST_PORT);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tc_up, h_dp_down)
 
 int main(void)
@@ -263,6 +281,7 @@ int main(void)
 		T(test_egress_untouched),
 		T(test_fin_counted_out),
 		T(test_lo_local_only),
+		T(test_down_instance_drops_syn),
 	};
 
 	h_init();
