@@ -49,6 +49,7 @@ struct target {
 	__u64 pwin_ms, pdown_until;
 	__u32 pcount;
 	bool syn_base;
+	__u32 syn_id;
 	__u64 syn_prev, rst_prev, syn_counted;
 	__u64 up_since_ms;
 
@@ -717,15 +718,16 @@ void lb_health_report_fails(struct lb_health *h, const char *vip, const struct l
 }
 
 void lb_health_feed_syn(struct lb_health *h, const char *vip, const struct lb_endpoint *ep,
-			__u64 syn, __u64 synack, __u64 rst_syn)
+			__u32 counters_id, __u64 syn, __u64 synack, __u64 rst_syn)
 {
 	struct target *t = find(h, vip, ep);
 	__u64 answered = synack + rst_syn, outstanding, late, rst;
 
 	if (!t)
 		return;
-	if (!t->syn_base || syn < t->syn_prev || rst_syn < t->rst_prev) {
+	if (!t->syn_base || t->syn_id != counters_id || syn < t->syn_prev || rst_syn < t->rst_prev) {
 		t->syn_base = true;
+		t->syn_id = counters_id;
 		t->syn_prev = syn;
 		t->rst_prev = rst_syn;
 		/* what is unanswered now is someone else's business */

@@ -76,10 +76,12 @@ void lb_health_report_fails(struct lb_health *h, const char *vip, const struct l
 /* Passive, from the data path's cumulative per-backend counters (full NAT
  * sees both directions): SYNs answered with RST, and SYNs still unanswered a
  * whole call later (about a second), count as failures. The first call for
- * a target, and any call where a counter went back, only sets the baseline.
+ * a target, a call with another counters_id (the data path's backend id: a
+ * reused id carries its last owner's counts) and one where a counter went
+ * back only set the baseline.
  * Feed only VIPs whose replies pass the balancer (not dsr). */
 void lb_health_feed_syn(struct lb_health *h, const char *vip, const struct lb_endpoint *ep,
-			__u64 syn, __u64 synack, __u64 rst_syn);
+			__u32 counters_id, __u64 syn, __u64 synack, __u64 rst_syn);
 
 /* True unless the target is known and down. */
 bool lb_health_up(const struct lb_health *h, const char *vip, const struct lb_endpoint *ep);

@@ -905,8 +905,8 @@ static void health_tick(struct lb_svc *s)
 			struct lb_health_status hs;
 
 			if (passive_fed(v) && b->c.max_fails && !lb_dp_backend_stats(s->dp, b->id, &st))
-				lb_health_feed_syn(s->health, v->c.name, &b->c.ep, st.syn, st.synack,
-						   st.rst_syn);
+				lb_health_feed_syn(s->health, v->c.name, &b->c.ep, b->id, st.syn,
+						   st.synack, st.rst_syn);
 			/* one more step after the end, to land on full weights */
 			if (v->c.slow_start_ms &&
 			    !lb_health_status(s->health, v->c.name, &b->c.ep, &hs) &&

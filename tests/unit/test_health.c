@@ -468,22 +468,27 @@ static void passive_syn_counters(void **state)
 	t.max_fails = 3;
 	t.fail_timeout_ms = 5000;
 	assert_int_equal(lb_health_sync(f->h, &t, 1), 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 10, 9, 0);    /* baseline, 1 in flight */
-	lb_health_feed_syn(f->h, "nat", &t.ep, 12, 10, 0);   /* 2 new ones in flight */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 10, 9, 0);    /* baseline, 1 in flight */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 12, 10, 0);   /* 2 new ones in flight */
 	assert_int_equal(st(f, &t).passive_fails, 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 12, 10, 0);   /* those 2 never answered */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 12, 10, 0);   /* those 2 never answered */
 	assert_int_equal(st(f, &t).passive_fails, 2);
 	assert_int_equal(f->nev, 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 13, 10, 1);   /* one refused */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 13, 10, 1);   /* one refused */
 	assert_int_equal(st(f, &t).passive_fails, 3);
 	assert_int_equal(f->nev, 1);
 	assert_false(f->ev[0].up);
 	assert_string_equal(f->ev[0].reason, "3 failed connections within 5000 ms (max_fails 3), "
 			    "out for fail_timeout");
-	/* counters that went back (a re-used id) only set a new baseline */
-	lb_health_feed_syn(f->h, "nat", &t.ep, 0, 0, 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 5, 5, 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 5, 5, 0);
+	/* another id (a re-used slot with its last owner's counts), or counters
+	 * that went back, only set a new baseline */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 8, 900, 100, 500);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 8, 900, 100, 500);
+	assert_int_equal(st(f, &t).passive_fails, 3);
+
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 0, 0, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 5, 5, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 5, 5, 0);
 	assert_int_equal(st(f, &t).passive_fails, 3);
 }
 
