@@ -96,6 +96,19 @@ count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<
 field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
 load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
 now_ms() { date +%s%3N; }
+# expect_share NAME PORT BACKEND all|none|some: 200 connections to the VIP's
+# PORT all succeed and BACKEND (be1..be4) gets all, none or some of them.
+expect_share() {
+	local out n
+	out=$(load -c 200 -p 8 "$VIP:$2")
+	n=$(count "$3" "$out")
+	if [ "$(field ok "$out")" = 200 ] && case $4 in
+		all) [ "$n" = 200 ] ;; none) [ "$n" = 0 ] ;; *) [ "$n" -gt 0 ] ;; esac; then
+		t_pass "$1"
+	else
+		t_fail "$1" "want 200 ok, $4 on $3: $out"
+	fi
+}
 # wait_state VIP BACKEND STATE SECONDS: prints the ms it took; 1 on timeout
 wait_state() {
 	local t0 i
@@ -140,12 +153,7 @@ if [ $ok = 1 ] && [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" -gt 
 else
 	t_fail "all-up" "want 3 healthy backends sharing 300 requests: $(lbctl status) $out"
 fi
-out=$(load -c 200 -p 8 "$VIP:81")
-if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 0 ]; then
-	t_pass "backup-idle-while-primaries-up"
-else
-	t_fail "backup-idle-while-primaries-up" "be4 (backup) got traffic: $out"
-fi
+expect_share backup-idle-while-primaries-up 81 be4 none
 
 # ---------------------------------------------------------------- stop / start
 # A steady client meanwhile: one short connection at a time, 6 s.
@@ -160,12 +168,7 @@ if ms=$(wait_state web "$B1" down 5); then
 else
 	t_fail "stopped-backend-down" "still $(health web "$B1") after 5 s: $(lbctl status)"
 fi
-out=$(load -c 300 -p 8 "$VIP:80")
-if [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" = 0 ]; then
-	t_pass "no-new-connection-to-down-backend"
-else
-	t_fail "no-new-connection-to-down-backend" "want 300 ok, none on be1: $out"
-fi
+expect_share no-new-connection-to-down-backend 80 be1 none
 out=$(in_client "$LBLOAD" -t 1000 -c 100000 -p 1 --duration 2 "$VIP:80" 2>&1)
 if [ "$(field failed "$out")" = 0 ] && [ "$(count be1 "$out")" = 0 ] && [ "$(field ok "$out")" -gt 100 ]; then
 	t_pass "steady-client-no-failure-after-removal ($(field ok "$out") ok in 2 s)"
@@ -185,12 +188,7 @@ if ms=$(wait_state web "$B1" up 5); then
 else
 	t_fail "restarted-backend-up" "still $(health web "$B1") after 5 s"
 fi
-out=$(load -c 300 -p 8 "$VIP:80")
-if [ "$(field ok "$out")" = 300 ] && [ "$(count be1 "$out")" -gt 0 ]; then
-	t_pass "restarted-backend-gets-traffic"
-else
-	t_fail "restarted-backend-gets-traffic" "$out"
-fi
+expect_share restarted-backend-gets-traffic 80 be1 some
 
 # ---------------------------------------------------------------- http 500
 start_backend 2 3000 --status 500 || t_fail "$T_NAME" "be2 does not restart"
@@ -237,24 +235,14 @@ fi
 stop_backend 1
 stop_backend 2
 if wait_state tcp "$B1" down 5 >/dev/null && wait_state tcp "$B2" down 5 >/dev/null; then
-	out=$(load -c 200 -p 8 "$VIP:81")
-	if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 200 ]; then
-		t_pass "backup-takes-over"
-	else
-		t_fail "backup-takes-over" "want all 200 on be4: $out"
-	fi
+	expect_share backup-takes-over 81 be4 all
 else
 	t_fail "backup-takes-over" "primaries not down: $(lbctl status)"
 fi
 start_backend 1 3000
 start_backend 2 3000
 if wait_state tcp "$B1" up 5 >/dev/null; then
-	out=$(load -c 200 -p 8 "$VIP:81")
-	if [ "$(count be4 "$out")" = 0 ] && [ "$(field ok "$out")" = 200 ]; then
-		t_pass "backup-idle-again"
-	else
-		t_fail "backup-idle-again" "$out"
-	fi
+	expect_share backup-idle-again 81 be4 none
 else
 	t_fail "backup-idle-again" "be1 not back"
 fi
@@ -292,12 +280,7 @@ t0=$(now_ms)
 if ms=$(wait_state passive "$P3" down 4); then
 	t_pass "passive-refused-syns-down (<= $((ms)) ms after the burst)"
 	echo "  reason: $(reason passive "$P3")"
-	out=$(load -c 200 -p 8 "$VIP:82")
-	if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 200 ]; then
-		t_pass "passive-down-gets-nothing"
-	else
-		t_fail "passive-down-gets-nothing" "$out"
-	fi
+	expect_share passive-down-gets-nothing 82 be4 all
 	if ms=$(wait_state passive "$P3" up 6); then
 		t_pass "passive-tried-again-after-fail_timeout ($(($(now_ms) - t0)) ms after, fail_timeout 4 s)"
 	else
@@ -313,12 +296,7 @@ if in_be 3 nft 'add table inet lbdtest; add chain inet lbdtest in { type filter 
 	if ms=$(wait_state blackhole "$P5" down 4); then
 		t_pass "passive-unanswered-syns-down ($ms ms after the burst)"
 		echo "  reason: $(reason blackhole "$P5")"
-		out=$(load -c 200 -p 8 "$VIP:84")
-		if [ "$(field ok "$out")" = 200 ] && [ "$(count be4 "$out")" = 200 ]; then
-			t_pass "passive-unanswered-gets-nothing"
-		else
-			t_fail "passive-unanswered-gets-nothing" "$out"
-		fi
+		expect_share passive-unanswered-gets-nothing 84 be4 all
 	else
 		t_fail "passive-unanswered-syns-down" "$(health blackhole "$P5"); burst: $out"
 	fi
