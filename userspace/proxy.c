@@ -53,7 +53,7 @@ static inline __u64 cnt_get(cnt_t *c)
 }
 
 struct pbstat {
-	cnt_t conns, fails, bytes_in, bytes_out;
+	cnt_t conns, connected, fails, bytes_in, bytes_out;
 	_Atomic __s64 active;
 };
 
@@ -691,6 +691,7 @@ static void connected(struct pworker *w, struct pconn *c)
 
 	c->connecting = false;
 	c->last = w->now;
+	cnt_add(&w->p->bs[c->sv->be[c->be].id].connected, 1);
 	setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	conn_pump(w, c);
 }
@@ -1392,6 +1393,7 @@ int lb_proxy_backend_stats(struct lb_proxy *p, __u32 id, struct lb_proxy_be_stat
 		return -EINVAL;
 	b = &p->bs[id];
 	out->conns = cnt_get(&b->conns);
+	out->connected = cnt_get(&b->connected);
 	out->active = atomic_load(&b->active);
 	out->connect_fail = cnt_get(&b->fails);
 	out->bytes_in = cnt_get(&b->bytes_in);

@@ -73,9 +73,10 @@ struct lb_proxy_vip_stats {
 };
 
 struct lb_proxy_be_stats {
-	__u64 conns;                 /* connections (sessions) sent to it */
+	__u64 conns;                 /* connects (sessions) tried on it */
+	__u64 connected;             /* TCP connects it accepted */
 	__s64 active;
-	__u64 connect_fail;          /* feeds passive health (max_fails) */
+	__u64 connect_fail;          /* refused or timed out: passive health */
 	__u64 bytes_in, bytes_out;
 };
 

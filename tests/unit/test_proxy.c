@@ -469,6 +469,10 @@ static void retry(enum be_kind bad)
 	assert_int_equal(vs.no_backend, 0);
 	assert_int_equal(lb_proxy_backend_stats(f.p, 101, &bs), 0);
 	assert_int_equal(bs.connect_fail, retried);
+	assert_int_equal(bs.connected, 0);
+	assert_int_equal(lb_proxy_backend_stats(f.p, 100, &bs), 0);
+	assert_int_equal(bs.connect_fail, 0);
+	assert_int_equal(bs.connected, bs.conns);
 	fixture_end(&f);
 }
 
