@@ -12,6 +12,7 @@
 #     by max_fails from the data path's counters, then tried again after
 #     fail_timeout
 #   - bad check parameters are config errors with FILE:LINE
+# shellcheck source=tests/net/lib.sh
 . "$(dirname "$0")/lib.sh"
 MODE=${LBD_MODE:-xdp}
 
@@ -175,9 +176,11 @@ if [ "$(field failed "$out")" = 0 ] && [ "$(count be1 "$out")" = 0 ] && [ "$(fie
 else
 	t_fail "steady-client-no-failure-after-removal" "$out"
 fi
-grep -q "vip web backend $B1 down: " <(bg_log "$LBD_PID") &&
-	t_pass "state-change-logged" ||
+if grep -q "vip web backend $B1 down: " <(bg_log "$LBD_PID"); then
+	t_pass "state-change-logged"
+else
 	t_fail "state-change-logged" "no 'vip web backend $B1 down:' line: $(bg_log "$LBD_PID" | tail -5)"
+fi
 wait_for -t 10 bash -c "! kill -0 $STEADY 2>/dev/null"
 steady=$(bg_log "$STEADY")
 echo "  steady client (1 connection at a time, 6 s) over the failure: $(grep -o 'ok=[0-9]* failed=[0-9]*' <<<"$steady" | head -1)"
