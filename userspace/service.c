@@ -904,7 +904,14 @@ static void health_tick(struct lb_svc *s)
 			struct lb_backend_stats st;
 			struct lb_health_status hs;
 
-			if (passive_fed(v) && b->c.max_fails && !lb_dp_backend_stats(s->dp, b->id, &st))
+			struct lb_proxy_be_stats ps;
+
+			/* the proxy sees its own connects: refused and timed out fail */
+			if (s->px && v->c.proto == IPPROTO_TCP && b->c.max_fails &&
+			    !lb_proxy_backend_stats(s->px, b->id, &ps))
+				lb_health_feed_syn(s->health, v->c.name, &b->c.ep, b->id, ps.conns,
+						   ps.connected, ps.connect_fail);
+			else if (passive_fed(v) && b->c.max_fails && !lb_dp_backend_stats(s->dp, b->id, &st))
 				lb_health_feed_syn(s->health, v->c.name, &b->c.ep, b->id, st.syn,
 						   st.synack, st.rst_syn);
 			/* one more step after the end, to land on full weights */
