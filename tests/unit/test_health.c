@@ -58,6 +58,9 @@ struct udp_srv {
 	int fd;
 };
 
+/* The servers' family: 127.0.0.1 or ::1 */
+static int srv_family = AF_INET;
+
 struct fx {
 	struct lb_loop *loop;
 	struct lb_health *h;
@@ -99,6 +102,7 @@ static int teardown(void **state)
 	lb_health_free(f->h);
 	lb_loop_free(f->loop);
 	free(f);
+	srv_family = AF_INET;
 	return 0;
 }
 
@@ -114,20 +118,25 @@ static int run(struct fx *f, int nev, uint64_t ms)
 
 static unsigned short sock_port(int fd)
 {
-	struct sockaddr_in a;
+	struct sockaddr_storage a;
 	socklen_t l = sizeof(a);
 
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &l), 0);
-	return ntohs(a.sin_port);
+	return ntohs(a.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&a)->sin6_port
+					     : ((struct sockaddr_in *)&a)->sin_port);
 }
 
 static int bound(int type)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int fd = socket(srv_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	if (srv_family == AF_INET6)
+		assert_int_equal(bind(fd, (struct sockaddr *)&a6, sizeof(a6)), 0);
+	else
+		assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	return fd;
 }
 
@@ -230,7 +239,8 @@ static struct lb_health_target target(const char *vip, unsigned short port, enum
 {
 	struct lb_health_target t = { .vip = vip };
 
-	assert_int_equal(lb_addr_parse("127.0.0.1", &t.ep.addr, &t.ep.family), 0);
+	assert_int_equal(lb_addr_parse(srv_family == AF_INET6 ? "::1" : "127.0.0.1", &t.ep.addr,
+				       &t.ep.family), 0);
 	t.ep.port = htons(port);
 	t.hc.type = type;
 	t.hc.interval_ms = 100;
@@ -410,6 +420,31 @@ static void udp_echo_and_closed(void **state)
 	assert_string_equal(st(f, &t[0]).reason, "udp reply of 4 bytes");
 	lb_loop_del(f->loop, u.fd);
 	close(u.fd);
+}
+
+static void ipv6_checks(void **state)
+{
+	struct fx *f = *state;
+	struct http_srv s;
+	struct lb_health_target t[2];
+	char want[96];
+
+	srv_family = AF_INET6;
+	http_start(f, &s, 200, "");
+	t[0] = target("v6", sock_port(s.fd), LB_HC_HTTP);
+	t[1] = target("v6", closed_port(SOCK_STREAM), LB_HC_TCP);
+	assert_int_equal(lb_health_sync(f->h, t, 2), 0);
+	assert_int_equal(run(f, 1, 500), 1);
+	assert_false(f->ev[0].up);
+	assert_string_equal(f->ev[0].reason,
+			    "connect: Connection refused, 1 consecutive failure (first check)");
+	run(f, 2, 250);
+	assert_int_equal(f->nev, 1);
+	assert_true(st(f, &t[0]).up);
+	assert_string_equal(st(f, &t[0]).reason, "http status 200");
+	snprintf(want, sizeof(want), "GET /health HTTP/1.1\r\nHost: [::1]:%u\r\n", sock_port(s.fd));
+	assert_memory_equal(s.last_req, want, strlen(want));
+	http_stop(f, &s);
 }
 
 static void check_port_override(void **state)
@@ -688,6 +723,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(http_status_ranges_and_body, setup, teardown),
 		cmocka_unit_test_setup_teardown(http_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(udp_echo_and_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(ipv6_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(check_port_override, setup, teardown),
 		cmocka_unit_test_setup_teardown(passive_max_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(passive_syn_counters, setup, teardown),
