@@ -177,6 +177,12 @@ if [ "$(field ok "$out")" = 400 ] && [ "$(count be3 "$out")" = 0 ] && [ "${retri
 else
 	t_fail "dead-backend-retried" "want 400 ok without be3 and retries > 0 (retries=$retries): $out"
 fi
+be3_down() { lbctl status | grep "${BE_ADDRS[3]}:3000" | grep -q "health down"; }
+if wait_for -t 3 be3_down; then
+	t_pass "dead-backend-passive-health-down"
+else
+	t_fail "dead-backend-passive-health-down" "connect failures did not mark be3 down: $(lbctl status | grep "${BE_ADDRS[3]}:3000")"
+fi
 start_backend 3 3000
 
 # ---------------------------------------------------------------- max_conns
@@ -234,15 +240,15 @@ fi
 # curl from fixed client ports: the 5-tuple hash (maglev) must pick the
 # same backend in the BPF data path and in the proxy.
 flows() { # -> "port backend" per line; closed with a reset: no TIME_WAIT
-	in_client python3 - "$VIP" <<-'EOF'
+	in_client python3 - "$VIP" "$FLOW_CLIENT" <<-'EOF'
 		import re, socket, struct, sys
-		for port in range(20001, 20041):  # below the ephemeral range: never busy
+		for port in range(20001, 20041):
 		    s = socket.socket()
 		    s.settimeout(2)
 		    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 		    got = ""
 		    try:
-		        s.bind(("", port))
+		        s.bind((sys.argv[2], port))
 		        s.connect((sys.argv[1], 80))
 		        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
 		        data = b""
@@ -263,6 +269,9 @@ lbd_stop() {
 	lbctl stop >/dev/null
 	for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
 }
+# a client address of its own: no earlier connection holds its ports
+FLOW_CLIENT=198.18.0.2
+in_client ip addr add "$FLOW_CLIENT/24" dev eth0
 MODE=xdp write_conf "" 0
 if lbd_start && grep -Eq "^  eth0 +xdp" <<<"$(lbctl status)"; then
 	xdp_flows=$(flows)
