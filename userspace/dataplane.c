@@ -54,6 +54,8 @@ int lb_dp_load_tc(struct lb_dp *dp)
 	struct bpf_map *m;
 	int err;
 
+	if (!dp)
+		return -ENODEV;
 	if (dp->tc)
 		return 0;
 	dp->tc = lb_tc__open();
@@ -219,33 +221,43 @@ void lb_dp_close(struct lb_dp *dp)
 
 bool lb_dp_adopted(const struct lb_dp *dp)
 {
-	return dp->adopted;
+	return dp && dp->adopted;
 }
 
 int lb_dp_xdp_prog_fd(const struct lb_dp *dp)
 {
+	if (!dp)
+		return -ENODEV;
 	return bpf_program__fd(dp->xdp->progs.lb_xdp);
 }
 
 int lb_dp_tc_prog_fd(const struct lb_dp *dp)
 {
+	if (!dp)
+		return -ENODEV;
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc) : -ENOENT;
 }
 
 int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp)
 {
+	if (!dp)
+		return -ENODEV;
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_egress) : -ENOENT;
 }
 
 int lb_dp_tc_lo_prog_fd(const struct lb_dp *dp)
 {
+	if (!dp)
+		return -ENODEV;
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_lo) : -ENOENT;
 }
 
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
 {
-	struct bpf_map *m = bpf_object__find_map_by_name(dp->xdp->obj, name);
+	struct bpf_map *m = dp ? bpf_object__find_map_by_name(dp->xdp->obj, name) : NULL;
 
+	if (!dp)
+		return -ENODEV;
 	return m ? bpf_map__fd(m) : -ENOENT;
 }
 
@@ -272,6 +284,8 @@ int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg)
 	__u32 zero = 0;
 	int fd = map_fd(dp, LB_MAP_CONFIG);
 
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	c.fib_gen = get(fd, &zero, &cur) ? 1 : cur.fib_gen + 1;
 	return upd(fd, &zero, &c);
 }
@@ -283,6 +297,8 @@ int lb_dp_fib_bump(struct lb_dp *dp)
 	struct lb_config c;
 	int err = lb_dp_get_config(dp, &c);
 
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	return err ? err : lb_dp_set_config(dp, &c);
 }
 
@@ -290,6 +306,8 @@ int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg)
 {
 	__u32 zero = 0;
 
+	if (!dp)
+		return -ENODEV;
 	return get(map_fd(dp, LB_MAP_CONFIG), &zero, cfg);
 }
 
@@ -306,6 +324,8 @@ int lb_dp_vip_set(struct lb_dp *dp, const struct lb_vip_key *k, const struct lb_
 	struct lb_vip_key mk;
 	int fd = map_fd(dp, LB_MAP_VIPS), err;
 
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	if (k->proto == 0)
 		return -EINVAL; /* proto 0 is the marker's */
 	vip_marker(k, &mk);
@@ -320,6 +340,8 @@ int lb_dp_vip_del(struct lb_dp *dp, const struct lb_vip_key *k)
 	struct lb_vip val;
 	bool others = false;
 
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	if (bpf_map_delete_elem(fd, k))
 		return -errno;
 	/* Drop the address marker when no other VIP uses the address. */
@@ -340,6 +362,8 @@ int lb_dp_vip_del(struct lb_dp *dp, const struct lb_vip_key *k)
 
 int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b)
 {
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	if (id >= LB_MAX_BACKENDS)
 		return -ERANGE;
 	return upd(map_fd(dp, LB_MAP_BACKENDS), &id, b);
@@ -347,6 +371,8 @@ int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b)
 
 int lb_dp_backend_get(struct lb_dp *dp, __u32 id, struct lb_backend *b)
 {
+	if (!dp)
+		return -ENODEV;
 	if (id >= LB_MAX_BACKENDS)
 		return -ERANGE;
 	return get(map_fd(dp, LB_MAP_BACKENDS), &id, b);
@@ -359,6 +385,8 @@ int lb_dp_table_swap(struct lb_dp *dp, __u32 vip_id, const __u32 *ids, __u32 n)
 	__u32 *keys, count = n;
 	int fd, err = 0;
 
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	if (!n || n > LB_MAGLEV_MAX_SIZE || vip_id >= LB_MAX_VIPS)
 		return -EINVAL;
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "lb_table", sizeof(__u32), sizeof(__u32), n, &mo);
@@ -385,6 +413,8 @@ int lb_dp_table_swap(struct lb_dp *dp, __u32 vip_id, const __u32 *ids, __u32 n)
 
 int lb_dp_table_clear(struct lb_dp *dp, __u32 vip_id)
 {
+	if (!dp)
+		return 0; /* no data path (proxy mode): nothing to program */
 	if (bpf_map_delete_elem(map_fd(dp, LB_MAP_TABLES), &vip_id) && errno != ENOENT)
 		return -errno;
 	return 0;
@@ -410,16 +440,22 @@ static int percpu_sum(struct lb_dp *dp, const char *map, __u32 idx, __u64 *out, 
 
 int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out)
 {
+	if (!dp)
+		return -ENODEV;
 	return percpu_sum(dp, LB_MAP_VIP_STATS, vip_id, (__u64 *)out, sizeof(*out) / 8);
 }
 
 int lb_dp_backend_stats(struct lb_dp *dp, __u32 id, struct lb_backend_stats *out)
 {
+	if (!dp)
+		return -ENODEV;
 	return percpu_sum(dp, LB_MAP_BE_STATS, id, (__u64 *)out, sizeof(*out) / 8);
 }
 
 int lb_dp_backend_conns(struct lb_dp *dp, __u32 id, __s64 *out)
 {
+	if (!dp)
+		return -ENODEV;
 	return get(map_fd(dp, LB_MAP_CONNS), &id, out);
 }
 
@@ -436,11 +472,15 @@ static int counters(struct lb_dp *dp, const char *map, __u64 *out, unsigned int 
 
 int lb_dp_drops(struct lb_dp *dp, __u64 out[LB_DROP_REASONS])
 {
+	if (!dp)
+		return -ENODEV;
 	return counters(dp, LB_MAP_DROPS, out, LB_DROP_REASONS);
 }
 
 int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS])
 {
+	if (!dp)
+		return -ENODEV;
 	return counters(dp, LB_MAP_EVENTS, out, LB_EVENTS);
 }
 
@@ -458,7 +498,7 @@ static void link_pin_path(const struct lb_dp *dp, int ifindex, enum lb_dp_mode m
 
 static struct lb_dp_link *link_find(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 {
-	for (int i = 0; i < dp->nlinks; i++)
+	for (int i = 0; dp && i < dp->nlinks; i++)
 		if (dp->links[i].ifindex == ifindex && dp->links[i].mode == mode)
 			return &dp->links[i];
 	return NULL;
@@ -605,6 +645,8 @@ int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 	struct lb_dp_link *l = link_find(dp, ifindex, mode);
 	int fd;
 
+	if (!dp)
+		return -ENODEV;
 	if (l)
 		return 0;
 	if (dp->nlinks == LB_DP_MAX_LINKS)
@@ -628,6 +670,8 @@ int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 	char path[PATH_MAX];
 	int err = 0;
 
+	if (!dp)
+		return -ENODEV;
 	if (mode == LB_DP_TC)
 		err = detach_tc(ifindex);
 	else if (dp->pinned) {

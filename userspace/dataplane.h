@@ -3,6 +3,8 @@
  * The BPF data path seen from userspace: load (adopting pinned maps), attach,
  * and the map writes the controller and the tests make. Every function
  * returns 0 or a negative errno and logs nothing: callers know the context.
+ * A NULL struct lb_dp is "no data path" (mode proxy, or BPF denied): writes
+ * succeed doing nothing, reads and attaches fail with -ENODEV.
  */
 #ifndef LBD_DATAPLANE_H
 #define LBD_DATAPLANE_H
