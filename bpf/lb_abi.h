@@ -173,7 +173,8 @@ struct lb_flow {
 	__u32 vip_id;
 	__u16 snat_port;   /* network order; 0 in DSR/local */
 	__u8  flags;
-	__u8  pad;
+	__u8  fwd;         /* enum lb_fwd: a flow keeps the mode and */
+	union lb_addr snat_addr; /* SNAT address it began with */
 	struct lb_nh nh;   /* towards the backend */
 };
 

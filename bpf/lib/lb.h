@@ -181,7 +181,8 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	nf->vip_id = vip->id;
 	nf->snat_port = 0;
 	nf->flags = 0;
-	nf->pad = 0;
+	nf->fwd = vip->fwd;
+	lb_addr_copy(&nf->snat_addr, &vip->snat_addr);
 	__builtin_memset(&nf->nh, 0, sizeof(nf->nh));
 	if (vip->fwd == LB_FWD_NAT) {
 		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
@@ -203,33 +204,96 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	return 0;
 }
 
-/* Client -> VIP. */
+/* Count the packet of flow f and send it to be (full NAT or DSR). */
+static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end,
+					struct lb_flow *f, const struct lb_backend *be,
+					const struct lb_config *cfg, int new_flow)
+{
+	struct lb_backend_stats *bs;
+
+	lb_count_vip(f->vip_id, p->l3_len, new_flow);
+	bs = lb_backend_stats(f->backend_id);
+	if (bs) {
+		bs->packets++;
+		bs->bytes += p->l3_len;
+		bs->new_flows += new_flow;
+		if (new_flow && (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
+			bs->syn++;
+	}
+	if (f->fwd == LB_FWD_LOCAL) {
+		union lb_addr saddr, daddr;
+
+		/* The stack delivers it to the instance's socket. */
+		lb_addr_copy(&saddr, &p->key.src);
+		lb_addr_copy(&daddr, &be->addr);
+		if (LB_LOCAL_REWRITE(ctx, p, end, &saddr, p->key.sport, &daddr, be->port))
+			return lb_verdict_drop(LB_DROP_TRUNC_L4);
+		lb_event(LB_EV_LOCAL);
+		return LB_PASS;
+	}
+	if (f->fwd == LB_FWD_DSR)
+		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr, &f->nh, cfg);
+	/* Map values stay put while the packet moves (TC helpers). */
+	if (LB_NAT_REWRITE(ctx, p, end, &f->snat_addr, f->snat_port, &be->addr, be->port))
+		return lb_verdict_drop(LB_DROP_TRUNC_L4);
+	return lb_fib_xmit(ctx, p, end, &f->snat_addr, &be->addr, &f->nh, cfg);
+}
+
+/* A SYN reusing a closed flow's tuple is a new connection, which a
+ * draining backend does not take. */
+static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct lb_flow *f,
+					  const struct lb_backend *be)
+{
+	return p->key.proto == IPPROTO_TCP && be->state == LB_BE_DRAIN &&
+	       (f->flags & LB_FLOW_F_CLOSING) &&
+	       (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
+}
+
+/*
+ * Client -> VIP on a tracked flow, before (and without) the VIP lookup: the
+ * flow has what it needs (backend, mode, SNAT address). A flow whose VIP is
+ * gone has lost its backends too. Returns -1 when the flow needs the VIP
+ * (reselection, local delivery): lb_forward then handles the packet.
+ */
+static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *end,
+					  struct lb_flow *f, const struct lb_config *cfg)
+{
+	struct lb_backend *be;
+
+	if (f->fwd != LB_FWD_NAT && f->fwd != LB_FWD_DSR)
+		return -1;
+	be = lb_flow_backend(f);
+	if (!be || lb_flow_reused(p, f, be))
+		return -1;
+	if (p->ttl <= 1 && f->fwd == LB_FWD_NAT) {
+		lb_event(LB_EV_PASS_TTL);
+		return LB_PASS;
+	}
+	if (p->key.proto == IPPROTO_TCP)
+		lb_flow_tcp_flags(f, p->tcp_flags);
+	return lb_flow_send(ctx, p, end, f, be, cfg, 0);
+}
+
+/* Client -> VIP; f is the packet's conntrack entry, if any. */
 static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 				      const struct lb_vip *vip,
-				      const struct lb_config *cfg)
+				      const struct lb_config *cfg, struct lb_flow *f)
 {
 	struct lb_backend *be = 0;
-	struct lb_backend_stats *bs;
-	struct lb_flow nf, *f;
+	struct lb_flow nf;
 	int new_flow = 0, reason;
-	__u32 be_id;
 
 	if (p->ttl <= 1 && vip->fwd == LB_FWD_NAT) {
 		lb_event(LB_EV_PASS_TTL);
 		return LB_PASS;
 	}
-	f = bpf_map_lookup_elem(&ct, &p->key);
 	if (f) {
 		be = lb_flow_backend(f);
 		if (!be) {
 			if (f->flags & LB_FLOW_F_COUNTED)
 				lb_conns_add(f->backend_id, -1);
 			lb_event(LB_EV_FLOW_RESELECT);
-		} else if (p->key.proto == IPPROTO_TCP && be->state == LB_BE_DRAIN &&
-			   (f->flags & LB_FLOW_F_CLOSING) &&
-			   (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN) {
-			/* The client reuses a closed flow's tuple for a new
-			 * connection: a draining backend takes no new ones. */
+		} else if (lb_flow_reused(p, f, be)) {
 			be = 0;
 			lb_event(LB_EV_FLOW_RESELECT);
 		} else if (p->key.proto == IPPROTO_TCP) {
@@ -244,36 +308,7 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		new_flow = 1;
 		lb_event(LB_EV_FLOW_NEW);
 	}
-	be_id = f->backend_id;
-	lb_count_vip(vip->id, p->l3_len, new_flow);
-	bs = lb_backend_stats(be_id);
-	if (bs) {
-		bs->packets++;
-		bs->bytes += p->l3_len;
-		bs->new_flows += new_flow;
-		if (new_flow && (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
-			bs->syn++;
-	}
-
-	if (vip->fwd == LB_FWD_DSR)
-		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr, &f->nh, cfg);
-
-	if (vip->fwd == LB_FWD_LOCAL) {
-		union lb_addr saddr, daddr;
-
-		/* The stack delivers it to the instance's socket. */
-		lb_addr_copy(&saddr, &p->key.src);
-		lb_addr_copy(&daddr, &be->addr);
-		if (LB_LOCAL_REWRITE(ctx, p, end, &saddr, p->key.sport, &daddr, be->port))
-			return lb_verdict_drop(LB_DROP_TRUNC_L4);
-		lb_event(LB_EV_LOCAL);
-		return LB_PASS;
-	}
-
-	/* Map values stay put while the packet moves (TC helpers). */
-	if (LB_NAT_REWRITE(ctx, p, end, &vip->snat_addr, f->snat_port, &be->addr, be->port))
-		return lb_verdict_drop(LB_DROP_TRUNC_L4);
-	return lb_fib_xmit(ctx, p, end, &vip->snat_addr, &be->addr, &f->nh, cfg);
+	return lb_flow_send(ctx, p, end, f, be, cfg, new_flow);
 }
 
 /* Passive health and connection accounting from a reply of flow n. */
@@ -397,7 +432,7 @@ static __always_inline int lb_local_ingress(LB_CTX *ctx)
 	}
 	if (!vip || vip->fwd != LB_FWD_LOCAL)
 		return LB_PASS;
-	return lb_forward(ctx, &p, end, vip, cfg);
+	return lb_forward(ctx, &p, end, vip, cfg, bpf_map_lookup_elem(&ct, &p.key));
 }
 
 static __always_inline int lb_process(LB_CTX *ctx)
@@ -406,9 +441,11 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	struct lb_pkt p = {};
 	struct lb_vip_key vk;
 	struct lb_config *cfg;
+	struct lb_flow *f = 0;
 	struct lb_vip *vip;
 	__u32 zero = 0;
-	int rc;
+	int rc, snat_range;
+	__u16 dport;
 
 	rc = lb_parse(data, end, &p);
 	if (rc == LB_PARSE_PASS)
@@ -432,6 +469,16 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	if (unlikely(p.key.proto == IPPROTO_ICMP || p.key.proto == IPPROTO_ICMPV6))
 		return lb_icmp(ctx, &p, end);
 
+	/* A reply can only be addressed to a SNAT port: anything else that
+	 * is tracked is a client's flow, sent on without the VIP lookup. In
+	 * the SNAT range the VIP goes first, as it always did. */
+	dport = bpf_ntohs(p.key.dport);
+	snat_range = dport >= cfg->snat_port_lo && dport <= cfg->snat_port_hi;
+	if (!snat_range) {
+		f = bpf_map_lookup_elem(&ct, &p.key);
+		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
+			return rc;
+	}
 	vk.port = p.key.dport;
 	vk.proto = p.key.proto;
 	vip = bpf_map_lookup_elem(&vips, &vk);
@@ -439,17 +486,14 @@ static __always_inline int lb_process(LB_CTX *ctx)
 		vk.port = 0;
 		vip = bpf_map_lookup_elem(&vips, &vk);
 	}
-	if (vip)
-		return lb_forward(ctx, &p, end, vip, cfg);
+	if (vip) {
+		if (snat_range)
+			f = bpf_map_lookup_elem(&ct, &p.key);
+		return lb_forward(ctx, &p, end, vip, cfg, f);
+	}
+	if (snat_range) {
+		struct lb_nat *n = bpf_map_lookup_elem(&nat, &p.key);
 
-	/* A reply can only be addressed to a SNAT port. */
-	{
-		__u16 dport = bpf_ntohs(p.key.dport);
-		struct lb_nat *n;
-
-		if (dport < cfg->snat_port_lo || dport > cfg->snat_port_hi)
-			return LB_PASS;
-		n = bpf_map_lookup_elem(&nat, &p.key);
 		if (n)
 			return lb_reply(ctx, &p, end, n, cfg);
 	}
