@@ -510,6 +510,21 @@ static void model_worker_be(void *ctx, const struct lb_worker_conf *w, uint16_t 
 		vip_add_be(v, &c);
 }
 
+/* After a restart, the pinned local backends (worker instances the last
+ * lbd left running) stay until the supervisor has adopted or replaced
+ * them, so their established flows keep their backend. */
+static void model_keep_local(struct svc_model *nm, const struct svc_model *om)
+{
+	for (int i = 0; i < nm->n; i++) {
+		struct svc_vip *v = &nm->v[i];
+		const struct svc_vip *ov = model_vip(om, v->c.name);
+
+		for (int j = 0; ov && v->c.forward == LB_FWD_LOCAL && j < ov->nbe; j++)
+			if (!vip_be(v, &ov->be[j].c.ep))
+				vip_add_be(v, &ov->be[j].c);
+	}
+}
+
 static int model_build(const struct lb_conf *cf, char **rt, int nrt, const struct lb_sup *sup,
 		       struct svc_model *m)
 {
@@ -1615,6 +1630,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 		}
 		lb_info("adopted pinned state in %s: %d VIP(s), flows kept", conf->bpffs, om.n);
 		s->m = om;
+		model_keep_local(&nm, &om);
 	}
 	dp_config(conf, &dc);
 	model_flags(&nm, &dc);
@@ -1678,7 +1694,10 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 		for (int i = 0; i < s->nifs; i++)
 			if_detach(s, &s->ifs[i]);
 	}
-	lb_sup_free(s->sup);
+	if (cleanup)
+		lb_sup_free(s->sup);
+	else
+		lb_sup_leave(s->sup);
 	lb_health_free(s->health);
 	model_free(&s->m);
 	lb_nl_close(s->nl);
@@ -1891,10 +1910,14 @@ static void on_workers(void *ctx)
 
 int lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop)
 {
-	struct lb_sup_opts o = { .loop = loop, .changed = on_workers, .ctx = s };
+	struct lb_sup_opts o = { .loop = loop, .changed = on_workers, .ctx = s,
+				 .state_dir = s->file.state_dir };
 	int err = lb_sup_new(&o, &s->sup);
 
-	return err ? err : lb_sup_sync(s->sup, &s->file);
+	if (!err)
+		err = lb_sup_sync(s->sup, &s->file);
+	on_workers(s); /* drops pinned instances that were not adopted */
+	return err;
 }
 
 void lb_svc_tick(struct lb_svc *s)

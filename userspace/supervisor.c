@@ -365,6 +365,112 @@ static void on_exit_ev(void *arg, uint32_t events);
 static void on_notify(void *arg, uint32_t events);
 static void inst_ready(struct inst *in);
 
+/* ---- pid files: a restarted lbd adopts what is still running ---------- */
+
+static bool pid_path(const struct inst *in, int bank, char *buf, size_t len)
+{
+	if (!in->s->o.state_dir)
+		return false;
+	snprintf(buf, len, "%s/worker-%s-%d-%d.pid", in->s->o.state_dir, in->w->c.name, in->slot,
+		 bank);
+	return true;
+}
+
+/* Start time in clock ticks after boot (field 22 of /proc/PID/stat), 0 if
+ * there is no such process: with the pid, it names one process for good. */
+static unsigned long long proc_start(pid_t pid)
+{
+	char p[64], buf[1024], *e;
+	unsigned long long st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	f = fopen(p, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	e = strrchr(buf, ')');
+	if (!e || sscanf(e + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			  "%*d %*d %*d %*d %llu", &st) != 1)
+		return 0;
+	return st;
+}
+
+static void pid_write(const struct inst *in)
+{
+	char p[LB_CONF_PATH_MAX + 96], tmp[sizeof(p) + 8];
+	FILE *f;
+
+	if (!pid_path(in, in->bank, p, sizeof(p)))
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", p);
+	f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "%d %llu %u\n", (int)in->pid, proc_start(in->pid), in->port);
+	if (fclose(f) || rename(tmp, p))
+		unlink(tmp);
+}
+
+static void pid_unlink(const struct inst *in, int bank)
+{
+	char p[LB_CONF_PATH_MAX + 96];
+
+	if (pid_path(in, bank, p, sizeof(p)))
+		unlink(p);
+}
+
+/* The instance of this slot that a previous lbd left running, if its pid
+ * file still names the very process (same start time). */
+static bool adopt(struct inst *in)
+{
+	bool done = false;
+
+	for (int bank = 0; bank < 2; bank++) {
+		char p[LB_CONF_PATH_MAX + 96];
+		unsigned long long start = 0;
+		unsigned int port = 0;
+		int pid = 0, fd;
+		FILE *f;
+
+		if (!pid_path(in, bank, p, sizeof(p)) || !(f = fopen(p, "re")))
+			continue;
+		if (fscanf(f, "%d %llu %u", &pid, &start, &port) != 3)
+			pid = 0;
+		fclose(f);
+		if (pid <= 0 || !start || proc_start(pid) != start) {
+			lb_warn("worker %s: instance %d: pid %d of %s is gone: not adopted",
+				in->w->c.name, in->slot, pid, p);
+			unlink(p);
+			continue;
+		}
+		if (done) { /* a reload was cut short: keep one */
+			kill(-pid, SIGTERM);
+			unlink(p);
+			continue;
+		}
+		fd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (fd < 0)
+			continue;
+		in->pid = pid;
+		in->pidfd = fd;
+		in->bank = bank;
+		in->port = (uint16_t)port;
+		in->t_start = lb_now_ms();
+		in->ph = (struct lb_loop_handler){ on_exit_ev, in };
+		lb_loop_add(in->s->loop, in->pidfd, EPOLLIN, &in->ph);
+		in->st = ST_STARTING;
+		lb_info("worker %s: instance %d adopted (pid %d, port %u)", in->w->c.name, in->slot,
+			pid, in->port);
+		inst_ready(in); /* it was serving */
+		done = true;
+	}
+	return done;
+}
+
 static int spawn(struct inst *in)
 {
 	struct lb_sup *s = in->s;
@@ -427,6 +533,7 @@ static int spawn(struct inst *in)
 		return err;
 	}
 	in->pid = pid;
+	pid_write(in);
 	in->ph = (struct lb_loop_handler){ on_exit_ev, in };
 	lb_loop_add(s->loop, in->pidfd, EPOLLIN, &in->ph);
 	in->t_start = lb_now_ms();
@@ -640,6 +747,7 @@ static void on_exit_ev(void *arg, uint32_t events)
 	}
 	/* leftovers of its group go with it */
 	kill(-in->pid, SIGKILL);
+	pid_unlink(in, in->bank);
 	close_fd(s, &in->pidfd, true);
 	close_fd(s, &in->nfd, true);
 	close_fd(s, &in->probe, false);
@@ -852,7 +960,7 @@ static void worker_scale(struct lb_sup *s, struct sup_worker *w, int n)
 		if (w->slot[k])
 			continue;
 		w->slot[k] = inst_new(s, w, k, 0);
-		if (w->slot[k] && spawn(w->slot[k])) {
+		if (w->slot[k] && !adopt(w->slot[k]) && spawn(w->slot[k])) {
 			/* retried like a crash */
 			w->slot[k]->st = ST_BACKOFF;
 			w->slot[k]->t_due = lb_now_ms() + w->slot[k]->delay;
@@ -1160,6 +1268,35 @@ int lb_sup_new(const struct lb_sup_opts *o, struct lb_sup **out)
 	return 0;
 }
 
+static void sup_release(struct lb_sup *s)
+{
+	for (int i = 0; i < s->nw; i++) {
+		struct sup_worker *w = s->w[i];
+
+		for (int k = 0; k < w->n; k++)
+			inst_free(s, w->slot[k]);
+		for (int k = 0; k < w->nretired; k++)
+			inst_free(s, w->retired[k]);
+		inst_free(s, w->repl);
+		strv_free(w->c.argv);
+		strv_free(w->c.env);
+		free(w);
+	}
+	free(s->w);
+	lb_loop_del(s->loop, s->tfd);
+	close(s->tfd);
+	free(s);
+}
+
+void lb_sup_leave(struct lb_sup *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->nw; i++)
+		lb_info("worker %s: instances left running for the next lbd", s->w[i]->c.name);
+	sup_release(s);
+}
+
 /* At exit: every instance gets SIGTERM, then SIGKILL after kill_timeout. */
 void lb_sup_free(struct lb_sup *s)
 {
@@ -1204,6 +1341,7 @@ void lb_sup_free(struct lb_sup *s)
 
 					waitid(P_PIDFD, (id_t)in->pidfd, &si, WEXITED | WNOHANG);
 					kill(-in->pid, SIGKILL);
+					pid_unlink(in, in->bank);
 					in->pid = 0;
 					continue;
 				}
@@ -1215,19 +1353,5 @@ void lb_sup_free(struct lb_sup *s)
 		if (left)
 			usleep(10000);
 	} while (left && now < deadline + 1000);
-	for (int i = 0; i < s->nw; i++) {
-		struct sup_worker *w = s->w[i];
-
-		for (int k = 0; k < w->n; k++)
-			inst_free(s, w->slot[k]);
-		for (int k = 0; k < w->nretired; k++)
-			inst_free(s, w->retired[k]);
-		strv_free(w->c.argv);
-		strv_free(w->c.env);
-		free(w);
-	}
-	free(s->w);
-	lb_loop_del(s->loop, s->tfd);
-	close(s->tfd);
-	free(s);
+	sup_release(s);
 }

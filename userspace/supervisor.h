@@ -32,14 +32,21 @@ struct lb_sup_opts {
 	                              * restarted (or a rolling reload aborted) */
 	uint32_t backoff_cap_ms;     /* 0: 15 s */
 	uint32_t backoff_reset_ms;   /* 0: 30 s of uptime resets the delay */
+	const char *state_dir;       /* pid files, so that a restarted lbd adopts
+	                              * running instances; NULL: none */
 };
 
 int  lb_sup_new(const struct lb_sup_opts *o, struct lb_sup **out);
 /* Stops every instance: SIGTERM, then SIGKILL after kill_timeout. This one
  * waits (bounded by the largest kill_timeout): it runs when lbd exits. */
 void lb_sup_free(struct lb_sup *s);
+/* lbd exits but its instances stay (in their own process groups, pid files
+ * kept) for the next lbd to adopt. */
+void lb_sup_leave(struct lb_sup *s);
 
-/* Follow the worker blocks of cf: start new ones, stop removed ones, scale
+/* Follow the worker blocks of cf: start new ones (adopting the instances a
+ * previous lbd left running: pid file in state_dir, verified by the
+ * process's start time; adopted ones are registered at once), stop removed ones, scale
  * on an instance count change, rolling-reload one whose command, env or
  * other settings changed. cf is copied. */
 int  lb_sup_sync(struct lb_sup *s, const struct lb_conf *cf);

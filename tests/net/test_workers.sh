@@ -13,6 +13,8 @@
 #   - rolling reload (lbctl worker reload) under lbload --duration: zero
 #     failed requests, instances on the spare ports afterwards
 #   - a config reload that changes the command rolls the instances too
+#   - kill -9 of lbd under load: no failed request; the restarted lbd adopts
+#     the running instances; lbctl stop stops them
 # LBD_MODE picks the attach mode (xdp by default).
 . "$(dirname "$0")/lib.sh"
 MODE=${LBD_MODE:-xdp}
@@ -214,8 +216,36 @@ else
 	t_fail "config-reload-rolls" "rc=$rc old=$p0 new=$(ipid 0): $(grep -E 'total=|failed' <<<"$lout" | head -5)"
 fi
 
+# ---------------------------------------------------------------- lbd restart
+# kill -9 of lbd: the instances (own process groups) and the pinned data
+# path keep serving; a new lbd adopts them (pid files, start times)
+p0=$(ipid 0) p1=$(ipid 1)
+bg_start "$NS_CLIENT" "$LBLOAD" -t 3000 -p 4 --duration 4 "$VIP:80"
+LOAD_PID=$BG_PID
+sleep 0.5
+{ kill -9 "$LBD_PID"; wait "$LBD_PID"; } 2>/dev/null
+sleep 1
+bg_start @lb "$LBD" -f -c "$CONF"
+LBD_PID=$BG_PID
+wait_for -t 10 lbd_up && wait_for -t 10 online 2
+wait "$LOAD_PID" 2>/dev/null
+lout=$(bg_log "$LOAD_PID")
+echo "  kill -9 lbd + restart: load: $(grep total= <<<"$lout")"
+if [ "$(ipid 0)" = "$p0" ] && [ "$(ipid 1)" = "$p1" ] && bg_log "$LBD_PID" | grep -q "instance 1 adopted"; then
+	t_pass "lbd-restart-adopts-workers"
+else
+	t_fail "lbd-restart-adopts-workers" "pids $p0 $p1 -> $(ipid 0) $(ipid 1)"
+	bg_log "$LBD_PID" | grep worker >&2
+fi
+t_check "lbd-restart-no-failed-request" "$(grep -E 'total=|failed' <<<"$lout" | head -5)" \
+	test "$(field failed "$lout")" = 0
+out=$(load -c 200 -p 4)
+t_check "after-adoption-both-serve" "$out" test "$(count 0 "$out")" -ge 20 -a "$(count 1 "$out")" -ge 20
+
 # ---------------------------------------------------------------- stop
-bg_stop "$LBD_PID"
+# lbctl stop (cleanup) stops the workers; SIGTERM would leave them running
+lbctl stop >/dev/null
+wait_for -t 5 bash -c "! kill -0 $LBD_PID"
 left=$(ip netns pids "$NS_LB" | wc -l)
-t_check "lbd-exit-stops-workers" "$left process(es) left in the lb namespace" test "$left" -eq 0
+t_check "lbctl-stop-stops-workers" "$left process(es) left in the lb namespace" test "$left" -eq 0
 t_done

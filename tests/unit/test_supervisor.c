@@ -121,7 +121,7 @@ static int teardown(void **state)
 static void start(uint32_t ready_timeout_ms, int ncpu)
 {
 	struct lb_sup_opts o = { .loop = T.loop, .ncpu = ncpu, .changed = on_changed,
-				 .ready_timeout_ms = ready_timeout_ms };
+				 .ready_timeout_ms = ready_timeout_ms, .state_dir = T.dir };
 
 	assert_int_equal(lb_sup_new(&o, &T.sup), 0);
 	assert_int_equal(lb_sup_sync(T.sup, &T.cf), 0);
@@ -435,6 +435,40 @@ static void test_scale_and_remove(void **st)
 	assert_int_equal(lb_sup_inst(T.sup, "app", 0, &(struct lb_sup_inst_info){ 0 }), -ENOENT);
 }
 
+/* lbd goes (kill -9, upgrade): the instances stay; the next one adopts
+ * them by their pid files, and refuses a file whose process is not the
+ * one it names (same pid, other start time). */
+static void test_adopt(void **st)
+{
+	pid_t p0, p1;
+	char path[128];
+	FILE *f;
+
+	(void)st;
+	T.w.instances_n = 2;
+	snprintf(T.cmd, sizeof(T.cmd), "exec sleep 30");
+	start(0, 1);
+	p0 = inst(0).pid;
+	p1 = inst(1).pid;
+	lb_sup_leave(T.sup);
+	T.sup = NULL;
+	assert_int_equal(kill(p0, 0), 0);
+	/* instance 1's file now names a process that is not it */
+	snprintf(path, sizeof(path), "%s/worker-app-1-0.pid", T.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "%d 1 %u\n", (int)p1, T.base + 1);
+	fclose(f);
+	T.changed = 0;
+	start(0, 1);
+	assert_int_equal(inst(0).pid, p0);
+	assert_string_equal(inst(0).state, "online");
+	assert_int_not_equal(inst(1).pid, p1);
+	assert_int_equal(backends().up, 2);
+	assert_true(T.changed >= 1);
+	kill(p1, SIGKILL); /* the orphan the false pid file hid */
+}
+
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -448,6 +482,7 @@ int main(void)
 		TS(test_rolling_reload),
 		TS(test_reload_never_ready_aborts),
 		TS(test_scale_and_remove),
+		TS(test_adopt),
 	};
 
 	lb_log_set_level(LB_LOG_WARN);
