@@ -376,25 +376,35 @@ static bool pid_path(const struct inst *in, int bank, char *buf, size_t len)
 	return true;
 }
 
-/* Start time in clock ticks after boot (field 22 of /proc/PID/stat), 0 if
- * there is no such process: with the pid, it names one process for good. */
-static unsigned long long proc_start(pid_t pid)
+/* /proc/PID/stat after the command name (which may hold spaces and
+ * parentheses), from the state field on; NULL if there is no such process. */
+static const char *proc_stat(pid_t pid, char *buf, size_t len)
 {
-	char p[64], buf[1024], *e;
-	unsigned long long st = 0;
+	char p[64], *e;
 	FILE *f;
 	size_t n;
 
 	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
 	f = fopen(p, "re");
 	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
+		return NULL;
+	n = fread(buf, 1, len - 1, f);
 	fclose(f);
 	buf[n] = '\0';
 	e = strrchr(buf, ')');
-	if (!e || sscanf(e + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-			  "%*d %*d %*d %*d %llu", &st) != 1)
+	return e && e[1] ? e + 2 : NULL;
+}
+
+/* Start time in clock ticks after boot (field 22 of /proc/PID/stat), 0 if
+ * there is no such process: with the pid, it names one process for good. */
+static unsigned long long proc_start(pid_t pid)
+{
+	char buf[1024];
+	const char *f = proc_stat(pid, buf, sizeof(buf));
+	unsigned long long st = 0;
+
+	if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			 "%*d %*d %*d %*d %llu", &st) != 1)
 		return 0;
 	return st;
 }
@@ -1138,21 +1148,11 @@ int lb_sup_inst(const struct lb_sup *s, const char *name, int i, struct lb_sup_i
 
 static double cpu_seconds(pid_t pid)
 {
-	char p[64], buf[1024], *e;
+	char buf[1024];
+	const char *f = proc_stat(pid, buf, sizeof(buf));
 	unsigned long long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
 
-	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-	f = fopen(p, "re");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	e = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!e || sscanf(e + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-			  &ut, &st) != 2)
+	if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
