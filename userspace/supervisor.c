@@ -1146,6 +1146,92 @@ int lb_sup_inst(const struct lb_sup *s, const char *name, int i, struct lb_sup_i
 
 /* ---- lbctl worker ... -------------------------------------------------- */
 
+static int lb_sup_scale(struct lb_sup *s, const char *name, int n)
+{
+	struct sup_worker *w = worker_find(s, name);
+
+	if (!w)
+		return -ENOENT;
+	/* until the next config reload, which brings back the file's count */
+	w->c.instances = LB_INST_COUNT;
+	w->c.instances_n = n;
+	lb_info("worker %s: scaled from %d to %d instance(s)", name, w->n, n);
+	worker_scale(s, w, n);
+	flush(s);
+	return 0;
+}
+
+static int lb_sup_startstop(struct lb_sup *s, const char *name, bool start)
+{
+	struct sup_worker *w = worker_find(s, name);
+
+	if (!w)
+		return -ENOENT;
+	if (!start && w->repl)
+		roll_abort(w, "was stopped");
+	for (int k = 0; k < w->n; k++) {
+		struct inst *in = w->slot[k];
+
+		if (!in)
+			continue;
+		in->respawn = false;
+		if (!start) {
+			inst_stop(in);
+		} else if (!in->pid && (in->st == ST_STOPPED || in->st == ST_ERRORED)) {
+			in->unstable = 0;
+			in->delay = w->c.restart_delay_ms;
+			in->t_due = 0;
+			spawn(in);
+		}
+	}
+	lb_info("worker %s: %s by the operator", name, start ? "started" : "stopped");
+	flush(s);
+	return 0;
+}
+
+/* The last lines of each instance's log file. */
+static int cmd_logs(struct lb_sup *s, int argc, char **argv, struct lb_buf *o)
+{
+	struct sup_worker *w = worker_find(s, argv[2]);
+	long lines = 20;
+
+	if (argc == 5 && !strcmp(argv[3], "-n"))
+		lines = strtol(argv[4], NULL, 10);
+	if ((argc != 3 && argc != 5) || lines < 1 || lines > 10000) {
+		lb_buf_printf(o, "usage: worker logs NAME [-n LINES] (1..10000)\n");
+		return LB_CTL_USAGE;
+	}
+	if (!w) {
+		lb_buf_printf(o, "worker logs: no such worker \"%s\"\n", argv[2]);
+		return LB_CTL_FAILED;
+	}
+	if (!w->c.log[0]) {
+		lb_buf_printf(o, "worker %s: no log file: its output goes to lbd's stderr\n", w->c.name);
+		return LB_CTL_OK;
+	}
+	for (int k = 0; k < w->n; k++) {
+		char p[LB_CONF_PATH_MAX + 16], line[1024];
+		struct inst tmp = { .w = w, .slot = k };
+		long total = 0, n = 0;
+		FILE *f;
+
+		log_path(&tmp, p, sizeof(p));
+		f = fopen(p, "re");
+		lb_buf_printf(o, "==> %s (instance %d) <==\n", p, k);
+		if (!f)
+			continue;
+		/* two passes: count, then print the tail; bounded by the file */
+		while (fgets(line, sizeof(line), f))
+			total++;
+		rewind(f);
+		while (fgets(line, sizeof(line), f))
+			if (n++ >= total - lines)
+				lb_buf_printf(o, "%s", line);
+		fclose(f);
+	}
+	return LB_CTL_OK;
+}
+
 static double cpu_seconds(pid_t pid)
 {
 	char buf[1024];
@@ -1207,11 +1293,30 @@ int lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb
 		lb_buf_printf(o, json ? "]\n" : "");
 		return LB_CTL_OK;
 	}
-	if ((strcmp(sub, "reload") && strcmp(sub, "restart")) || argc != 3) {
-		lb_buf_printf(o, "usage: worker list | worker reload NAME | worker restart NAME\n");
+	if (argc < 3) {
+		lb_buf_printf(o, "usage: worker list | worker reload|restart|start|stop|logs NAME | "
+			      "worker scale NAME N\n");
 		return LB_CTL_USAGE;
 	}
-	err = !strcmp(sub, "reload") ? lb_sup_reload(s, argv[2]) : lb_sup_restart(s, argv[2]);
+	if (!strcmp(sub, "logs"))
+		return cmd_logs(s, argc, argv, o);
+	if (!strcmp(sub, "scale")) {
+		char *end;
+		long n = argc == 4 ? strtol(argv[3], &end, 10) : 0;
+
+		if (argc != 4 || *end || n < 1 || n > SUP_MAX_INST) {
+			lb_buf_printf(o, "usage: worker scale NAME N (1..%d)\n", SUP_MAX_INST);
+			return LB_CTL_USAGE;
+		}
+		err = lb_sup_scale(s, argv[2], (int)n);
+	} else if (!strcmp(sub, "start") || !strcmp(sub, "stop")) {
+		err = lb_sup_startstop(s, argv[2], !strcmp(sub, "start"));
+	} else if (!strcmp(sub, "reload") || !strcmp(sub, "restart")) {
+		err = !strcmp(sub, "reload") ? lb_sup_reload(s, argv[2]) : lb_sup_restart(s, argv[2]);
+	} else {
+		lb_buf_printf(o, "worker: unknown subcommand \"%s\"\n", sub);
+		return LB_CTL_USAGE;
+	}
 	if (err == -ENOENT) {
 		lb_buf_printf(o, "worker %s: no such worker \"%s\"\n", sub, argv[2]);
 		return LB_CTL_FAILED;

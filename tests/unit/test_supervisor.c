@@ -469,6 +469,40 @@ static void test_adopt(void **st)
 	kill(p1, SIGKILL); /* the orphan the false pid file hid */
 }
 
+static bool stopped(void) { return inst(0).pid == 0 && !strcmp(inst(0).state, "stopped"); }
+
+/* lbctl worker stop|start|scale|logs */
+static void test_commands(void **st)
+{
+	char *stop[] = { "worker", "stop", "app" }, *startc[] = { "worker", "start", "app" };
+	char *scale[] = { "worker", "scale", "app", "3" }, *bad[] = { "worker", "scale", "app", "0" };
+	char *logs[] = { "worker", "logs", "app", "-n", "2" }, *none[] = { "worker", "stop", "nope" };
+	struct lb_buf o = { 0 };
+
+	(void)st;
+	snprintf(T.w.log, sizeof(T.w.log), "%s/app-%%i.log", T.dir);
+	snprintf(T.cmd, sizeof(T.cmd), "echo one; echo two; echo \"three $LBD_INSTANCE\"; exec sleep 30");
+	start(0, 1);
+	assert_int_equal(lb_sup_command(T.sup, 3, stop, false, &o), LB_CTL_OK);
+	assert_true(run_until(stopped, 3000) >= 0);
+	run_for(300); /* no restart */
+	assert_int_equal(inst(0).pid, 0);
+	assert_int_equal(backends().up, 0);
+	assert_int_equal(lb_sup_command(T.sup, 3, startc, false, &o), LB_CTL_OK);
+	assert_true(inst(0).pid > 0);
+	assert_int_equal(lb_sup_command(T.sup, 4, scale, false, &o), LB_CTL_OK);
+	assert_int_equal(backends().up, 3);
+	assert_int_equal(lb_sup_command(T.sup, 4, bad, false, &o), LB_CTL_USAGE);
+	assert_int_equal(lb_sup_command(T.sup, 3, none, false, &o), LB_CTL_FAILED);
+	run_for(300);
+	lb_buf_free(&o);
+	assert_int_equal(lb_sup_command(T.sup, 5, logs, false, &o), LB_CTL_OK);
+	assert_non_null(strstr(o.data, "app-0.log (instance 0) <==\ntwo\nthree 0\n"));
+	assert_non_null(strstr(o.data, "app-2.log (instance 2) <==\ntwo\nthree 2\n"));
+	assert_null(strstr(o.data, "one"));
+	lb_buf_free(&o);
+}
+
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -483,6 +517,7 @@ int main(void)
 		TS(test_reload_never_ready_aborts),
 		TS(test_scale_and_remove),
 		TS(test_adopt),
+		TS(test_commands),
 	};
 
 	lb_log_set_level(LB_LOG_WARN);

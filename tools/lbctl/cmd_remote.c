@@ -46,6 +46,10 @@ static const struct sub worker_subs[] = {
 	{ "list", 0, 0 },
 	{ "reload", 1, 1 },
 	{ "restart", 1, 1 },
+	{ "start", 1, 1 },
+	{ "stop", 1, 1 },
+	{ "scale", 2, 2 },
+	{ "logs", 1, 3 },
 	{ NULL, 0, 0 },
 };
 
@@ -90,11 +94,16 @@ static const struct remote remotes[] = {
 	  "usage: lbctl worker list\n"
 	  "       lbctl worker reload NAME\n"
 	  "       lbctl worker restart NAME\n"
+	  "       lbctl worker start|stop NAME\n"
+	  "       lbctl worker scale NAME N\n"
+	  "       lbctl worker logs NAME [-n LINES]\n"
 	  "\n"
 	  "list: every instance with pid, port, core, CPU, memory, uptime, restarts\n"
 	  "and state (like pm2 ls). reload: rolling, one instance at a time, the new\n"
 	  "one ready before the old one drains and stops. restart: stop, then start\n"
-	  "(also brings back an errored instance).\n",
+	  "(also brings back an errored instance). stop keeps them down until start.\n"
+	  "scale holds until the next config reload. logs: the last LINES (20) of\n"
+	  "each instance's log file.\n",
 	  worker_subs, 0 },
 	{ "stop",
 	  "usage: lbctl stop\n"
