@@ -1330,6 +1330,10 @@ static int if_attach(struct lb_svc *s, struct svc_if *f)
 		snprintf(f->why, sizeof(f->why), "userspace proxy");
 		return 0;
 	}
+	if (!s->dp) {
+		snprintf(f->why, sizeof(f->why), "no BPF data path");
+		return -EOPNOTSUPP;
+	}
 	if (!n) {
 		snprintf(f->why, sizeof(f->why), "mode %s is not available yet", lb_mode_name(s->file.mode));
 		lb_err("interface %s: %s", f->name, f->why);
@@ -1597,13 +1601,18 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 	}
 	snprintf(s->conf_path, sizeof(s->conf_path), "%s", conf_path);
 	s->file = *conf;
-	err = mkdir_p(conf->bpffs, 0700);
+	/* mode proxy needs no BPF (nor root); mode auto goes on without it */
+	err = conf->mode == LB_ATTACH_PROXY ? 0 : mkdir_p(conf->bpffs, 0700);
 	if (err)
 		lb_err("cannot create %s: %s", conf->bpffs, strerror(-err));
-	if (!err) {
+	if (!err && conf->mode != LB_ATTACH_PROXY) {
 		err = lb_dp_open(&o, &s->dp);
 		if (err)
 			lb_err("cannot load the data path (pinned in %s): %s", conf->bpffs, strerror(-err));
+	}
+	if (err && conf->mode == LB_ATTACH_AUTO) {
+		lb_warn("no BPF data path: the userspace proxy will serve the VIPs");
+		err = 0;
 	}
 	if (!err) {
 		err = lb_nl_open(on_link, s, &s->nl);
