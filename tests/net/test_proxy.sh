@@ -20,7 +20,8 @@ t_require_cmd ip nsenter curl
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
 PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN"; }
+NR_DIR=
+cleanup() { topo_down; rm -rf "$PIN" ${NR_DIR:+"$NR_DIR"}; }
 topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
 trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT
@@ -235,6 +236,54 @@ if ! kill -0 "$LBD_PID" 2>/dev/null && [ ! -e "$PIN" ]; then
 else
 	t_fail "stop-cleans-up" "lbd alive or pins left in $PIN"
 fi
+
+# ---------------------------------------------------------------- BPF denied
+# mode auto without CAP_BPF/CAP_SYS_ADMIN: no BPF mode can load, lbd serves
+# the VIPs with the proxy by itself.
+MODE=auto write_conf "" 0
+bg_start @lb capsh --drop=cap_bpf,cap_sys_admin,cap_perfmon -- -c "exec $LBD -f -c $CONF"
+LBD_PID=$BG_PID
+if wait_for -t 10 lbd_up && grep -q "^mode: proxy" <<<"$(lbctl status)"; then
+	out=$(load -c 300 -p 8 "$VIP:80")
+	t_check "bpf-denied-auto-falls-back-to-proxy" "requests failed: $out" test "$(field ok "$out")" = 300
+else
+	t_fail "bpf-denied-auto-falls-back-to-proxy" "lbd did not come up in proxy mode: $(lbctl status 2>&1 | head -3) $(bg_log "$LBD_PID" | tail -5)"
+fi
+lbctl stop >/dev/null 2>&1
+for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
+
+# ---------------------------------------------------------------- not root
+# A plain user, no capabilities, a port >= 1024 on an address lb already has.
+NR_DIR=$(mktemp -d /tmp/lbd-nobody.XXXXXX) && chown nobody:nogroup "$NR_DIR"
+cat >"$NR_DIR/lbd.conf" <<EOF
+lbd {
+    mode proxy;
+    control $NR_DIR/lbd.sock;
+    state_dir $NR_DIR/state;
+    bpffs $NR_DIR/bpf;
+    pid_file $NR_DIR/lbd.pid;
+}
+vip web {
+    listen $LB_CLIENT_ADDR:8081;
+    backend ${BE_ADDRS[1]}:3000;
+    backend ${BE_ADDRS[3]}:3000;
+}
+EOF
+bg_start @lb setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all --bounding-set=-all \
+	"$LBD" -f -c "$NR_DIR/lbd.conf"
+NR_PID=$BG_PID
+nr_up() { "$LBCTL" -s "$NR_DIR/lbd.sock" status >/dev/null 2>&1; }
+if wait_for -t 10 nr_up; then
+	out=$(load -c 200 -p 8 "$LB_CLIENT_ADDR:8081")
+	if [ "$(field ok "$out")" = 200 ] && [ "$(count be1 "$out")" -gt 0 ] && [ "$(count be3 "$out")" -gt 0 ]; then
+		t_pass "non-root-high-port"
+	else
+		t_fail "non-root-high-port" "want 200 ok over be1 and be3: $out"
+	fi
+else
+	t_fail "non-root-high-port" "lbd as nobody did not come up: $(bg_log "$NR_PID" | tail -5)"
+fi
+bg_stop "$NR_PID"
 
 # ---------------------------------------------------------------- same flow, same backend
 # curl from fixed client ports: the 5-tuple hash (maglev) must pick the
