@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Boots the lab built by vm/build.sh and runs one thing in it:
+#   vm/run.sh smoke|test|bench|shell [lab.NAME=VALUE...]
+# (lab.TESTS=unit,bpf and lab.FILTER=x reach tests/run.sh in the guest.)
+#
+# Accelerator: KVM when a probe guest reaches its init within VM_PROBE_TIMEOUT
+# seconds (on some hosts /dev/kvm exists but guests hang at kernel entry),
+# TCG otherwise; VM_ACCEL=kvm|tcg skips the probe. The probe's answer is kept
+# for this host boot in $VM_DIR/accel.
+# The console goes to the terminal and to $VM_DIR/console.log; a guest that
+# runs longer than VM_TIMEOUT seconds is killed. The exit status is the
+# guest's (its LAB-EXIT line), 124 if it was killed, 125 if it never said.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+O=${O:-build}
+case $O in /*) ;; *) O=$PWD/$O ;; esac
+VM_DIR=${VM_DIR:-$O/vm}
+RUN=${1:-shell}
+shift || true
+VM_MEM=${VM_MEM:-2048}
+VM_SMP=${VM_SMP:-$(nproc)}
+QEMU=${QEMU:-qemu-system-x86_64}
+LOG=$VM_DIR/console.log
+
+case $RUN in
+smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-180} ;;
+test | bench) VM_TIMEOUT=${VM_TIMEOUT:-2400} ;;
+shell) VM_TIMEOUT=${VM_TIMEOUT:-86400} ;;
+*) echo "usage: vm/run.sh probe|smoke|test|bench|shell [lab.NAME=VALUE...]" >&2; exit 2 ;;
+esac
+
+say() { echo "vm: $*"; }
+[ -e "$VM_DIR/vmlinuz" ] && [ -f "$VM_DIR/initramfs.cpio" ] || { say "no lab in $VM_DIR: make vm O=$O first" >&2; exit 2; }
+command -v "$QEMU" >/dev/null || { say "$QEMU missing (make deps)" >&2; exit 2; }
+
+BASE=(-kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initramfs.cpio" -m "$VM_MEM"
+	-display none -monitor none -no-reboot -nic none)
+CMDLINE="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
+
+# kvm_works: a guest under KVM prints LAB-PROBE-OK in time.
+kvm_works() {
+	local plog=$VM_DIR/probe.log
+	[ -w /dev/kvm ] || return 1
+	rm -f "$plog"
+	timeout -k 2 "${VM_PROBE_TIMEOUT:-20}" "$QEMU" "${BASE[@]}" -accel kvm -smp 1 \
+		-serial "file:$plog" -append "$CMDLINE lab.run=probe" </dev/null >/dev/null 2>&1
+	grep -q LAB-PROBE-OK "$plog" 2>/dev/null
+}
+
+ACCEL=${VM_ACCEL:-}
+if [ -z "$ACCEL" ]; then
+	key="$(cat /proc/sys/kernel/random/boot_id 2>/dev/null) $("$QEMU" --version | head -1) $(readlink -f "$VM_DIR/vmlinuz")"
+	if [ -f "$VM_DIR/accel" ] && [ "$(sed 1d "$VM_DIR/accel")" = "$key" ]; then
+		ACCEL=$(head -1 "$VM_DIR/accel")
+		say "accelerator: $ACCEL (probed earlier on this host boot; VM_ACCEL= to choose)"
+	else
+		t0=$(date +%s.%N)
+		if kvm_works; then ACCEL=kvm; why="a KVM guest reached its init"
+		else ACCEL=tcg; why="no working KVM (/dev/kvm missing or its guest did not reach init in ${VM_PROBE_TIMEOUT:-20} s)"; fi
+		printf '%s\n%s\n' "$ACCEL" "$key" >"$VM_DIR/accel"
+		say "accelerator: $ACCEL: $why (probe took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"
+	fi
+fi
+case $ACCEL in
+kvm) ACC=(-accel kvm -cpu max) ;;
+tcg) ACC=(-accel tcg,thread=multi -cpu max) ;;
+*) say "VM_ACCEL=$ACCEL: want kvm or tcg" >&2; exit 2 ;;
+esac
+
+say "booting $(cat "$VM_DIR/kernel.version" 2>/dev/null) under $ACCEL, $VM_SMP cpus, $VM_MEM MiB, run=$RUN, bound ${VM_TIMEOUT}s, console $LOG"
+rm -f "$LOG"
+t0=$(date +%s.%N)
+if [ "$RUN" = shell ]; then
+	"$QEMU" "${BASE[@]}" "${ACC[@]}" -smp "$VM_SMP" \
+		-chardev "stdio,id=con,signal=on,logfile=$LOG" -serial chardev:con \
+		-append "$CMDLINE lab.run=shell $*"
+	exit $?
+fi
+timeout -k 5 "$VM_TIMEOUT" "$QEMU" "${BASE[@]}" "${ACC[@]}" -smp "$VM_SMP" \
+	-chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
+	-append "$CMDLINE lab.run=$RUN $*" </dev/null
+qrc=$?
+secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+ready=$(tr -d '\r' <"$LOG" | grep -m1 '^LAB-READY:' | sed -n 's/.* \([0-9.]*\)s since kernel start.*/\1/p')
+grc=$(tr -d '\r' <"$LOG" | sed -n 's/^LAB-EXIT: \([0-9]*\)$/\1/p' | tail -1)
+if [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ]; then
+	say "guest killed after ${VM_TIMEOUT}s (hung?); console: $LOG"
+	exit 124
+fi
+if [ -z "$grc" ]; then
+	say "guest ended without a LAB-EXIT line (qemu status $qrc, ${secs}s); console: $LOG"
+	exit 125
+fi
+say "guest exit status $grc; init reached ${ready:-?}s after kernel start; ${secs}s in all under $ACCEL"
+exit "$grc"
