@@ -8,7 +8,8 @@
 #   - short connections: wrk, Connection: close, requests/s
 #   - one long stream: 2 GiB client -> backend through the VIP (socat), MB/s
 #   - memory per idle connection: RSS growth with 2000 idle client
-#     connections (user space only; kernel socket buffers are not counted)
+#     connections (user space only; kernel socket buffers are not counted;
+#     HAProxy's figure is its master process when it runs several)
 # NGINX stream joins when its module is installed (Debian ships it apart).
 #
 # Environment: O (build dir), WRK_SECONDS (3), WRK_CONNS (32), WRK_THREADS (2),
@@ -27,9 +28,10 @@ WRK_THREADS=${WRK_THREADS:-2}
 ROUNDS=${PROXY_ROUNDS:-3}
 STREAM_MB=${STREAM_MB:-2048}
 IDLE_CONNS=${IDLE_CONNS:-2000}
+# With make bench (run.sh) the results join its latest directory.
 RES=${PROXY_RES:-$REPO_DIR/bench-results/latest}
 case $RES in /*) ;; *) RES=$REPO_DIR/$RES ;; esac
-[ -d "$RES" ] || RES=$REPO_DIR/bench-results/proxy-$(date +%Y%m%d-%H%M%S)
+[ -n "${PROXY_RES:-}" ] || [ -d "$RES" ] || RES=$REPO_DIR/bench-results/proxy-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RES" || exit 1
 SUMMARY=$RES/summary.txt
 LBD_VIP=198.18.0.10 HAP_VIP=198.18.0.11 NGX_VIP=198.18.0.12
