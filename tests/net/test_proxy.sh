@@ -128,6 +128,50 @@ fi
 n=$(stat web new_flows)
 t_check "stats-count-connections" "lbctl stats says $n connections, want >= 3000" test "${n:-0}" -ge 3000
 
+# ---------------------------------------------------------------- concurrency
+# Many connections held open at once through the proxy (bounded by this
+# machine's fd limit: the proxy holds two fds per connection), then a
+# request on every one of them.
+HELD=${PROXY_HELD:-6000}
+out=$(in_client python3 - "$VIP" "$HELD" "$LBCTL" "$SOCK" <<-'EOF' 2>&1
+	import json, resource, selectors, socket, subprocess, sys, time
+	vip, n, lbctl, sock = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+	hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+	resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+	conns = [socket.create_connection((vip, 80), timeout=5) for _ in range(n)]
+	active = 0
+	for _ in range(50):
+	    st = json.loads(subprocess.run([lbctl, "-s", sock, "-j", "stats", "vip", "web"],
+	                                   capture_output=True, text=True).stdout)
+	    active = st["vips"][0]["active"]
+	    if active >= n:
+	        break
+	    time.sleep(0.1)
+	sel = selectors.DefaultSelector()
+	for c in conns:
+	    c.setblocking(False)
+	    c.send(b"GET / HTTP/1.0\r\n\r\n")
+	    sel.register(c, selectors.EVENT_READ, b"")
+	replied, end = 0, time.time() + 30
+	while replied < n and time.time() < end:
+	    for key, _ in sel.select(1):
+	        try:
+	            d = key.fileobj.recv(4096)
+	        except OSError:
+	            d = b""
+	        if b"Here we are" in d:
+	            replied += 1
+	        sel.unregister(key.fileobj)
+	        key.fileobj.close()
+	print("active=%d replied=%d" % (active, replied))
+EOF
+)
+if [ "$(field active "$out")" = "$HELD" ] && [ "$(field replied "$out")" = "$HELD" ]; then
+	t_pass "concurrent-$HELD-held-and-served"
+else
+	t_fail "concurrent-$HELD-held-and-served" "want active=$HELD replied=$HELD: $out"
+fi
+
 # ---------------------------------------------------------------- UDP, IPv6
 out=$(load --udp -c 200 -p 8 "$VIP:53")
 if [ "$(field ok "$out")" = 200 ] && [ "$(count be1 "$out")" -gt 0 ] && [ "$(count be2 "$out")" -gt 0 ]; then
