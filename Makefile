@@ -53,6 +53,7 @@ BPF_TESTS  := $(patsubst %.c,$(O)/%,$(BPFT_SRCS))
 BINS := $(LBD) $(LBCTL) $(TOOLS) $(EXAMPLES)
 
 .PHONY: all test bench demo deps clean help check-root
+.PHONY: vm vm-smoke vm-test vm-bench
 all: $(BPF_OBJS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS)
 
 help:
@@ -62,6 +63,10 @@ help:
 	@echo "make test       unit tests; as root also BPF and network tests"
 	@echo "make bench      benchmark suite, results under bench-results/"
 	@echo "make clean      remove $(O)/"
+	@echo "make vm         build the QEMU lab under $(O)/vm (KERNEL_PKG=linux-image-..., KERNEL=bzImage)"
+	@echo "make vm-smoke   boot the lab: BPF objects load, one request through a VIP"
+	@echo "make vm-test    run the test suites inside the lab (VM_TESTS=unit,bpf,net)"
+	@echo "make vm-bench   run the benchmark suite inside the lab"
 
 deps:
 	@tools/deps.sh
@@ -128,6 +133,21 @@ demo:
 	@tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@O=$(O) examples/demo.sh
+
+# The QEMU kernel lab (vm/README.md): the lab's initramfs carries this build.
+vm:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory all
+	@O=$(O) vm/build.sh
+
+vm-smoke: vm
+	@O=$(O) vm/run.sh smoke
+
+vm-test: vm
+	@O=$(O) vm/run.sh test $(if $(VM_TESTS),lab.TESTS=$(VM_TESTS)) $(if $(FILTER),lab.FILTER=$(FILTER))
+
+vm-bench: vm
+	@O=$(O) vm/run.sh bench
 
 clean:
 	$(call msg,CLEAN,$(O))

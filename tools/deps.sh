@@ -11,6 +11,8 @@ PKGS=(
 	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq
 	# benchmark peers and tools
 	wrk nftables haproxy nginx-light gnuplot-nox
+	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed
+	qemu-system-x86 busybox-static xz-utils
 )
 
 missing=()

@@ -104,7 +104,7 @@ copy_elf() {
 		COPIED[$lib]=1
 		mkdir -p "$ROOT$(dirname "$lib")"
 		cp -L "$lib" "$ROOT$lib"
-	done < <(ldd "$f" 2>/dev/null | awk '/=> \// { print $3 } /^\s*\/[^ ]+ \(/ { print $1 }')
+	done < <(ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 }
 
 # Host tools the test suites and benchmarks call; those missing here are
