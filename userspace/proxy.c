@@ -211,29 +211,10 @@ static void snap_ref(struct psnap *s)
 	atomic_fetch_add(&s->ref, 1);
 }
 
-static socklen_t ep_sockaddr(const struct lb_endpoint *ep, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (ep->family == LB_AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = ep->port;
-		memcpy(&s6->sin6_addr, ep->addr.b, 16);
-		return sizeof(*s6);
-	}
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-
-	s4->sin_family = AF_INET;
-	s4->sin_port = ep->port;
-	s4->sin_addr.s_addr = ep->addr.v4;
-	return sizeof(*s4);
-}
-
 static int listen_socket(const struct pvip *pv)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = ep_sockaddr(&pv->listen, &ss);
+	socklen_t sl = lb_endpoint_sockaddr(&pv->listen, &ss);
 	int type = pv->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
 	int one = 1, fd, err;
 
@@ -348,7 +329,7 @@ static int svip_fill(struct svip *sv, const struct lb_proxy_vip *v)
 			free(idx);
 			return -EINVAL;
 		}
-		sv->be[i].salen = ep_sockaddr(&v->be[i].ep, &sv->be[i].sa);
+		sv->be[i].salen = lb_endpoint_sockaddr(&v->be[i].ep, &sv->be[i].sa);
 		sv->be[i].id = v->be[i].id;
 		sv->be[i].weight = v->be[i].weight;
 		idx[v->be[i].id] = i;
