@@ -14,7 +14,7 @@
 #      direct to one backend vs an nftables DNAT load balancer.
 #
 # Environment: O (build dir), BENCH_RUNS (median of, default 7),
-# BENCH_ONLY=xdp,maglev,e2e (sections), WRK_SECONDS (3), WRK_CONNS (32),
+# BENCH_ONLY=xdp,maglev,e2e,proxy (sections), WRK_SECONDS (3), WRK_CONNS (32),
 # E2E_ROUNDS (3).
 # Needs root for sections 1 and 3 (namespaces, BPF); says so and skips
 # them otherwise. Everything it starts it stops, also on Ctrl-C.
@@ -26,7 +26,7 @@ O=${O:-build}
 case $O in /*) ;; *) O=$REPO_DIR/$O ;; esac
 export O
 BENCH_RUNS=${BENCH_RUNS:-7}
-BENCH_ONLY=${BENCH_ONLY:-xdp,maglev,e2e}
+BENCH_ONLY=${BENCH_ONLY:-xdp,maglev,e2e,proxy}
 WRK_SECONDS=${WRK_SECONDS:-3}
 E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -368,6 +368,8 @@ say "lbd benchmark $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs: $(awk -F': 
 want xdp && bench_xdp
 want maglev && bench_maglev
 want e2e && bench_e2e
+# 4. The fallback proxy against HAProxy (tools/bench/proxy.sh).
+want proxy && { PROXY_RES=$RES "$BENCH_DIR/proxy.sh" || failed=1; }
 say ""
 say "results: $RES"
 exit $failed
