@@ -116,6 +116,7 @@ struct pdir {
 	size_t off;
 	size_t pending;         /* in the pipe or buf */
 	bool eof, shut;
+	bool bulk;              /* a read filled the buffer: splice from now on */
 };
 
 struct pconn {
@@ -559,7 +560,10 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 {
 	struct pdir *d = &c->d[dir];
 	int src = dir ? c->bfd : c->cfd, dst = dir ? c->cfd : c->bfd;
-	bool use_splice = !w->p->o.no_splice && !d->buf;
+	/* Small exchanges are cheaper through the worker's buffer (no pipe);
+	 * splice takes over once a direction carries bulk data, as HAProxy's
+	 * splice-auto does. */
+	bool use_splice = !w->p->o.no_splice && d->bulk && !d->buf;
 	ssize_t n;
 
 	for (;;) {
@@ -612,6 +616,8 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 			d->eof = true;
 			continue;
 		}
+		if (n == PX_BUF_SIZE)
+			d->bulk = true;
 		{
 			ssize_t m = send(dst, w->buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 
@@ -840,17 +846,13 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 static void backend_event(struct pworker *w, struct pconn *c, uint32_t events)
 {
 	if (c->connecting) {
-		int err = 0;
-		socklen_t el = sizeof(err);
-
 		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
-		if (getsockopt(c->bfd, SOL_SOCKET, SO_ERROR, &err, &el) || err ||
-		    (events & (EPOLLERR | EPOLLHUP))) {
+		/* writable without an error is connected: no SO_ERROR call */
+		if (events & (EPOLLERR | EPOLLHUP))
 			connect_failed(w, c);
-			return;
-		}
-		connected(w, c);
+		else
+			connected(w, c);
 		return;
 	}
 	conn_pump(w, c);

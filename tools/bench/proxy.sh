@@ -195,7 +195,10 @@ stream_mbps() { # ADDR -> MB/s of one STREAM_MB MiB stream
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-	for t in "${TARGETS[@]}"; do
+	# every other round in reverse order: no target always runs first
+	order=("${TARGETS[@]}")
+	((r % 2)) || mapfile -t order < <(printf '%s\n' "${TARGETS[@]}" | tac)
+	for t in "${order[@]}"; do
 		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t")
 		read -r rps errs < <(wrk_rps "$name" "$r" "$addr")
 		mbps=$(stream_mbps "$addr")
