@@ -12,24 +12,26 @@
 #include "common.h"
 
 /* Start an update of the checksum `old`. */
-static __always_inline __u32 csum_begin(__u16 old)
+static __always_inline __u64 csum_begin(__u16 old)
 {
 	return (__u16)~old;
 }
 
-static __always_inline __u32 csum_sub16(__u32 acc, __u16 from, __u16 to)
+static __always_inline __u64 csum_sub16(__u64 acc, __u16 from, __u16 to)
 {
 	return acc + (__u16)~from + to;
 }
 
-static __always_inline __u32 csum_sub32(__u32 acc, __u32 from, __u32 to)
+/* 32-bit words go in whole: 2^32 - 1 is a multiple of 2^16 - 1, so their
+ * sum folds to the same 16-bit result as their halves would, in fewer
+ * instructions. The accumulator is 64 bits wide for the carries. */
+static __always_inline __u64 csum_sub32(__u64 acc, __u32 from, __u32 to)
 {
-	acc = csum_sub16(acc, (__u16)from, (__u16)to);
-	return csum_sub16(acc, (__u16)(from >> 16), (__u16)(to >> 16));
+	return acc + (__u32)~from + to;
 }
 
 /* Account for an address change: 1 word for IPv4, 4 for IPv6. */
-static __always_inline __u32 csum_sub_addr(__u32 acc, const union lb_addr *from,
+static __always_inline __u64 csum_sub_addr(__u64 acc, const union lb_addr *from,
 					   const union lb_addr *to, int v6)
 {
 	acc = csum_sub32(acc, from->v6[0], to->v6[0]);
@@ -41,8 +43,10 @@ static __always_inline __u32 csum_sub_addr(__u32 acc, const union lb_addr *from,
 	return acc;
 }
 
-static __always_inline __u16 csum_end(__u32 acc)
+static __always_inline __u16 csum_end(__u64 acc)
 {
+	acc = (acc & 0xffffffff) + (acc >> 32);
+	acc = (acc & 0xffff) + (acc >> 16);
 	acc = (acc & 0xffff) + (acc >> 16);
 	acc = (acc & 0xffff) + (acc >> 16);
 	return (__u16)~acc;

@@ -38,7 +38,7 @@ static __always_inline int lb_icmp(LB_CTX *ctx, struct lb_pkt *p, void *end)
 	struct iphdr *iip = 0;
 	struct lb_nat *n;
 	void *inner;
-	__u32 acc;
+	__u64 acc;
 
 	if ((void *)(ic + 8) > end || !lb_icmp_is_error(p, ic[0]))
 		return LB_PASS;
@@ -138,7 +138,7 @@ static __always_inline int lb_icmp(LB_CTX *ctx, struct lb_pkt *p, void *end)
 		acc = csum_sub_addr(acc, &p->key.src, &osrc, 1);
 		acc = csum_sub_addr(acc, &p->key.dst, &odst, 1);
 	} else if (iip) {
-		__u32 iacc = csum_begin(iip->check);
+		__u64 iacc = csum_begin(iip->check);
 		__u16 ncheck;
 
 		iacc = csum_sub32(iacc, iip->saddr, nsrc.v4);

@@ -56,7 +56,19 @@ static __always_inline int lb_verdict_drop(__u32 reason)
 	return LB_DROP;
 }
 
-/* Set the MACs and send out oif: XDP_TX when that is where it came in. */
+/* Send out oif (MACs set): XDP_TX when that is where it came in. */
+static __always_inline int lb_send_out(LB_CTX *ctx, struct lb_pkt *p, __u32 oif)
+{
+	/* VLAN-tagged frames keep their tags and leave where they came in:
+	 * a one-armed balancer on a trunk. */
+	if (oif == LB_IFINDEX(ctx) || (void *)p->l3 != (void *)(p->eth + 1)) {
+		lb_event(LB_EV_TX);
+		return LB_TX(ctx);
+	}
+	lb_event(LB_EV_REDIRECT);
+	return LB_REDIRECT(ctx, oif);
+}
+
 static __always_inline int lb_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 				   const __u8 *dmac, const __u8 *smac, __u32 oif)
 {
@@ -66,14 +78,23 @@ static __always_inline int lb_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		return lb_verdict_drop(LB_DROP_TRUNC_L2);
 	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
-	/* VLAN-tagged frames keep their tags and leave where they came in:
-	 * a one-armed balancer on a trunk. */
-	if (oif == LB_IFINDEX(ctx) || (void *)p->l3 != (void *)(eth + 1)) {
-		lb_event(LB_EV_TX);
-		return LB_TX(ctx);
-	}
-	lb_event(LB_EV_REDIRECT);
-	return LB_REDIRECT(ctx, oif);
+	return lb_send_out(ctx, p, oif);
+}
+
+/* From the cache: dmac and smac lie as in the header, so three words copy
+ * them (the bytewise copy of a packed header is four times as long). */
+static __always_inline int lb_xmit_nh(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				      const struct lb_nh *nh)
+{
+	const __u32 *src = (const __u32 *)nh->dmac;
+	__u32 *dst = (__u32 *)p->eth;
+
+	if ((void *)(p->eth + 1) > end)
+		return lb_verdict_drop(LB_DROP_TRUNC_L2);
+	dst[0] = src[0];
+	dst[1] = src[1];
+	dst[2] = src[2];
+	return lb_send_out(ctx, p, nh->ifindex);
 }
 
 /*
@@ -94,7 +115,7 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 
 	if (LB_FIB_CACHE && nh && nh->ifindex && nh->gen == cfg->fib_gen &&
 	    nh->iif == ifindex && p->l3_len <= nh->mtu)
-		return lb_xmit(ctx, p, end, nh->dmac, nh->smac, nh->ifindex);
+		return lb_xmit_nh(ctx, p, end, nh);
 
 	fib.ifindex = ifindex;
 	fib.l4_protocol = p->key.proto;

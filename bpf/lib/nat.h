@@ -34,7 +34,7 @@ static __always_inline __u16 *lb_l4_csum(struct lb_pkt *p, void *end)
 
 /* Set the L4 checksum from an accumulated delta. UDP writes 0xffff for a
  * computed 0, since 0 on the wire means "no checksum". */
-static __always_inline void lb_l4_csum_set(struct lb_pkt *p, __u16 *csum, __u32 acc)
+static __always_inline void lb_l4_csum_set(struct lb_pkt *p, __u16 *csum, __u64 acc)
 {
 	__u16 v = csum_end(acc);
 
@@ -62,7 +62,7 @@ static __always_inline int lb_l3_set(struct lb_pkt *p, void *end,
 	} else {
 		struct iphdr *ip = p->l3;
 		__u16 *ttlw, old;
-		__u32 acc;
+		__u64 acc;
 
 		if ((void *)(ip + 1) > end)
 			return -1;
@@ -100,7 +100,7 @@ static __always_inline int lb_rewrite(struct lb_pkt *p, void *end,
 	int v6 = p->key.family == LB_AF_INET6;
 	__u16 *l4csum = lb_l4_csum(p, end);
 	__u16 *ports = p->l4;
-	__u32 acc;
+	__u64 acc;
 
 	if ((void *)(ports + 2) > end)
 		return -1;
