@@ -75,7 +75,14 @@ trunc:
  * header is reported first, as the more specific reason. */
 static __always_inline int lb_parse_l4_len(void *l3, void *end, int rc, struct lb_pkt *p)
 {
-	if (rc == LB_PARSE_OK && l3 + p->l3_len > end) {
+	__u32 len = p->l3_len;
+
+	/* The 6.12 verifier (Debian 12's kernel, make vm-smoke) reads this u16
+	 * back from the stack as an unbounded scalar and refuses the pointer
+	 * sum: bound it where every verifier sees it. */
+	asm volatile("" : "+r"(len));
+	len &= 0xffff;
+	if (rc == LB_PARSE_OK && l3 + len > end) {
 		p->reason = LB_DROP_TRUNC_L3;
 		return LB_PARSE_BAD;
 	}
