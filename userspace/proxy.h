@@ -3,8 +3,9 @@
  * The userspace fallback proxy: serves the VIPs where no BPF path attaches.
  *
  * Per-core worker threads, each with its own epoll loop and its own
- * SO_REUSEPORT listener per VIP, forward TCP (splice through a pipe per
- * direction, or read/write buffers) and UDP (per-client sessions). A new
+ * SO_REUSEPORT listener per VIP, forward TCP (through the worker's buffer,
+ * then splice through a pipe per direction once a direction carries bulk
+ * data; idle connections hold no pipe) and UDP (per-client sessions). A new
  * flow picks its backend from the same selection table and with the same
  * hash (bpf/lb_hash.h over the struct lb_flow_key the BPF path builds) as
  * the data path, so a flow lands on the same backend either way:
@@ -36,7 +37,7 @@ struct lb_proxy_opts {
 	__u64 idle_timeout_ms;       /* TCP, 0: 600000 */
 	__u64 udp_idle_timeout_ms;   /* 0: 30000 */
 	int connect_tries;           /* backends tried per connection, 0: 3 */
-	bool no_splice;              /* read/write buffers instead of splice */
+	bool no_splice;              /* read/write buffers only, never splice */
 };
 
 struct lb_proxy_backend {
