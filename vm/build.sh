@@ -24,6 +24,9 @@ VM_DIR=${VM_DIR:-$O/vm}
 case $VM_DIR in /*) ;; *) VM_DIR=$REPO/$VM_DIR ;; esac
 mkdir -p "$VM_DIR/cache" "$VM_DIR/kernel"
 
+# Host tools are taken from the system's directories, not from a user's
+# PATH (pyenv shims, cargo, /usr/local).
+SYSPATH=/usr/sbin:/usr/bin:/sbin:/bin
 say() { echo "vm: $*"; }
 die() { echo "vm: error: $*" >&2; exit 1; }
 
@@ -115,16 +118,29 @@ HOST_TOOLS=(bash ip tc ss bridge ethtool nsenter unshare curl sysctl ps pkill
 	timeout mktemp grep sed awk mawk gawk sort uniq cut tr wc head tail tee stat
 	seq date env id nproc readlink basename dirname sleep cat ls cp mv rm mkdir
 	ln chmod kill bpftool jq socat nft tcpdump wrk ipvsadm taskset getconf
-	haproxy nginx)
+	haproxy nginx dash python3)
 missing=()
 for t in "${HOST_TOOLS[@]}"; do
-	p=$(command -v "$t" 2>/dev/null || true)
+	p=$(PATH=$SYSPATH command -v "$t" 2>/dev/null || true)
 	case $p in
 	/*) copy_elf "$(readlink -f "$p")" "/usr/bin/$t" ;;
 	*) missing+=("$t") ;;
 	esac
 done
 [ ${#missing[@]} -eq 0 ] || say "not on the host, not in the guest: ${missing[*]}"
+# /bin/sh is dash, as on Debian: busybox sh prefers its own applets over
+# PATH, so system("ip ...") in the tests would get busybox's ip.
+[ -x "$ROOT/usr/bin/dash" ] && ln -sf /usr/bin/dash "$ROOT/bin/sh"
+# python3 (test_supervisor's listeners, test_proxy's clients) with its
+# standard library, minus what no test imports.
+py=$(PATH=$SYSPATH python3 -c 'import sys; print(sys.prefix + "/lib/python%d.%d" % sys.version_info[:2])' 2>/dev/null || true)
+if [ -n "$py" ] && [ -d "$py" ]; then
+	tar -C / -cf - --exclude=__pycache__ --exclude=test --exclude=tests --exclude=idlelib \
+		--exclude=tkinter --exclude=turtledemo --exclude=ensurepip --exclude=lib2to3 \
+		--exclude='config-*' --exclude=dist-packages --exclude=site-packages "${py#/}" |
+		tar -C "$ROOT" -xf -
+	for so in "$ROOT$py"/lib-dynload/*.so; do copy_elf "${so#"$ROOT"}"; done
+fi
 
 # The project's build: binaries, tests, BPF objects, at the same layout.
 B=/lab/build
