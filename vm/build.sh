@@ -115,9 +115,9 @@ copy_elf() {
 # applets (PATH puts /usr first) where the GNU options matter (timeout -k,
 # grep -o, sort -V, mktemp -d TEMPLATE).
 HOST_TOOLS=(bash ip tc ss bridge ethtool nsenter unshare curl sysctl ps pkill
-	timeout mktemp grep sed awk mawk gawk sort uniq cut tr wc head tail tee stat
+	timeout mktemp grep sed awk mawk sort uniq cut tr wc head tail tee stat
 	seq date env id nproc readlink basename dirname sleep cat ls cp mv rm mkdir
-	ln chmod kill bpftool jq socat nft tcpdump wrk ipvsadm taskset getconf
+	ln chmod bpftool jq socat nft tcpdump wrk taskset getconf
 	haproxy nginx dash python3)
 missing=()
 for t in "${HOST_TOOLS[@]}"; do
@@ -141,6 +141,20 @@ if [ -n "$py" ] && [ -d "$py" ]; then
 		tar -C "$ROOT" -xf -
 	for so in "$ROOT$py"/lib-dynload/*.so; do copy_elf "${so#"$ROOT"}"; done
 fi
+
+# Guest-only Debian packages (the host need not have them): fetched like the
+# kernel and extracted straight into the tree. ipvsadm is the benchmark's
+# IPVS peer.
+GUEST_DEBS=(${GUEST_DEBS:-ipvsadm libnl-genl-3-200 libpopt0})
+for pkg in "${GUEST_DEBS[@]}"; do
+	deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb 2>/dev/null | tail -1 || true)
+	if [ -z "$deb" ]; then
+		(cd "$VM_DIR/cache" && apt-get download -q "$pkg" >/dev/null 2>&1) || { say "apt-get download $pkg failed: not in the guest"; continue; }
+		deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb | tail -1)
+	fi
+	dpkg-deb -x "$deb" "$ROOT"
+done
+rm -rf "$ROOT/usr/share" "$ROOT/etc/init.d" "$ROOT/etc/default"
 
 # The project's build: binaries, tests, BPF objects, at the same layout.
 B=/lab/build
