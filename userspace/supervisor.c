@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
@@ -183,7 +184,7 @@ static void arm(struct lb_sup *s)
 			if (in && in->t_due && in->t_due < due)
 				due = in->t_due;
 		}
-		if (w->c.max_memory && s->mem_due < due)
+		if ((w->c.max_memory || (w->c.log[0] && w->c.log_max_size)) && s->mem_due < due)
 			due = s->mem_due;
 	}
 	if (due != UINT64_MAX) {
@@ -857,6 +858,65 @@ static void inst_timer(struct lb_sup *s, struct inst *in, uint64_t now)
 	}
 }
 
+static int copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY | O_CLOEXEC), out, err = 0;
+	ssize_t n;
+
+	if (in < 0)
+		return -errno;
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (out < 0) {
+		err = -errno;
+		close(in);
+		return err;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n) {
+			err = -EIO;
+			break;
+		}
+	if (n < 0)
+		err = -errno;
+	close(in);
+	close(out);
+	return err;
+}
+
+/*
+ * Size-based rotation, copy-truncate style: the instances keep their file
+ * open (O_APPEND), so the file is copied to .1 (older ones shifted up to
+ * .keep) and emptied in place; the next write lands at its new end. Lines
+ * written between the copy and the truncation are lost: the price of not
+ * piping every byte through lbd.
+ */
+static void log_rotate(struct sup_worker *w)
+{
+	if (!w->c.log[0] || !w->c.log_max_size)
+		return;
+	for (int k = 0; k < w->n; k++) {
+		char p[LB_CONF_PATH_MAX + 16], a[sizeof(p) + 16], b[sizeof(p) + 16];
+		struct inst tmp = { .w = w, .slot = k };
+		struct stat st;
+		int err;
+
+		log_path(&tmp, p, sizeof(p));
+		if (stat(p, &st) || (uint64_t)st.st_size <= w->c.log_max_size)
+			continue;
+		for (unsigned int i = w->c.log_keep; i > 1; i--) {
+			snprintf(a, sizeof(a), "%s.%u", p, i - 1);
+			snprintf(b, sizeof(b), "%s.%u", p, i);
+			rename(a, b);
+		}
+		snprintf(a, sizeof(a), "%s.1", p);
+		err = w->c.log_keep ? copy_file(p, a) : 0;
+		if (err || truncate(p, 0))
+			lb_warn("worker %s: cannot rotate %s: %s", w->c.name, p,
+				strerror(err ? -err : errno));
+	}
+}
+
 static void mem_check(struct sup_worker *w)
 {
 	for (int k = 0; k < w->n; k++) {
@@ -897,8 +957,10 @@ static void on_timer(void *arg, uint32_t events)
 			inst_timer(s, w->retired[k], now);
 		if (w->repl)
 			inst_timer(s, w->repl, now);
-		if (mem)
+		if (mem) {
 			mem_check(w);
+			log_rotate(w);
+		}
 	}
 	flush(s);
 }

@@ -503,6 +503,42 @@ static void test_commands(void **st)
 	lb_buf_free(&o);
 }
 
+static bool rotated(void)
+{
+	char p[128];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/app-0.log.2", T.dir);
+	return !stat(p, &st);
+}
+
+/* log_max_size: copy-truncate rotation, log_keep files kept. */
+static void test_log_rotation(void **st)
+{
+	char p[128];
+	struct stat sb;
+	long ms;
+
+	(void)st;
+	snprintf(T.w.log, sizeof(T.w.log), "%s/app-%%i.log", T.dir);
+	T.w.log_max_size = 4096;
+	T.w.log_keep = 2;
+	/* 100 lines of 100 bytes a second */
+	snprintf(T.cmd, sizeof(T.cmd), "while :; do printf '%%099d\\n' 7; sleep 0.01; done");
+	start(0, 1);
+	ms = run_until(rotated, 8000);
+	print_message("  two rotations after %ld ms\n", ms);
+	assert_true(ms >= 0);
+	snprintf(p, sizeof(p), "%s/app-0.log.1", T.dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_true(sb.st_size > 4096 && sb.st_size % 100 == 0);
+	snprintf(p, sizeof(p), "%s/app-0.log", T.dir);
+	assert_int_equal(stat(p, &sb), 0);
+	assert_true(sb.st_size < 4096 + 2000);
+	snprintf(p, sizeof(p), "%s/app-0.log.3", T.dir);
+	assert_int_not_equal(stat(p, &sb), 0); /* keep 2 */
+}
+
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -518,6 +554,7 @@ int main(void)
 		TS(test_scale_and_remove),
 		TS(test_adopt),
 		TS(test_commands),
+		TS(test_log_rotation),
 	};
 
 	lb_log_set_level(LB_LOG_WARN);
