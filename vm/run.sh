@@ -26,7 +26,9 @@ LOG=$VM_DIR/console.log
 
 case $RUN in
 smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-180} ;;
-test | bench) VM_TIMEOUT=${VM_TIMEOUT:-2400} ;;
+# Under TCG the verifier is ~10x slower and some BPF test programs load the
+# data path once per case: each suite program gets 30 min, the run 2 h.
+test | bench) VM_TIMEOUT=${VM_TIMEOUT:-7200} ;;
 shell) VM_TIMEOUT=${VM_TIMEOUT:-86400} ;;
 *) echo "usage: vm/run.sh probe|smoke|test|bench|shell [lab.NAME=VALUE...]" >&2; exit 2 ;;
 esac
@@ -80,7 +82,7 @@ if [ "$RUN" = shell ]; then
 fi
 timeout -k 5 "$VM_TIMEOUT" "$QEMU" "${BASE[@]}" "${ACC[@]}" -smp "$VM_SMP" \
 	-chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
-	-append "$CMDLINE lab.run=$RUN $*" </dev/null
+	-append "$CMDLINE lab.run=$RUN lab.TEST_TIMEOUT=${TEST_TIMEOUT:-1800} $*" </dev/null
 qrc=$?
 secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 ready=$(tr -d '\r' <"$LOG" | grep -m1 '^LAB-READY:' | sed -n 's/.* \([0-9.]*\)s since kernel start.*/\1/p')
