@@ -41,7 +41,7 @@ fetch_deb() { # PKG -> prints the extracted dir
 		deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb 2>/dev/null | tail -1 || true)
 		if [ -z "$deb" ]; then
 			say "downloading $pkg" >&2
-			(cd "$VM_DIR/cache" && apt-get download -q "$pkg" >&2) || die "apt-get download $pkg failed"
+			(cd "$VM_DIR/cache" && apt-get -o APT::Sandbox::User=root download -q "$pkg" >&2) || die "apt-get download $pkg failed"
 			deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb | tail -1)
 		fi
 		rm -rf "$dir"
@@ -149,7 +149,7 @@ GUEST_DEBS=(${GUEST_DEBS:-ipvsadm libnl-genl-3-200 libpopt0})
 for pkg in "${GUEST_DEBS[@]}"; do
 	deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb 2>/dev/null | tail -1 || true)
 	if [ -z "$deb" ]; then
-		(cd "$VM_DIR/cache" && apt-get download -q "$pkg" >/dev/null 2>&1) || { say "apt-get download $pkg failed: not in the guest"; continue; }
+		(cd "$VM_DIR/cache" && apt-get -o APT::Sandbox::User=root download -q "$pkg" >/dev/null 2>&1) || { say "apt-get download $pkg failed: not in the guest"; continue; }
 		deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb | tail -1)
 	fi
 	dpkg-deb -x "$deb" "$ROOT"
