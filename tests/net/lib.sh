@@ -314,6 +314,8 @@ topo_down() {
 	if [ -n "$TOPO_DIR" ] && [ -d "$TOPO_DIR" ]; then
 		[ -n "${TOPO_KEEP_LOGS:-}" ] || rm -rf "$TOPO_DIR"
 	fi
+	# an lbd of this run pins under PIN (see lbd_start)
+	case ${PIN:-} in /sys/fs/bpf/?*) rm -rf "$PIN" ;; esac
 	TOPO_DIR=
 	return 0
 }
@@ -358,4 +360,34 @@ start_backend() {
 stop_backend() {
 	[ -z "${BE_PIDS[$1]:-}" ] || bg_stop "${BE_PIDS[$1]}"
 	BE_PIDS[$1]=
+}
+
+# ---------------------------------------------------------------- lbd
+
+# The tests that run lbd set CONF (its configuration), SOCK (its control
+# socket) and PIN (its bpffs directory, one per run: topo_down removes it).
+
+# lbctl ARGS...: lbctl on this run's socket.
+lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
+lbd_up() { lbctl status >/dev/null 2>&1; }
+
+# lbd_start: lbd -f -c $CONF in the lb namespace (nsenter: the host's bpffs
+# stays visible, so pins outlive it); waits until it answers. Sets LBD_PID.
+lbd_start() {
+	bg_start @lb "$LBD" -f -c "$CONF"
+	LBD_PID=$BG_PID
+	if ! wait_for -t 10 lbd_up; then
+		echo "lbd did not come up:" >&2
+		bg_log "$LBD_PID" >&2
+		return 1
+	fi
+}
+
+# count NAME OUTPUT: what lbload printed for backend NAME (0 if nothing).
+count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
+# field KEY OUTPUT: the number of "KEY=N" in lbload's summary.
+field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
+# within N EXPECTED PERCENT: |N - EXPECTED| <= PERCENT% of EXPECTED.
+within() {
+	awk -v n="$1" -v e="$2" -v p="$3" 'BEGIN { d = n - e; if (d < 0) d = -d; exit !(d <= e * p / 100) }'
 }

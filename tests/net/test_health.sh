@@ -81,8 +81,6 @@ vip passive {
 }
 EOF
 
-lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
-lbd_up() { lbctl status >/dev/null 2>&1; }
 # health VIP BACKEND: up/down as lbctl -j status says
 health() {
 	lbctl -j status 2>/dev/null | jq -r --arg v "$1" --arg b "$2" \
@@ -93,8 +91,6 @@ reason() {
 		'.. | objects | select(.name? == $v) | .backends[] | select(.address == $b) | .health_reason'
 }
 is_health() { [ "$(health "$1" "$2")" = "$3" ]; }
-count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
-field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
 load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
 now_ms() { date +%s%3N; }
 # expect_share NAME PORT BACKEND all|none|some: 200 connections to the VIP's

@@ -58,13 +58,10 @@ vip dns {
 EOF
 }
 
-lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
-lbd_up() { lbctl status >/dev/null 2>&1; }
 scrape() { in_lb curl -sS -m 3 "$@"; }          # URL and curl options
 code() { in_lb curl -s -m 3 -o /dev/null -w '%{http_code}' "$@"; }
 serves() { [ "$(code "$1")" = 200 ]; }
 refuses() { [ "$(code "$1")" = 000 ]; }
-field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
 # value SERIES BODY: the value of one series (exact name and labels).
 value() { awk -v s="$1" 'index($0, s " ") == 1 { print $NF; f = 1 } END { if (!f) print "none" }' <<<"$2"; }
 

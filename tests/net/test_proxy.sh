@@ -80,24 +80,8 @@ EOF
 	return 0
 }
 
-lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
-lbd_up() { lbctl status >/dev/null 2>&1; }
 
-lbd_start() {
-	bg_start @lb "$LBD" -f -c "$CONF"
-	LBD_PID=$BG_PID
-	if ! wait_for -t 10 lbd_up; then
-		echo "lbd did not come up:" >&2
-		bg_log "$LBD_PID" >&2
-		return 1
-	fi
-}
 
-count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
-field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
-within() { # N EXPECTED PERCENT
-	awk -v n="$1" -v e="$2" -v p="$3" 'BEGIN { d = n - e; if (d < 0) d = -d; exit !(d <= e * p / 100) }'
-}
 load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
 # stat VIP KEY: a number from `lbctl -j stats vip VIP`.
 stat() { lbctl -j stats vip "$1" | grep -o "\"$2\":[0-9]*" | head -1 | cut -d: -f2; }
