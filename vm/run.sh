@@ -26,11 +26,12 @@ LOG=$VM_DIR/console.log
 
 case $RUN in
 smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-180} ;;
+virtio) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
 # Under TCG the verifier is ~10x slower and some BPF test programs load the
 # data path once per case: each suite program gets 30 min, the run 2 h.
 test | bench) VM_TIMEOUT=${VM_TIMEOUT:-7200} ;;
 shell) VM_TIMEOUT=${VM_TIMEOUT:-86400} ;;
-*) echo "usage: vm/run.sh probe|smoke|test|bench|shell [lab.NAME=VALUE...]" >&2; exit 2 ;;
+*) echo "usage: vm/run.sh probe|smoke|virtio|test|bench|shell [lab.NAME=VALUE...]" >&2; exit 2 ;;
 esac
 
 say() { echo "vm: $*"; }
@@ -38,7 +39,16 @@ say() { echo "vm: $*"; }
 command -v "$QEMU" >/dev/null || { say "$QEMU missing (make deps)" >&2; exit 2; }
 
 BASE=(-kernel "$VM_DIR/vmlinuz" -initrd "$VM_DIR/initramfs.cpio" -m "$VM_MEM"
-	-display none -monitor none -no-reboot -nic none)
+	-display none -monitor none -no-reboot)
+# No network to the host. The virtio run gets two virtio-net NICs on one QEMU
+# hub (frames go NIC to NIC through QEMU, never to the host); the other runs
+# build their networks from namespaces and veth pairs inside the guest.
+if [ "$RUN" = virtio ]; then
+	NET=(-netdev hubport,id=n0,hubid=0 -device virtio-net-pci,netdev=n0
+		-netdev hubport,id=n1,hubid=0 -device virtio-net-pci,netdev=n1)
+else
+	NET=(-nic none)
+fi
 CMDLINE="console=ttyS0 quiet loglevel=3 panic=-1 oops=panic"
 
 # kvm_works: a guest under KVM prints LAB-PROBE-OK in time.
@@ -46,7 +56,7 @@ kvm_works() {
 	local plog=$VM_DIR/probe.log
 	[ -w /dev/kvm ] || return 1
 	rm -f "$plog"
-	timeout -k 2 "${VM_PROBE_TIMEOUT:-20}" "$QEMU" "${BASE[@]}" -accel kvm -smp 1 \
+	timeout -k 2 "${VM_PROBE_TIMEOUT:-20}" "$QEMU" "${BASE[@]}" -nic none -accel kvm -smp 1 \
 		-serial "file:$plog" -append "$CMDLINE lab.run=probe" </dev/null >/dev/null 2>&1
 	grep -q LAB-PROBE-OK "$plog" 2>/dev/null
 }
@@ -75,12 +85,12 @@ say "booting $(cat "$VM_DIR/kernel.version" 2>/dev/null) under $ACCEL, $VM_SMP c
 rm -f "$LOG"
 t0=$(date +%s.%N)
 if [ "$RUN" = shell ]; then
-	"$QEMU" "${BASE[@]}" "${ACC[@]}" -smp "$VM_SMP" \
+	"$QEMU" "${BASE[@]}" -nic none "${ACC[@]}" -smp "$VM_SMP" \
 		-chardev "stdio,id=con,signal=on,logfile=$LOG" -serial chardev:con \
 		-append "$CMDLINE lab.run=shell $*"
 	exit $?
 fi
-timeout -k 5 "$VM_TIMEOUT" "$QEMU" "${BASE[@]}" "${ACC[@]}" -smp "$VM_SMP" \
+timeout -k 5 "$VM_TIMEOUT" "$QEMU" "${BASE[@]}" "${NET[@]}" "${ACC[@]}" -smp "$VM_SMP" \
 	-chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
 	-append "$CMDLINE lab.run=$RUN lab.TEST_TIMEOUT=${TEST_TIMEOUT:-1800} $*" </dev/null
 qrc=$?

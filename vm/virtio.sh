@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# lbd in native XDP mode on virtio_net (make vm-virtio; in the guest as
+# lab.run=virtio). vm/run.sh gives this guest two virtio-net NICs joined by a
+# QEMU hub, so a frame sent on one arrives on the other through QEMU's
+# virtio path. Inside the guest, tests/net/lib.sh's topology, then:
+#
+#   client ns  eth2 (virtio) 198.19.0.1/24  ==QEMU hub==  eth2 (virtio) 198.19.0.254/24  lb ns
+#
+# and the client routes the VIP over eth2. lbd attaches native XDP to eth2
+# (virtio_net), eth0 and eth1 (veth): requests arrive on virtio, are NATed
+# and redirected to a veth; replies are redirected into virtio_net's
+# ndo_xdp_xmit. Checks: the XDP mode of eth2, requests through the VIP, the
+# VIP's packet counters; then a short lbload run (connections per second).
+. /lab/tests/net/lib.sh
+T_NAME=vm-virtio
+t_require_root
+t_require_cmd ip nsenter ethtool curl ss
+t_require_bin "$LBD" "$LBCTL" "$DEMO_BACKEND" "$LBLOAD"
+
+# The two virtio NICs, whatever the kernel named them.
+mapfile -t NICS < <(for d in /sys/class/net/*; do
+	[ "$(basename "$(readlink -f "$d/device/driver" 2>/dev/null)")" = virtio_net ] && basename "$d"
+done)
+if [ ${#NICS[@]} -lt 2 ]; then
+	t_fail "$T_NAME" "want two virtio_net NICs, found: ${NICS[*]:-none}"
+	t_done; exit 1
+fi
+
+PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+cleanup() { topo_down; rm -rf "$PIN"; }
+topo_up 2 || { t_fail "topology" "topo_up failed"; t_done; exit 1; }
+trap cleanup EXIT
+start_backends 3000 || { t_fail "backends" "demo_backend did not start"; t_done; exit 1; }
+
+ip link set "${NICS[0]}" netns "$NS_LB" name eth2
+ip link set "${NICS[1]}" netns "$NS_CLIENT" name eth2
+# Complete checksums on the wire (as from a real NIC): the client's stack
+# would otherwise hand over partial ones, which XDP NAT cannot finish.
+in_client ethtool -K eth2 tx off tso off gso off >/dev/null 2>&1
+in_lb ethtool -K eth2 tx off tso off gso off >/dev/null 2>&1
+in_lb ip addr add 198.19.0.254/24 dev eth2
+in_lb ip link set eth2 up
+in_client ip addr add 198.19.0.1/24 dev eth2
+in_client ip link set eth2 up
+VIP=198.18.0.10
+in_client ip route add "$VIP/32" via 198.19.0.254 dev eth2
+# Backends answer 198.19.0.1 through the lb ns (their default route).
+
+CONF=$TOPO_DIR/lbd.conf
+SOCK=$TOPO_DIR/lbd.sock
+cat >"$CONF" <<EOF
+lbd {
+    interfaces eth0 eth1 eth2;
+    mode xdp;
+    control $SOCK;
+    state_dir $TOPO_DIR/state;
+    bpffs $PIN;
+    pid_file $TOPO_DIR/lbd.pid;
+}
+vip web {
+    listen $VIP:80;
+    method maglev;
+    backend ${BE_ADDRS[1]}:3000;
+    backend ${BE_ADDRS[2]}:3000;
+}
+EOF
+bg_start @lb "$LBD" -f -c "$CONF"
+LBD_PID=$BG_PID
+if ! wait_for -t 30 "$LBCTL" -s "$SOCK" status; then
+	t_fail "lbd-start" "lbd did not come up: $(bg_log "$LBD_PID" | tail -20 | tr '\n' ' ')"
+	t_done; exit 1
+fi
+st=$("$LBCTL" -s "$SOCK" status)
+if grep -Eq "^  eth2 +xdp\b" <<<"$st" && in_lb ip -d link show eth2 | grep -q "prog/xdp "; then
+	t_pass "native-xdp-on-virtio_net"
+else
+	t_fail "native-xdp-on-virtio_net" "status: $st; link: $(in_lb ip -d link show eth2 | grep xdp)"
+fi
+
+ok=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	body=$(in_client curl -s -m 5 "http://$VIP/" 2>/dev/null)
+	grep -q "^Here we are! be[12]" <<<"$body" && ok=$((ok + 1))
+done
+t_check "requests-over-virtio ($ok/10)" "only $ok of 10 requests answered" test "$ok" -eq 10
+
+out=$(in_client "$LBLOAD" -t 1000 -c 2000 -p 16 "$VIP:80" 2>&1)
+echo "lbload over virtio_net (TCG, 2000 connections, 16 parallel): $out" | tr '\n' ' '
+echo
+n=$(grep -o 'ok=[0-9]*' <<<"$out" | head -1 | cut -d= -f2)
+t_check "lbload-over-virtio (${n:-0}/2000)" "lbload: $out" test "${n:-0}" -eq 2000
+"$LBCTL" -s "$SOCK" status | sed 's/^/  /'
+t_done
