@@ -66,7 +66,7 @@ help:
 	@echo "make vm         build the QEMU lab under $(O)/vm (KERNEL_PKG=linux-image-..., KERNEL=bzImage)"
 	@echo "make vm-smoke   boot the lab: BPF objects load, one request through a VIP"
 	@echo "make vm-test    run the test suites inside the lab (VM_TESTS=unit,bpf,net)"
-	@echo "make vm-bench   run the benchmark suite inside the lab"
+	@echo "make vm-bench   lbd (native XDP on virtio_net) against IPVS inside the lab"
 
 deps:
 	@tools/deps.sh
@@ -147,7 +147,7 @@ vm-test: vm
 	@O=$(O) vm/run.sh test $(if $(VM_TESTS),lab.TESTS=$(VM_TESTS)) $(if $(FILTER),lab.FILTER=$(FILTER))
 
 vm-bench: vm
-	@O=$(O) vm/run.sh bench
+	@O=$(O) VM_RESULTS=bench-results vm/run.sh virtio lab.BENCH=1
 
 clean:
 	$(call msg,CLEAN,$(O))

@@ -105,5 +105,16 @@ if [ -z "$grc" ]; then
 	say "guest ended without a LAB-EXIT line (qemu status $qrc, ${secs}s); console: $LOG"
 	exit 125
 fi
+# Benchmark figures (BENCH: lines) to the host's results directory.
+if grep -q '^BENCH: ' <(tr -d '\r' <"$LOG"); then
+	res=${VM_RESULTS:-$VM_DIR/results}
+	mkdir -p "$res"
+	out=$res/vm-$RUN-$(date +%Y%m%d-%H%M%S).txt
+	{
+		echo "# vm/run.sh $RUN: $(cat "$VM_DIR/kernel.version" 2>/dev/null) under $ACCEL, $VM_SMP cpus; $(tr -d '\r' <"$LOG" | grep -m1 '^LAB-READY:')"
+		tr -d '\r' <"$LOG" | sed -n 's/^BENCH: //p'
+	} >"$out"
+	say "results: $out"
+fi
 say "guest exit status $grc; init reached ${ready:-?}s after kernel start; ${secs}s in all under $ACCEL"
 exit "$grc"
