@@ -206,7 +206,7 @@ lb_neigh() {
 
 # Issue 4: lbd in XDP mode on VIP, config syntax as in examples/. Returns 1
 # (after saying why) when lbd is not built or does not serve the VIP.
-lbd_up() {
+e2e_lbd_up() {
 	local conf=$E2E_TMP/lbd.conf i
 	if [ ! -x "$O/lbd" ]; then
 		say "lbd: not built yet"
@@ -245,7 +245,7 @@ lbd_up() {
 	return 1
 }
 
-lbd_down() {
+e2e_lbd_down() {
 	[ -n "$LBD_PID" ] || return 0
 	bg_stop "$LBD_PID"
 	LBD_PID=
@@ -254,7 +254,7 @@ lbd_down() {
 }
 
 e2e_cleanup() {
-	lbd_down
+	e2e_lbd_down
 	topo_down
 	[ -z "$E2E_TMP" ] || rm -rf "$E2E_TMP"
 	E2E_TMP=
@@ -315,7 +315,7 @@ bench_e2e() {
 	topo_add_vip "$NFT_VIP"
 	in_lb ip addr add "$NFT_SNAT/24" dev eth1
 	if nft_up; then nft_ok=1; nft_down; else failed=1; fi
-	if lbd_up; then lbd_ok=1; elif [ -x "$O/lbd" ]; then failed=1; fi
+	if e2e_lbd_up; then lbd_ok=1; elif [ -x "$O/lbd" ]; then failed=1; fi
 	for ((r = 1; r <= E2E_ROUNDS; r++)); do
 		wrk_run direct "$r" "http://${BE_ADDRS[1]}:$BE_PORT/"
 		wrk_run direct_all "$r" "http://${BE_ADDRS[1]}:$BE_PORT/" \
