@@ -60,7 +60,7 @@ resolve_pkg() { # PKG
 	echo "${dep:-$1}"
 }
 
-MODDIR= KVER=
+MODDIR='' KVER=''
 if [ -n "${KERNEL:-}" ]; then
 	[ -f "$KERNEL" ] || die "KERNEL=$KERNEL: no such file"
 	ln -sfn "$(cd "$(dirname "$KERNEL")" && pwd)/$(basename "$KERNEL")" "$VM_DIR/vmlinuz"
@@ -145,7 +145,7 @@ fi
 # Guest-only Debian packages (the host need not have them): fetched like the
 # kernel and extracted straight into the tree. ipvsadm is the benchmark's
 # IPVS peer.
-GUEST_DEBS=(${GUEST_DEBS:-ipvsadm libnl-genl-3-200 libpopt0})
+read -ra GUEST_DEBS <<<"${GUEST_DEBS:-ipvsadm libnl-genl-3-200 libpopt0}"
 for pkg in "${GUEST_DEBS[@]}"; do
 	deb=$(ls "$VM_DIR/cache/${pkg}_"*.deb 2>/dev/null | tail -1 || true)
 	if [ -z "$deb" ]; then
@@ -154,7 +154,7 @@ for pkg in "${GUEST_DEBS[@]}"; do
 	fi
 	dpkg-deb -x "$deb" "$ROOT"
 done
-rm -rf "$ROOT/usr/share" "$ROOT/etc/init.d" "$ROOT/etc/default"
+rm -rf "${ROOT:?}/usr/share" "$ROOT/etc/init.d" "$ROOT/etc/default"
 
 # The project's build: binaries, tests, BPF objects, at the same layout.
 B=/lab/build

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2054 # commas separate QEMU sub-options, not array elements
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Boots the lab built by vm/build.sh and runs one thing in it:
@@ -13,7 +14,7 @@
 # runs longer than VM_TIMEOUT seconds is killed. The exit status is the
 # guest's (its LAB-EXIT line), 124 if it was killed, 125 if it never said.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 O=${O:-build}
 case $O in /*) ;; *) O=$PWD/$O ;; esac
 VM_DIR=${VM_DIR:-$O/vm}

@@ -6,7 +6,8 @@
 # attaches in native XDP mode (LBD_MODE) to the topology of tests/net/lib.sh,
 # and one HTTP request from the client namespace through the VIP reaches a
 # backend. One PASS/FAIL line each; exit status 1 if any failed.
-. /lab/tests/net/lib.sh
+. /lab/vm/lib.sh
+# shellcheck disable=SC2034 # read by tests/net/lib.sh
 T_NAME=vm-smoke
 MODE=${LBD_MODE:-xdp}
 t_require_root
@@ -28,38 +29,9 @@ for obj in "$O"/bpf/*.bpf.o; do
 	rm -rf "$SCRATCH"
 done
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN" "$SCRATCH"; }
-topo_up 2 || { t_fail "topology" "topo_up failed"; t_done; exit 1; }
-trap cleanup EXIT
-start_backends 3000 || { t_fail "backends" "demo_backend did not start"; t_done; exit 1; }
-
-VIP=198.18.0.10
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
-cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0 eth1;
-    mode $MODE;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-}
-vip web {
-    listen $VIP:80;
-    method maglev;
-    backend ${BE_ADDRS[1]}:3000;
-    backend ${BE_ADDRS[2]}:3000;
-}
-EOF
-bg_start @lb "$LBD" -f -c "$CONF"
-LBD_PID=$BG_PID
-if ! wait_for -t 30 "$LBCTL" -s "$SOCK" status; then
-	t_fail "lbd-start" "lbd did not come up in $MODE mode: $(bg_log "$LBD_PID" | tail -20 | tr '\n' ' ')"
-	t_done
-	exit 1
-fi
+lab_up
+trap 'topo_down; rm -rf "$PIN" "$SCRATCH"' EXIT
+lab_lbd "$MODE" eth0 eth1
 st=$("$LBCTL" -s "$SOCK" status)
 if grep -Eq "^  eth0 +$MODE\b" <<<"$st"; then
 	t_pass "lbd-attached-$MODE"

@@ -14,7 +14,7 @@
 # ndo_xdp_xmit. Checks: the XDP mode of eth2, requests through the VIP, the
 # an lbload run (connections per second); with BENCH=1 (make vm-bench) the
 # same run through IPVS in NAT mode on the same path after lbd stops.
-. /lab/tests/net/lib.sh
+. /lab/vm/lib.sh
 T_NAME=vm-virtio
 t_require_root
 t_require_cmd ip nsenter ethtool curl ss
@@ -29,11 +29,7 @@ if [ ${#NICS[@]} -lt 2 ]; then
 	t_done; exit 1
 fi
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN"; }
-topo_up 2 || { t_fail "topology" "topo_up failed"; t_done; exit 1; }
-trap cleanup EXIT
-start_backends 3000 || { t_fail "backends" "demo_backend did not start"; t_done; exit 1; }
+lab_up
 
 ip link set "${NICS[0]}" netns "$NS_LB" name eth2
 ip link set "${NICS[1]}" netns "$NS_CLIENT" name eth2
@@ -45,34 +41,10 @@ in_lb ip addr add 198.19.0.254/24 dev eth2
 in_lb ip link set eth2 up
 in_client ip addr add 198.19.0.1/24 dev eth2
 in_client ip link set eth2 up
-VIP=198.18.0.10
 in_client ip route add "$VIP/32" via 198.19.0.254 dev eth2
 # Backends answer 198.19.0.1 through the lb ns (their default route).
 
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
-cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0 eth1 eth2;
-    mode xdp;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-}
-vip web {
-    listen $VIP:80;
-    method maglev;
-    backend ${BE_ADDRS[1]}:3000;
-    backend ${BE_ADDRS[2]}:3000;
-}
-EOF
-bg_start @lb "$LBD" -f -c "$CONF"
-LBD_PID=$BG_PID
-if ! wait_for -t 30 "$LBCTL" -s "$SOCK" status; then
-	t_fail "lbd-start" "lbd did not come up: $(bg_log "$LBD_PID" | tail -20 | tr '\n' ' ')"
-	t_done; exit 1
-fi
+lab_lbd xdp eth0 eth1 eth2
 st=$("$LBCTL" -s "$SOCK" status)
 if grep -Eq "^  eth2 +xdp\b" <<<"$st" && in_lb ip -d link show eth2 | grep -q "prog/xdp "; then
 	t_pass "native-xdp-on-virtio_net"
@@ -81,7 +53,7 @@ else
 fi
 
 ok=0
-for i in 1 2 3 4 5 6 7 8 9 10; do
+for _ in 1 2 3 4 5 6 7 8 9 10; do
 	body=$(in_client curl -s -m 5 "http://$VIP/" 2>/dev/null)
 	grep -q "^Here we are! be[12]" <<<"$body" && ok=$((ok + 1))
 done

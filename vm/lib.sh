@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# shellcheck shell=bash
+#
+# What the lab's guest scripts (vm/smoke.sh, vm/virtio.sh) share, on top of
+# tests/net/lib.sh: the topology with two backends and lbd serving one VIP.
+. /lab/tests/net/lib.sh
+
+VIP=198.18.0.10
+
+# lab_up: topology with two backends on port 3000, cleanup trap (removes the
+# pin root too). Exits the script with a FAIL line if a step fails.
+lab_up() {
+	PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+	topo_up 2 || { t_fail "topology" "topo_up failed"; t_done; exit 1; }
+	trap 'topo_down; rm -rf "$PIN"' EXIT
+	start_backends 3000 || { t_fail "backends" "demo_backend did not start"; t_done; exit 1; }
+}
+
+# lab_lbd MODE IFACE...: lbd in the lb ns, MODE on IFACEs, VIP:80 on both
+# backends (maglev); sets CONF, SOCK, LBD_PID. Exits with a FAIL line if lbd
+# does not answer on its control socket within 30 s.
+lab_lbd() {
+	local mode=$1
+	shift
+	CONF=$TOPO_DIR/lbd.conf
+	SOCK=$TOPO_DIR/lbd.sock
+	cat >"$CONF" <<EOF
+lbd {
+    interfaces $*;
+    mode $mode;
+    control $SOCK;
+    state_dir $TOPO_DIR/state;
+    bpffs $PIN;
+    pid_file $TOPO_DIR/lbd.pid;
+}
+vip web {
+    listen $VIP:80;
+    method maglev;
+    backend ${BE_ADDRS[1]}:3000;
+    backend ${BE_ADDRS[2]}:3000;
+}
+EOF
+	bg_start @lb "$LBD" -f -c "$CONF"
+	LBD_PID=$BG_PID
+	if ! wait_for -t 30 "$LBCTL" -s "$SOCK" status; then
+		t_fail "lbd-start" "lbd did not come up in $mode mode: $(bg_log "$LBD_PID" | tail -20 | tr '\n' ' ')"
+		t_done
+		exit 1
+	fi
+}
