@@ -2193,16 +2193,19 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 			lb_endpoint_str(&v->be[j].c.ep, ep, sizeof(ep));
 			if (r->json)
 				lb_buf_printf(o, "%s{\"address\":\"%s\",\"packets\":%llu,\"bytes\":%llu,"
-					      "\"new_flows\":%llu,\"conns\":%lld,\"syn\":%llu,\"rst_syn\":%llu}",
+					      "\"new_flows\":%llu,\"conns\":%lld,\"syn\":%llu,\"rst_syn\":%llu",
 					      j ? "," : "", ep, (unsigned long long)bs.packets,
 					      (unsigned long long)bs.bytes, (unsigned long long)bs.new_flows,
 					      (long long)conns, (unsigned long long)bs.syn,
 					      (unsigned long long)bs.rst_syn);
 			else
-				lb_buf_printf(o, "  %-24s %-6s %10llu packets %12llu bytes %8llu flows %6lld conns\n",
+				lb_buf_printf(o, "  %-24s %-6s %10llu packets %12llu bytes %8llu flows %6lld conns",
 					      ep, lb_backend_state_name(v->be[j].c.state),
 					      (unsigned long long)bs.packets, (unsigned long long)bs.bytes,
 					      (unsigned long long)bs.new_flows, (long long)conns);
+			/* health state, reason and time of the last change */
+			out_health(s, r, o, &v->be[j]);
+			lb_buf_printf(o, r->json ? "}" : "\n");
 		}
 		lb_buf_printf(o, r->json ? "]}" : "");
 		first = false;
