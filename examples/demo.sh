@@ -51,6 +51,9 @@ trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT
 trap 'cleanup; trap - EXIT; exit 143' TERM
 start_backends 3000 || exit 1
+# curl after curl from one client: without TIME_WAIT reuse each connection
+# gets a fresh source port, so the spread shows the hash, not a reused tuple.
+in_client sysctl -qw net.ipv4.tcp_tw_reuse=0
 echo "backends: ${BE_ADDRS[1]}:3000 ${BE_ADDRS[2]}:3000 ${BE_ADDRS[3]}:3000 (demo_backend: \"Here we are! NAME\")"
 
 VIP=198.18.0.10
