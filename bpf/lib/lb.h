@@ -442,6 +442,7 @@ static __always_inline int lb_local_ingress(LB_CTX *ctx)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
 		return LB_PASS;
+	/* Built this late: tracked client flows never look their VIP up. */
 	lb_addr_copy(&vk.addr, &p.key.dst);
 	vk.family = p.key.family;
 	vk.port = p.key.dport;
@@ -472,12 +473,12 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	if (rc == LB_PARSE_PASS)
 		return LB_PASS;
 
-	lb_addr_copy(&vk.addr, &p.key.dst);
-	vk.family = p.key.family;
 	if (rc == LB_PARSE_BAD) {
 		/* Only drop what is addressed to a VIP: the rest is the stack's. */
 		if (!p.have_dst)
 			return LB_PASS;
+		lb_addr_copy(&vk.addr, &p.key.dst);
+		vk.family = p.key.family;
 		vk.port = 0;
 		vk.proto = 0;
 		if (!bpf_map_lookup_elem(&vips, &vk))
@@ -500,6 +501,9 @@ static __always_inline int lb_process(LB_CTX *ctx)
 		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
 			return rc;
 	}
+	/* Built this late: tracked client flows never look their VIP up. */
+	lb_addr_copy(&vk.addr, &p.key.dst);
+	vk.family = p.key.family;
 	vk.port = p.key.dport;
 	vk.proto = p.key.proto;
 	vip = bpf_map_lookup_elem(&vips, &vk);
