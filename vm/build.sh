@@ -118,7 +118,7 @@ HOST_TOOLS=(bash ip tc ss bridge ethtool nsenter unshare curl sysctl ps pkill
 	timeout mktemp grep sed awk mawk sort uniq cut tr wc head tail tee stat
 	seq date env id nproc readlink basename dirname sleep cat ls cp mv rm mkdir
 	ln chmod bpftool jq socat nft tcpdump wrk taskset getconf
-	haproxy nginx dash python3)
+	haproxy nginx dash python3 capsh setpriv chown)
 missing=()
 for t in "${HOST_TOOLS[@]}"; do
 	p=$(PATH=$SYSPATH command -v "$t" 2>/dev/null || true)
@@ -219,10 +219,10 @@ fi
 # ---------------------------------------------------------------- init
 cp "$REPO/vm/init" "$ROOT/init"
 chmod 755 "$ROOT/init"
-echo "root:x:0:0:root:/root:/bin/sh" >"$ROOT/etc/passwd"
-echo "root:x:0:" >"$ROOT/etc/group"
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' >"$ROOT/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$ROOT/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' >"$ROOT/etc/hosts"
-printf 'hosts: files\n' >"$ROOT/etc/nsswitch.conf"
+printf 'passwd: files\ngroup: files\nhosts: files\n' >"$ROOT/etc/nsswitch.conf"
 git -C "$REPO" rev-parse --short HEAD >"$ROOT/lab/REVISION" 2>/dev/null || true
 
 (cd "$ROOT" && find . -mindepth 1 | LC_ALL=C sort | busybox cpio -o -H newc 2>/dev/null) >"$VM_DIR/initramfs.cpio.tmp"
