@@ -1207,16 +1207,13 @@ static void neigh_warm_all(struct lb_svc *s)
 			neigh_warm(s, &s->m.v[i].be[j].c.ep);
 }
 
-/* A packet the data path hands to the stack (no neighbour entry yet) may
- * already carry a local source: the SNAT address towards a backend, the VIP
- * towards a client. Without accept_local the kernel drops it as martian
- * instead of resolving the neighbour and forwarding it. */
-static void if_sysctls(const char *ifname)
+/* Sets a per-interface sysctl (path pattern with one %s) to 1. */
+static void if_sysctl_on(const char *pattern, const char *ifname)
 {
-	char p[96];
+	char p[128];
 	FILE *f;
 
-	snprintf(p, sizeof(p), "/proc/sys/net/ipv4/conf/%s/accept_local", ifname);
+	snprintf(p, sizeof(p), pattern, ifname);
 	f = fopen(p, "we");
 	if (f) {
 		fputs("1\n", f);
@@ -1224,17 +1221,18 @@ static void if_sysctls(const char *ifname)
 	}
 }
 
+/* A packet the data path hands to the stack (no neighbour entry yet) may
+ * already carry a local source: the SNAT address towards a backend, the VIP
+ * towards a client. Without accept_local the kernel drops it as martian
+ * instead of resolving the neighbour and forwarding it. */
+static void if_sysctls(const char *ifname)
+{
+	if_sysctl_on("/proc/sys/net/ipv4/conf/%s/accept_local", ifname);
+}
+
 static void proxy_ndp_on(const char *ifname)
 {
-	char p[96];
-	FILE *f;
-
-	snprintf(p, sizeof(p), "/proc/sys/net/ipv6/conf/%s/proxy_ndp", ifname);
-	f = fopen(p, "we");
-	if (f) {
-		fputs("1\n", f);
-		fclose(f);
-	}
+	if_sysctl_on("/proc/sys/net/ipv6/conf/%s/proxy_ndp", ifname);
 }
 
 static bool addr_in_model(const struct svc_model *m, const struct lb_vip_conf *c, const struct svc_vip *skip)

@@ -427,10 +427,28 @@ static __always_inline int lb_local_reply(LB_CTX *ctx)
  * (and their replies reversed by the egress program on lo). Nothing else
  * is touched: a NAT or DSR VIP is not served to the node itself.
  */
+/* The VIP a packet is for: {addr, port, proto}, then the wildcard port. */
+static __always_inline struct lb_vip *lb_vip_lookup(const struct lb_pkt *p,
+						    const struct lb_config *cfg)
+{
+	struct lb_vip_key vk;
+	struct lb_vip *vip;
+
+	lb_addr_copy(&vk.addr, &p->key.dst);
+	vk.family = p->key.family;
+	vk.port = p->key.dport;
+	vk.proto = p->key.proto;
+	vip = bpf_map_lookup_elem(&vips, &vk);
+	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
+		vk.port = 0;
+		vip = bpf_map_lookup_elem(&vips, &vk);
+	}
+	return vip;
+}
+
 static __always_inline int lb_local_ingress(LB_CTX *ctx)
 {
 	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
-	struct lb_vip_key vk = {};
 	struct lb_pkt p = {};
 	struct lb_config *cfg;
 	struct lb_vip *vip;
@@ -443,15 +461,7 @@ static __always_inline int lb_local_ingress(LB_CTX *ctx)
 	if (!cfg)
 		return LB_PASS;
 	/* Built this late: tracked client flows never look their VIP up. */
-	lb_addr_copy(&vk.addr, &p.key.dst);
-	vk.family = p.key.family;
-	vk.port = p.key.dport;
-	vk.proto = p.key.proto;
-	vip = bpf_map_lookup_elem(&vips, &vk);
-	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
-		vk.port = 0;
-		vip = bpf_map_lookup_elem(&vips, &vk);
-	}
+	vip = lb_vip_lookup(&p, cfg);
 	if (!vip || vip->fwd != LB_FWD_LOCAL)
 		return LB_PASS;
 	return lb_forward(ctx, &p, end, vip, cfg, bpf_map_lookup_elem(&ct, &p.key));
@@ -502,15 +512,7 @@ static __always_inline int lb_process(LB_CTX *ctx)
 			return rc;
 	}
 	/* Built this late: tracked client flows never look their VIP up. */
-	lb_addr_copy(&vk.addr, &p.key.dst);
-	vk.family = p.key.family;
-	vk.port = p.key.dport;
-	vk.proto = p.key.proto;
-	vip = bpf_map_lookup_elem(&vips, &vk);
-	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
-		vk.port = 0;
-		vip = bpf_map_lookup_elem(&vips, &vk);
-	}
+	vip = lb_vip_lookup(&p, cfg);
 	if (vip) {
 		if (snat_range)
 			f = bpf_map_lookup_elem(&ct, &p.key);
