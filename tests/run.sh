@@ -2,11 +2,13 @@
 # Runs every test suite and prints one closing line:
 #   tests: N passed, N failed, N skipped
 # Unit tests always run; BPF and network suites need root and are reported
-# as skipped (loudly) otherwise. Set TESTS=unit,bpf,net to choose suites and
-# FILTER=substring to choose test programs/scripts.
+# as skipped (loudly) otherwise. The pkg suite (docs, completion, the Debian
+# package) always runs; its scripts skip, loudly, the cases that need root.
+# Set TESTS=unit,bpf,net,pkg to choose suites and FILTER=substring to choose
+# test programs/scripts.
 set -u
 O=${O:-build}
-TESTS=${TESTS:-unit,bpf,net}
+TESTS=${TESTS:-unit,bpf,net,pkg}
 FILTER=${FILTER:-}
 cd "$(dirname "$0")/.."
 
@@ -70,6 +72,12 @@ else
 			[ -f "$t" ] && run "net/$(basename "$t" .sh)" env O="$O" bash "$t"
 		done
 	fi
+fi
+
+if want pkg; then
+	for t in tests/pkg/test_*.sh; do
+		[ -f "$t" ] && run "pkg/$(basename "$t" .sh)" env O="$O" bash "$t"
+	done
 fi
 
 echo

@@ -13,6 +13,8 @@ PKGS=(
 	wrk nftables haproxy nginx-light gnuplot-nox
 	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed
 	qemu-system-x86 busybox-static xz-utils
+	# man page checks, the Debian package and its install test (tests/pkg)
+	mandoc debhelper dpkg-dev fakeroot debootstrap
 )
 
 missing=()
