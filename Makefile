@@ -154,4 +154,5 @@ clean:
 	$(Q)rm -rf $(O)
 
 .SECONDARY:
--include $(shell find $(O) -name '*.d' 2>/dev/null)
+# $(O)/pkg holds the package test's chroot: none of its files are ours.
+-include $(shell find $(O) -path $(O)/pkg -prune -o -name '*.d' -type f -print 2>/dev/null)
