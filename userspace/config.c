@@ -676,7 +676,7 @@ struct vip_state {
 	int be_cap;
 	bool listen_set;
 	__u8 snat_family;
-	struct loc listen_loc, snat_loc;
+	struct loc listen_loc, snat_loc, pp_loc;
 };
 
 struct worker_state {
@@ -1450,6 +1450,19 @@ static void d_max_conns(struct parser *ps, const struct stmt *st, struct block *
 		perr(ps, st->at, "invalid max_conns \"%s\" (expected 0..%u)", st->w[1], UINT32_MAX);
 }
 
+/* Only v2: the binary header, which carries IPv6 as well, and which the
+ * backend parses without scanning text (HAProxy's send-proxy-v2). */
+static void d_proxy_protocol(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	static const char *const names[] = { "off", "v2" };
+	int v = pick(ps, st, st->w[1], "proxy_protocol", names, ARRAY_SIZE(names), 0);
+
+	if (v >= 0) {
+		b->vs->v.proxy_protocol = v == 1;
+		b->vs->pp_loc = st->at;
+	}
+}
+
 static void d_backend(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	struct vip_state *vs = b->vs;
@@ -1499,6 +1512,7 @@ static const struct directive vip_dirs[] = {
 	{ "health_check", 1, -1, false, d_health_check },
 	{ "slow_start", 1, 1, false, d_slow_start },
 	{ "max_conns", 1, 1, false, d_max_conns },
+	{ "proxy_protocol", 1, 1, false, d_proxy_protocol },
 	{ "backend", 1, -1, true, d_backend },
 };
 
@@ -1772,6 +1786,8 @@ static void finish_vip(struct parser *ps, struct vip_state *vs, struct loc at)
 				perr(ps, sl, "snat needs forward nat (vip \"%s\" uses %s)", v->name,
 				     fwd_names[v->forward]);
 		}
+		if (v->proxy_protocol && v->proto != IPPROTO_TCP)
+			perr(ps, vs->pp_loc, "proxy_protocol needs a tcp vip (vip \"%s\" is udp)", v->name);
 		for (int i = 0; i < c->nvips; i++) {
 			const struct lb_vip_conf *o = &c->vips[i];
 

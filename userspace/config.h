@@ -98,6 +98,7 @@ struct lb_vip_conf {
 	struct lb_health_conf health;
 	__u64 slow_start_ms;       /* 0 = none */
 	__u32 max_conns;           /* 0 = unlimited */
+	bool proxy_protocol;       /* `proxy_protocol v2`: userspace proxy, TCP only */
 	struct lb_backend_conf *backends; /* malloc'ed, nbackends entries */
 	int nbackends;
 };

@@ -98,6 +98,7 @@ struct svip {
 	enum lb_method method;
 	__u32 seed;
 	__u32 max_conns;
+	bool pp2;               /* PROXY v2 header first on each backend connection */
 	__u32 *tab;             /* slots: indexes into be[] */
 	__u32 n;
 	struct sbe *be;
@@ -316,6 +317,7 @@ static int svip_fill(struct svip *sv, const struct lb_proxy_vip *v)
 	sv->method = v->method;
 	sv->seed = v->hash_seed;
 	sv->max_conns = v->max_conns;
+	sv->pp2 = v->proxy_protocol && v->proto == IPPROTO_TCP;
 	sv->nbe = v->nbe;
 	sv->be = calloc(v->nbe ? v->nbe : 1, sizeof(*sv->be));
 	sv->tab = calloc(v->table_n ? v->table_n : 1, sizeof(*sv->tab));
@@ -672,6 +674,76 @@ static void connect_failed(struct pworker *w, struct pconn *c)
 	connect_next(w, c);
 }
 
+int lb_proxy_pp2_header(const struct sockaddr_storage *client, const struct sockaddr_storage *vip,
+			__u8 *out, size_t len)
+{
+	static const __u8 sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+				      0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+	int fam = client->ss_family == vip->ss_family ? client->ss_family : AF_UNSPEC;
+	size_t alen = fam == AF_INET ? 4 : fam == AF_INET6 ? 16 : 0;
+	size_t body = alen ? 2 * alen + 4 : 0;
+	__u8 *q = out + 16;
+
+	if (len < 16 + body)
+		return -ENOSPC;
+	memcpy(out, sig, sizeof(sig));
+	out[12] = 0x21;                 /* version 2, command PROXY */
+	out[13] = fam == AF_INET ? 0x11 : fam == AF_INET6 ? 0x21 : 0x00; /* TCP over ... */
+	out[14] = (__u8)(body >> 8);    /* length of what follows, big endian */
+	out[15] = (__u8)body;
+	if (fam == AF_INET) {
+		const struct sockaddr_in *a = (const void *)client, *b = (const void *)vip;
+
+		memcpy(q, &a->sin_addr, 4);
+		memcpy(q + 4, &b->sin_addr, 4);
+		memcpy(q + 8, &a->sin_port, 2);
+		memcpy(q + 10, &b->sin_port, 2);
+	} else if (fam == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)client, *b = (const void *)vip;
+
+		memcpy(q, &a->sin6_addr, 16);
+		memcpy(q + 16, &b->sin6_addr, 16);
+		memcpy(q + 32, &a->sin6_port, 2);
+		memcpy(q + 34, &b->sin6_port, 2);
+	}
+	return (int)(16 + body);
+}
+
+/* The PROXY v2 header, before any client byte. The addresses come from the
+ * client socket itself (no copy held per connection for the VIPs without
+ * it). A fresh connection's send buffer takes it whole; should it not, the
+ * rest waits in the direction's buffer like any short write. */
+static int pp2_send(struct pconn *c)
+{
+	struct sockaddr_storage cl, vip;
+	socklen_t cll = sizeof(cl), vipl = sizeof(vip);
+	struct pdir *d = &c->d[0];
+	__u8 h[LB_PP2_MAX];
+	ssize_t m;
+	int n;
+
+	if (getpeername(c->cfd, (struct sockaddr *)&cl, &cll) ||
+	    getsockname(c->cfd, (struct sockaddr *)&vip, &vipl))
+		return -errno;
+	n = lb_proxy_pp2_header(&cl, &vip, h, sizeof(h));
+	if (n < 0)
+		return n;
+	m = send(c->bfd, h, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (m == n)
+		return 0;
+	if (m < 0 && errno != EAGAIN)
+		return -errno;
+	if (m < 0)
+		m = 0;
+	d->buf = malloc((size_t)(n - m));
+	if (!d->buf)
+		return -ENOMEM;
+	memcpy(d->buf, h + m, (size_t)(n - m));
+	d->pending = (size_t)(n - m);
+	d->off = 0;
+	return 0;
+}
+
 static void connected(struct pworker *w, struct pconn *c)
 {
 	int one = 1;
@@ -680,6 +752,15 @@ static void connected(struct pworker *w, struct pconn *c)
 	c->last = w->now;
 	cnt_add(&w->p->bs[c->sv->be[c->be].id].connected, 1);
 	setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->sv->pp2) {
+		int err = pp2_send(c);
+
+		if (err) {
+			lb_debug("proxy: vip %s: PROXY header: %s", c->sv->pv->name, strerror(-err));
+			conn_kill(w, c);
+			return;
+		}
+	}
 	conn_pump(w, c);
 }
 

@@ -15,7 +15,9 @@
  *                keeps one per CPU: the same approximation)
  *   least_conn   exact here: fewest live connections per unit of weight
  * A failed or timed-out connect retries the next backend in table order.
- * It is a full proxy: backends see the proxy's address, as with full NAT.
+ * It is a full proxy: backends see the proxy's address, as with full NAT;
+ * a VIP with `proxy_protocol v2` tells them the client's address and port
+ * in a PROXY protocol v2 header, the first bytes on each backend connection.
  *
  * Configuration is pushed whole with lb_proxy_update(): the workers switch
  * to the new refcounted snapshot; connections keep the one they started
@@ -26,6 +28,8 @@
 #define LBD_PROXY_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
 #include "addr.h"
 #include "lb_abi.h"
 
@@ -53,6 +57,7 @@ struct lb_proxy_vip {
 	enum lb_method method;
 	__u32 hash_seed;             /* the seed the table was built with */
 	__u32 max_conns;             /* 0: unlimited (UDP: sessions) */
+	bool proxy_protocol;         /* TCP: a PROXY v2 header to each backend */
 	const __u32 *table;          /* lb_table_build() output: backend ids */
 	__u32 table_n;               /* 0: no usable backend, new flows refused */
 	const struct lb_proxy_backend *be;
@@ -80,6 +85,16 @@ struct lb_proxy_be_stats {
 	__u64 connect_fail;          /* refused or timed out: passive health */
 	__u64 bytes_in, bytes_out;
 };
+
+/* The PROXY protocol v2 header (haproxy.org/download/2.6/doc/proxy-protocol.txt)
+ * for a TCP connection from client to vip (getpeername/getsockname of the
+ * accepted socket): PROXY, TCP over IPv4 (28 bytes) or IPv6 (52 bytes); a
+ * family mismatch or a non-IP family gives the 16-byte PROXY/UNSPEC header
+ * (the receiver then uses the connection's own addresses). Returns the
+ * length written, or -ENOSPC when len is below it. */
+#define LB_PP2_MAX 52
+int  lb_proxy_pp2_header(const struct sockaddr_storage *client, const struct sockaddr_storage *vip,
+			 __u8 *out, size_t len);
 
 int  lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out);
 /* Closes every listener and connection at once. */

@@ -1426,7 +1426,8 @@ static int proxy_push(struct lb_svc *s)
 		pv[i] = (struct lb_proxy_vip){
 			.name = v->c.name, .listen = v->c.listen, .proto = v->c.proto,
 			.method = v->c.method, .hash_seed = s->file.hash_seed,
-			.max_conns = v->c.max_conns, .table = v->table, .table_n = v->table_n,
+			.max_conns = v->c.max_conns, .proxy_protocol = v->c.proxy_protocol,
+			.table = v->table, .table_n = v->table_n,
 			.be = pb[i], .nbe = v->nbe,
 		};
 	}
@@ -1654,6 +1655,10 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 	vip_addrs_sync(s, NULL);
 	if (proxy_wanted(s) && (err = proxy_begin(s)))
 		goto fail;
+	for (int i = 0; !s->px && i < conf->nvips; i++)
+		if (conf->vips[i].proxy_protocol)
+			lb_warn("vip %s: proxy_protocol is for the userspace proxy; the BPF data path "
+				"forwards packets and sends no header", conf->vips[i].name);
 	memset(conf, 0, sizeof(*conf));
 	*out = s;
 	return 0;

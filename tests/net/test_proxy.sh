@@ -13,6 +13,8 @@
 #     accepting while its open connections finish
 #   - the same client flows (fixed source ports) reach the same backends
 #     through lbd in XDP mode and in proxy mode
+#   - proxy_protocol v2 (IPv4 and IPv6 VIPs): a backend parses the header it
+#     got and the client checks it names the client's own address and port
 . "$(dirname "$0")/lib.sh"
 
 t_require_root
@@ -32,6 +34,7 @@ CONF=$TOPO_DIR/lbd.conf
 SOCK=$TOPO_DIR/lbd.sock
 VIP=198.18.0.10
 VIP6=2001:2::10
+PP_PORT=3100
 LBD_PID=
 
 write_conf() { # WEB_EXTRA [with the "old" VIP: 1]
@@ -69,6 +72,16 @@ vip limited {
     listen $VIP:81;
     max_conns 2;
     backend ${BE_ADDRS[4]}:3000;
+}
+vip pp {
+    listen $VIP:82;
+    proxy_protocol v2;
+    backend ${BE_ADDRS[4]}:$PP_PORT;
+}
+vip pp6 {
+    listen [$VIP6]:82;
+    proxy_protocol v2;
+    backend [${BE6_ADDRS[4]}]:$PP_PORT;
 }
 EOF
 	[ "${2:-0}" = 1 ] && cat >>"$CONF" <<EOF
@@ -172,6 +185,77 @@ else
 fi
 body=$(in_client curl -s -m 3 "http://$VIP/")
 t_check "curl-through-vip" "curl got '$body'" grep -q "^Here we are! be[123]" <<<"$body"
+
+# ---------------------------------------------------------------- PROXY v2
+# A backend that wants the header: it checks the signature, version,
+# command, family and length, then answers what the addresses say and the
+# first client line that followed the header.
+bg_start "${NS_BE[4]}" python3 -c "$(cat <<-'EOF'
+	import socket, struct, sys, threading
+	SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+	def need(c, n):
+	    b = b""
+	    while len(b) < n:
+	        d = c.recv(n - len(b))
+	        if not d:
+	            raise EOFError
+	        b += d
+	    return b
+	def serve(c):
+	    try:
+	        h = need(c, 16)
+	        ln = struct.unpack("!H", h[14:16])[0]
+	        body = need(c, ln)
+	        if h[:12] != SIG or h[12] != 0x21 or (h[13], ln) not in ((0x11, 12), (0x21, 36)):
+	            c.sendall(b"BAD header %s\n" % (h + body).hex().encode())
+	            return
+	        fam, al = (socket.AF_INET, 4) if h[13] == 0x11 else (socket.AF_INET6, 16)
+	        src, dst = socket.inet_ntop(fam, body[:al]), socket.inet_ntop(fam, body[al:2 * al])
+	        sp, dp = struct.unpack("!HH", body[2 * al:2 * al + 4])
+	        line = b""
+	        while not line.endswith(b"\n"):
+	            line += need(c, 1)
+	        c.sendall(b"PP2 src=%s:%d dst=%s:%d data=%s" % (src.encode(), sp, dst.encode(), dp, line))
+	    except (EOFError, OSError):
+	        pass
+	    finally:
+	        c.close()
+	def run(fam, addr):
+	    s = socket.socket(fam)
+	    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	    if fam == socket.AF_INET6:
+	        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+	    s.bind((addr, int(sys.argv[1])))
+	    s.listen(64)
+	    while True:
+	        threading.Thread(target=serve, args=(s.accept()[0],), daemon=True).start()
+	threading.Thread(target=run, args=(socket.AF_INET6, "::"), daemon=True).start()
+	run(socket.AF_INET, "0.0.0.0")
+	EOF
+)" "$PP_PORT"
+PP_BE_PID=$BG_PID
+pp_listening() { [ "$(in_be 4 ss -Hltn "sport = :$PP_PORT" | wc -l)" = 2 ]; }
+pp_check() { # ADDR: "ok" or what went wrong
+	in_client python3 - "$1" <<-'EOF' 2>&1
+		import socket, sys
+		vip = sys.argv[1]
+		s = socket.create_connection((vip, 82), timeout=3)
+		me = s.getsockname()
+		s.sendall(b"hello\n")
+		got = s.makefile("rb").read()  # until the backend closes
+		want = "PP2 src=%s:%d dst=%s:82 data=hello\n" % (me[0], me[1], vip)
+		print("ok" if got.decode() == want else "got %r want %r" % (got, want))
+	EOF
+}
+if wait_for pp_listening; then
+	out=$(pp_check "$VIP")
+	t_check "proxy-protocol-v2-ipv4" "$out" test "$out" = ok
+	out=$(pp_check "$VIP6")
+	t_check "proxy-protocol-v2-ipv6" "$out" test "$out" = ok
+else
+	t_fail "proxy-protocol-v2" "the PROXY v2 backend does not listen: $(bg_log "$PP_BE_PID")"
+fi
+bg_stop "$PP_BE_PID"
 
 # ---------------------------------------------------------------- lbctl
 bg_start "$NS_CLIENT" "$LBLOAD" --keep 6 --duration 6 -c 0 "$VIP:80"

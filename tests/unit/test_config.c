@@ -290,6 +290,22 @@ static void test_listen_forms(void **state)
 	lb_config_free(&c);
 }
 
+static void test_proxy_protocol(void **state)
+{
+	struct lb_conf c;
+
+	(void)state;
+	parse_ok("vip a { listen 198.18.0.10:80; proxy_protocol v2; }\n"
+		 "vip b { listen [2001:2::10]:80; proxy_protocol v2; }\n"
+		 "vip d { listen 198.18.0.10:82; proxy_protocol off; }\n"
+		 "vip c { listen 198.18.0.10:81; }\n", &c);
+	assert_true(c.vips[0].proxy_protocol);
+	assert_true(c.vips[1].proxy_protocol);
+	assert_false(c.vips[3].proxy_protocol);
+	assert_false(c.vips[2].proxy_protocol);
+	lb_config_free(&c);
+}
+
 static void test_issue5_health(void **state)
 {
 	struct lb_conf c;
@@ -617,6 +633,10 @@ static const struct err_case err_cases[] = {
 	  "t.conf:3: invalid slow_start \"soon\" (expected a duration such as 30s)" },
 	{ "max_conns_bad", V4 " max_conns -1;\n}\n",
 	  "t.conf:3: invalid max_conns \"-1\" (expected 0..4294967295)" },
+	{ "proxy_protocol_v1", V4 " proxy_protocol v1;\n}\n",
+	  "t.conf:3: unknown proxy_protocol \"v1\" (expected off, v2)" },
+	{ "proxy_protocol_udp", "vip dns {\n listen 1.2.3.4:53 udp;\n proxy_protocol v2;\n}\n",
+	  "t.conf:3: proxy_protocol needs a tcp vip (vip \"dns\" is udp)" },
 	{ "snat_ports_reversed", "lbd {\n snat_ports 2000-1000;\n}\n",
 	  "t.conf:2: invalid snat_ports \"2000-1000\" (expected LO-HI, 1 <= LO <= HI <= 65535)" },
 	{ "snat_ports_zero", "lbd { snat_ports 0-100; }\n",
@@ -1153,6 +1173,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_lbd_block_all),
 		cmocka_unit_test(test_listen_forms),
+		cmocka_unit_test(test_proxy_protocol),
 		cmocka_unit_test(test_issue5_health),
 		cmocka_unit_test(test_health_full),
 		cmocka_unit_test(test_issue6_worker),

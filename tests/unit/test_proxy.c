@@ -51,6 +51,7 @@ struct fixture {
 	__u16 vport;            /* network order */
 	__u32 *table;
 	__u32 table_n;
+	bool pp2;               /* the VIP sends PROXY v2 headers */
 };
 
 static void *echo_conn(void *arg)
@@ -209,6 +210,7 @@ static void proxy_start(struct fixture *f, const struct lb_proxy_opts *o0, __u8 
 	v.method = method;
 	v.hash_seed = SEED;
 	v.max_conns = max_conns;
+	v.proxy_protocol = f->pp2;
 	v.table = f->table;
 	v.table_n = f->table_n;
 	v.be = pb;
@@ -661,6 +663,100 @@ static void test_update_drain(void **st)
 	fixture_end(&f);
 }
 
+/* ---- PROXY protocol v2 ------------------------------------------------------ */
+
+static const __u8 pp2_sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 'Q', 'U', 'I', 'T', 0x0a };
+
+static void test_pp2_header_v4(void **st)
+{
+	struct sockaddr_storage c = { 0 }, v = { 0 };
+	struct sockaddr_in *c4 = (void *)&c, *v4 = (void *)&v;
+	static const __u8 want[28] = {
+		0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+		0x21, 0x11, 0x00, 0x0c,                 /* v2 PROXY, TCP4, 12 bytes */
+		198, 18, 0, 1,  198, 18, 0, 10,         /* source, destination */
+		0xd4, 0x31,  0x00, 0x50,                /* 54321, 80 */
+	};
+	__u8 out[LB_PP2_MAX];
+
+	(void)st;
+	c4->sin_family = v4->sin_family = AF_INET;
+	inet_pton(AF_INET, "198.18.0.1", &c4->sin_addr);
+	inet_pton(AF_INET, "198.18.0.10", &v4->sin_addr);
+	c4->sin_port = htons(54321);
+	v4->sin_port = htons(80);
+	assert_int_equal(lb_proxy_pp2_header(&c, &v, out, sizeof(out)), 28);
+	assert_memory_equal(out, want, 28);
+	assert_int_equal(lb_proxy_pp2_header(&c, &v, out, 27), -ENOSPC);
+}
+
+static void test_pp2_header_v6(void **st)
+{
+	struct sockaddr_storage c = { 0 }, v = { 0 };
+	struct sockaddr_in6 *c6 = (void *)&c, *v6 = (void *)&v;
+	static const __u8 want[52] = {
+		0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+		0x21, 0x21, 0x00, 0x24,                 /* v2 PROXY, TCP6, 36 bytes */
+		0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x01, /* 2001:2::1 */
+		0x20, 0x01, 0x00, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x10, /* 2001:2::10 */
+		0x04, 0x00,  0x01, 0xbb,                /* 1024, 443 */
+	};
+	__u8 out[LB_PP2_MAX];
+
+	(void)st;
+	c6->sin6_family = v6->sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "2001:2::1", &c6->sin6_addr);
+	inet_pton(AF_INET6, "2001:2::10", &v6->sin6_addr);
+	c6->sin6_port = htons(1024);
+	v6->sin6_port = htons(443);
+	assert_int_equal(lb_proxy_pp2_header(&c, &v, out, sizeof(out)), 52);
+	assert_memory_equal(out, want, 52);
+	assert_int_equal(lb_proxy_pp2_header(&c, &v, out, 51), -ENOSPC);
+}
+
+/* Families that differ: PROXY over UNSPEC, no addresses (the receiver keeps
+ * the connection's own). */
+static void test_pp2_header_unspec(void **st)
+{
+	struct sockaddr_storage c = { .ss_family = AF_INET }, v = { .ss_family = AF_INET6 };
+	__u8 out[LB_PP2_MAX];
+
+	(void)st;
+	assert_int_equal(lb_proxy_pp2_header(&c, &v, out, sizeof(out)), 16);
+	assert_memory_equal(out, pp2_sig, 12);
+	assert_int_equal(out[12], 0x21);
+	assert_int_equal(out[13], 0x00);
+	assert_int_equal(out[14], 0);
+	assert_int_equal(out[15], 0);
+}
+
+/* Through the proxy: the echo backend returns the header it got, then the
+ * client's bytes, so the client sees exactly what the backend received. */
+static void test_pp2_on_the_wire(void **st)
+{
+	struct fixture f = { .pp2 = true };
+	struct lb_proxy_opts o = { 0 };
+	__u8 want[28], got[28 + 5];
+	__u16 sport;
+	int fd;
+
+	(void)st;
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, NULL, 0);
+	fd = vip_connect(&f, &sport);
+	assert_int_equal(first_byte(fd), 'A');
+	assert_int_equal(write(fd, "hello", 5), 5);
+	assert_int_equal(recv(fd, got, sizeof(got), MSG_WAITALL), (ssize_t)sizeof(got));
+	memcpy(want, pp2_sig, 12);
+	memcpy(want + 12, (const __u8[]){ 0x21, 0x11, 0x00, 0x0c, 127, 0, 0, 1, 127, 0, 0, 1 }, 12);
+	memcpy(want + 24, &sport, 2);
+	memcpy(want + 26, &f.vport, 2);
+	assert_memory_equal(got, want, 28);
+	assert_memory_equal(got + 28, "hello", 5);
+	close(fd);
+	fixture_end(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -676,6 +772,10 @@ int main(void)
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_udp),
 		cmocka_unit_test(test_update_drain),
+		cmocka_unit_test(test_pp2_header_v4),
+		cmocka_unit_test(test_pp2_header_v6),
+		cmocka_unit_test(test_pp2_header_unspec),
+		cmocka_unit_test(test_pp2_on_the_wire),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
