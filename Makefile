@@ -61,7 +61,7 @@ help:
 	@echo "make deps       install the Debian packages lbd needs (only what is missing)"
 	@echo "make demo       run the demo: namespaces, backends, lbd, real traffic (root)"
 	@echo "make test       unit tests; as root also BPF and network tests"
-	@echo "make bench      benchmark suite, results under bench-results/"
+	@echo "make bench      benchmark suite, bench-results/latest/REPORT.md (QUICK=1: about 2 minutes)"
 	@echo "make clean      remove $(O)/"
 	@echo "make vm         build the QEMU lab under $(O)/vm (KERNEL_PKG=linux-image-..., KERNEL=bzImage)"
 	@echo "make vm-smoke   boot the lab: BPF objects load, one request through a VIP"
@@ -127,7 +127,7 @@ test:
 bench:
 	@tools/deps.sh
 	@$(MAKE) --no-print-directory all
-	@O=$(O) tools/bench/run.sh
+	@O=$(O) QUICK=$(QUICK) tools/bench/run.sh
 
 demo:
 	@tools/deps.sh

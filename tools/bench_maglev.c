@@ -24,7 +24,7 @@
 #define SEED    0x5eedu
 #define M       LB_MAGLEV_DEFAULT_SIZE
 
-static const size_t sizes[] = { 10, 100, 1000, 4096 };
+static const size_t sizes[] = { 10, 32, 100, 256, 1000, 2048, 4096 };
 
 /* Backend i is 10.0.0.0/8 + i, port 8080, id i: distinct and stable. */
 static void make_backends(struct lb_maglev_backend *b, size_t n)

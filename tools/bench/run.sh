@@ -2,22 +2,27 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # `make bench`: every benchmark of lbd in one run, figures as ratios taken in
-# that same run (the machines here are noisy). Prints tables and writes
-# them as CSV (and PNG plots when gnuplot is there) under
-# bench-results/<timestamp>/, with bench-results/latest pointing at it.
+# that same run (the machines here are noisy). Writes bench-results/<time>/
+# (bench-results/latest points at it): REPORT.md (machine, every figure as
+# median, min and max over its repeats with its ratio to the baseline,
+# targets met or missed, plots), the raw CSV, and summary.txt (what the
+# terminal showed). The report frame is tools/bench/report.sh: a section
+# records figures through its functions and gets its table, plot and
+# one-line summary from it.
 #
-#   1. XDP per-packet cost (tools/bench_xdp.c; method described there):
-#      lb_xdp vs a bare MAC-swap XDP_TX program, BPF_PROG_RUN live frames.
-#   2. Maglev build time and disruption (tools/bench_maglev.c).
-#   3. End to end, short connections (wrk, Connection: close), client ->
-#      VIP -> 3 backends on the tests/net topology: lbd in XDP mode vs
-#      direct to one backend vs an nftables DNAT load balancer.
+#   1. xdp     XDP per-packet cost (tools/bench_xdp.c; method there)
+#   2. pps     forwarded packets/s through the namespaces (tools/lbgen.c)
+#   3. e2e     requests/s, short connections, lbd XDP/TC vs nftables, direct
+#      proxy   the fallback proxy vs HAProxy and NGINX stream (proxy.sh)
+#   4. maglev  build time, disruption, table swap under traffic
+#   5. control lbctl backend add to the first flow, changes per second
 #
-# Environment: O (build dir), BENCH_RUNS (median of, default 7),
-# BENCH_ONLY=xdp,maglev,e2e,proxy (sections), WRK_SECONDS (3), WRK_CONNS (32),
-# E2E_ROUNDS (3).
-# Needs root for sections 1 and 3 (namespaces, BPF); says so and skips
-# them otherwise. Everything it starts it stops, also on Ctrl-C.
+# Environment: O (build dir), QUICK=1 (about two minutes: fewer and shorter
+# repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control (sections),
+# BENCH_RESULTS (parent dir of the run, default bench-results), BENCH_RUNS
+# (repeats of xdp), WRK_SECONDS, WRK_CONNS, E2E_ROUNDS, PPS_SECONDS,
+# PPS_ROUNDS. Sections that need root (namespaces, BPF) say so and are
+# skipped otherwise. Everything it starts it stops, also on Ctrl-C.
 set -u
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -25,27 +30,39 @@ REPO_DIR=$(cd "$BENCH_DIR/../.." && pwd)
 O=${O:-build}
 case $O in /*) ;; *) O=$REPO_DIR/$O ;; esac
 export O
+QUICK=${QUICK:-}
+[ "$QUICK" = 0 ] && QUICK=
+if [ -n "$QUICK" ]; then
+	BENCH_RUNS=${BENCH_RUNS:-3} WRK_SECONDS=${WRK_SECONDS:-1} E2E_ROUNDS=${E2E_ROUNDS:-1}
+	export PROXY_ROUNDS=${PROXY_ROUNDS:-1} STREAM_MB=${STREAM_MB:-256} IDLE_CONNS=${IDLE_CONNS:-500}
+fi
 BENCH_RUNS=${BENCH_RUNS:-7}
-BENCH_ONLY=${BENCH_ONLY:-xdp,maglev,e2e,proxy}
+BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
+BENCH_ONLY=${BENCH_ONLY:-xdp,e2e,proxy,maglev}
 WRK_SECONDS=${WRK_SECONDS:-3}
 E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-32}
+export WRK_SECONDS WRK_THREADS WRK_CONNS
 VIP=198.18.0.10
 VIP_PORT=80
 BE_PORT=3000
 PIN_ROOT=/sys/fs/bpf/lbd-bench
 
-RES=$REPO_DIR/bench-results/$(date +%Y%m%d-%H%M%S)
-mkdir -p "$RES" || exit 1
-ln -sfn "$(basename "$RES")" "$REPO_DIR/bench-results/latest"
+# shellcheck source=tools/bench/report.sh
+. "$BENCH_DIR/report.sh"
+RESULTS=${BENCH_RESULTS:-$REPO_DIR/bench-results}
+RES=$RESULTS/$(date +%Y%m%d-%H%M%S)
+bench_init "$RES" || exit 1
+ln -sfn "$(basename "$RES")" "$RESULTS/latest"
+export BENCH_CMD
 SUMMARY=$RES/summary.txt
 failed=0
 
 want() { [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
 say() { echo "$@" | tee -a "$SUMMARY"; }
-skip() { say "SKIP: bench $1: $2"; }
+skip() { say "SKIP: bench $1: $2"; bench_note "$1" "skipped: $2" >/dev/null; }
 # fmt CSV: the CSV file as an aligned table (into the summary too).
 fmt() { column -t -s, "$1" | tee -a "$SUMMARY"; }
 
@@ -53,67 +70,65 @@ fmt() { column -t -s, "$1" | tee -a "$SUMMARY"; }
 
 bench_xdp() {
 	local csv=$RES/xdp.csv
-	say ""
-	say "== XDP per-packet cost: lb_xdp vs bare MAC-swap XDP_TX (BPF_PROG_RUN live frames,"
-	say "   ns/packet from the kernel's timer, median of $BENCH_RUNS runs)"
+	bench_section xdp "XDP per-packet cost: lb_xdp vs a bare MAC-swap XDP_TX program"
+	bench_method xdp "BPF_PROG_RUN in live-frames mode on a veth (tools/bench_xdp.c):" \
+		"ns per packet from the kernel's timer, $BENCH_RUNS runs of each case, the bare" \
+		"program (XDP_TX, or XDP_PASS for the pass case) timed back to back with lb_xdp;" \
+		"the ratio is the median of those pairs."
 	if ! is_root; then skip xdp "needs root (BPF_PROG_RUN, network namespace)"; return; fi
+	bench_progress "xdp: bench_xdp -R $BENCH_RUNS"
 	timeout --kill-after=5 300 "$O/tools/bench_xdp" -R "$BENCH_RUNS" >"$csv" &
 	if ! wait $!; then
 		say "FAIL: bench_xdp exited with an error"
 		failed=1
 		return
 	fi
+	_bench_progress_clear
 	fmt "$csv"
-	awk -F, '$1 == "established" {
-		printf "established flow: %.2fx bare XDP_TX (best runs: %.2fx; target <= 1.60x): %s\n",
-		       $5, $6, ($5 <= 1.6 ? "met" : "NOT met") }' "$csv" | tee -a "$SUMMARY"
+	bench_csv xdp "$csv"
+	# case,bare_prog,bare_ns,lb_ns,ratio,ratio_best,extra_ns,bare_min,bare_max,lb_min,lb_max,repeat,runs,check
+	while IFS=, read -r c bare bns lns ratio _ _ bmin bmax lmin lmax _ runs _; do
+		bench_stat xdp "$c.$bare" ns/packet "$bns" "$bmin" "$bmax" "$runs"
+		bench_stat xdp "$c.lb_xdp" ns/packet "$lns" "$lmin" "$lmax" "$runs" "$ratio"
+		bench_baseline xdp "$c.lb_xdp" "$c.$bare"
+	done < <(tail -n +2 "$csv")
+	bench_target xdp established.lb_xdp '<=' 1.6 "established flow vs bare XDP_TX"
+	bench_plot xdp ns/packet "Per-packet cost (ns, lower is better)"
 	grep -q ',FAIL:' "$csv" && { say "FAIL: a case measured the wrong path (check column)"; failed=1; }
-	have_gnuplot || return 0
-	gnuplot <<-EOF 2>/dev/null
-		set terminal pngcairo size 800,480 noenhanced
-		set output "$RES/xdp.png"
-		set datafile separator ","
-		set title "XDP per-packet cost (ns, lower is better)"
-		set style data histograms
-		set style histogram clustered gap 1
-		set style fill solid 0.8 border -1
-		set boxwidth 0.9
-		set key top left
-		set logscale y
-		set yrange [10:*]
-		set ylabel "ns/packet"
-		plot "$csv" every ::1 using 3:xtic(1) title "bare (bench_tx / bench_pass)", \
-		     "" every ::1 using 4 title "lb_xdp"
-	EOF
+	bench_section_end xdp
 }
 
 # ------------------------------------------------------------- 2. Maglev
 
 bench_maglev() {
-	local csv=$RES/maglev.csv raw=$RES/maglev.raw
-	say ""
-	say "== Maglev (M = 65537): build time, median of 21 builds; disruption = share of"
-	say "   all slots whose backend changes when one backend leaves/joins (ideal: its share)"
-	if ! timeout 60 "$O/tools/bench_maglev" >"$raw"; then
+	local raw=$RES/maglev.raw.csv
+	bench_section maglev "Maglev: build time, disruption, table swap"
+	bench_method maglev "tools/bench_maglev.c, M = 65537: build time is the median of 21 builds" \
+		"(min and max over them). Disruption is the share of all slots whose backend" \
+		"changes when one backend leaves or joins, against the ideal (its own share);" \
+		"its ratio is moved/ideal (1.0 is perfect)."
+	bench_progress "maglev: bench_maglev"
+	if ! timeout 120 "$O/tools/bench_maglev" >"$raw"; then
 		say "FAIL: bench_maglev exited with an error"
 		failed=1
 		return
 	fi
-	{
-		echo "what,backends,value,ideal_or_min,max,unit"
-		awk -F, '$1 == "maglev_build" && ($2 == 100 || $2 == 1000) {
-				printf "build,%s,%s,%s,%s,us\n", $2, $4, $5, $6 }
-			 $1 == "maglev_disruption" && $2 == 100 {
-				printf "disruption_%s,%s,%s,%s,,%%slots\n", $5, $2, $3, $4 }' "$raw"
-	} >"$csv"
-	fmt "$csv"
-	awk -F, '$1 == "maglev_disruption" && $2 == 100 && $5 == "remove" {
-		# moved slots that were not the removed backend own, as a share of theirs
-		other = ($3 - $4) / (100 - $4) * 100
-		printf "removing 1 of 100 moves %.2f%% of the other backends'"'"' slots (target <= 1.5%%)\n", other }
-		$1 == "maglev_build" && $2 == 1000 {
-		printf "1000-backend build: %.2f ms (target < 5 ms, aim < 1 ms)\n", $4 / 1000 }' \
-		"$raw" | tee -a "$SUMMARY"
+	bench_csv maglev "$raw"
+	# maglev_build,<backends>,<M>,<median_us>,<min_us>,<max_us>
+	# maglev_disruption,<backends>,<moved_pct>,<ideal_pct>,<remove|add>
+	while IFS=, read -r what n a b c d; do
+		case $what in
+		maglev_build) bench_stat maglev "build@$n" us "$b" "$c" "$d" 21 ;;
+		maglev_disruption)
+			bench_stat maglev "$c.moved@$n" "% slots" "$a" "$a" "$a" 1
+			bench_stat maglev "$c.ideal@$n" "% slots" "$b" "$b" "$b" 1
+			bench_baseline maglev "$c.moved@$n" "$c.ideal@$n" ;;
+		esac
+	done <"$raw"
+	bench_target maglev build@1000 '<=' 5000 "1000-backend build (us)"
+	bench_plot maglev us "Maglev build time (us, M = 65537) by backends" '^build@'
+	bench_plot maglev "% slots" "Slots moved when one backend leaves: measured and ideal" '^remove[.]'
+	bench_section_end maglev
 }
 
 # ------------------------------------------------------------- 3. end to end
@@ -241,8 +256,9 @@ lb_neigh() {
 	in_lb ip neigh replace "$3" lladdr "$mac" dev "$1" nud permanent
 }
 
-# Issue 4: lbd in XDP mode on VIP, config syntax as in examples/. Returns 1
-# (after saying why) when lbd is not built or does not serve the VIP.
+# e2e_lbd_up MODE: lbd in MODE (xdp, tc) on VIP, config syntax as in
+# examples/. Returns 1 (after saying why) when lbd is not built or does not
+# serve the VIP.
 e2e_lbd_up() {
 	local conf=$E2E_TMP/lbd.conf i
 	if [ ! -x "$O/lbd" ]; then
@@ -252,9 +268,10 @@ e2e_lbd_up() {
 	cat >"$conf" <<-EOF
 		lbd {
 		    interfaces eth0 eth1;
-		    mode xdp;
+		    mode $1;
 		    control $E2E_TMP/lbd.sock;
 		    state_dir $E2E_TMP;
+		    pid_file $E2E_TMP/lbd.pid;
 		    bpffs $PIN_ROOT;
 		}
 		vip web {
@@ -276,17 +293,24 @@ e2e_lbd_up() {
 	done
 	bg_start @lb "$O/lbd" -f -c "$conf"
 	LBD_PID=$BG_PID
-	wait_http "http://$VIP:$VIP_PORT/" 10 && return 0
-	say "FAIL: e2e lbd: VIP does not answer through lbd; its log:"
+	# loading the BPF objects takes seconds on a busy machine
+	wait_http "http://$VIP:$VIP_PORT/" 30 && return 0
+	say "FAIL: e2e lbd $1: VIP does not answer through lbd; its log:"
 	bg_log "$LBD_PID" | tail -20 | tee -a "$SUMMARY"
 	return 1
 }
 
+# `lbctl stop` detaches and unpins in the running lbd (a fraction of a
+# second); `lbd --cleanup` loads the objects again first (seconds): only
+# when the stop did not work.
 e2e_lbd_down() {
 	[ -n "$LBD_PID" ] || return 0
+	local stopped=0
+	"$O/lbctl" -s "$E2E_TMP/lbd.sock" stop >/dev/null 2>&1 &&
+		wait_for -t 10 eval "! kill -0 $LBD_PID" && stopped=1
 	bg_stop "$LBD_PID"
 	LBD_PID=
-	lb_nsenter timeout 10 "$O/lbd" --cleanup -c "$E2E_TMP/lbd.conf" >/dev/null 2>&1
+	((stopped)) || lb_nsenter timeout 30 "$O/lbd" --cleanup -c "$E2E_TMP/lbd.conf" >/dev/null 2>&1
 	rm -rf "$PIN_ROOT"
 }
 
@@ -303,7 +327,7 @@ e2e_cleanup() {
 e2e_medians() {
 	echo "target,requests_per_s,errors,rounds"
 	local t
-	for t in direct direct_all nftables lbd; do
+	for t in direct direct_all nftables lbd_xdp lbd_tc; do
 		awk -F, -v t="$t" '$1 == t { print $3, $4 }' "$E2E_RUNS" | sort -n | awk -v t="$t" '
 			{ r[NR] = $1; e += $2 }
 			END { if (NR) printf "%s,%.0f,%d,%d\n", t, r[int((NR + 1) / 2)], e, NR }'
@@ -311,13 +335,10 @@ e2e_medians() {
 }
 
 bench_e2e() {
-	say ""
-	say "== End to end: HTTP requests/s, wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close,"
-	say "   client -> VIP -> 3 demo backends (tests/net topology), median of $E2E_ROUNDS rounds;"
-	say "   each round runs every target in turn. direct: one backend, as issue 4 asks;"
-	say "   direct_all: all 3 at once (the balancer's ideal). Everything crosses lb's stack."
+	say "   e2e: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close, client -> VIP -> 3 demo"
+	say "   backends, $E2E_ROUNDS rounds, every target in turn in each round"
 	if ! is_root; then skip e2e "needs root (network namespaces)"; return; fi
-	local c i r lbd_ok=0 nft_ok=0
+	local c i r m up ok_modes=()
 	for c in wrk nft curl ethtool; do
 		command -v $c >/dev/null || { skip e2e "'$c' not installed (make deps)"; return; }
 	done
@@ -351,50 +372,65 @@ bench_e2e() {
 	# The VIPs are on the client's subnet: lb must answer ARP for them.
 	topo_add_vip "$NFT_VIP"
 	in_lb ip addr add "$NFT_SNAT/24" dev eth1
+	local nft_ok=0
 	if nft_up; then nft_ok=1; nft_down; else failed=1; fi
-	if e2e_lbd_up; then lbd_ok=1; elif [ -x "$O/lbd" ]; then failed=1; fi
+	# lbd runs only for its own runs (its XDP program would see the other
+	# targets' packets too), once per mode and round.
+	for m in xdp tc; do
+		if e2e_lbd_up "$m"; then ok_modes+=("$m"); elif [ -x "$O/lbd" ]; then failed=1; fi
+		e2e_lbd_down
+	done
 	for ((r = 1; r <= E2E_ROUNDS; r++)); do
+		bench_progress "e2e round $r/$E2E_ROUNDS: direct"
 		wrk_run direct "$r" "http://${BE_ADDRS[1]}:$BE_PORT/"
 		wrk_run direct_all "$r" "http://${BE_ADDRS[1]}:$BE_PORT/" \
 			"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
+		bench_progress "e2e round $r/$E2E_ROUNDS: nftables"
 		if ((nft_ok)) && nft_up; then
 			wrk_run nftables "$r" "http://$NFT_VIP:$VIP_PORT/"
 			nft_down
 		fi
-		((lbd_ok)) && wrk_run lbd "$r" "http://$VIP:$VIP_PORT/"
+		for m in "${ok_modes[@]}"; do
+			bench_progress "e2e round $r/$E2E_ROUNDS: lbd $m"
+			up=0
+			e2e_lbd_up "$m" >/dev/null && up=1
+			((up)) && wrk_run "lbd_$m" "$r" "http://$VIP:$VIP_PORT/"
+			e2e_lbd_down
+			((up)) || { say "FAIL: e2e lbd $m: did not come up in round $r"; failed=1; }
+		done
 	done
+	_bench_progress_clear
 	e2e_cleanup
 	trap - EXIT INT TERM
 	e2e_medians >"$E2E_CSV"
 	fmt "$E2E_CSV"
-	awk -F, 'NR > 1 { r[$1] = $2; if ($3 > 0) printf "WARNING: %s: %d failed requests\n", $1, $3 }
-		END {
-			if (r["direct"] && r["nftables"])
-				printf "nftables / direct: %.2fx\n", r["nftables"] / r["direct"]
-			if (r["direct"] && r["lbd"])
-				printf "lbd / direct: %.2fx (target >= 0.95x)\n", r["lbd"] / r["direct"]
-			if (r["direct_all"] && r["nftables"])
-				printf "nftables / direct_all: %.2fx\n", r["nftables"] / r["direct_all"]
-			if (r["direct_all"] && r["lbd"])
-				printf "lbd / direct_all: %.2fx\n", r["lbd"] / r["direct_all"]
-			if (r["nftables"] && r["lbd"])
-				printf "lbd / nftables: %.2fx (target >= 1.00x)\n", r["lbd"] / r["nftables"]
-		}' "$E2E_CSV" | tee -a "$SUMMARY"
-	have_gnuplot || return 0
-	gnuplot <<-EOF 2>/dev/null
-		set terminal pngcairo size 640,400 noenhanced
-		set output "$RES/e2e.png"
-		set datafile separator ","
-		set title "Short HTTP connections through the balancer (requests/s)"
-		set style data histograms
-		set style fill solid 0.8 border -1
-		set boxwidth 0.8
-		set yrange [0:*]
-		plot "$E2E_CSV" every ::1 using 2:xtic(1) notitle
-	EOF
+	bench_csv e2e "$E2E_RUNS"
+	awk -F, 'NR > 1 && $4 > 0 { printf "%s round %s: %d failed requests\n", $1, $2, $4 }' "$E2E_RUNS" |
+		while read -r l; do bench_note e2e "WARNING: $l"; done
+	while IFS=, read -r t _ rps _; do
+		bench_sample e2e "$t" requests/s "$rps"
+	done < <(tail -n +2 "$E2E_RUNS")
+	for t in direct_all nftables lbd_xdp lbd_tc; do bench_baseline e2e "$t" direct; done
 }
 
-have_gnuplot() { command -v gnuplot >/dev/null; }
+# The fallback proxy against HAProxy and NGINX stream (tools/bench/proxy.sh,
+# its own instance of the same topology); its rounds join section e2e.
+bench_proxy() {
+	local runs=$RES/proxy-runs.csv t rps mbps
+	bench_progress "proxy: tools/bench/proxy.sh (lbd proxy, HAProxy, NGINX stream)"
+	PROXY_RES=$RES "$BENCH_DIR/proxy.sh" || failed=1
+	_bench_progress_clear
+	[ -s "$runs" ] || return 0
+	bench_csv e2e "$runs"
+	bench_csv e2e "$RES/proxy.csv"
+	# target,round,requests_per_s,errors,stream_MBps
+	while IFS=, read -r t _ rps _ mbps; do
+		bench_sample e2e "$t" requests/s "$rps"
+		bench_sample e2e "stream.$t" MB/s "$mbps"
+	done < <(tail -n +2 "$runs")
+	bench_baseline e2e lbd_proxy haproxy
+	bench_baseline e2e stream.lbd_proxy stream.haproxy
+}
 
 # ------------------------------------------------------------- main
 
@@ -402,11 +438,28 @@ for b in "$O/tools/bench_xdp" "$O/tools/bench_maglev"; do
 	[ -x "$b" ] || { echo "bench: $b not built (make O=$O)" >&2; exit 1; }
 done
 say "lbd benchmark $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
+say "sections: $BENCH_ONLY${QUICK:+ (QUICK)}; results: $RES"
 want xdp && bench_xdp
+
+if want e2e || want proxy; then
+	bench_section e2e "Requests/s with short connections and one stream: direct, lbd XDP, lbd TC, lbd proxy, nftables DNAT, HAProxy, NGINX stream"
+	bench_method e2e "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s with Connection: close from the" \
+		"client namespace to a VIP in front of 3 demo backends (tests/net/lib.sh topology)." \
+		"direct is one backend without a balancer, direct_all all three at once. The" \
+		"kernel-path contenders (e2e) and the user-space proxies (proxy.sh; its own" \
+		"instance of the same topology) each run every contender once per round; a" \
+		"stream is one socat transfer through the VIP."
+	want e2e && bench_e2e
+	want proxy && bench_proxy
+	bench_target e2e lbd_xdp/nftables '>=' 1.0 "lbd XDP vs nftables DNAT (requests/s)"
+	bench_target e2e lbd_proxy/haproxy '>=' 1.0 "lbd proxy vs HAProxy (requests/s)"
+	bench_plot e2e requests/s "Short HTTP connections through the balancer (requests/s)"
+	bench_plot e2e MB/s "One stream through the proxies (MB/s)"
+	bench_section_end e2e
+fi
 want maglev && bench_maglev
-want e2e && bench_e2e
-# 4. The fallback proxy against HAProxy (tools/bench/proxy.sh).
-want proxy && { PROXY_RES=$RES "$BENCH_DIR/proxy.sh" || failed=1; }
+
+bench_report
 say ""
-say "results: $RES"
+say "report: $RES/REPORT.md"
 exit $failed
