@@ -1144,6 +1144,15 @@ bad:
 	perr(ps, st->at, "invalid snat_ports \"%s\" (expected LO-HI, 1 <= LO <= HI <= 65535)", v);
 }
 
+static void d_capabilities(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	static const char *const names[] = { "drop", "keep" };
+	int v = pick(ps, st, st->w[1], "capabilities", names, ARRAY_SIZE(names), 0);
+
+	if (v >= 0)
+		b->cfg->keep_caps = v == 1;
+}
+
 static void d_log_level(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	const char *v = st->w[1];
@@ -1173,6 +1182,7 @@ static const struct directive lbd_dirs[] = {
 	{ "maglev_size", 1, 1, false, d_maglev_size },
 	{ "snat_ports", 1, 1, false, d_snat_ports },
 	{ "log_level", 1, 1, false, d_log_level },
+	{ "capabilities", 1, 1, false, d_capabilities },
 };
 
 /* ------------------------------------------------------------- vip block */

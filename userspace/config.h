@@ -142,6 +142,7 @@ struct lb_conf {
 	__u32 maglev_size;                        /* LB_MAGLEV_DEFAULT_SIZE */
 	__u16 snat_port_lo, snat_port_hi;         /* host order, inclusive */
 	enum lb_log_level log_level;              /* info */
+	bool keep_caps;                           /* `capabilities keep;` */
 	struct lb_vip_conf *vips;
 	int nvips;
 	struct lb_worker_conf *workers;

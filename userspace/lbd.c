@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "privs.h"
 #include "service.h"
 
 #define LBD_DEFAULT_CONF "/etc/lbd/lbd.conf"
@@ -340,9 +341,20 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 		if (err)
 			goto out_ctl; /* said why */
 	}
+	/* Sockets are bound: from here on lbd needs only what its data path,
+	 * checks, proxy and workers use. Before lb_svc_start, so every thread
+	 * and worker it creates inherits the reduced sets, and so the start
+	 * itself proves the kept set suffices for a reload to do the same. */
+	if (!cf->keep_caps) {
+		struct lb_privs_need need = { .workers = cf->nworkers > 0 };
+
+		err = lb_privs_drop(&need);
+		if (err)
+			goto out_metrics; /* said why */
+	}
 	err = lb_svc_start(d->conf_path, cf, &d->svc);
 	if (err)
-		goto out_ctl;
+		goto out_metrics;
 	err = lb_svc_netlink_start(d->svc, d->loop);
 	if (err)
 		lb_warn("link events are off (links are re-checked every second): %s", strerror(-err));
@@ -377,8 +389,9 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = 0;
 	sd_notify(0, "STOPPING=1");
 	lb_svc_stop(d->svc, d->cleanup);
-out_ctl:
+out_metrics:
 	lb_metrics_close(d->metrics);
+out_ctl:
 	lb_ctl_close(d->ctl);
 out_pid:
 	if (pidf[0])

@@ -383,6 +383,31 @@ lbd_start() {
 	fi
 }
 
+# lbd_topo_up [NBACKENDS] [PORT]: the usual start of an lbd test: the
+# topology with NBACKENDS backends (3) serving PORT (3000), and CONF, SOCK,
+# PIN set for this run (topo_down removes all of it). Fails the test if any
+# step fails.
+lbd_topo_up() {
+	PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+	topo_up "${1:-3}" || { t_fail "$T_NAME" "topology"; exit 1; }
+	start_backends "${2:-3000}" || { t_fail "$T_NAME" "backends"; exit 1; }
+	CONF=$TOPO_DIR/lbd.conf
+	SOCK=$TOPO_DIR/lbd.sock
+}
+
+# lbd_conf_head [LINE...]: the lbd block of this run (interfaces of the lb
+# namespace, $MODE, this run's socket, state, pins and pid file) with LINEs
+# added inside it. Print the VIP blocks after it.
+lbd_conf_head() {
+	local l
+	printf 'lbd {\n    interfaces eth0 eth1;\n    mode %s;\n    control %s;\n' \
+		"${MODE:-xdp}" "$SOCK"
+	printf '    state_dir %s/state;\n    bpffs %s;\n    pid_file %s/lbd.pid;\n' \
+		"$TOPO_DIR" "$PIN" "$TOPO_DIR"
+	for l in "$@"; do printf '    %s\n' "$l"; done
+	printf '}\n'
+}
+
 # count NAME OUTPUT: what lbload printed for backend NAME (0 if nothing).
 count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
 # field KEY OUTPUT: the number of "KEY=N" in lbload's summary.

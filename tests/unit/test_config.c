@@ -225,6 +225,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.snat_port_lo, LB_SNAT_PORT_LO);
 	assert_int_equal(c.snat_port_hi, LB_SNAT_PORT_HI);
 	assert_int_equal(c.log_level, LB_LOG_INFO);
+	assert_false(c.keep_caps);
 	assert_int_equal(c.nvips, 0);
 	assert_null(c.vips);
 	lb_config_free(&c);
@@ -247,6 +248,7 @@ static void test_lbd_block_all(void **state)
 		 "  maglev_size 251;\n"
 		 "  snat_ports 20000-29999;\n"
 		 "  log_level debug;\n"
+		 "  capabilities keep;\n"
 		 "}\n", &c);
 	assert_int_equal(c.ninterfaces, 3);
 	assert_string_equal(c.interfaces[2], "veth-lb0");
@@ -263,6 +265,7 @@ static void test_lbd_block_all(void **state)
 	assert_int_equal(c.snat_port_lo, 20000);
 	assert_int_equal(c.snat_port_hi, 29999);
 	assert_int_equal(c.log_level, LB_LOG_DEBUG);
+	assert_true(c.keep_caps);
 	lb_config_free(&c);
 }
 
@@ -525,6 +528,8 @@ static const struct err_case err_cases[] = {
 	  "t.conf:2: unknown mode \"turbo\" (expected auto, xdp, xdp-generic, tc, proxy)" },
 	{ "unknown_log_level", "lbd { log_level loud; }\n",
 	  "t.conf:1: unknown log_level \"loud\" (expected error, warn, info, debug)" },
+	{ "unknown_capabilities", "lbd { capabilities some; }\n",
+	  "t.conf:1: unknown capabilities \"some\" (expected drop, keep)" },
 	{ "unknown_top", "server {\n}\n",
 	  "t.conf:1: unknown directive \"server\" (expected lbd, vip, worker, include)" },
 	{ "unknown_top_stmt", "\nlisten 1.2.3.4:80;\n",
