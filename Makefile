@@ -86,6 +86,9 @@ $(O)/obj/%.o: %.c | $(BPF_SKELS)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
+# The stats page is built into the object with .incbin (userspace/webui.c).
+$(O)/obj/userspace/webui.o: userspace/webui.html
+
 $(LIBLBD): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^

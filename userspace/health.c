@@ -40,6 +40,7 @@ struct target {
 	int fd;
 	struct lb_loop_handler lh;
 	__u64 started_ms, deadline_ms, next_ms; /* next_ms 0: no check scheduled */
+	__u64 started_us, latency_us;
 	char *req;
 	size_t req_len, req_off;
 	char *resp;
@@ -174,6 +175,7 @@ static void finish(struct target *t, bool ok, const char *fmt, ...)
 	va_end(ap);
 	t->checks++;
 	t->last_check_ms = now;
+	t->latency_us = lb_now_us() - t->started_us;
 	schedule(t, now);
 	if (ok) {
 		t->ok_run++;
@@ -420,6 +422,7 @@ static void start_check(struct target *t, __u64 now)
 	int fd;
 
 	t->started_ms = now;
+	t->started_us = lb_now_us();
 	t->deadline_ms = now + t->hc.timeout_ms;
 	t->next_ms = 0;
 	fd = socket(t->ep.family == LB_AF_INET ? AF_INET : AF_INET6,
@@ -779,6 +782,7 @@ int lb_health_status(const struct lb_health *h, const char *vip, const struct lb
 	out->changes = t->changes;
 	out->last_check_ms = t->last_check_ms;
 	out->last_change_ms = t->last_change_ms;
+	out->latency_us = t->latency_us;
 	out->up_since_ms = t->up_since_ms;
 	snprintf(out->reason, sizeof(out->reason), "%s", t->reason);
 	return 0;

@@ -52,6 +52,7 @@ struct lb_health_status {
 	__u64 changes;               /* up/down transitions */
 	__u64 last_check_ms;         /* CLOCK_MONOTONIC (lb_now_ms), 0 = never */
 	__u64 last_change_ms;        /* 0 = never */
+	__u64 latency_us;            /* how long the last check took */
 	__u64 up_since_ms;           /* added or last came up (for slow start) */
 	char reason[160];            /* why the last check / change happened */
 };

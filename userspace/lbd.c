@@ -153,9 +153,18 @@ static int render_metrics(void *ctx, struct lb_buf *out)
 	return d->svc ? lb_svc_metrics(d->svc, out) : -EAGAIN;
 }
 
+static int render_status(void *ctx, struct lb_buf *out)
+{
+	struct lbd *d = ctx;
+
+	return d->svc ? lb_svc_status_json(d->svc, out) : -EAGAIN;
+}
+
 static int metrics_open(struct lbd *d, const struct lb_endpoint *ep, struct lb_metrics **out)
 {
-	struct lb_metrics_opts mo = { .addr = *ep, .render = render_metrics, .ctx = d };
+	struct lb_metrics_opts mo = {
+		.addr = *ep, .render = render_metrics, .status = render_status, .ctx = d,
+	};
 
 	return lb_metrics_open(d->loop, &mo, out);
 }

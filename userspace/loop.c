@@ -76,10 +76,15 @@ int lb_loop_run_once(struct lb_loop *l, int timeout_ms)
 	return n;
 }
 
-uint64_t lb_now_ms(void)
+uint64_t lb_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t lb_now_ms(void)
+{
+	return lb_now_us() / 1000;
 }

@@ -30,7 +30,8 @@ int  lb_loop_del(struct lb_loop *l, int fd);
  * number of events handled or a negative errno (EINTR is not an error). */
 int  lb_loop_run_once(struct lb_loop *l, int timeout_ms);
 
-/* CLOCK_MONOTONIC in milliseconds. */
+/* CLOCK_MONOTONIC in milliseconds; in microseconds. */
 uint64_t lb_now_ms(void);
+uint64_t lb_now_us(void);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "webui.h"
 
 #define MT_ACCEPT_BATCH  64
 #define MT_LINGER_MS     2000        /* after the answer: wait for the peer's close */
@@ -51,6 +52,7 @@ struct lb_metrics {
 	int spare_fd;          /* given up to accept-and-close on EMFILE */
 	struct lb_endpoint addr;
 	lb_metrics_render_fn render;
+	lb_metrics_render_fn status;
 	void *ctx;
 	int timeout_ms;
 	int max_clients;
@@ -162,11 +164,19 @@ static const char *reason(int code)
 	}
 }
 
+/* The page may run its own inline script and fetch from this server only:
+ * nothing else loads, whatever a label or a name in the data holds. */
+#define MT_PAGE_HEADERS \
+	"Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; " \
+	"style-src 'unsafe-inline'; connect-src 'self'; img-src data:\r\n"
+
 /* The whole response goes into one buffer, then out as fast as the peer
  * takes it. */
 static void client_respond(struct mt_client *c, int code, const char *ctype,
 			   const struct lb_buf *body, bool head_only)
 {
+	bool page = ctype && !strncmp(ctype, "text/html", 9);
+
 	const char *text = body && body->len ? body->data : "";
 	size_t len = body ? body->len : 0;
 	struct lb_buf msg = { 0 };
@@ -181,8 +191,10 @@ static void client_respond(struct mt_client *c, int code, const char *ctype,
 	c->req = NULL;
 	lb_buf_free(&c->out);
 	lb_buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		      "%sCache-Control: no-store\r\nConnection: close\r\n\r\n",
-		      code, reason(code), ctype, len, code == 405 ? "Allow: GET, HEAD\r\n" : "");
+		      "%s%sX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n"
+		      "Connection: close\r\n\r\n",
+		      code, reason(code), ctype, len, code == 405 ? "Allow: GET, HEAD\r\n" : "",
+		      page ? MT_PAGE_HEADERS : "");
 	if (!head_only)
 		lb_buf_append(&c->out, text, len);
 	lb_buf_free(&msg);
@@ -202,16 +214,29 @@ static bool token_char(char ch)
 	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+/* A rendered body, or a 500 when the renderer failed. */
+static void client_render(struct mt_client *c, lb_metrics_render_fn fn, const char *ctype,
+			  bool head)
+{
+	struct lb_buf body = { 0 };
+	int err = fn(c->m->ctx, &body);
+
+	if (err || body.oom) {
+		lb_warn("metrics: rendering failed: %s", strerror(err ? -err : ENOMEM));
+		client_respond(c, 500, NULL, NULL, head);
+	} else {
+		client_respond(c, 200, ctype, &body, head);
+	}
+	lb_buf_free(&body);
+}
+
 /* The request line decides everything: headers are only bounded in size. */
 static void client_dispatch(struct mt_client *c)
 {
-	static const char index_html[] =
-		"<html><head><title>lbd</title></head><body>"
-		"<h1>lbd</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
 	char *line = c->req, *eol = strchr(line, '\n'), *sp1, *sp2, *path;
 	struct lb_buf body = { 0 };
 	bool head = false;
-	int code = 200, err;
+	int code = 200;
 
 	*eol = '\0';
 	if (eol > line && eol[-1] == '\r')
@@ -236,16 +261,12 @@ static void client_dispatch(struct mt_client *c)
 	path = sp1 + 1;
 	path[strcspn(path, "?#")] = '\0';
 	if (!strcmp(path, "/")) {
-		lb_buf_append(&body, index_html, sizeof(index_html) - 1);
+		lb_buf_append(&body, lb_webui_html, lb_webui_html_len());
 		client_respond(c, 200, "text/html; charset=utf-8", &body, head);
 	} else if (!strcmp(path, "/metrics")) {
-		err = c->m->render(c->m->ctx, &body);
-		if (err || body.oom) {
-			lb_warn("metrics: rendering failed: %s", strerror(err ? -err : ENOMEM));
-			client_respond(c, 500, NULL, NULL, head);
-		} else {
-			client_respond(c, 200, LB_METRICS_CONTENT_TYPE, &body, head);
-		}
+		client_render(c, c->m->render, LB_METRICS_CONTENT_TYPE, head);
+	} else if (!strcmp(path, "/api/status") && c->m->status) {
+		client_render(c, c->m->status, "application/json", head);
 	} else {
 		client_respond(c, path[0] == '/' ? 404 : 400, NULL, NULL, head);
 	}
@@ -483,6 +504,7 @@ int lb_metrics_open(struct lb_loop *loop, const struct lb_metrics_opts *o, struc
 	m->loop = loop;
 	m->fd = -1;
 	m->render = o->render;
+	m->status = o->status;
 	m->ctx = o->ctx;
 	m->timeout_ms = o->client_timeout_ms > 0 ? o->client_timeout_ms : LB_METRICS_TIMEOUT_MS;
 	m->max_clients = o->max_clients > 0 ? o->max_clients : LB_METRICS_MAX_CLIENTS;

@@ -2,11 +2,15 @@
 /*
  * The metrics endpoint (`metrics ADDR:PORT;` in the lbd block): a tiny
  * HTTP/1.0 and 1.1 server inside lbd's event loop that serves the Prometheus
- * text exposition format (0.0.4).
+ * text exposition format (0.0.4), lbd's status as JSON and a stats page.
+ * Read-only: nothing it serves changes anything.
  *
  *   GET /metrics   200, Content-Type: text/plain; version=0.0.4, the body
  *                  the render callback produced (500 if it failed)
- *   GET /          200, a short HTML page pointing at /metrics
+ *   GET /api/status  200, application/json from the status callback (the
+ *                  same document as `lbctl -j status`); 404 without one
+ *   GET /          200, the stats page (webui.h): one self-contained HTML
+ *                  document that polls /api/status, and links /metrics
  *   HEAD           as GET without the body
  *   other paths    404; other methods 405 (Allow: GET, HEAD)
  *   malformed      400; a request head over LB_METRICS_MAX_REQ bytes: 431
@@ -38,6 +42,7 @@ struct lb_metrics;
 struct lb_metrics_opts {
 	struct lb_endpoint addr;  /* v4 or v6; port 0 picks a free port (tests) */
 	lb_metrics_render_fn render;
+	lb_metrics_render_fn status; /* NULL: no /api/status */
 	void *ctx;
 	/* 0 means the default; tests shorten the timeout and lower the limit. */
 	int client_timeout_ms;    /* LB_METRICS_TIMEOUT_MS */

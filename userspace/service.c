@@ -95,6 +95,7 @@ struct lb_svc {
 	struct lb_sup *sup;       /* worker instances; NULL until lb_svc_workers_start */
 	bool lo_local;            /* lo carries the local-delivery programs */
 	__u64 health_t0;          /* backends up since then were added or came back */
+	__u64 start_ms;           /* lbd's uptime in status */
 };
 
 /* ---- model ---------------------------------------------------------- */
@@ -1599,6 +1600,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 		return -ENOMEM;
 	}
 	snprintf(s->conf_path, sizeof(s->conf_path), "%s", conf_path);
+	s->start_ms = lb_now_ms();
 	s->file = *conf;
 	/* mode proxy needs no BPF (nor root); mode auto goes on without it */
 	err = conf->mode == LB_ATTACH_PROXY ? 0 : mkdir_p(conf->bpffs, 0700);
@@ -2008,13 +2010,18 @@ static void out_health(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_b
 		lb_buf_json_str(o, hs.reason);
 		lb_buf_printf(o, ",\"health_ok_run\":%u,\"health_fail_run\":%u,\"health_checks\":%llu,"
 			      "\"health_failures\":%llu,\"passive_fails\":%llu,\"health_changes\":%llu,"
-			      "\"last_check_ms_ago\":%lld,\"last_change_ms_ago\":%lld,\"slow_start\":%u",
+			      "\"last_check_ms_ago\":%lld,\"last_change_ms_ago\":%lld,\"slow_start\":%u,"
+			      "\"health_latency_us\":",
 			      hs.ok_run, hs.fail_run, (unsigned long long)hs.checks,
 			      (unsigned long long)hs.failures, (unsigned long long)hs.passive_fails,
 			      (unsigned long long)hs.changes,
 			      hs.last_check_ms ? (long long)(now - hs.last_check_ms) : -1LL,
 			      hs.last_change_ms ? (long long)(now - hs.last_change_ms) : -1LL,
 			      be_ramp(s, v, b) * 10);
+		if (hs.checks)
+			lb_buf_printf(o, "%llu", (unsigned long long)hs.latency_us);
+		else
+			lb_buf_printf(o, "null");
 		return;
 	}
 	if (!hs.checking && hs.up && !hs.passive_fails)
@@ -2029,31 +2036,113 @@ static void out_health(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_b
 		lb_buf_printf(o, " (%u failed)", hs.fail_run);
 }
 
-static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
-			const struct svc_be *b, bool first)
+/* Traffic towards a VIP or a backend (client to backend direction), from
+ * whichever data path serves it: the proxy counts connections, not packets
+ * (packets -1). */
+struct svc_traffic {
+	long long packets, bytes, new_flows, conns;
+};
+
+static void be_traffic(struct lb_svc *s, __u32 id, struct svc_traffic *t)
 {
-	char ep[LB_ADDRSTRLEN];
+	struct lb_proxy_be_stats ps = { 0 };
+	struct lb_backend_stats bs = { 0 };
 	__s64 conns = 0;
 
-	lb_dp_backend_conns(s->dp, b->id, &conns);
-	lb_endpoint_str(&b->c.ep, ep, sizeof(ep));
-	if (r->json)
-		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
-			      "\"backup\":%s,\"conns\":%lld", first ? "" : ",", ep, b->id,
-			      lb_backend_state_name(b->c.state), b->c.weight,
-			      b->c.backup ? "true" : "false", (long long)conns);
+	if (s->px) {
+		lb_proxy_backend_stats(s->px, id, &ps);
+		*t = (struct svc_traffic){ -1, (long long)ps.bytes_in, (long long)ps.conns, ps.active };
+		return;
+	}
+	lb_dp_backend_stats(s->dp, id, &bs);
+	lb_dp_backend_conns(s->dp, id, &conns);
+	*t = (struct svc_traffic){ (long long)bs.packets, (long long)bs.bytes,
+				   (long long)bs.new_flows, conns > 0 ? conns : 0 };
+}
+
+static void vip_traffic(struct lb_svc *s, const struct svc_vip *v, struct svc_traffic *t)
+{
+	struct lb_proxy_vip_stats ps = { 0 };
+	struct lb_vip_stats st = { 0 };
+
+	if (s->px) {
+		lb_proxy_vip_stats(s->px, v->c.name, &ps);
+		*t = (struct svc_traffic){ -1, (long long)ps.bytes_in, (long long)ps.accepted,
+					   (long long)ps.active };
+		return;
+	}
+	lb_dp_vip_stats(s->dp, v->id, &st);
+	*t = (struct svc_traffic){ (long long)st.packets, (long long)st.bytes,
+				   (long long)st.new_flows, 0 };
+	for (int i = 0; i < v->nbe; i++) {
+		struct svc_traffic bt;
+
+		be_traffic(s, v->be[i].id, &bt);
+		t->conns += bt.conns;
+	}
+}
+
+static void out_traffic(struct lb_buf *o, const struct svc_traffic *t)
+{
+	if (t->packets < 0)
+		lb_buf_printf(o, ",\"packets\":null");
 	else
+		lb_buf_printf(o, ",\"packets\":%lld", t->packets);
+	lb_buf_printf(o, ",\"bytes\":%lld,\"new_flows\":%lld", t->bytes, t->new_flows);
+}
+
+/* slots: the entries of its VIP's selection table that name it. */
+static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
+			const struct svc_be *b, __u32 slots, bool first)
+{
+	struct svc_traffic t;
+	char ep[LB_ADDRSTRLEN];
+
+	be_traffic(s, b->id, &t);
+	lb_endpoint_str(&b->c.ep, ep, sizeof(ep));
+	if (r->json) {
+		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
+			      "\"backup\":%s,\"conns\":%lld,\"table_slots\":%u", first ? "" : ",", ep,
+			      b->id, lb_backend_state_name(b->c.state), b->c.weight,
+			      b->c.backup ? "true" : "false", t.conns, slots);
+		out_traffic(o, &t);
+	} else
 		lb_buf_printf(o, "    %-24s %-6s weight %-5u conns %lld%s", ep,
-			      lb_backend_state_name(b->c.state), b->c.weight, (long long)conns,
+			      lb_backend_state_name(b->c.state), b->c.weight, t.conns,
 			      b->c.backup ? "  backup" : "");
 	out_health(s, r, o, b);
 	lb_buf_printf(o, r->json ? "}" : "\n");
+}
+
+/* How many entries of v's table each of its backends has (slots[i] for
+ * v->be[i]); NULL when out of memory. */
+static __u32 *vip_slots(const struct svc_vip *v)
+{
+	__u32 *slots = calloc(v->nbe ? (size_t)v->nbe : 1, sizeof(*slots));
+	int *pos = calloc(LB_MAX_BACKENDS, sizeof(*pos)); /* id -> index + 1 */
+
+	if (!slots || !pos) {
+		free(slots);
+		free(pos);
+		return NULL;
+	}
+	/* a position map, so the table (M entries) is walked once */
+	for (int i = 0; i < v->nbe; i++)
+		if (v->be[i].id < LB_MAX_BACKENDS)
+			pos[v->be[i].id] = i + 1;
+	for (__u32 k = 0; k < v->table_n; k++)
+		if (v->table[k] < LB_MAX_BACKENDS && pos[v->table[k]])
+			slots[pos[v->table[k]] - 1]++;
+	free(pos);
+	return slots;
 }
 
 static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
 		    const struct svc_vip *v, bool first, bool backends)
 {
 	char ep[LB_ADDRSTRLEN], sn[LB_ADDRSTRLEN];
+	struct svc_traffic t;
+	__u32 *slots;
 
 	lb_endpoint_str(&v->c.listen, ep, sizeof(ep));
 	if (v->snat_ok)
@@ -2067,11 +2156,16 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 			      "\"snat\":\"%s\",\"id\":%u,\"table_size\":%u,\"runtime\":%s", ep,
 			      proto_name(v->c.proto), lb_method_name(v->c.method), lb_fwd_name(v->c.forward),
 			      sn, v->id, v->table_n, v->runtime ? "true" : "false");
+		vip_traffic(s, v, &t);
+		out_traffic(o, &t);
+		lb_buf_printf(o, ",\"conns\":%lld", t.conns);
 		if (backends) {
+			slots = vip_slots(v);
 			lb_buf_printf(o, ",\"backends\":[");
 			for (int i = 0; i < v->nbe; i++)
-				out_backend(s, r, o, &v->be[i], i == 0);
+				out_backend(s, r, o, &v->be[i], slots ? slots[i] : 0, i == 0);
 			lb_buf_printf(o, "]");
+			free(slots);
 		}
 		lb_buf_printf(o, "}");
 		return;
@@ -2081,7 +2175,7 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		      sn, v->table_n, v->runtime ? "  (runtime)" : "");
 	if (backends) {
 		for (int i = 0; i < v->nbe; i++)
-			out_backend(s, r, o, &v->be[i], i == 0);
+			out_backend(s, r, o, &v->be[i], 0, i == 0);
 		if (!v->nbe)
 			lb_buf_printf(o, "    (no backends)\n");
 	}
@@ -2089,8 +2183,18 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 
 static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
 {
+	char host[256] = "";
+
 	if (r->json) {
-		lb_buf_printf(o, "{\"pid\":%d,\"config\":", (int)getpid());
+		__u64 now = lb_now_ms();
+
+		gethostname(host, sizeof(host) - 1);
+		/* now_ms (CLOCK_MONOTONIC) dates the counters: two samples give rates */
+		lb_buf_printf(o, "{\"version\":\"%s\",\"pid\":%d,\"host\":", LBD_VERSION,
+			      (int)getpid());
+		lb_buf_json_str(o, host);
+		lb_buf_printf(o, ",\"now_ms\":%llu,\"uptime_ms\":%llu,\"config\":",
+			      (unsigned long long)now, (unsigned long long)(now - s->start_ms));
 		lb_buf_json_str(o, s->conf_path);
 		lb_buf_printf(o, ",\"bpffs\":");
 		lb_buf_json_str(o, s->file.bpffs);
@@ -2106,7 +2210,9 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_buf_printf(o, "],\"vips\":[");
 		for (int i = 0; i < s->m.n; i++)
 			out_vip(s, r, o, &s->m.v[i], i == 0, true);
-		lb_buf_printf(o, "],\"runtime\":[");
+		lb_buf_printf(o, "],\"workers\":");
+		lb_sup_list(s->sup, true, o);
+		lb_buf_printf(o, ",\"runtime\":[");
 		for (int i = 0; i < s->nrt; i++) {
 			lb_buf_printf(o, "%s", i ? "," : "");
 			lb_buf_json_str(o, s->rt[i]);
@@ -2132,6 +2238,16 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 			lb_buf_printf(o, "  %s\n", s->rt[i]);
 	}
 	return LB_CTL_OK;
+}
+
+int lb_svc_status_json(struct lb_svc *s, struct lb_buf *o)
+{
+	char word[] = "status";
+	char *argv[] = { word, NULL };
+	struct lb_ctl_req r = { .argc = 1, .argv = argv, .json = true };
+
+	cmd_status(s, &r, o);
+	return o->oom ? -ENOMEM : 0;
 }
 
 static double rate(const struct lb_svc *s, const __u64 *prev, const __u64 *cur, __u32 id)

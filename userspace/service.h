@@ -36,6 +36,9 @@ int  lb_svc_command(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out)
 /* The metrics renderer (lb_metrics_render_fn; ctx is the struct lb_svc):
  * Prometheus text format 0.0.4 with every counter read once per scrape. */
 int  lb_svc_metrics(void *ctx, struct lb_buf *out);
+/* The `lbctl -j status` document, for the metrics endpoint's /api/status
+ * (one renderer for both). Returns 0 or a negative errno. */
+int  lb_svc_status_json(struct lb_svc *s, struct lb_buf *out);
 /* The metrics endpoint of the configuration in effect (after reloads);
  * false when none is configured. */
 bool lb_svc_metrics_addr(const struct lb_svc *s, struct lb_endpoint *ep);

@@ -1328,31 +1328,38 @@ static void list_inst(struct lb_buf *o, bool json, bool *first, const struct sup
 	*first = false;
 }
 
+void lb_sup_list(const struct lb_sup *s, bool json, struct lb_buf *o)
+{
+	bool first = true;
+
+	if (json)
+		lb_buf_printf(o, "[");
+	else
+		lb_buf_printf(o, "%-16s %4s %8s %6s %4s %8s %9s %8s %8s  %s\n", "NAME", "INST",
+			      "PID", "PORT", "CORE", "CPU(s)", "MEM(KiB)", "UPTIME", "RESTARTS",
+			      "STATE");
+	for (int i = 0; s && i < s->nw; i++) {
+		const struct sup_worker *w = s->w[i];
+
+		for (int k = 0; k < w->n; k++)
+			if (w->slot[k])
+				list_inst(o, json, &first, w, w->slot[k]);
+		for (int k = 0; k < w->nretired; k++)
+			list_inst(o, json, &first, w, w->retired[k]);
+		if (w->repl)
+			list_inst(o, json, &first, w, w->repl);
+	}
+	lb_buf_printf(o, json ? "]" : "");
+}
+
 int lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb_buf *o)
 {
 	const char *sub = argc >= 2 ? argv[1] : "list";
-	bool first = true;
 	int err;
 
 	if (!strcmp(sub, "list") || !strcmp(sub, "ls")) {
-		if (json)
-			lb_buf_printf(o, "[");
-		else
-			lb_buf_printf(o, "%-16s %4s %8s %6s %4s %8s %9s %8s %8s  %s\n", "NAME", "INST",
-				      "PID", "PORT", "CORE", "CPU(s)", "MEM(KiB)", "UPTIME", "RESTARTS",
-				      "STATE");
-		for (int i = 0; i < s->nw; i++) {
-			const struct sup_worker *w = s->w[i];
-
-			for (int k = 0; k < w->n; k++)
-				if (w->slot[k])
-					list_inst(o, json, &first, w, w->slot[k]);
-			for (int k = 0; k < w->nretired; k++)
-				list_inst(o, json, &first, w, w->retired[k]);
-			if (w->repl)
-				list_inst(o, json, &first, w, w->repl);
-		}
-		lb_buf_printf(o, json ? "]\n" : "");
+		lb_sup_list(s, json, o);
+		lb_buf_printf(o, json ? "\n" : "");
 		return LB_CTL_OK;
 	}
 	if (argc < 3) {

@@ -62,6 +62,11 @@ typedef void (*lb_sup_be_fn)(void *ctx, const struct lb_worker_conf *w, uint16_t
 			     int state);
 void lb_sup_backends(const struct lb_sup *s, lb_sup_be_fn fn, void *ctx);
 
+/* Every instance (like pm2 ls): a table, or a JSON array of objects with
+ * name, instance, pid, port, core, cpu_seconds, memory_kib, uptime_s,
+ * restarts and state. NULL lists none. */
+void lb_sup_list(const struct lb_sup *s, bool json, struct lb_buf *out);
+
 /* `worker list|reload NAME|restart NAME` (argv[0] is "worker"). Returns
  * an LB_CTL_* code. */
 int  lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb_buf *out);

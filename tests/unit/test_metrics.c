@@ -26,6 +26,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "webui.h"
 
 #define WAIT_MS 5000
 #define BODY    "# HELP fake_total A fake counter.\n# TYPE fake_total counter\nfake_total 42\n"
@@ -60,6 +61,15 @@ static int fake_render(void *ctx, struct lb_buf *out)
 		lb_buf_printf(out, "%s", BODY);
 		return 0;
 	}
+}
+
+#define STATUS_JSON "{\"vips\":[]}\n"
+
+static int fake_status(void *ctx, struct lb_buf *out)
+{
+	(void)ctx;
+	lb_buf_printf(out, "%s", STATUS_JSON);
+	return 0;
 }
 
 static void *server_thread(void *arg)
@@ -268,7 +278,37 @@ static void test_get_metrics(void **state)
 	assert_int_equal(r.status, 200);
 	assert_true(has_header(&r, "Content-Type: text/html; charset=utf-8"));
 	assert_non_null(strstr(r.body, "href=\"/metrics\""));
+	/* the page fetches its data and nothing else */
+	assert_non_null(strstr(r.body, "/api/status"));
+	assert_true(has_header(&r, "Content-Security-Policy: default-src 'none'; "
+				   "script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+				   "connect-src 'self'; img-src data:"));
+	assert_int_equal(content_length(&r), lb_webui_html_len());
+	assert_null(strstr(r.body, "src=\"http"));
+	assert_null(strstr(r.body, "href=\"http"));
 	free(raw);
+
+	/* no status renderer: no /api/status */
+	assert_int_equal(status_of(s, "GET /api/status HTTP/1.1\r\n\r\n"), 404);
+}
+
+static void test_api_status(void **state)
+{
+	struct server *s = *state;
+	struct lb_metrics_opts o = { .status = fake_status };
+	struct resp r;
+	char *raw;
+
+	server_start_opts(s, &o);
+	raw = request(s, "GET /api/status HTTP/1.1\r\n\r\n", &r);
+	assert_int_equal(r.status, 200);
+	assert_true(has_header(&r, "Content-Type: application/json"));
+	assert_int_equal(content_length(&r), strlen(STATUS_JSON));
+	assert_memory_equal(r.body, STATUS_JSON, strlen(STATUS_JSON));
+	free(raw);
+	/* read-only: nothing but GET and HEAD */
+	assert_int_equal(status_of(s, "POST /api/status HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+			 405);
 }
 
 static void test_errors(void **state)
@@ -547,6 +587,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_get_metrics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_api_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_trickle, setup, teardown),
