@@ -52,7 +52,7 @@ BPF_TESTS  := $(patsubst %.c,$(O)/%,$(BPFT_SRCS))
 
 BINS := $(LBD) $(LBCTL) $(TOOLS) $(EXAMPLES)
 
-.PHONY: all test bench demo deps clean help check-root
+.PHONY: all test bench demo deps clean help check-root install
 .PHONY: vm vm-smoke vm-test vm-bench
 all: $(BPF_OBJS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS)
 
@@ -63,6 +63,7 @@ help:
 	@echo "make test       unit tests; as root also BPF and network tests"
 	@echo "make bench      benchmark suite, bench-results/latest/REPORT.md (QUICK=1: about 2 minutes)"
 	@echo "make clean      remove $(O)/"
+	@echo "make install    lbd, lbctl, man pages, unit, completion, config (DESTDIR=, PREFIX=/usr/local)"
 	@echo "make vm         build the QEMU lab under $(O)/vm (KERNEL_PKG=linux-image-..., KERNEL=bzImage)"
 	@echo "make vm-smoke   boot the lab: BPF objects load, one request through a VIP"
 	@echo "make vm-test    run the test suites inside the lab (VM_TESTS=unit,bpf,net)"
@@ -120,6 +121,29 @@ $(O)/tests/bpf/%: $(O)/obj/tests/bpf/%.o $(BPFT_LIB) $(LIBLBD)
 	$(call msg,LD,$@)
 	@mkdir -p $(@D)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+# What the Debian package ships (debian/rules runs this with PREFIX=/usr).
+# The BPF objects are built into lbd (skeletons); the copies under
+# $(LIBDIR)/lbd are for inspection (bpftool, llvm-objdump) only.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR  ?= $(PREFIX)/lib
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib,$(PREFIX)/lib)/systemd/system
+COMPDIR ?= $(PREFIX)/share/bash-completion/completions
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+
+install: $(LBD) $(LBCTL) $(BPF_OBJS)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 -t $(DESTDIR)$(SBINDIR) $(LBD) $(LBCTL)
+	$(Q)install -D -m 0644 -t $(DESTDIR)$(LIBDIR)/lbd $(filter-out %/bench_tx.bpf.o,$(BPF_OBJS))
+	$(Q)install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man8 tools/lbd.8 tools/lbctl.8
+	$(Q)install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man5 tools/lbd.conf.5
+	$(Q)install -D -m 0644 tools/lbctl.bash-completion $(DESTDIR)$(COMPDIR)/lbctl
+	$(Q)install -d $(DESTDIR)$(UNITDIR)
+	$(Q)sed 's|/usr/local/sbin/|$(SBINDIR)/|g; s|/etc/lbd/|$(SYSCONFDIR)/lbd/|g' \
+		examples/lbd.service >$(DESTDIR)$(UNITDIR)/lbd.service
+	$(Q)install -D -m 0644 examples/lbd.conf $(DESTDIR)$(SYSCONFDIR)/lbd/lbd.conf
 
 # The README's two commands install what they need themselves.
 test:
