@@ -50,17 +50,39 @@ BPFT_SRCS  := $(wildcard tests/bpf/test_*.c)
 BPFT_LIB   := $(patsubst %.c,$(O)/obj/%.o,$(filter-out $(BPFT_SRCS),$(wildcard tests/bpf/*.c)))
 BPF_TESTS  := $(patsubst %.c,$(O)/%,$(BPFT_SRCS))
 
+# Fuzz targets (tests/fuzz/fuzz_NAME.c): linked with replay.c into
+# $(O)/tests/fuzz/replay_NAME, which `make test` runs over the corpus
+# tests/fuzz/NAME/; `make fuzz` links them with libFuzzer under $(FUZZ_O).
+FUZZ_O       ?= $(O)-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_COMMON  := $(O)/obj/tests/fuzz/common.o
+FUZZ_REPLAYS := $(patsubst %,$(O)/tests/fuzz/replay_%,$(FUZZ_NAMES))
+FUZZ_BINS    := $(patsubst %,$(O)/fuzz_%,$(FUZZ_NAMES))
+# What a target links besides liblbd.
+FUZZ_DEPS_lbctl := $(patsubst %.c,$(O)/obj/%.o,$(filter-out tools/lbctl/main.c,$(LBCTL_SRCS)))
+FUZZ_DEPS_bpf   := $(BPFT_LIB)
+FUZZ_LIBS_bpf   := -lcmocka
+ifeq ($(FUZZ),1)
+CFLAGS   += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
 BINS := $(LBD) $(LBCTL) $(TOOLS) $(EXAMPLES)
 
 .PHONY: all test bench demo deps clean help check-root install
+.PHONY: fuzz fuzz-bins
 .PHONY: vm vm-smoke vm-test vm-bench
-all: $(BPF_OBJS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS)
+all: $(BPF_OBJS) $(BINS) $(UNIT_TESTS) $(BPF_TESTS) $(FUZZ_REPLAYS)
 
 help:
 	@echo "make            build everything into $(O)/ (O=dir, V=1 for commands, SAN=1 for ASan/UBSan)"
 	@echo "make deps       install the Debian packages lbd needs (only what is missing)"
 	@echo "make demo       run the demo: namespaces, backends, lbd, real traffic (root)"
 	@echo "make test       unit tests; as root also BPF and network tests"
+	@echo "make fuzz       each fuzz target for FUZZ_SECONDS (60) s (FUZZ_TARGETS=config,...; root for bpf)"
 	@echo "make bench      benchmark suite, bench-results/latest/REPORT.md (QUICK=1: about 2 minutes)"
 	@echo "make clean      remove $(O)/"
 	@echo "make install    lbd, lbctl, man pages, unit, completion, config (DESTDIR=, PREFIX=/usr/local)"
@@ -145,11 +167,31 @@ install: $(LBD) $(LBCTL) $(BPF_OBJS)
 		examples/lbd.service >$(DESTDIR)$(UNITDIR)/lbd.service
 	$(Q)install -D -m 0644 examples/lbd.conf $(DESTDIR)$(SYSCONFDIR)/lbd/lbd.conf
 
+.SECONDEXPANSION:
+$(O)/tests/fuzz/replay_%: $(O)/obj/tests/fuzz/fuzz_%.o $(O)/obj/tests/fuzz/replay.o \
+			  $(FUZZ_COMMON) $$(FUZZ_DEPS_$$*) $(LIBLBD)
+	$(call msg,LD,$@)
+	@mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(FUZZ_LIBS_$*) -o $@
+
+$(O)/fuzz_%: $(O)/obj/tests/fuzz/fuzz_%.o $(FUZZ_COMMON) $$(FUZZ_DEPS_$$*) $(LIBLBD)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer $^ $(LDLIBS) $(FUZZ_LIBS_$*) -o $@
+
+fuzz-bins: $(FUZZ_BINS)
+
 # The README's two commands install what they need themselves.
 test:
 	@tools/deps.sh
 	@$(MAKE) --no-print-directory all
 	@O=$(O) tests/run.sh
+
+# libFuzzer needs clang's runtime: the whole tree is built again with clang
+# and the sanitizers under $(FUZZ_O).
+fuzz:
+	@tools/deps.sh
+	@$(MAKE) --no-print-directory O=$(FUZZ_O) CC=$(CLANG) FUZZ=1 fuzz-bins
+	@FUZZ_O=$(FUZZ_O) FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS=$(FUZZ_TARGETS) tests/fuzz/run.sh
 
 bench:
 	@tools/deps.sh

@@ -46,9 +46,19 @@ run() { # name command...
 
 want() { [[ ",$TESTS," == *",$1,"* ]]; }
 
+# A fuzz target's corpus (its seeds and every crash once found) replayed
+# through the ordinary build: tests/fuzz/run.sh explains.
+replay() { # target
+	local t=$O/tests/fuzz/replay_$1
+	[ -x "$t" ] && run "fuzz/$1" "$t" "tests/fuzz/$1"
+}
+
 if want unit; then
 	for t in "$O"/tests/unit/test_*; do
 		[ -x "$t" ] && run "unit/$(basename "$t")" "$t"
+	done
+	for t in "$O"/tests/fuzz/replay_*; do
+		[ "${t##*replay_}" = bpf ] || replay "${t##*replay_}"
 	done
 fi
 
@@ -66,6 +76,7 @@ else
 		for t in "$O"/tests/bpf/test_*; do
 			[ -x "$t" ] && run "bpf/$(basename "$t")" "$t"
 		done
+		replay bpf
 	fi
 	if want net; then
 		for t in tests/net/test_*.sh; do

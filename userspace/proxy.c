@@ -429,33 +429,42 @@ static void sa_addr(const struct sockaddr_storage *ss, union lb_addr *a, __u16 *
 	}
 }
 
+void lb_proxy_flow_key(const struct sockaddr_storage *client, const struct lb_endpoint *vip,
+		       __u8 proto, struct lb_flow_key *k)
+{
+	__u8 fam;
+
+	memset(k, 0, sizeof(*k));
+	sa_addr(client, &k->src, &k->sport, &fam);
+	k->dst = vip->addr;
+	k->dport = vip->port;
+	k->proto = proto;
+	k->family = vip->family;
+}
+
+__u32 lb_proxy_hash_slot(enum lb_method method, const struct lb_flow_key *k, __u32 seed,
+			 __u32 n)
+{
+	if (method == LB_METHOD_IP_HASH)
+		return lb_hash_addr(&k->src, seed) % n;
+	return lb_hash_flow(k, seed) % n;
+}
+
 /* The slot a new flow starts from, exactly as bpf/lib/select.h computes it
  * (round_robin: this worker's cursor; least_conn: see pick_least). */
 static __u32 first_slot(struct plisten *l, const struct svip *sv,
 			const struct sockaddr_storage *client)
 {
 	struct lb_flow_key k;
-	__u8 fam;
 
-	memset(&k, 0, sizeof(k));
-	sa_addr(client, &k.src, &k.sport, &fam);
-	k.dst = l->pv->listen.addr;
-	k.dport = l->pv->listen.port;
-	k.proto = l->pv->proto;
-	k.family = l->pv->listen.family;
-	switch (sv->method) {
-	case LB_METHOD_IP_HASH:
-		return lb_hash_addr(&k.src, sv->seed) % sv->n;
-	case LB_METHOD_ROUND_ROBIN:
-	case LB_METHOD_LEAST_CONN: {
+	if (sv->method == LB_METHOD_ROUND_ROBIN || sv->method == LB_METHOD_LEAST_CONN) {
 		__u32 s = l->rr < sv->n ? l->rr : 0;
 
 		l->rr = s + 1;
 		return s;
 	}
-	default:
-		return lb_hash_flow(&k, sv->seed) % sv->n;
-	}
+	lb_proxy_flow_key(client, &l->pv->listen, l->pv->proto, &k);
+	return lb_proxy_hash_slot(sv->method, &k, sv->seed, sv->n);
 }
 
 /* Fewest live connections per unit of weight, over the backends in the
@@ -941,21 +950,20 @@ static void backend_event(struct pworker *w, struct pconn *c, uint32_t events)
 
 /* ---- UDP ---------------------------------------------------------------- */
 
-static __u32 udp_hash(const struct pvip *pv, const struct sockaddr_storage *ss)
+__u32 lb_proxy_client_hash(const struct sockaddr_storage *ss, uintptr_t scope)
 {
 	struct lb_flow_key k;
 	__u8 fam;
-	uintptr_t v = (uintptr_t)pv;
 
 	memset(&k, 0, sizeof(k));
 	sa_addr(ss, &k.src, &k.sport, &fam);
 	k.family = fam;
-	k.dst.v6[0] = (__u32)v;
-	k.dst.v6[1] = (__u32)((__u64)v >> 32);
+	k.dst.v6[0] = (__u32)scope;
+	k.dst.v6[1] = (__u32)((__u64)scope >> 32);
 	return lb_hash_flow(&k, 0);
 }
 
-static bool sa_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+bool lb_proxy_client_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
 	if (a->ss_family != b->ss_family)
 		return false;
@@ -996,14 +1004,14 @@ static void udp_kill(struct pworker *w, struct pudp *u)
 static struct pudp *udp_session(struct pworker *w, struct plisten *l,
 				const struct sockaddr_storage *ss, socklen_t sl)
 {
-	__u32 h = udp_hash(l->pv, ss);
+	__u32 h = lb_proxy_client_hash(ss, (uintptr_t)l->pv);
 	struct pudp *u;
 	struct svip *sv = l->sv;
 	struct sbe *b;
 	int k;
 
 	for (u = w->ubucket[h % PX_UDP_BUCKETS]; u; u = u->hnext)
-		if (u->l == l && sa_eq(&u->client, ss))
+		if (u->l == l && lb_proxy_client_eq(&u->client, ss))
 			return u;
 	if (!sv || !sv->n) {
 		if (sv)

@@ -29,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include "addr.h"
 #include "lb_abi.h"
@@ -117,5 +118,18 @@ void lb_proxy_print_vip(struct lb_proxy *p, const char *name, bool json, bool fi
 			struct lb_buf *o);
 void lb_proxy_print_backend(struct lb_proxy *p, __u32 id, const char *ep, const char *state,
 			    bool json, bool first, struct lb_buf *o);
+
+/* The byte-level pieces of a worker's flow handling, pure functions shared
+ * with the tests and tests/fuzz/fuzz_proxy.c. */
+/* The struct lb_flow_key the BPF path builds for this client of a VIP. */
+void  lb_proxy_flow_key(const struct sockaddr_storage *client, const struct lb_endpoint *vip,
+			__u8 proto, struct lb_flow_key *k);
+/* The table slot (< n, n > 0) maglev and ip_hash give a new flow. */
+__u32 lb_proxy_hash_slot(enum lb_method method, const struct lb_flow_key *k, __u32 seed,
+			 __u32 n);
+/* A UDP session's key: the client's address and port (other sockaddr bytes
+ * do not count) within a scope (the listener). Equal clients hash equal. */
+__u32 lb_proxy_client_hash(const struct sockaddr_storage *ss, uintptr_t scope);
+bool  lb_proxy_client_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
 #endif

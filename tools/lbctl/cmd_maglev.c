@@ -197,25 +197,54 @@ static int print_stats(const struct maglev_args *a, const __u32 *table, bool jso
 	return 0;
 }
 
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+static void free_args(struct maglev_args *a)
+{
+	free(a->name);
+	free(a->be);
+}
+
+/* Allocates what parse_args fills: at most one backend per word. */
+static int read_args(int argc, char **argv, struct maglev_args *a)
+{
+	*a = (struct maglev_args){ .size = LB_MAGLEV_DEFAULT_SIZE };
+	a->be = calloc((size_t)argc, sizeof(*a->be));
+	a->name = calloc((size_t)argc, sizeof(*a->name));
+	if (!a->be || !a->name)
+		return lbctl_fail(CMD, "out of memory");
+	return parse_args(argc, argv, a);
+}
+
+int cmd_maglev_check(int argc, char **argv)
+{
+	struct maglev_args a;
+	int rc;
+
+	if (wants_help(argc, argv))
+		return LBCTL_EXIT_OK;
+	rc = read_args(argc, argv, &a);
+	free_args(&a);
+	return rc;
+}
+
 int cmd_maglev(int argc, char **argv)
 {
-	struct maglev_args a = { .size = LB_MAGLEV_DEFAULT_SIZE };
+	struct maglev_args a;
 	__u32 *table = NULL;
 	int rc, err;
 
-	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			maglev_usage(stdout);
-			return LBCTL_EXIT_OK;
-		}
+	if (wants_help(argc, argv)) {
+		maglev_usage(stdout);
+		return LBCTL_EXIT_OK;
 	}
-	a.be = calloc((size_t)argc, sizeof(*a.be));
-	a.name = calloc((size_t)argc, sizeof(*a.name));
-	if (!a.be || !a.name) {
-		rc = lbctl_fail(CMD, "out of memory");
-		goto out;
-	}
-	rc = parse_args(argc, argv, &a);
+	rc = read_args(argc, argv, &a);
 	if (rc)
 		goto out;
 	table = malloc(a.size * sizeof(*table));
@@ -230,7 +259,6 @@ int cmd_maglev(int argc, char **argv)
 		rc = lbctl_fail(CMD, "%s", strerror(-err));
 out:
 	free(table);
-	free(a.name);
-	free(a.be);
+	free_args(&a);
 	return rc;
 }

@@ -188,6 +188,23 @@ static int report_call_error(const char *cmd, const char *sock, int err)
 	}
 }
 
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+int cmd_remote_check(int argc, char **argv)
+{
+	const struct remote *r = find_remote(argv[0]);
+
+	if (!r)
+		return lbctl_usage_error(argv[0], "not a remote command");
+	return wants_help(argc, argv) ? LBCTL_EXIT_OK : check_shape(r, argc, argv);
+}
+
 int cmd_remote(int argc, char **argv)
 {
 	const struct lbctl_opts *o = lbctl_opts();
@@ -197,15 +214,11 @@ int cmd_remote(int argc, char **argv)
 	size_t nf = 0;
 	int rc;
 
-	if (!r)
-		return lbctl_usage_error(argv[0], "not a remote command");
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(r->usage, stdout);
-			return LBCTL_EXIT_OK;
-		}
+	if (r && wants_help(argc, argv)) {
+		fputs(r->usage, stdout);
+		return LBCTL_EXIT_OK;
 	}
-	rc = check_shape(r, argc, argv);
+	rc = cmd_remote_check(argc, argv);
 	if (rc)
 		return rc;
 	if (o->json)

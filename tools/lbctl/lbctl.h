@@ -27,6 +27,13 @@ struct lbctl_opts {
 
 const struct lbctl_opts *lbctl_opts(void);
 
+/* The whole command line (argv[0] is the program name): returns the exit
+ * code. lbctl_check parses it the same way, options and the command's own
+ * arguments included, and returns 0 or LBCTL_EXIT_USAGE (with the message
+ * on stderr) without contacting lbd or printing a result. */
+int lbctl_main(int argc, char **argv);
+int lbctl_check(int argc, char **argv);
+
 /* "lbctl: CMD: message" on stderr; return the exit code to hand back. */
 int lbctl_usage_error(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -34,10 +41,13 @@ int lbctl_fail(const char *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /* Handlers: argv[0] is the command word; "--help" prints the command's usage
- * on stdout and returns LBCTL_EXIT_OK. */
+ * on stdout and returns LBCTL_EXIT_OK. Each has a _check twin that only
+ * checks the arguments (for lbctl_check). */
 int cmd_maglev(int argc, char **argv);
+int cmd_maglev_check(int argc, char **argv);
 /* Every command that lbd answers (status, vip, backend, ...): argv[0] says
  * which; the words go to lbd over the control socket. */
 int cmd_remote(int argc, char **argv);
+int cmd_remote_check(int argc, char **argv);
 
 #endif
