@@ -65,7 +65,7 @@ miss=$(missing word tools/lbd.8 "${longs[@]//-/\\-}")
 t_check "lbd(8) has every option (${#longs[@]})" "missing: $miss" [ -z "$miss" ]
 
 # lbctl's commands ({ "name", cmd_fn, "summary" }) and remote subcommands.
-mapfile -t cmds < <(grep -oE '^\s*\{ "[a-z]+",\s+cmd_[a-z_]+,' tools/lbctl/main.c | cut -d'"' -f2)
+mapfile -t cmds < <(grep -oE '^\s*\{ "[a-z]+",\s+cmd_[a-z_]+,' tools/lbctl/cli.c | cut -d'"' -f2)
 mapfile -t subs < <(awk '/^static const struct sub [a-z]+_subs\[\] = \{/ { c = $4; sub(/_subs.*/, "", c); on = 1; next }
 	on && /^\};/ { on = 0 } on && match($0, /\{ "[a-z]+"/) { print c " " substr($0, RSTART + 3, RLENGTH - 4) }' \
 	tools/lbctl/cmd_remote.c)
