@@ -20,7 +20,7 @@ WARN      = -Wall -Wextra -Werror
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Ibpf -Iuserspace -I$(O)/bpf \
             $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
-LDLIBS   += -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lsystemd -lcap -lm
+LDLIBS   += -lbpf -lelf -lz -lnl-route-3 -lnl-3 -lsystemd -lcap -lacl -lm
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=address,undefined

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev
-	libnl-route-3-dev libcmocka-dev libsystemd-dev libcap-dev bpftool pkg-config
+	libnl-route-3-dev libcmocka-dev libsystemd-dev libcap-dev libacl1-dev bpftool pkg-config
 	# make fuzz: libFuzzer and the sanitizer runtimes of clang 14
 	libclang-rt-14-dev
 	# tests and demo

@@ -1057,6 +1057,11 @@ static void d_control_group(struct parser *ps, const struct stmt *st, struct blo
 	set_str(ps, st, b->cfg->control_group, sizeof(b->cfg->control_group), false);
 }
 
+static void d_control_ro_group(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_str(ps, st, b->cfg->control_ro_group, sizeof(b->cfg->control_ro_group), false);
+}
+
 static void d_state_dir(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	set_str(ps, st, b->cfg->state_dir, sizeof(b->cfg->state_dir), true);
@@ -1173,6 +1178,7 @@ static const struct directive lbd_dirs[] = {
 	{ "mode", 1, 1, false, d_mode },
 	{ "control", 1, 1, false, d_control },
 	{ "control_group", 1, 1, false, d_control_group },
+	{ "control_readonly_group", 1, 1, false, d_control_ro_group },
 	{ "state_dir", 1, 1, false, d_state_dir },
 	{ "bpffs", 1, 1, false, d_bpffs },
 	{ "pid_file", 1, 1, false, d_pid_file },

@@ -132,6 +132,7 @@ struct lb_conf {
 	enum lb_attach_mode mode;
 	char control[LB_CONF_SOCK_MAX];           /* /run/lbd/lbd.sock */
 	char control_group[LB_CONF_NAME_MAX];     /* "" = owner only */
+	char control_ro_group[LB_CONF_NAME_MAX];  /* "" = none; status/stats only */
 	char state_dir[LB_CONF_PATH_MAX];         /* /var/lib/lbd */
 	char bpffs[LB_CONF_PATH_MAX];             /* /sys/fs/bpf/lbd */
 	char pid_file[LB_CONF_PATH_MAX];          /* /run/lbd/lbd.pid */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/acl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -155,6 +156,7 @@ struct ctl_client {
 	size_t out_off;
 	uint64_t deadline_ms;  /* reading: since accept; writing: since progress */
 	uid_t uid;
+	bool readonly;          /* only in control_readonly_group */
 	gid_t gid;
 	pid_t pid;
 	struct ctl_client *prev, *next;
@@ -170,6 +172,8 @@ struct lb_ctl {
 	ino_t ino;
 	bool has_group;
 	gid_t gid;
+	bool has_ro_group;     /* control_readonly_group */
+	gid_t ro_gid;
 	lb_ctl_handler_fn handler;
 	void *ctx;
 	int timeout_ms;
@@ -279,7 +283,7 @@ static void client_dispatch(struct ctl_client *cl)
 {
 	struct lb_ctl *c = cl->ctl;
 	char *argv[LB_CTL_MAX_WORDS + 1];
-	struct lb_ctl_req req = { .uid = cl->uid, .pid = cl->pid };
+	struct lb_ctl_req req = { .uid = cl->uid, .pid = cl->pid, .readonly = cl->readonly };
 	struct lb_buf out = { 0 };
 	const char *opt;
 	size_t off;
@@ -446,13 +450,21 @@ static bool peer_in_group(int fd, pid_t pid, gid_t want)
 	return found;
 }
 
+static bool peer_member(struct ctl_client *cl, gid_t g)
+{
+	return cl->gid == g || peer_in_group(cl->fd, cl->pid, g);
+}
+
+/* Root, lbd's own user and control_group may do everything; members of
+ * control_readonly_group only what the handler lets a read-only request do. */
 static bool peer_allowed(struct lb_ctl *c, struct ctl_client *cl)
 {
 	if (cl->uid == 0 || cl->uid == geteuid())
 		return true;
-	if (!c->has_group)
-		return false;
-	return cl->gid == c->gid || peer_in_group(cl->fd, cl->pid, c->gid);
+	if (c->has_group && peer_member(cl, c->gid))
+		return true;
+	cl->readonly = c->has_ro_group && peer_member(cl, c->ro_gid);
+	return cl->readonly;
 }
 
 /* Best effort, one small write into an empty socket buffer: no blocking. */
@@ -635,6 +647,29 @@ static int resolve_group(const char *name, gid_t *gid)
 	return errno ? -errno : -ENOENT;
 }
 
+/* connect() needs write permission on the socket file, and the file has one
+ * group: the read-only group gets its own POSIX ACL entry. */
+static int grant_ro_group(struct lb_ctl *c, const char *path)
+{
+	char text[128];
+	acl_t acl;
+	int err = 0;
+
+	snprintf(text, sizeof(text), "u::rw-,g::%s,g:%u:rw-,m::rw-,o::---",
+		 c->has_group ? "rw-" : "---", (unsigned)c->ro_gid);
+	acl = acl_from_text(text);
+	if (!acl)
+		err = -errno;
+	else if (acl_set_file(path, ACL_TYPE_ACCESS, acl) < 0)
+		err = -errno;
+	if (err)
+		lb_err("control: cannot let the read-only group into %s (%s): %s", path,
+		       err == -EOPNOTSUPP ? "this filesystem has no POSIX ACLs" : "acl",
+		       strerror(-err));
+	acl_free(acl);
+	return err;
+}
+
 static int ctl_bind(struct lb_ctl *c, const struct lb_ctl_opts *o)
 {
 	struct sockaddr_un sa;
@@ -675,6 +710,13 @@ static int ctl_bind(struct lb_ctl *c, const struct lb_ctl_opts *o)
 			return err;
 	}
 	/* Nobody can connect before listen(): fix owner and mode in between. */
+	if (c->has_ro_group) {
+		err = grant_ro_group(c, o->path);
+		if (err) {
+			unlink(o->path);
+			return err;
+		}
+	}
 	if (c->has_group && chown(o->path, (uid_t)-1, c->gid) < 0) {
 		err = -errno;
 		lb_err("control: chgrp %s to '%s': %s", o->path, o->group, strerror(-err));
@@ -736,6 +778,15 @@ int lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl
 		}
 		c->has_group = true;
 	}
+	if (o->ro_group && o->ro_group[0]) {
+		err = resolve_group(o->ro_group, &c->ro_gid);
+		if (err) {
+			lb_err("control: read-only group '%s': %s", o->ro_group,
+			       err == -ENOENT ? "no such group" : strerror(-err));
+			goto fail;
+		}
+		c->has_ro_group = true;
+	}
 	err = ctl_bind(c, o);
 	if (err)
 		goto fail;
@@ -745,8 +796,9 @@ int lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl
 		unlink(c->path);
 		goto fail;
 	}
-	lb_info("control: listening on %s (mode %s%s)", c->path,
-		c->has_group ? "0660, group " : "0600", c->has_group ? o->group : "");
+	lb_info("control: listening on %s (mode %s%s%s%s)", c->path,
+		c->has_group ? "0660, group " : "0600", c->has_group ? o->group : "",
+		c->has_ro_group ? ", read-only group " : "", c->has_ro_group ? o->ro_group : "");
 	*out = c;
 	return 0;
 fail:

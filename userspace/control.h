@@ -61,6 +61,7 @@ struct lb_ctl_req {
 	char **argv;       /* argv[0] is the command word */
 	bool json;
 	bool dry_run;
+	bool readonly;     /* the peer is only in control_readonly_group */
 	uid_t uid;         /* the peer's credentials */
 	pid_t pid;
 };
@@ -75,6 +76,7 @@ struct lb_ctl;
 struct lb_ctl_opts {
 	const char *path;   /* socket path; its directory is created (0755) */
 	const char *group;  /* NULL/"": owner only (0600), else 0660 and chgrp */
+	const char *ro_group; /* NULL/"": none, else an ACL entry; read-only requests */
 	lb_ctl_handler_fn handler;
 	void *ctx;
 	/* 0 means the default; tests shorten the timeout and lower the limit. */

@@ -302,6 +302,7 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 {
 	struct lb_ctl_opts co = { .handler = handle_ctl, .ctx = d };
 	char pidf[LB_CONF_PATH_MAX], sock[LB_CONF_SOCK_MAX], group[LB_CONF_NAME_MAX];
+	char ro_group[LB_CONF_NAME_MAX];
 	int ready_fd = -1, err;
 	char rc = 1;
 
@@ -337,8 +338,10 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	/* lb_svc_start takes cf over: keep what is still needed */
 	snprintf(sock, sizeof(sock), "%s", cf->control);
 	snprintf(group, sizeof(group), "%s", cf->control_group);
+	snprintf(ro_group, sizeof(ro_group), "%s", cf->control_ro_group);
 	co.path = sock;
 	co.group = group;
+	co.ro_group = ro_group;
 	/* The socket first: a second lbd on the same socket stops here, before
 	 * it touches the data path. */
 	err = lb_ctl_open(d->loop, &co, &d->ctl);

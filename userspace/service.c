@@ -2740,10 +2740,29 @@ static int cmd_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *
 	return cmd_change(s, r, o);
 }
 
+/* What a member of control_readonly_group may run: nothing that changes
+ * state, and no dry run either (it would still take the change path). */
+static bool reads_only(const struct lb_ctl_req *r)
+{
+	const char *c = r->argv[0], *sub = r->argc > 1 ? r->argv[1] : "";
+
+	if (r->dry_run)
+		return false;
+	return !strcmp(c, "status") || !strcmp(c, "stats") ||
+	       (!strcmp(c, "worker") && (!strcmp(sub, "list") || !strcmp(sub, "logs")));
+}
+
 int lb_svc_command(void *ctx, const struct lb_ctl_req *r, struct lb_buf *o)
 {
 	struct lb_svc *s = ctx;
 	const char *c = r->argv[0];
+
+	if (r->readonly && !reads_only(r)) {
+		lb_warn("control: uid %u (read-only group) may not run \"%s\"", (unsigned)r->uid, c);
+		lb_buf_printf(o, "permission denied: \"%s\" changes state; the read-only group may "
+			      "run status, stats, worker list and worker logs\n", c);
+		return LB_CTL_FAILED;
+	}
 
 	if (!strcmp(c, "status"))
 		return cmd_status(s, r, o);

@@ -17,7 +17,7 @@
 MODE=${LBD_MODE:-xdp}
 
 t_require_root
-t_require_cmd ip nsenter ethtool capsh getent jq
+t_require_cmd ip nsenter ethtool capsh getent jq setpriv
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 lbd_topo_up 2
 VIP=198.18.0.10
@@ -46,9 +46,9 @@ check_sets() {
 	[ $ok -eq 0 ] || t_pass "$1"
 }
 
-write_conf() { # [WORKERS-BLOCK] [LBD-LINE]
+write_conf() { # [WORKERS-BLOCK] [LBD-LINE...]
 	{
-		lbd_conf_head ${2:+"$2"}
+		lbd_conf_head "${@:2}"
 		cat <<EOF
 vip web {
     listen $VIP:80;
@@ -130,6 +130,37 @@ elif wait_for -t 5 as_user asnobody "$(id -u nobody)"; then
 else
 	t_fail "a worker as nobody has no capability" "asnobody is not online"
 fi
+lbd_stop
+
+# ---- the control socket: owner, control_group, control_readonly_group
+# (numeric groups: the test adds no group to the system)
+write_conf "" "control_group 4241;" "control_readonly_group 4242;"
+chmod 0711 "$TOPO_DIR" # let nobody reach the socket file itself
+lbd_start || { t_fail "$T_NAME" "lbd start with control groups"; exit 1; }
+as_nobody() { # GROUPS ARGS...: lbctl as uid nobody with supplementary GROUPS
+	local g=--clear-groups
+	[ -z "$1" ] || g=--groups=$1
+	shift
+	setpriv --reuid=65534 --regid=65534 "$g" "$LBCTL" -s "$SOCK" "$@" 2>&1
+}
+out=$(as_nobody "" status); rc=$?
+[ $rc -ne 0 ] && grep -qi "permission denied" <<<"$out" && t_pass "a stranger cannot use the socket" ||
+	t_fail "a stranger cannot use the socket" "rc $rc: $out"
+out=$(as_nobody 4242 status); rc=$?
+[ $rc -eq 0 ] && grep -q web <<<"$out" && t_pass "the read-only group runs status" ||
+	t_fail "the read-only group runs status" "rc $rc: $out"
+quiet() { "$@" >/dev/null; }
+t_check "the read-only group runs stats" "stats refused" quiet as_nobody 4242 stats
+before=$(lbctl -j status | jq -c '[.vips[].backends[].address]')
+out=$(as_nobody 4242 backend add "${BE_ADDRS[2]}:3000" vip=web); rc=$?
+after=$(lbctl -j status | jq -c '[.vips[].backends[].address]')
+[ $rc -eq 1 ] && [ "$out" = 'permission denied: "backend" changes state; the read-only group may run status, stats, worker list and worker logs' ] &&
+	[ "$before" = "$after" ] && t_pass "the read-only group cannot change state" ||
+	t_fail "the read-only group cannot change state" "rc $rc: $out; backends $before -> $after"
+out=$(as_nobody 4242 -n backend add "${BE_ADDRS[2]}:3000" vip=web); rc=$?
+[ $rc -eq 1 ] && t_pass "the read-only group cannot dry-run changes" ||
+	t_fail "the read-only group cannot dry-run changes" "rc $rc: $out"
+t_check "control_group changes state" "backend add refused" quiet as_nobody 4241 backend add "${BE_ADDRS[1]}:3001" vip=web
 lbd_stop
 
 # ---- capabilities keep: nothing dropped
