@@ -670,6 +670,23 @@ static int grant_ro_group(struct lb_ctl *c, const char *path)
 	return err;
 }
 
+/* An optional group option: none given is fine. */
+static int opt_group(const char *what, const char *name, gid_t *gid, bool *has)
+{
+	int err;
+
+	if (!name || !name[0])
+		return 0;
+	err = resolve_group(name, gid);
+	if (err) {
+		lb_err("control: %s '%s': %s", what, name,
+		       err == -ENOENT ? "no such group" : strerror(-err));
+		return err;
+	}
+	*has = true;
+	return 0;
+}
+
 static int ctl_bind(struct lb_ctl *c, const struct lb_ctl_opts *o)
 {
 	struct sockaddr_un sa;
@@ -769,25 +786,11 @@ int lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl
 		err = -ENOMEM;
 		goto fail;
 	}
-	if (o->group && o->group[0]) {
-		err = resolve_group(o->group, &c->gid);
-		if (err) {
-			lb_err("control: group '%s': %s", o->group,
-			       err == -ENOENT ? "no such group" : strerror(-err));
-			goto fail;
-		}
-		c->has_group = true;
-	}
-	if (o->ro_group && o->ro_group[0]) {
-		err = resolve_group(o->ro_group, &c->ro_gid);
-		if (err) {
-			lb_err("control: read-only group '%s': %s", o->ro_group,
-			       err == -ENOENT ? "no such group" : strerror(-err));
-			goto fail;
-		}
-		c->has_ro_group = true;
-	}
-	err = ctl_bind(c, o);
+	err = opt_group("group", o->group, &c->gid, &c->has_group);
+	if (!err)
+		err = opt_group("read-only group", o->ro_group, &c->ro_gid, &c->has_ro_group);
+	if (!err)
+		err = ctl_bind(c, o);
 	if (err)
 		goto fail;
 	err = lb_loop_add(loop, c->fd, EPOLLIN, &c->h);
