@@ -320,6 +320,17 @@ topo_down() {
 	return 0
 }
 
+# wait_http URL SECONDS: until an HTTP GET of URL from the client answers
+# (wait_for counts tries, not seconds: a 1 s curl would stretch it).
+wait_http() {
+	local end=$((SECONDS + $2))
+	while ((SECONDS < end)); do
+		in_client curl -s -m 1 -o /dev/null "$1" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 # ---------------------------------------------------------------- backends
 
 # _listening NS PORT: a TCP and a UDP socket listen on PORT in NS.

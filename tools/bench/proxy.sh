@@ -153,14 +153,6 @@ EOF
 	NGX_PID=$BG_PID
 fi
 
-wait_http() { # URL SECONDS
-	local end=$((SECONDS + $2))
-	while ((SECONDS < end)); do
-		in_client curl -s -m 1 -o /dev/null "$1" && return 0
-		sleep 0.2
-	done
-	return 1
-}
 TARGETS=()
 for t in lbd_proxy:$LBD_VIP:$LBD_PID haproxy:$HAP_VIP:$HAP_PID ${NGX_PID:+nginx_stream:$NGX_VIP:$NGX_PID}; do
 	if wait_http "http://$(cut -d: -f2 <<<"$t"):$PORT/" 10; then

@@ -16,9 +16,11 @@
 #      proxy   the fallback proxy vs HAProxy and NGINX stream (proxy.sh)
 #   4. maglev  build time, disruption, table swap under traffic
 #   5. control lbctl backend add to the first flow, changes per second
+#   6. workers local delivery vs the same instance reached directly on its
+#              port, requests/s and one stream (workers.sh)
 #
 # Environment: O (build dir), QUICK=1 (about two minutes: fewer and shorter
-# repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control (sections),
+# repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control,workers (sections),
 # BENCH_RESULTS (parent dir of the run, default bench-results), BENCH_RUNS
 # (repeats of xdp), WRK_SECONDS, WRK_CONNS, E2E_ROUNDS, PPS_SECONDS,
 # PPS_ROUNDS. Sections that need root (namespaces, BPF) say so and are
@@ -35,10 +37,11 @@ QUICK=${QUICK:-}
 if [ -n "$QUICK" ]; then
 	BENCH_RUNS=${BENCH_RUNS:-3} WRK_SECONDS=${WRK_SECONDS:-1} E2E_ROUNDS=${E2E_ROUNDS:-1}
 	export PROXY_ROUNDS=${PROXY_ROUNDS:-1} STREAM_MB=${STREAM_MB:-256} IDLE_CONNS=${IDLE_CONNS:-500}
+	export WORKERS_ROUNDS=${WORKERS_ROUNDS:-1}
 fi
 BENCH_RUNS=${BENCH_RUNS:-7}
 BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
-BENCH_ONLY=${BENCH_ONLY:-xdp,e2e,proxy,maglev}
+BENCH_ONLY=${BENCH_ONLY:-xdp,e2e,proxy,maglev,workers}
 WRK_SECONDS=${WRK_SECONDS:-3}
 E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -212,16 +215,7 @@ wrk_run() {
 	echo "$name,$round,$rps,$errs" >>"$E2E_RUNS"
 }
 
-# wait_http URL SECONDS: until an HTTP GET of URL from the client answers
-# (wait_for counts tries, not seconds: a 1 s curl would stretch it).
-wait_http() {
-	local end=$((SECONDS + $2))
-	while ((SECONDS < end)); do
-		in_client curl -s -m 1 -o /dev/null "$1" && return 0
-		sleep 0.2
-	done
-	return 1
-}
+# wait_http: tests/net/lib.sh
 
 # An nftables DNAT load balancer on NFT_VIP: jhash over the client's
 # address and port, SNAT towards the backends (full NAT, like lbd). Loaded
@@ -432,6 +426,34 @@ bench_proxy() {
 	bench_baseline e2e stream.lbd_proxy stream.haproxy
 }
 
+# Workers (issue 6): local delivery against the same instance reached
+# directly on its port (tools/bench/workers.sh, its own topology).
+bench_workers() {
+	local runs=$RES/workers-runs.csv t rps mbps
+	bench_section workers "Workers: local delivery vs the same instance reached directly on its port"
+	bench_method workers "lbd supervises demo_backend (VIP :80) and a socat sink (VIP :5001) as" \
+		"workers behind forward-local VIPs; wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s" \
+		"with Connection: close and one socat stream from the client namespace, through" \
+		"the VIP (local) or to lb's address and the instance port (direct), both in" \
+		"every round, the order flipped each round."
+	bench_progress "workers: tools/bench/workers.sh (local delivery vs direct)"
+	WORKERS_RES=$RES "$BENCH_DIR/workers.sh" || failed=1
+	_bench_progress_clear
+	if [ -s "$runs" ]; then
+		bench_csv workers "$runs"
+		# target,round,requests_per_s,errors,stream_MBps
+		while IFS=, read -r t _ rps _ mbps; do
+			bench_sample workers "$t" requests/s "$rps"
+			bench_sample workers "stream.$t" MB/s "$mbps"
+		done < <(tail -n +2 "$runs")
+		bench_baseline workers local direct
+		bench_baseline workers stream.local stream.direct
+		bench_target workers local '>=' 0.95 "local delivery vs direct (requests/s)"
+		bench_plot workers requests/s "Short HTTP connections to a worker instance (requests/s)"
+	fi
+	bench_section_end workers
+}
+
 # ------------------------------------------------------------- main
 
 for b in "$O/tools/bench_xdp" "$O/tools/bench_maglev"; do
@@ -458,6 +480,7 @@ if want e2e || want proxy; then
 	bench_section_end e2e
 fi
 want maglev && bench_maglev
+want workers && bench_workers
 
 bench_report
 say ""
