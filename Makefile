@@ -39,6 +39,8 @@ LIBLBD     := $(O)/liblbd.a
 LBD        := $(if $(wildcard userspace/lbd.c),$(O)/lbd)
 LBCTL_SRCS := $(wildcard tools/lbctl/*.c)
 LBCTL      := $(if $(LBCTL_SRCS),$(O)/lbctl)
+# lbctl top draws with ncurses and reads lbd's status JSON with jansson.
+LBCTL_LIBS := $(shell pkg-config --libs ncursesw jansson 2>/dev/null || echo -lncursesw -ltinfo -ljansson)
 TOOL_SRCS  := $(wildcard tools/*.c)
 TOOLS      := $(patsubst tools/%.c,$(O)/tools/%,$(TOOL_SRCS))
 EX_SRCS    := $(wildcard examples/*.c)
@@ -62,6 +64,7 @@ FUZZ_REPLAYS := $(patsubst %,$(O)/tests/fuzz/replay_%,$(FUZZ_NAMES))
 FUZZ_BINS    := $(patsubst %,$(O)/fuzz_%,$(FUZZ_NAMES))
 # What a target links besides liblbd.
 FUZZ_DEPS_lbctl := $(patsubst %.c,$(O)/obj/%.o,$(filter-out tools/lbctl/main.c,$(LBCTL_SRCS)))
+FUZZ_LIBS_lbctl := $(LBCTL_LIBS)
 FUZZ_DEPS_bpf   := $(BPFT_LIB)
 FUZZ_LIBS_bpf   := -lcmocka
 ifeq ($(FUZZ),1)
@@ -122,7 +125,7 @@ $(O)/lbd: $(O)/obj/userspace/lbd.o $(LIBLBD)
 
 $(O)/lbctl: $(patsubst %.c,$(O)/obj/%.o,$(LBCTL_SRCS)) $(LIBLBD)
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(LBCTL_LIBS) -o $@
 
 $(O)/tools/%: $(O)/obj/tools/%.o $(LIBLBD)
 	$(call msg,LD,$@)

@@ -9,8 +9,10 @@ PKGS=(
 	libnl-route-3-dev libcmocka-dev libsystemd-dev libcap-dev libacl1-dev bpftool pkg-config
 	# make fuzz: libFuzzer and the sanitizer runtimes of clang 14
 	libclang-rt-14-dev
+	libncurses-dev libjansson-dev  # lbctl top
 	# tests and demo
 	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq
+	chromium tmux  # the stats page in a real browser; lbctl top on a pty
 	# benchmark peers and tools
 	wrk nftables haproxy nginx-light gnuplot-nox
 	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed

@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "vip",     cmd_remote, cmd_remote_check, "list, show, add or delete virtual services" },
 	{ "backend", cmd_remote, cmd_remote_check, "add, change (weight, state) or delete backends" },
 	{ "stats",   cmd_remote, cmd_remote_check, "traffic counters, per VIP and backend" },
+	{ "top",     cmd_top,    cmd_top_check,    "live view of VIPs, backends and workers (q quits)" },
 	{ "reload",  cmd_remote, cmd_remote_check, "re-read the config file and apply the difference" },
 	{ "worker",  cmd_remote, cmd_remote_check, "list, reload or restart supervised worker instances" },
 	{ "stop",    cmd_remote, cmd_remote_check, "stop lbd (pinned maps keep established flows)" },

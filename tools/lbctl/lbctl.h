@@ -45,6 +45,10 @@ int lbctl_fail(const char *cmd, const char *fmt, ...)
  * checks the arguments (for lbctl_check). */
 int cmd_maglev(int argc, char **argv);
 int cmd_maglev_check(int argc, char **argv);
+/* A live view (ncurses on a terminal, plain frames otherwise) drawn from
+ * lbd's status document. */
+int cmd_top(int argc, char **argv);
+int cmd_top_check(int argc, char **argv);
 /* Every command that lbd answers (status, vip, backend, ...): argv[0] says
  * which; the words go to lbd over the control socket. */
 int cmd_remote(int argc, char **argv);
