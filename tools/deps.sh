@@ -7,9 +7,9 @@ PKGS=(
 	# build
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libnl-3-dev
 	libnl-route-3-dev libcmocka-dev libsystemd-dev libcap-dev libacl1-dev bpftool pkg-config
+	libncurses-dev libjansson-dev  # lbctl top
 	# make fuzz: libFuzzer and the sanitizer runtimes of clang 14
 	libclang-rt-14-dev
-	libncurses-dev libjansson-dev  # lbctl top
 	# tests and demo
 	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq
 	chromium tmux  # the stats page in a real browser; lbctl top on a pty

@@ -29,7 +29,7 @@ expect() {
 	t_check "complete '$1'" "got '$got', want '$2'" [ "$got" = "$2" ]
 }
 
-expect "lbctl " "backend help maglev reload stats status stop vip worker"
+expect "lbctl " "backend help maglev reload stats status stop top vip worker"
 expect "lbctl st" "stats status stop"
 expect "lbctl -j -n st" "stats status stop"
 expect "lbctl --d" "--dry-run"
