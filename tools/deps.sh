@@ -13,6 +13,8 @@ PKGS=(
 	# tests and demo
 	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq
 	chromium tmux  # the stats page in a real browser; lbctl top on a pty
+	# examples/app.js, run as a worker by tests/net/test_workers_node.sh
+	nodejs
 	# benchmark peers and tools
 	wrk nftables haproxy nginx-light gnuplot-nox
 	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# examples/app.js (Node.js, Debian's nodejs) as a supervised worker, the
+# PM2 cluster-mode case lbd replaces (tests/net/lib.sh topology):
+#   - 2 instances of `node examples/app.js` behind a `forward local` VIP
+#     answer "Here we are! N" from the client and from the node itself
+#   - each got PORT, LBD_INSTANCE and LBD_WORKER and runs on its own core
+#   - lbctl worker reload under load: zero failed requests
+#   - lbctl worker stop: SIGTERM ends them (app.js closes its server)
+#     before kill_timeout, no SIGKILL
+# The other supervisor behaviours are tested with the C worker
+# (test_workers.sh, tests/unit/test_supervisor.c).
+. "$(dirname "$0")/lib.sh"
+
+t_require_root
+t_require_cmd ip nsenter node curl taskset
+t_require_bin "$LBD" "$LBCTL" "$LBLOAD"
+
+APP=$REPO_DIR/examples/app.js
+PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
+topo_up 1 || { t_fail "$T_NAME" "topology"; exit 1; }
+CONF=$TOPO_DIR/lbd.conf
+SOCK=$TOPO_DIR/lbd.sock
+VIP=198.18.0.10
+cat >"$CONF" <<EOF
+lbd {
+    interfaces eth0;
+    control $SOCK;
+    state_dir $TOPO_DIR/state;
+    bpffs $PIN;
+}
+vip web {
+    listen $VIP:80;
+    forward local;
+}
+worker app {
+    command node $APP;
+    instances 2;
+    port 3000;
+    vip web;
+    ready tcp;
+    env NODE_ENV=production;
+    kill_timeout 5s;
+    log $TOPO_DIR/app-%i.log;
+}
+EOF
+
+online() { [ "$(lbctl worker list | grep -c ' online$')" -eq 2 ]; }
+ipid() { lbctl worker list | awk -v i="$1" '$1 == "app" && $2 == i { print $3 }'; }
+if ! lbd_start || ! wait_for -t 15 online; then
+	t_fail "$T_NAME" "lbd or its node instances did not come up"
+	bg_log "$LBD_PID" | tail -20 >&2
+	cat "$TOPO_DIR"/app-*.log >&2 2>/dev/null
+	t_done; exit 1
+fi
+lbctl worker list
+
+out=$(in_client "$LBLOAD" -t 3000 -c 200 -p 4 "$VIP:80" 2>&1)
+echo "$out"
+t_check "node-through-vip" "want 200 answers over both instances: $out" \
+	test "$(field failed "$out")" = 0 -a "$(count 0 "$out")" -ge 20 -a "$(count 1 "$out")" -ge 20
+body=$(in_client curl -s -m 3 "http://$VIP/")
+t_check "node-answer" "got '$body'" grep -Eq '^Here we are! [01]$' <<<"$body"
+body=$(in_lb curl -s -m 3 "http://$VIP/")
+t_check "node-answer-from-the-node" "got '$body'" grep -Eq '^Here we are! [01]$' <<<"$body"
+
+ok=1
+for i in 0 1; do
+	pid=$(ipid "$i")
+	env=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null)
+	aff=$(taskset -pc "$pid" 2>/dev/null | awk '{ print $NF }')
+	echo "  instance $i: pid $pid cpus $aff $(grep -E '^(PORT|LBD_INSTANCE|LBD_WORKER|NODE_ENV)=' <<<"$env" | tr '\n' ' ')"
+	grep -qx "PORT=$((3000 + i))" <<<"$env" && grep -qx "LBD_INSTANCE=$i" <<<"$env" &&
+		grep -qx "LBD_WORKER=app" <<<"$env" && grep -qx "NODE_ENV=production" <<<"$env" &&
+		[ "$aff" = "$((i % $(nproc)))" ] || ok=0
+done
+t_check "node-env-and-core" "PORT/LBD_INSTANCE/LBD_WORKER/NODE_ENV or the core are wrong" test $ok = 1
+
+bg_start "$NS_CLIENT" "$LBLOAD" -t 3000 -p 4 --duration 5 "$VIP:80"
+LOAD_PID=$BG_PID
+sleep 0.5
+p0=$(ipid 0)
+lbctl worker reload app >/dev/null
+rolled() { lbctl worker list | grep -Eq '^app +0 +[0-9]+ +3002 .*online$' &&
+	lbctl worker list | grep -Eq '^app +1 +[0-9]+ +3003 .*online$'; }
+wait_for -t 20 rolled; rc=$?
+wait "$LOAD_PID" 2>/dev/null
+lout=$(bg_log "$LOAD_PID")
+echo "  rolling reload: $(grep total= <<<"$lout")"
+t_check "node-rolling-reload-zero-failed" "rc=$rc old=$p0 new=$(ipid 0): $(grep -E 'total=|failed' <<<"$lout" | head -5)" \
+	test $rc -eq 0 -a "$(ipid 0)" != "$p0" -a -n "$(field total "$lout")" -a "$(field failed "$lout")" = 0
+
+# SIGTERM: app.js closes its server and exits well before kill_timeout (5 s)
+p0=$(ipid 0) p1=$(ipid 1)
+t0=$SECONDS
+lbctl worker stop app >/dev/null
+gone() { ! kill -0 "$p0" 2>/dev/null && ! kill -0 "$p1" 2>/dev/null; }
+wait_for -t 10 gone; rc=$?
+t_check "node-sigterm-stop" "instances $p0 $p1 still running or needed SIGKILL ($((SECONDS - t0)) s)" \
+	test $rc -eq 0 -a $((SECONDS - t0)) -lt 5
+if bg_log "$LBD_PID" | grep -E "worker app.*(SIGKILL|killed)"; then
+	t_fail "node-no-sigkill" "lbd had to SIGKILL an instance"
+else
+	t_pass "node-no-sigkill"
+fi
+t_done
