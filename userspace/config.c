@@ -6,6 +6,7 @@
  * a reload with a bad file cannot leave half a config behind.
  */
 #include "config.h"
+#include "control.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1158,6 +1159,43 @@ static void d_capabilities(struct parser *ps, const struct stmt *st, struct bloc
 		b->cfg->keep_caps = v == 1;
 }
 
+/* A count directive: NAME N with N in lo..hi. */
+static void set_count(struct parser *ps, const struct stmt *st, __u32 *dst, __u32 lo, __u32 hi)
+{
+	__u32 v;
+
+	if (parse_u32(st->w[1], hi, &v) || v < lo) {
+		perr(ps, st->at, "invalid %s \"%s\" (expected %u..%u)", st->w[0], st->w[1], lo, hi);
+		return;
+	}
+	*dst = v;
+}
+
+static void d_max_vips(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_count(ps, st, &b->cfg->max_vips, 1, LB_MAX_VIPS);
+}
+
+static void d_max_backends(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_count(ps, st, &b->cfg->max_backends, 1, LB_CONF_MAX_BACKENDS);
+}
+
+static void d_control_max_request(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_count(ps, st, &b->cfg->control_max_request, 1024, LB_CTL_REQ_LIMIT);
+}
+
+static void d_control_max_clients(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_count(ps, st, &b->cfg->control_max_clients, 1, 4096);
+}
+
+static void d_health_concurrency(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_count(ps, st, &b->cfg->health_concurrency, 0, 65535);
+}
+
 static void d_log_level(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	const char *v = st->w[1];
@@ -1189,6 +1227,11 @@ static const struct directive lbd_dirs[] = {
 	{ "snat_ports", 1, 1, false, d_snat_ports },
 	{ "log_level", 1, 1, false, d_log_level },
 	{ "capabilities", 1, 1, false, d_capabilities },
+	{ "max_vips", 1, 1, false, d_max_vips },
+	{ "max_backends", 1, 1, false, d_max_backends },
+	{ "control_max_request", 1, 1, false, d_control_max_request },
+	{ "control_max_clients", 1, 1, false, d_control_max_clients },
+	{ "health_concurrency", 1, 1, false, d_health_concurrency },
 };
 
 /* ------------------------------------------------------------- vip block */
@@ -1683,12 +1726,6 @@ static void set_size(struct parser *ps, const struct stmt *st, __u64 *out)
 		     st->w[1]);
 }
 
-static void set_count(struct parser *ps, const struct stmt *st, __u32 *out)
-{
-	if (parse_u32(st->w[1], 1000000, out))
-		perr(ps, st->at, "invalid %s \"%s\" (expected 0..1000000)", st->w[0], st->w[1]);
-}
-
 static void d_min_uptime(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	set_dur(ps, st, &b->ws->w.min_uptime_ms);
@@ -1706,12 +1743,12 @@ static void d_kill_timeout(struct parser *ps, const struct stmt *st, struct bloc
 
 static void d_max_restarts(struct parser *ps, const struct stmt *st, struct block *b)
 {
-	set_count(ps, st, &b->ws->w.max_restarts);
+	set_count(ps, st, &b->ws->w.max_restarts, 0, 1000000);
 }
 
 static void d_log_keep(struct parser *ps, const struct stmt *st, struct block *b)
 {
-	set_count(ps, st, &b->ws->w.log_keep);
+	set_count(ps, st, &b->ws->w.log_keep, 0, 1000000);
 }
 
 static void d_max_memory(struct parser *ps, const struct stmt *st, struct block *b)
@@ -2011,6 +2048,12 @@ static void final_checks(struct parser *ps)
 		const struct lb_vip_conf *v = &c->vips[i];
 
 		total += v->nbackends;
+		if ((__u32)i == c->max_vips)
+			perr(ps, ps->vip_loc[i], "vip \"%s\" is one more than max_vips %u", v->name,
+			     c->max_vips);
+		if ((__u32)v->nbackends > c->max_backends)
+			perr(ps, ps->vip_loc[i], "vip \"%s\" has %d backends, more than max_backends %u",
+			     v->name, v->nbackends, c->max_backends);
 		if ((v->method == LB_METHOD_MAGLEV || v->method == LB_METHOD_IP_HASH) &&
 		    (__u32)v->nbackends > c->maglev_size)
 			perr(ps, ps->vip_loc[i], "vip \"%s\" has %d backends, more than maglev_size %u",
@@ -2032,6 +2075,11 @@ static void conf_defaults(struct lb_conf *c)
 	c->hash_seed = LB_CONF_DEFAULT_HASH_SEED;
 	c->conntrack_size = LB_CT_DEFAULT_SIZE;
 	c->maglev_size = LB_MAGLEV_DEFAULT_SIZE;
+	c->max_vips = LB_MAX_VIPS;
+	c->max_backends = LB_CONF_MAX_BACKENDS;
+	c->control_max_request = LB_CTL_MAX_REQ;
+	c->control_max_clients = LB_CTL_MAX_CLIENTS;
+	c->health_concurrency = LB_CONF_HEALTH_CONCURRENCY;
 	c->snat_port_lo = LB_SNAT_PORT_LO;
 	c->snat_port_hi = LB_SNAT_PORT_HI;
 	c->log_level = LB_LOG_INFO;

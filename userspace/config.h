@@ -17,6 +17,7 @@
 #include "log.h"
 
 #define LB_CONF_MAX_BACKENDS  4096 /* per VIP */
+#define LB_CONF_HEALTH_CONCURRENCY  256 /* checks in flight */
 #define LB_CONF_MAX_IFACES    16
 #define LB_CONF_INCLUDE_DEPTH 8
 #define LB_CONF_NAME_MAX      64   /* vip/worker names, incl. NUL */
@@ -144,6 +145,13 @@ struct lb_conf {
 	__u16 snat_port_lo, snat_port_hi;         /* host order, inclusive */
 	enum lb_log_level log_level;              /* info */
 	bool keep_caps;                           /* `capabilities keep;` */
+	/* limits (documented in lbd.conf(5)); the data path's maps fix the
+	 * upper bounds of the first two */
+	__u32 max_vips;                           /* LB_MAX_VIPS */
+	__u32 max_backends;                       /* per VIP, LB_CONF_MAX_BACKENDS */
+	__u32 control_max_request;                /* bytes, LB_CTL_MAX_REQ */
+	__u32 control_max_clients;                /* LB_CTL_MAX_CLIENTS */
+	__u32 health_concurrency;                 /* checks in flight, 0 = no limit */
 	struct lb_vip_conf *vips;
 	int nvips;
 	struct lb_worker_conf *workers;

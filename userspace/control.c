@@ -178,6 +178,7 @@ struct lb_ctl {
 	void *ctx;
 	int timeout_ms;
 	int max_clients;
+	size_t max_request;
 	int nclients;
 	struct ctl_client *clients;
 };
@@ -361,11 +362,11 @@ static void client_on_read(struct ctl_client *cl)
 			client_respond_msg(cl, LB_CTL_USAGE, "lbd: empty request\n");
 			return;
 		}
-		if (cl->body_len > LB_CTL_MAX_REQ) {
+		if (cl->body_len > cl->ctl->max_request) {
 			/* Answer without reading the body: it is not worth the memory. */
 			client_respond_msg(cl, LB_CTL_USAGE,
-					   "lbd: request too large (%zu bytes, limit %d)\n",
-					   cl->body_len, LB_CTL_MAX_REQ);
+					   "lbd: request too large (%zu bytes, limit %zu: control_max_request)\n",
+					   cl->body_len, cl->ctl->max_request);
 			return;
 		}
 		cl->body = malloc(cl->body_len);
@@ -777,6 +778,8 @@ int lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl
 	c->ctx = o->ctx;
 	c->timeout_ms = o->client_timeout_ms > 0 ? o->client_timeout_ms : LB_CTL_CLIENT_TIMEOUT_MS;
 	c->max_clients = o->max_clients > 0 ? o->max_clients : LB_CTL_MAX_CLIENTS;
+	c->max_request = o->max_request > 0 && o->max_request <= LB_CTL_REQ_LIMIT ?
+			 o->max_request : LB_CTL_MAX_REQ;
 	c->h.fn = ctl_on_listen;
 	c->h.arg = c;
 	c->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -901,7 +904,7 @@ static int build_request(const char *opts, int argc, char *const *argv, struct l
 		if (!argv[i])
 			return -EINVAL;
 		len += strlen(argv[i]) + 1;
-		if (len > LB_CTL_MAX_REQ)
+		if (len > LB_CTL_REQ_LIMIT)
 			return -E2BIG;
 	}
 	hdr[0] = (unsigned char)(len >> 24);

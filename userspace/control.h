@@ -28,7 +28,8 @@
 
 #include "loop.h"
 
-#define LB_CTL_MAX_REQ           (64 * 1024)
+#define LB_CTL_MAX_REQ           (64 * 1024)  /* default; control_max_request */
+#define LB_CTL_REQ_LIMIT         (16u << 20)  /* what the framing allows at most */
 #define LB_CTL_MAX_WORDS         256
 #define LB_CTL_MAX_CLIENTS       256
 #define LB_CTL_CLIENT_TIMEOUT_MS 5000
@@ -82,6 +83,7 @@ struct lb_ctl_opts {
 	/* 0 means the default; tests shorten the timeout and lower the limit. */
 	int client_timeout_ms;  /* LB_CTL_CLIENT_TIMEOUT_MS */
 	int max_clients;        /* LB_CTL_MAX_CLIENTS */
+	size_t max_request;     /* LB_CTL_MAX_REQ, at most LB_CTL_REQ_LIMIT */
 };
 
 /* Binds (replacing a stale socket file only when nothing answers on it:

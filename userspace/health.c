@@ -70,6 +70,9 @@ struct lb_health {
 	 * for them may still sit in the loop's current epoll batch. */
 	struct target *dead;
 	__u64 rng;
+	/* health_concurrency: checks in flight at once (0: no limit); due
+	 * checks past it wait for a slot, oldest-first by index rotation */
+	int inflight, max_inflight, rr;
 };
 
 static __u64 rnd(struct lb_health *h, __u64 bound)
@@ -91,17 +94,23 @@ static const char *ep_str(const struct target *t, char *buf, size_t len)
 	return lb_endpoint_str(&t->ep, buf, len);
 }
 
+static bool full(const struct lb_health *h)
+{
+	return h->max_inflight && h->inflight >= h->max_inflight;
+}
+
 static void arm(struct lb_health *h)
 {
 	__u64 next = UINT64_MAX;
 	struct itimerspec its = { 0 };
+	bool wait_slot = full(h); /* a finishing check re-arms */
 
 	for (int i = 0; i < h->n; i++) {
 		const struct target *t = h->t[i];
 
 		if (t->stage != ST_IDLE && t->deadline_ms < next)
 			next = t->deadline_ms;
-		if (t->stage == ST_IDLE && t->next_ms && t->next_ms < next)
+		if (t->stage == ST_IDLE && t->next_ms && t->next_ms < next && !wait_slot)
 			next = t->next_ms;
 		if (!t->passive_up && t->pdown_until < next)
 			next = t->pdown_until;
@@ -140,6 +149,8 @@ static void changed(struct target *t, bool was, const char *why)
 
 static void stop_check(struct target *t)
 {
+	if (t->stage != ST_IDLE && t->h->inflight-- == t->h->max_inflight)
+		arm(t->h); /* a slot is free: the checks waiting for one go now */
 	if (t->fd >= 0) {
 		lb_loop_del(t->h->loop, t->fd);
 		close(t->fd);
@@ -425,6 +436,8 @@ static void start_check(struct target *t, __u64 now)
 	t->started_us = lb_now_us();
 	t->deadline_ms = now + t->hc.timeout_ms;
 	t->next_ms = 0;
+	t->stage = ST_CONNECT;
+	t->h->inflight++;
 	fd = socket(t->ep.family == LB_AF_INET ? AF_INET : AF_INET6,
 		    (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -432,7 +445,6 @@ static void start_check(struct target *t, __u64 now)
 		return;
 	}
 	t->fd = fd;
-	t->stage = ST_CONNECT;
 	if (t->src_set) {
 		check_addr(t, &ss, &len, true);
 		/* not local (yet): the kernel's choice of source still checks */
@@ -495,20 +507,33 @@ static void on_timer(void *arg, uint32_t events)
 		*pp = d->next_dead;
 		free(d);
 	}
-	/* by index: a state callback may re-sync and replace the array */
-	for (int i = 0; i < h->n; i++) {
-		struct target *t = h->t[i];
+	/* by index: a state callback may re-sync and replace the array; from a
+	 * rotating start, so under health_concurrency no target starves */
+	h->rr = h->n ? (h->rr + 1) % h->n : 0;
+	for (int k = 0; k < h->n; k++) {
+		struct target *t = h->t[(h->rr + k) % h->n];
 
 		if (t->stage != ST_IDLE && now >= t->deadline_ms)
 			finish(t, false, "%s: timeout after %llu ms%s", lb_hc_type_name(t->hc.type),
 			       (unsigned long long)t->hc.timeout_ms,
 			       t->stage == ST_CONNECT ? " connecting" : " waiting for a reply");
-		else if (t->stage == ST_IDLE && t->next_ms && now >= t->next_ms)
+		else if (t->stage == ST_IDLE && t->next_ms && now >= t->next_ms && !full(h))
 			start_check(t, now);
 		else if (!t->passive_up && now >= t->pdown_until)
 			passive_recover(t, now);
 	}
 	arm(h);
+}
+
+void lb_health_set_concurrency(struct lb_health *h, int max)
+{
+	h->max_inflight = max > 0 ? max : 0;
+	arm(h);
+}
+
+int lb_health_inflight(const struct lb_health *h)
+{
+	return h->inflight;
 }
 
 int lb_health_new(struct lb_loop *loop, lb_health_fn fn, void *ctx, struct lb_health **out)

@@ -59,6 +59,10 @@ struct lb_health_status {
 
 int  lb_health_new(struct lb_loop *loop, lb_health_fn fn, void *ctx, struct lb_health **out);
 void lb_health_free(struct lb_health *h);
+/* At most max active checks in flight (health_concurrency; 0: no limit): a
+ * due check waits for a free slot. */
+void lb_health_set_concurrency(struct lb_health *h, int max);
+int  lb_health_inflight(const struct lb_health *h);
 
 /* The check a backend gets: the VIP's, with the backend's health_check=TYPE
  * override applied. */

@@ -342,6 +342,8 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	co.path = sock;
 	co.group = group;
 	co.ro_group = ro_group;
+	co.max_request = cf->control_max_request;
+	co.max_clients = (int)cf->control_max_clients;
 	/* The socket first: a second lbd on the same socket stops here, before
 	 * it touches the data path. */
 	err = lb_ctl_open(d->loop, &co, &d->ctl);

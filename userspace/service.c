@@ -60,6 +60,7 @@ struct svc_vip {
 struct svc_model {
 	struct svc_vip *v;
 	int n;
+	__u32 max_vips, max_be;  /* the file's max_vips, max_backends */
 };
 
 struct svc_if {
@@ -167,6 +168,8 @@ static int model_add_vip(struct svc_model *m, const struct lb_vip_conf *c, struc
 static int model_from_conf(const struct lb_conf *cf, struct svc_model *m)
 {
 	memset(m, 0, sizeof(*m));
+	m->max_vips = cf->max_vips;
+	m->max_be = cf->max_backends;
 	for (int i = 0; i < cf->nvips; i++) {
 		struct svc_vip *v;
 		int err = model_add_vip(m, &cf->vips[i], &v);
@@ -289,6 +292,11 @@ static int stmt_backend(struct svc_model *m, char **w, int n, bool lenient,
 			b->c = bc;
 			b->c.vip[0] = '\0';
 			return 0;
+		}
+		if ((__u32)v->nbe >= m->max_be) {
+			snprintf(err, errlen, "%s: %s has %d backends already (max_backends %u)",
+				 eps, v->c.name, v->nbe, m->max_be);
+			return -E2BIG;
 		}
 		return vip_add_be(v, &bc);
 	}
@@ -457,8 +465,9 @@ static int stmt_vip(struct svc_model *m, char **w, int n, bool lenient,
 			return -EEXIST;
 		}
 	}
-	if (m->n >= LB_MAX_VIPS) {
-		snprintf(err, errlen, "vip add %s: at most %d VIPs", c.name, LB_MAX_VIPS);
+	if ((__u32)m->n >= m->max_vips) {
+		snprintf(err, errlen, "%s: there are %d VIPs already (max_vips %u)", c.name,
+			 m->n, m->max_vips);
 		return -E2BIG;
 	}
 	if (model_add_vip(m, &c, &v))
@@ -876,6 +885,7 @@ static int health_sync(struct lb_svc *s)
 	struct lb_health_target *t;
 	int n = 0, k = 0, err;
 
+	lb_health_set_concurrency(s->health, (int)s->file.health_concurrency);
 	for (int i = 0; i < s->m.n; i++)
 		n += s->m.v[i].nbe;
 	t = calloc(n ? n : 1, sizeof(*t));

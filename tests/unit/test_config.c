@@ -226,6 +226,11 @@ static void test_defaults(void **state)
 	assert_int_equal(c.snat_port_hi, LB_SNAT_PORT_HI);
 	assert_int_equal(c.log_level, LB_LOG_INFO);
 	assert_false(c.keep_caps);
+	assert_int_equal(c.max_vips, LB_MAX_VIPS);
+	assert_int_equal(c.max_backends, LB_CONF_MAX_BACKENDS);
+	assert_int_equal(c.control_max_request, 64 * 1024);
+	assert_int_equal(c.control_max_clients, 256);
+	assert_int_equal(c.health_concurrency, 256);
 	assert_int_equal(c.nvips, 0);
 	assert_null(c.vips);
 	lb_config_free(&c);
@@ -249,6 +254,8 @@ static void test_lbd_block_all(void **state)
 		 "  snat_ports 20000-29999;\n"
 		 "  log_level debug;\n"
 		 "  capabilities keep;\n"
+		 "  max_vips 10; max_backends 20; control_max_request 2048;\n"
+		 "  control_max_clients 8; health_concurrency 0;\n"
 		 "}\n", &c);
 	assert_int_equal(c.ninterfaces, 3);
 	assert_string_equal(c.interfaces[2], "veth-lb0");
@@ -266,6 +273,11 @@ static void test_lbd_block_all(void **state)
 	assert_int_equal(c.snat_port_hi, 29999);
 	assert_int_equal(c.log_level, LB_LOG_DEBUG);
 	assert_true(c.keep_caps);
+	assert_int_equal(c.max_vips, 10);
+	assert_int_equal(c.max_backends, 20);
+	assert_int_equal(c.control_max_request, 2048);
+	assert_int_equal(c.control_max_clients, 8);
+	assert_int_equal(c.health_concurrency, 0);
 	lb_config_free(&c);
 }
 
@@ -530,6 +542,17 @@ static const struct err_case err_cases[] = {
 	  "t.conf:1: unknown log_level \"loud\" (expected error, warn, info, debug)" },
 	{ "unknown_capabilities", "lbd { capabilities some; }\n",
 	  "t.conf:1: unknown capabilities \"some\" (expected drop, keep)" },
+	{ "max_vips_zero", "lbd { max_vips 0; }\n",
+	  "t.conf:1: invalid max_vips \"0\" (expected 1..1024)" },
+	{ "max_backends_big", "lbd { max_backends 5000; }\n",
+	  "t.conf:1: invalid max_backends \"5000\" (expected 1..4096)" },
+	{ "control_max_request_small", "lbd { control_max_request 100; }\n",
+	  "t.conf:1: invalid control_max_request \"100\" (expected 1024..16777216)" },
+	{ "over_max_vips", "lbd { max_vips 1; }\n" V4 "}\nvip two {\n listen 198.18.0.11:80;\n}\n",
+	  "t.conf:5: vip \"two\" is one more than max_vips 1" },
+	{ "over_max_backends", V4 " backend 198.18.1.2:80;\n backend 198.18.1.3:80;\n}\n"
+	  "lbd { max_backends 1; }\n",
+	  "t.conf:1: vip \"web\" has 2 backends, more than max_backends 1" },
 	{ "unknown_top", "server {\n}\n",
 	  "t.conf:1: unknown directive \"server\" (expected lbd, vip, worker, include)" },
 	{ "unknown_top_stmt", "\nlisten 1.2.3.4:80;\n",

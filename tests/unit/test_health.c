@@ -615,6 +615,52 @@ static void sync_from_callback(void **state)
 	assert_int_equal(lb_health_count(f->h), 0);
 }
 
+/* health_concurrency: HTTP checks against a listener that never answers stay
+ * in flight until their timeout. Without a limit all 8 are in flight at
+ * once; with 2, never more than 2, and still every target gets checked. */
+static int most_inflight(struct fx *f, uint64_t ms)
+{
+	uint64_t end = lb_now_ms() + ms;
+	int most = 0;
+
+	while (lb_now_ms() < end) {
+		lb_loop_run_once(f->loop, 5);
+		if (lb_health_inflight(f->h) > most)
+			most = lb_health_inflight(f->h);
+	}
+	return most;
+}
+
+static void concurrency_limit(void **state)
+{
+	struct fx *f = *state;
+	int lfd = listener(); /* never accepted, never answers */
+	struct lb_health_target t[8];
+	char names[8][8];
+	__u64 before[8];
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%d", i);
+		t[i] = target(names[i], sock_port(lfd), LB_HC_HTTP);
+		t[i].hc.interval_ms = 50;
+		t[i].hc.timeout_ms = 80;
+	}
+	assert_int_equal(lb_health_sync(f->h, t, 8), 0);
+	assert_int_equal(most_inflight(f, 300), 8);
+	lb_health_set_concurrency(f->h, 2);
+	run(f, 100, 100); /* the 8 in flight time out */
+	for (int i = 0; i < 8; i++)
+		before[i] = st(f, &t[i]).checks;
+	assert_true(most_inflight(f, 700) <= 2);
+	for (int i = 0; i < 8; i++) /* 2 slots, 80 ms each: ~17 checks in all */
+		assert_true(st(f, &t[i]).checks >= before[i] + 1);
+	lb_health_set_concurrency(f->h, 0);
+	assert_int_equal(most_inflight(f, 300), 8);
+	lb_health_sync(f->h, NULL, 0);
+	assert_int_equal(lb_health_inflight(f->h), 0);
+	close(lfd);
+}
+
 static void accept_close(void *arg, uint32_t events)
 {
 	int *lfd = arg, fd;
@@ -730,6 +776,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sync_keeps_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(sync_from_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(many_targets, setup, teardown),
+		cmocka_unit_test_setup_teardown(concurrency_limit, setup, teardown),
 		cmocka_unit_test(effective_override),
 	};
 

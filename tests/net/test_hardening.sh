@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# Least privilege (tests/net/lib.sh topology): lbd started as root keeps only
+# Hardening (tests/net/lib.sh topology).
+# Least privilege: lbd started as root keeps only
 # the capabilities it needs once its sockets are bound, and still does all
 # of its jobs with them:
 #   - permitted, effective and bounding sets are exactly
@@ -13,6 +14,11 @@
 #   - a worker running as `user nobody` has no capability at all, and one
 #     running as root cannot regain what lbd dropped (its bounding set)
 #   - `capabilities keep;` keeps the full set
+# The control socket: a stranger is turned away, control_readonly_group may
+# run status/stats but no change (nor a dry run of one), control_group may.
+# Limits: max_backends and max_vips refuse runtime additions past them with
+# a message naming the limit, and state stays as it was; a request larger
+# than control_max_request is refused and lbd keeps serving.
 . "$(dirname "$0")/lib.sh"
 MODE=${LBD_MODE:-xdp}
 
@@ -161,6 +167,27 @@ out=$(as_nobody 4242 -n backend add "${BE_ADDRS[2]}:3000" vip=web); rc=$?
 [ $rc -eq 1 ] && t_pass "the read-only group cannot dry-run changes" ||
 	t_fail "the read-only group cannot dry-run changes" "rc $rc: $out"
 t_check "control_group changes state" "backend add refused" quiet as_nobody 4241 backend add "${BE_ADDRS[1]}:3001" vip=web
+lbd_stop
+
+# ---- limits
+write_conf "" "max_backends 1;" "max_vips 1;" "control_max_request 1024;"
+lbd_start || { t_fail "$T_NAME" "lbd start with limits"; exit 1; }
+before=$(lbctl -j status | jq -c '[.vips[] | [.name, [.backends[].address]]]')
+out=$(lbctl backend add "${BE_ADDRS[2]}:3000" vip=web 2>&1); rc=$?
+[ $rc -eq 1 ] && [ "$out" = "backend add: ${BE_ADDRS[2]}:3000: web has 1 backends already (max_backends 1)" ] &&
+	t_pass "max_backends refuses one more" || t_fail "max_backends refuses one more" "rc $rc: $out"
+out=$(lbctl vip add web2 $VIP2:80 2>&1); rc=$?
+[ $rc -eq 1 ] && [ "$out" = "vip add: web2: there are 1 VIPs already (max_vips 1)" ] &&
+	t_pass "max_vips refuses one more" || t_fail "max_vips refuses one more" "rc $rc: $out"
+big=$(printf 'x%.0s' $(seq 1100))
+out=$(lbctl backend add "${BE_ADDRS[2]}:3000" vip="$big" 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "request too large (.* bytes, limit 1024: control_max_request)" <<<"$out" &&
+	t_pass "control_max_request refuses a larger request" ||
+	t_fail "control_max_request refuses a larger request" "rc $rc: $out"
+after=$(lbctl -j status | jq -c '[.vips[] | [.name, [.backends[].address]]]')
+[ "$before" = "$after" ] && t_pass "refused changes change nothing" ||
+	t_fail "refused changes change nothing" "$before -> $after"
+t_check "traffic still flows" "not all 50 answered" served $VIP
 lbd_stop
 
 # ---- capabilities keep: nothing dropped
