@@ -234,4 +234,37 @@ struct lb_backend_stats {
 #define LB_MAP_DROPS       "drop_stats"
 #define LB_MAP_EVENTS      "event_stats"
 
+/*
+ * tools/lbgen, the benchmarks' packet generator (bpf/lbgen.bpf.c), not part
+ * of the data path. Flow f of a run has source port LB_GEN_PORT_LO +
+ * f % LB_GEN_PORT_SPAN and source address template + f / LB_GEN_PORT_SPAN
+ * (added to the address's last 16 bits), so LB_GEN_MAX_FLOWS tuples differ.
+ */
+#define LB_GEN_MAX_PKT    128
+#define LB_GEN_PORT_LO    1024
+#define LB_GEN_PORT_SPAN  64512
+#define LB_GEN_ADDR_SPAN  250
+#define LB_GEN_MAX_FLOWS  (LB_GEN_PORT_SPAN * LB_GEN_ADDR_SPAN)
+
+/* Single entry of lbgen's `cfg` array; tmpl is a complete frame with valid
+ * checksums for flow 0, flagged as an established packet (TCP: ACK). */
+struct lb_gen_cfg {
+	__u32 flows;        /* established flows, cycled through */
+	__u32 new_permille; /* of each 1000 packets, this many open a new flow */
+	__u16 len;          /* frame length */
+	__u16 l4_off;       /* offset of the TCP/UDP header */
+	__u8  ipv6;
+	__u8  proto;        /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8  pad[2];
+	__u8  tmpl[LB_GEN_MAX_PKT];
+};
+
+/* Per-CPU entry of lbgen's `state` array. */
+struct lb_gen_state {
+	__u64 packets;      /* frames sent */
+	__u64 new_flows;    /* of which opened a new flow */
+	__u32 seq;          /* position in the established flows */
+	__u32 new_seq;      /* new flows opened on this CPU */
+};
+
 #endif /* LB_ABI_H */

@@ -205,8 +205,12 @@ _gro_refresh() { # NS DEV
 	in_ns "$1" ethtool -K "$2" gro on >/dev/null
 }
 
+# TOPO_QUEUES (default 1): rx/tx queues of every veth; a veth hands a frame
+# to the rx queue of the sending CPU, so N queues let N CPUs work at once.
 _veth() { # NS1 DEV1 NS2 DEV2
-	ip -n "$1" link add "$2" type veth peer name "$4" netns "$3"
+	local q=${TOPO_QUEUES:-1}
+	ip -n "$1" link add "$2" numtxqueues "$q" numrxqueues "$q" type veth \
+		peer name "$4" netns "$3" numtxqueues "$q" numrxqueues "$q"
 	_veth_tune "$1" "$2"
 	_veth_tune "$3" "$4"
 }

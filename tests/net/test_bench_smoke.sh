@@ -11,7 +11,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 t_require_root
 t_require_cmd gnuplot column
-t_require_bin "$O/tools/bench_maglev" "$O/tools/bench_xdp"
+t_require_bin "$O/tools/bench_maglev" "$O/tools/bench_xdp" "$O/tools/lbgen"
 
 TMP=$(mktemp -d /tmp/lbd-bench-smoke.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
@@ -56,7 +56,10 @@ t_check frame_bad_input_refused "a bad figure name or value reached the samples"
 	test "$(wc -l <"$TMP/frame/samples.csv")" -eq 7
 
 # ---------------------------------------------------------------- a quick run
-SMOKE_ENV=(QUICK=1 BENCH_SMOKE=1 BENCH_ONLY=maglev BENCH_RESULTS="$TMP/res")
+# shellcheck disable=SC2054 # commas inside values
+# pps with the two contenders that need no lbd start (seconds each)
+SMOKE_ENV=(QUICK=1 BENCH_ONLY=maglev,pps PPS_CONTENDERS=forward,nftables PPS_SECONDS=0.3
+	BENCH_RESULTS="$TMP/res")
 start=$SECONDS
 env "${SMOKE_ENV[@]}" O="$O" timeout 120 "$REPO_DIR/tools/bench/run.sh" >"$TMP/run.out" 2>&1
 rc=$?
@@ -64,6 +67,10 @@ t_check run_exits_0 "run.sh exited $rc: $(tail -5 "$TMP/run.out")" test "$rc" -e
 echo "quick run: $((SECONDS - start)) s"
 R=$TMP/res/latest/REPORT.md
 t_check report_written "no $R" test -s "$R"
+# lbgen's frames are valid: the kernel forwards every one of them
+runs=$(cat "$TMP/res/latest/pps-runs.csv" 2>/dev/null)
+t_check generator_forwarded "want forward,1 with received >= 90% of sent > 0: $runs" \
+	awk -F, '$1 == "forward" && $2 == 1 && $4 > 0 && $5 >= $4 * 0.9 { ok = 1 } END { exit !ok }' <<<"$runs"
 
 # report_ok FILE: the checks a reader relies on; prints what is wrong.
 report_ok() {
@@ -102,5 +109,6 @@ out=$(report_ok "$R" 2>&1)
 t_check report_parses "$out" test -z "$out"
 t_check summary_line "no one-line summary per section on the terminal" \
 	grep -q '^== maglev: ' "$TMP/run.out"
+t_check summary_line_pps "no pps summary line" grep -q '^== pps: ' "$TMP/run.out"
 t_check progress_line "no progress line" grep -q '^   \[[0-9]*:[0-9][0-9]\] ' "$TMP/run.out"
 t_done

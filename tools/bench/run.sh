@@ -23,8 +23,9 @@
 # repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control,workers (sections),
 # BENCH_RESULTS (parent dir of the run, default bench-results), BENCH_RUNS
 # (repeats of xdp), WRK_SECONDS, WRK_CONNS, E2E_ROUNDS, PPS_SECONDS,
-# PPS_ROUNDS. Sections that need root (namespaces, BPF) say so and are
-# skipped otherwise. Everything it starts it stops, also on Ctrl-C.
+# PPS_ROUNDS, PPS_CONTENDERS (forward,nftables,lbd_xdp,lbd_tc), PPS_FLOWS,
+# PPS_NEW (per mille), PPS_PROTO (udp, tcp). Sections that need root
+# (namespaces, BPF) say so and are skipped otherwise. Everything it starts it stops, also on Ctrl-C.
 set -u
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -41,7 +42,7 @@ if [ -n "$QUICK" ]; then
 fi
 BENCH_RUNS=${BENCH_RUNS:-7}
 BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
-BENCH_ONLY=${BENCH_ONLY:-xdp,e2e,proxy,maglev,workers}
+BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,workers}
 WRK_SECONDS=${WRK_SECONDS:-3}
 E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -99,6 +100,135 @@ bench_xdp() {
 	bench_plot xdp ns/packet "Per-packet cost (ns, lower is better)"
 	grep -q ',FAIL:' "$csv" && { say "FAIL: a case measured the wrong path (check column)"; failed=1; }
 	bench_section_end xdp
+}
+
+# ------------------------------------------------------------- 2. packets/s
+
+# pps_received: frames the sink on the far end of lb's backend-side veth
+# dropped so far.
+pps_received() {
+	in_ns "$NS_SW" ethtool -S lb | awk '/rx_queue_[0-9]+_xdp_drops:/ { s += $2 } END { print s + 0 }'
+}
+
+# pps_run NAME CORES DST ROUND: one lbgen run; a sample of NAME@<CORES>core.
+pps_run() {
+	local name=$1 cores=$2 dst=$3 round=$4 before after out ms pps sent
+	before=$(pps_received)
+	out=$(in_client timeout --kill-after=5 $((${PPS_SECONDS%.*} + 20)) "$O/tools/lbgen" \
+		-i eth0 --dmac "$PPS_DMAC" -s "$CLIENT_ADDR" -d "$dst" --"$PPS_PROTO" \
+		-f "$PPS_FLOWS" -n "$PPS_NEW" -t "$PPS_SECONDS" -c "0-$((cores - 1))" 2>&1)
+	sleep 0.2 # what is still in flight
+	after=$(pps_received)
+	ms=$(grep -o 'elapsed_ms=[0-9]*' <<<"$out" | cut -d= -f2)
+	sent=$(grep -o 'sent=[0-9]*' <<<"$out" | cut -d= -f2)
+	if [ -z "$ms" ] || [ "$ms" -le 0 ]; then
+		say "FAIL: pps $name: lbgen: $out"
+		failed=1
+		return 1
+	fi
+	pps=$(((after - before) * 1000 / ms))
+	echo "$name,$cores,$round,$sent,$((after - before)),$ms,$pps" >>"$RES/pps-runs.csv"
+	bench_sample pps "$name@${cores}core" packets/s "$pps"
+	((after > before)) || bench_note pps "WARNING: $name, $cores core(s), round $round: nothing arrived (lbgen: $out)"
+}
+
+pps_neighbours() {
+	local i
+	for ((i = 1; i <= NBACKENDS; i++)); do
+		lb_neigh eth1 "${NS_BE[$i]}" "${BE_ADDRS[$i]}"
+	done
+}
+
+# pps_contender NAME up|down: sets PPS_DST for NAME; returns 1 if it failed.
+pps_contender() {
+	local name=$1
+	case $name/$2 in
+	forward/up) PPS_DST=${BE_ADDRS[1]}:$BE_PORT ;;
+	nftables/up) PPS_DST=$NFT_VIP:$VIP_PORT; nft_up udp ;;
+	nftables/down) nft_down ;;
+	lbd_xdp/up | lbd_tc/up)
+		PPS_DST=$VIP:$VIP_PORT
+		e2e_lbd_up "${name#lbd_}" udp >/dev/null || return 1
+		# lbd's neighbour warm-up (NTF_USE with NLM_F_REPLACE) turns a
+		# permanent entry INCOMPLETE on this kernel, and the sink drops
+		# ARP: put the backends' back.
+		pps_neighbours ;;
+	lbd_*/down) e2e_lbd_down ;;
+	esac
+}
+
+bench_pps() {
+	PPS_SECONDS=${PPS_SECONDS:-${QUICK:+1}} PPS_SECONDS=${PPS_SECONDS:-3}
+	PPS_ROUNDS=${PPS_ROUNDS:-${QUICK:+1}} PPS_ROUNDS=${PPS_ROUNDS:-3}
+	PPS_FLOWS=${PPS_FLOWS:-1000} PPS_NEW=${PPS_NEW:-0} PPS_PROTO=${PPS_PROTO:-udp}
+	local cores_list="1 2" r c name i names
+	IFS=, read -ra names <<<"${PPS_CONTENDERS:-forward,nftables,lbd_xdp,lbd_tc}"
+	((${PPS_CORES:-$(nproc)} >= 2)) || cores_list=1
+	bench_section pps "Forwarded packets/s: lbd XDP and TC vs nftables DNAT and kernel forwarding"
+	bench_method pps "tools/lbgen sends ${PPS_PROTO^^} over IPv4 (64-byte frames, $PPS_FLOWS established flows," \
+		"$PPS_NEW per mille new) from the client namespace for ${PPS_SECONDS} s per run," \
+		"BPF_PROG_RUN live frames out of the client's veth into the balancer namespace;" \
+		"the balancer forwards towards 3 backends, and the far end of its backend-side" \
+		"veth drops at XDP and counts (the wire out of the balancer). The figure is what" \
+		"arrived there per second. forward: plain kernel routing to one backend;" \
+		"nftables: DNAT (jhash over 3) + SNAT; lbd_xdp and lbd_tc: lbd in that mode." \
+		"N core(s): N sending threads pinned to CPUs 0..N-1; the balancer's softirq work" \
+		"runs on the sending CPU, so the generator shares those cores (the same for" \
+		"every contender). $PPS_ROUNDS round(s), every contender in turn."
+	if ! is_root; then skip pps "needs root (namespaces, BPF)"; return; fi
+	for c in nft ethtool; do
+		command -v $c >/dev/null || { skip pps "'$c' not installed (make deps)"; return; }
+	done
+	[ -x "$O/tools/lbgen" ] || { say "FAIL: $O/tools/lbgen not built"; failed=1; return; }
+	# shellcheck disable=SC2034 # read by lib.sh
+	TOPO_PREFIX=lbq$$- TOPO_QUEUES=2
+	# shellcheck source=tests/net/lib.sh
+	. "$REPO_DIR/tests/net/lib.sh"
+	topo_up 3 || { say "FAIL: pps: topology"; failed=1; return; }
+	trap e2e_cleanup EXIT
+	trap 'e2e_cleanup; trap - EXIT; exit 130' INT
+	trap 'e2e_cleanup; trap - EXIT; exit 143' TERM
+	E2E_TMP=$(mktemp -d /tmp/lbd-bench.XXXXXX)
+	echo "contender,cores,round,sent,received,elapsed_ms,packets_per_s" >"$RES/pps-runs.csv"
+	# What lb sends towards the backends ends at the switch's port: the
+	# wire out of the balancer, without the bridge's and the backends' cost.
+	in_ns "$NS_SW" "$O/tools/lbgen" --sink lb || { say "FAIL: pps: sink"; failed=1; e2e_cleanup; return; }
+	# Frames sent into the client's veth reach lb only once GRO is toggled
+	# there (veth's XDP transmit features, as _gro_refresh says in lib.sh);
+	# the sink drops ARP too, so lb gets the backends' MACs as permanent
+	# neighbours.
+	_gro_refresh "$NS_CLIENT" eth0
+	_gro_refresh "$NS_LB" eth0
+	pps_neighbours
+	PPS_DMAC=$(ip -n "$NS_LB" -br link show eth0 | awk '{ print $3 }')
+	topo_add_vip "$NFT_VIP"
+	in_lb ip addr add "$NFT_SNAT/24" dev eth1
+	for ((r = 1; r <= PPS_ROUNDS; r++)); do
+		for name in "${names[@]}"; do
+			bench_progress "pps round $r/$PPS_ROUNDS: $name"
+			if ! pps_contender "$name" up; then
+				say "FAIL: pps $name: did not come up (round $r)"
+				failed=1
+				pps_contender "$name" down
+				continue
+			fi
+			for c in $cores_list; do
+				bench_progress "pps round $r/$PPS_ROUNDS: $name, $c core(s)"
+				pps_run "$name" "$c" "$PPS_DST" "$r"
+			done
+			pps_contender "$name" down
+		done
+	done
+	_bench_progress_clear
+	e2e_cleanup
+	trap - EXIT INT TERM
+	bench_csv pps "$RES/pps-runs.csv"
+	for c in $cores_list; do
+		for name in nftables lbd_xdp lbd_tc; do bench_baseline pps "$name@${c}core" "forward@${c}core"; done
+		bench_target pps "lbd_xdp@${c}core/nftables@${c}core" '>=' 1.0 "lbd XDP vs nftables ($c core(s))"
+	done
+	bench_plot pps packets/s "Forwarded packets/s (median, min..max)"
+	bench_section_end pps
 }
 
 # ------------------------------------------------------------- 2. Maglev
@@ -221,12 +351,14 @@ wrk_run() {
 # address and port, SNAT towards the backends (full NAT, like lbd). Loaded
 # only for its own runs, so no other run pays for conntrack; its SNAT
 # address is its own, so its reply ports never meet lbd's NAT flows.
+# nft_up [udp]: for TCP (default; checked with a request) or UDP.
 nft_up() {
-	in_lb nft -f - <<-EOF || { say "FAIL: e2e nftables: ruleset refused"; return 1; }
+	local p=${1:-tcp}
+	in_lb nft -f - <<-EOF || { say "FAIL: nftables: ruleset refused"; return 1; }
 		table ip lbbench {
 			chain pre {
 				type nat hook prerouting priority dstnat; policy accept;
-				ip daddr $NFT_VIP tcp dport $VIP_PORT dnat to jhash ip saddr . tcp sport mod 3 seed 0x5eed map { 0 : ${BE_ADDRS[1]}, 1 : ${BE_ADDRS[2]}, 2 : ${BE_ADDRS[3]} } : $BE_PORT
+				ip daddr $NFT_VIP $p dport $VIP_PORT dnat to jhash ip saddr . $p sport mod 3 seed 0x5eed map { 0 : ${BE_ADDRS[1]}, 1 : ${BE_ADDRS[2]}, 2 : ${BE_ADDRS[3]} } : $BE_PORT
 			}
 			chain post {
 				type nat hook postrouting priority srcnat; policy accept;
@@ -234,6 +366,7 @@ nft_up() {
 			}
 		}
 	EOF
+	[ "$p" = udp ] && return 0
 	wait_http "http://$NFT_VIP:$VIP_PORT/" 5 && return 0
 	say "FAIL: e2e nftables: VIP does not answer"
 	nft_down
@@ -250,9 +383,9 @@ lb_neigh() {
 	in_lb ip neigh replace "$3" lladdr "$mac" dev "$1" nud permanent
 }
 
-# e2e_lbd_up MODE: lbd in MODE (xdp, tc) on VIP, config syntax as in
-# examples/. Returns 1 (after saying why) when lbd is not built or does not
-# serve the VIP.
+# e2e_lbd_up MODE [udp]: lbd in MODE (xdp, tc) on VIP (TCP, checked with a
+# request; or UDP, checked by lbctl status), config syntax as in examples/.
+# Returns 1 (after saying why) when lbd is not built or does not serve it.
 e2e_lbd_up() {
 	local conf=$E2E_TMP/lbd.conf i
 	if [ ! -x "$O/lbd" ]; then
@@ -269,7 +402,7 @@ e2e_lbd_up() {
 		    bpffs $PIN_ROOT;
 		}
 		vip web {
-		    listen $VIP:$VIP_PORT;
+		    listen $VIP:$VIP_PORT${2:+ $2};
 		    backend ${BE_ADDRS[1]}:$BE_PORT weight=1;
 		    backend ${BE_ADDRS[2]}:$BE_PORT weight=1;
 		    backend ${BE_ADDRS[3]}:$BE_PORT weight=1;
@@ -288,7 +421,11 @@ e2e_lbd_up() {
 	bg_start @lb "$O/lbd" -f -c "$conf"
 	LBD_PID=$BG_PID
 	# loading the BPF objects takes seconds on a busy machine
-	wait_http "http://$VIP:$VIP_PORT/" 30 && return 0
+	if [ "${2:-}" = udp ]; then
+		wait_for -t 30 "$O/lbctl" -s "$E2E_TMP/lbd.sock" status && return 0
+	else
+		wait_http "http://$VIP:$VIP_PORT/" 30 && return 0
+	fi
 	say "FAIL: e2e lbd $1: VIP does not answer through lbd; its log:"
 	bg_log "$LBD_PID" | tail -20 | tee -a "$SUMMARY"
 	return 1
@@ -462,6 +599,7 @@ done
 say "lbd benchmark $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs: $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)"
 say "sections: $BENCH_ONLY${QUICK:+ (QUICK)}; results: $RES"
 want xdp && bench_xdp
+want pps && bench_pps
 
 if want e2e || want proxy; then
 	bench_section e2e "Requests/s with short connections and one stream: direct, lbd XDP, lbd TC, lbd proxy, nftables DNAT, HAProxy, NGINX stream"
