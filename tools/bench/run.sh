@@ -42,7 +42,7 @@ if [ -n "$QUICK" ]; then
 fi
 BENCH_RUNS=${BENCH_RUNS:-7}
 BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
-BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,workers}
+BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,control,workers}
 WRK_SECONDS=${WRK_SECONDS:-3}
 E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -407,6 +407,7 @@ e2e_lbd_up() {
 		    backend ${BE_ADDRS[2]}:$BE_PORT weight=1;
 		    backend ${BE_ADDRS[3]}:$BE_PORT weight=1;
 		}
+		${E2E_LBD_EXTRA:-}
 	EOF
 	# lb answers ARP for the VIP, and knows the backends' and the
 	# client's MACs: lb_xdp passes a packet to the stack when
@@ -591,6 +592,140 @@ bench_workers() {
 	bench_section_end workers
 }
 
+# ------------------------------------------------------------- 5. control plane
+
+# ctl_watch NS OUT: in namespace NS, waits (at most 10 s) until the UDP
+# counters (InDatagrams + NoPorts) grow, then writes the time (ns) to OUT.
+# "go" in OUT first, once the baseline is read. One bash process polling
+# /proc/net/snmp: no fork per poll.
+ctl_watch() {
+	# shellcheck disable=SC2016 # for the inner bash
+	ip netns exec "$1" bash -c '
+		udp() { local l; U=0; while read -r l; do
+			case $l in "Udp: "[0-9]*) set -- $l; U=$(($2 + $3)); return ;; esac
+		done </proc/net/snmp; }
+		udp; base=$U; echo go >"$1"
+		while ((SECONDS < 10)); do udp; ((U > base)) && { date +%s%N >>"$1"; exit 0; }; done
+		exit 1' _ "$2" &
+	CTL_WATCH=$!
+}
+
+# ctl_add_to_flow ROUND TRAFFIC: del be3, add it back with lbctl, and time
+# (a) lbctl's answer (the table built and swapped in), (b) with TRAFFIC, the
+# first packet of a new flow arriving at be3.
+ctl_add_to_flow() {
+	local out=$E2E_TMP/watch t0 t1 t2 i be=${BE_ADDRS[3]}:$BE_PORT
+	lbctl backend del "$be" vip=web >/dev/null || return 1
+	sleep 0.3
+	: >"$out"
+	if [ "$2" = traffic ]; then
+		ctl_watch "${NS_BE[3]}" "$out"
+		for ((i = 0; i < 50; i++)); do grep -q go "$out" && break; sleep 0.02; done
+	fi
+	t0=$(date +%s%N)
+	lbctl backend add "$be" vip=web >/dev/null || return 1
+	t1=$(date +%s%N)
+	bench_sample control "swap.$2" ms "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')"
+	[ "$2" = traffic ] || return 0
+	if ! wait "$CTL_WATCH"; then
+		bench_note control "WARNING: round $1: no new flow reached the added backend within 10 s"
+		return 1
+	fi
+	t2=$(tail -1 "$out")
+	bench_sample control add_to_first_flow ms "$(awk -v d=$((t2 - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')"
+}
+
+bench_control() {
+	local rounds=${CTL_ROUNDS:-${QUICK:+3}} changes=${CTL_CHANGES:-${QUICK:+50}} i r t0 t1 gen
+	rounds=${rounds:-10} changes=${changes:-200}
+	bench_section control "Control plane: lbctl backend add to the first new flow; changes per second with 1000 backends"
+	bench_method control "lbd in XDP mode, a UDP VIP over backends be1 and be2; tools/lbgen sends" \
+		"2000 frames/s from the client, each one a new flow. Each round deletes be3 and" \
+		"adds it back with lbctl: add_to_first_flow is from starting lbctl to be3's kernel" \
+		"counting the first UDP datagram (polled without forks); swap.traffic and" \
+		"swap.idle are lbctl's round trip, the Maglev table built and swapped in, with" \
+		"that traffic and without it; lbctl_status is the round trip of a command that" \
+		"changes nothing (lbctl's start and the socket). $rounds rounds. changes_per_s: $changes lbctl" \
+		"backend add, then as many del, on a second VIP holding 1000 backends (each" \
+		"change rebuilds its table and persists the runtime layer; lbctl's own start is" \
+		"included)."
+	if ! is_root; then skip control "needs root (namespaces, BPF)"; return; fi
+	if [ ! -x "$O/tools/lbgen" ] || [ ! -x "$O/lbd" ]; then
+		say "FAIL: control: lbd or lbgen not built"
+		failed=1
+		return
+	fi
+	# shellcheck disable=SC2034 # read by lib.sh
+	TOPO_PREFIX=lbc$$- TOPO_QUEUES=1
+	# shellcheck source=tests/net/lib.sh
+	. "$REPO_DIR/tests/net/lib.sh"
+	topo_up 3 || { say "FAIL: control: topology"; failed=1; return; }
+	trap e2e_cleanup EXIT
+	trap 'e2e_cleanup; trap - EXIT; exit 130' INT
+	trap 'e2e_cleanup; trap - EXIT; exit 143' TERM
+	E2E_TMP=$(mktemp -d /tmp/lbd-bench.XXXXXX)
+	SOCK=$E2E_TMP/lbd.sock
+	_gro_refresh "$NS_CLIENT" eth0
+	_gro_refresh "$NS_LB" eth0
+	# 1000 backends on a subnet of their own (no host answers there)
+	in_lb ip addr add 198.18.16.254/20 dev eth1
+	E2E_LBD_EXTRA="vip big {
+		    listen $VIP:81 udp;
+		    $(for ((i = 1; i <= 1000; i++)); do printf 'backend 198.18.%d.%d:%d; ' $((16 + i / 250)) $((1 + i % 250)) "$BE_PORT"; done)
+		}"
+	bench_progress "control: lbd up (1000-backend VIP)"
+	if ! e2e_lbd_up xdp udp >/dev/null; then
+		E2E_LBD_EXTRA=
+		say "FAIL: control: lbd did not come up"
+		bg_log "$LBD_PID" | tail -5 | tee -a "$SUMMARY"
+		failed=1
+		e2e_cleanup
+		trap - EXIT INT TERM
+		return
+	fi
+	E2E_LBD_EXTRA=
+	for ((r = 1; r <= rounds; r++)); do
+		bench_progress "control: round $r/$rounds idle"
+		ctl_add_to_flow "$r" idle || { say "FAIL: control: lbctl backend del/add"; failed=1; break; }
+		# the floor: a command that changes nothing
+		t0=$(date +%s%N)
+		lbctl status >/dev/null
+		t1=$(date +%s%N)
+		bench_sample control lbctl_status ms "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 1e6 }')"
+	done
+	bg_start "$NS_CLIENT" "$O/tools/lbgen" -i eth0 -s "$CLIENT_ADDR" -d "$VIP:$VIP_PORT" \
+		--dmac "$(ip -n "$NS_LB" -br link show eth0 | awk '{ print $3 }')" \
+		-f 1 -n 1000 -r 2000 -t $((rounds * 2 + 10))
+	gen=$BG_PID
+	sleep 0.5
+	for ((r = 1; r <= rounds; r++)); do
+		bench_progress "control: round $r/$rounds under traffic"
+		ctl_add_to_flow "$r" traffic
+	done
+	bg_stop "$gen"
+	bench_progress "control: $changes adds and $changes deletes on 1000 backends"
+	t0=$(date +%s%N)
+	for ((i = 0; i < changes; i++)); do
+		lbctl backend add "198.18.30.$((1 + i % 250)):$((4000 + i / 250))" vip=big >/dev/null || break
+	done
+	for ((i = 0; i < changes; i++)); do
+		lbctl backend del "198.18.30.$((1 + i % 250)):$((4000 + i / 250))" vip=big >/dev/null || break
+	done
+	t1=$(date +%s%N)
+	if ((i == changes)); then
+		bench_sample control changes_per_s changes/s "$(awk -v n=$((2 * changes)) -v d=$((t1 - t0)) 'BEGIN { printf "%.1f", n / (d / 1e9) }')"
+	else
+		say "FAIL: control: lbctl change $i on the 1000-backend VIP failed"
+		failed=1
+	fi
+	_bench_progress_clear
+	e2e_cleanup
+	trap - EXIT INT TERM
+	bench_baseline control swap.traffic swap.idle
+	bench_plot control ms "lbctl backend add: answered (swap) and first new flow (ms)"
+	bench_section_end control
+}
+
 # ------------------------------------------------------------- main
 
 for b in "$O/tools/bench_xdp" "$O/tools/bench_maglev"; do
@@ -618,6 +753,7 @@ if want e2e || want proxy; then
 	bench_section_end e2e
 fi
 want maglev && bench_maglev
+want control && bench_control
 want workers && bench_workers
 
 bench_report
