@@ -1,5 +1,5 @@
 # lbd - top-level build. `make help` lists the targets.
-O        ?= build
+O        ?= $(if $(filter 1,$(SAN)),build-san,build)
 V        ?= 0
 SAN      ?= 0
 ARCH     := $(shell uname -m)
