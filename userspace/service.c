@@ -1797,42 +1797,258 @@ bool lb_svc_stop_requested(const struct lb_svc *s)
 	return s->stop;
 }
 
+static const char *proto_name(__u8 p)
+{
+	return p == IPPROTO_UDP ? "udp" : "tcp";
+}
+
+/* ---- what a change changes ----------------------------------------------
+ * One line per difference between the applied model and a new one, in the
+ * words an operator reads in `lbctl` output and the log: "added backend
+ * 10.0.0.2:3000 to vip web (weight 1, up)", or for a dry run "would add ...".
+ */
+enum { D_ADD, D_DEL, D_CHANGE };
+
+struct svc_diff {
+	struct lb_buf *o;
+	bool dry, json;
+	int n;             /* lines so far */
+};
+
+static void __attribute__((format(printf, 3, 4)))
+diff_line(struct svc_diff *d, int kind, const char *fmt, ...)
+{
+	static const char *const verbs[][2] = {
+		[D_ADD] = { "added", "would add" }, [D_DEL] = { "deleted", "would delete" },
+		[D_CHANGE] = { "changed", "would change" },
+	};
+	char line[512];
+	va_list ap;
+	int k = snprintf(line, sizeof(line), "%s ", verbs[kind][d->dry]);
+
+	va_start(ap, fmt);
+	vsnprintf(line + k, sizeof(line) - k, fmt, ap);
+	va_end(ap);
+	if (d->json) {
+		lb_buf_printf(d->o, "%s", d->n ? "," : "");
+		lb_buf_json_str(d->o, line);
+	} else {
+		lb_buf_printf(d->o, "%s\n", line);
+	}
+	d->n++;
+}
+
+/* Appends ", what from -> to" (the first without its comma) when they differ. */
+static void diff_field(char *buf, size_t len, const char *what, const char *from, const char *to)
+{
+	size_t k = strlen(buf);
+
+	if (!strcmp(from, to) || k >= len)
+		return;
+	snprintf(buf + k, len - k, "%s%s %s -> %s", k ? ", " : "", what, from, to);
+}
+
+static void diff_num(char *buf, size_t len, const char *what, unsigned long long from,
+		     unsigned long long to)
+{
+	char f[24], t[24];
+
+	snprintf(f, sizeof(f), "%llu", from);
+	snprintf(t, sizeof(t), "%llu", to);
+	diff_field(buf, len, what, f, t);
+}
+
+static void diff_backends(struct svc_diff *d, const struct svc_vip *ov, const struct svc_vip *nv)
+{
+	char ep[LB_ADDRSTRLEN], what[256];
+
+	for (int j = 0; j < nv->nbe; j++) {
+		const struct lb_backend_conf *n = &nv->be[j].c;
+		const struct svc_be *ob = ov ? vip_be(ov, &n->ep) : NULL;
+
+		lb_endpoint_str(&n->ep, ep, sizeof(ep));
+		if (!ob) {
+			diff_line(d, D_ADD, "backend %s to vip %s (weight %u, %s%s)", ep, nv->c.name,
+				  n->weight, lb_backend_state_name(n->state), n->backup ? ", backup" : "");
+			continue;
+		}
+		what[0] = '\0';
+		diff_num(what, sizeof(what), "weight", ob->c.weight, n->weight);
+		diff_field(what, sizeof(what), "state", lb_backend_state_name(ob->c.state),
+			   lb_backend_state_name(n->state));
+		diff_field(what, sizeof(what), "backup", ob->c.backup ? "yes" : "no", n->backup ? "yes" : "no");
+		diff_num(what, sizeof(what), "max_fails", ob->c.max_fails, n->max_fails);
+		diff_num(what, sizeof(what), "fail_timeout_ms", ob->c.fail_timeout_ms, n->fail_timeout_ms);
+		diff_field(what, sizeof(what), "health_check", lb_hc_type_name(ob->c.health_check),
+			   lb_hc_type_name(n->health_check));
+		if (what[0])
+			diff_line(d, D_CHANGE, "backend %s of vip %s: %s", ep, nv->c.name, what);
+	}
+	for (int j = 0; ov && j < ov->nbe; j++)
+		if (!vip_be(nv, &ov->be[j].c.ep))
+			diff_line(d, D_DEL, "backend %s from vip %s",
+				  lb_endpoint_str(&ov->be[j].c.ep, ep, sizeof(ep)), nv->c.name);
+}
+
+static void diff_vips(struct svc_diff *d, const struct svc_model *om, const struct svc_model *nm)
+{
+	char a[LB_ADDRSTRLEN], b[LB_ADDRSTRLEN], what[512];
+
+	for (int i = 0; i < nm->n; i++) {
+		const struct svc_vip *nv = &nm->v[i], *ov = model_vip(om, nv->c.name);
+		const struct lb_vip_conf *n = &nv->c, *o = ov ? &ov->c : NULL;
+
+		lb_endpoint_str(&n->listen, b, sizeof(b));
+		if (!o) {
+			diff_line(d, D_ADD, "vip %s (%s %s, method %s, forward %s, %d backend(s))", n->name, b,
+				  proto_name(n->proto), lb_method_name(n->method), lb_fwd_name(n->forward),
+				  nv->nbe);
+			diff_backends(d, NULL, nv);
+			continue;
+		}
+		what[0] = '\0';
+		lb_endpoint_str(&o->listen, a, sizeof(a));
+		diff_field(what, sizeof(what), "listen", a, b);
+		diff_field(what, sizeof(what), "proto", proto_name(o->proto), proto_name(n->proto));
+		diff_field(what, sizeof(what), "method", lb_method_name(o->method), lb_method_name(n->method));
+		diff_field(what, sizeof(what), "forward", lb_fwd_name(o->forward), lb_fwd_name(n->forward));
+		if (o->snat_set != n->snat_set || memcmp(&o->snat, &n->snat, sizeof(n->snat)))
+			diff_field(what, sizeof(what), "snat",
+				   o->snat_set ? lb_addr_str(&o->snat, o->listen.family, a, sizeof(a)) : "auto",
+				   n->snat_set ? lb_addr_str(&n->snat, n->listen.family, b, sizeof(b)) : "auto");
+		if (memcmp(&o->health, &n->health, sizeof(n->health))) {
+			char t[48];
+
+			snprintf(t, sizeof(t), "%s%s", lb_hc_type_name(n->health.type),
+				 o->health.type == n->health.type ? " (other options)" : "");
+			diff_field(what, sizeof(what), "health_check", lb_hc_type_name(o->health.type), t);
+		}
+		diff_num(what, sizeof(what), "slow_start_ms", o->slow_start_ms, n->slow_start_ms);
+		diff_num(what, sizeof(what), "max_conns", o->max_conns, n->max_conns);
+		diff_field(what, sizeof(what), "proxy_protocol", o->proxy_protocol ? "v2" : "off",
+			   n->proxy_protocol ? "v2" : "off");
+		if (what[0])
+			diff_line(d, D_CHANGE, "vip %s: %s", n->name, what);
+		diff_backends(d, ov, nv);
+	}
+	for (int i = 0; i < om->n; i++)
+		if (!model_vip(nm, om->v[i].c.name))
+			diff_line(d, D_DEL, "vip %s (and its %d backend(s))", om->v[i].c.name, om->v[i].nbe);
+}
+
+static bool conf_has_worker(const struct lb_conf *c, const char *name)
+{
+	for (int i = 0; i < c->nworkers; i++)
+		if (!strcmp(c->workers[i].name, name))
+			return true;
+	return false;
+}
+
+/* The lbd block and the workers, for a reload. */
+static void diff_conf(struct svc_diff *d, const struct lb_conf *o, const struct lb_conf *n)
+{
+	char what[512] = "", a[LB_ADDRSTRLEN] = "off", b[LB_ADDRSTRLEN] = "off";
+	char fi[LB_CONF_MAX_IFACES * LB_CONF_IFNAME_MAX] = "", ni[sizeof(fi)] = "";
+
+	for (int i = 0; i < o->ninterfaces; i++)
+		snprintf(fi + strlen(fi), sizeof(fi) - strlen(fi), "%s%s", i ? "," : "", o->interfaces[i]);
+	for (int i = 0; i < n->ninterfaces; i++)
+		snprintf(ni + strlen(ni), sizeof(ni) - strlen(ni), "%s%s", i ? "," : "", n->interfaces[i]);
+	diff_field(what, sizeof(what), "interfaces", fi, ni);
+	diff_field(what, sizeof(what), "mode", lb_mode_name(o->mode), lb_mode_name(n->mode));
+	diff_num(what, sizeof(what), "hash_seed", o->hash_seed, n->hash_seed);
+	diff_num(what, sizeof(what), "maglev_size", o->maglev_size, n->maglev_size);
+	diff_num(what, sizeof(what), "snat_ports low", o->snat_port_lo, n->snat_port_lo);
+	diff_num(what, sizeof(what), "snat_ports high", o->snat_port_hi, n->snat_port_hi);
+	if (o->metrics_set)
+		lb_endpoint_str(&o->metrics, a, sizeof(a));
+	if (n->metrics_set)
+		lb_endpoint_str(&n->metrics, b, sizeof(b));
+	diff_field(what, sizeof(what), "metrics", a, b);
+	if (what[0])
+		diff_line(d, D_CHANGE, "lbd: %s", what);
+	for (int i = 0; i < n->nworkers; i++)
+		if (!conf_has_worker(o, n->workers[i].name))
+			diff_line(d, D_ADD, "worker %s", n->workers[i].name);
+	for (int i = 0; i < o->nworkers; i++)
+		if (!conf_has_worker(n, o->workers[i].name))
+			diff_line(d, D_DEL, "worker %s", o->workers[i].name);
+}
+
 static void err_to_buf(void *ctx, const char *msg)
 {
 	lb_buf_printf(ctx, "%s\n", msg);
 }
 
-int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
+/* The file re-read and checked, and the model it gives: what a reload would
+ * apply. Errors go to eb and the log; nothing changes. */
+static int reload_prepare(struct lb_svc *s, struct lb_conf *nc, struct svc_model *nm,
+			  struct lb_buf *eb)
 {
-	struct lb_conf nc;
-	struct svc_model nm;
-	struct lb_config dc;
 	struct lb_buf local = { 0 };
-	struct lb_buf *eb = errs ? errs : &local;
 	int err;
 
-	err = lb_config_load(s->conf_path, &nc, err_to_buf, eb);
+	err = lb_config_load(s->conf_path, nc, err_to_buf, eb ? eb : &local);
 	if (err) {
+		eb = eb ? eb : &local;
 		lb_err("reload of %s refused, nothing changed:\n%s", s->conf_path, eb->data ? eb->data : "");
 		lb_buf_free(&local);
 		return err;
 	}
-	lb_buf_free(&local);
 	/* what cannot change under a running data path */
-	if (strcmp(nc.bpffs, s->file.bpffs) || strcmp(nc.state_dir, s->file.state_dir) ||
-	    strcmp(nc.control, s->file.control) || nc.conntrack_size != s->file.conntrack_size) {
-		lb_buf_printf(eb, "%s: bpffs, state_dir, control and conntrack_size need a restart\n",
-			      s->conf_path);
+	if (strcmp(nc->bpffs, s->file.bpffs) || strcmp(nc->state_dir, s->file.state_dir) ||
+	    strcmp(nc->control, s->file.control) || nc->conntrack_size != s->file.conntrack_size) {
+		if (eb)
+			lb_buf_printf(eb, "%s: bpffs, state_dir, control and conntrack_size need a restart\n",
+				      s->conf_path);
 		lb_err("reload of %s refused: bpffs, state_dir, control and conntrack_size need a restart",
 		       s->conf_path);
-		lb_config_free(&nc);
+		lb_config_free(nc);
 		return -EINVAL;
 	}
-	err = model_build(&nc, s->rt, s->nrt, s->sup, &nm);
+	err = model_build(nc, s->rt, s->nrt, s->sup, nm);
 	if (err) {
-		lb_buf_printf(eb, "%s: %s\n", s->conf_path, strerror(-err));
-		lb_config_free(&nc);
+		if (eb)
+			lb_buf_printf(eb, "%s: %s\n", s->conf_path, strerror(-err));
+		lb_err("reload of %s refused: %s", s->conf_path, strerror(-err));
+		lb_config_free(nc);
+	}
+	return err;
+}
+
+/* Logs each line of a text diff. */
+static void log_changes(const char *what, const struct lb_buf *b)
+{
+	const char *p = b->data;
+
+	while (p && *p) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+
+		lb_info("%s: %.*s", what, len, p);
+		p += len + (nl != NULL);
+	}
+}
+
+/* Re-reads the file and applies it. `d`, if given, also gets what changed
+ * (the log always does). */
+static int reload(struct lb_svc *s, struct lb_buf *errs, struct svc_diff *d)
+{
+	struct lb_conf nc;
+	struct svc_model nm;
+	struct lb_config dc;
+	struct lb_buf chg = { 0 };
+	struct svc_diff logd = { .o = &chg };
+	int err;
+
+	err = reload_prepare(s, &nc, &nm, errs);
+	if (err)
 		return err;
+	diff_conf(&logd, &s->file, &nc);
+	diff_vips(&logd, &s->m, &nm);
+	if (d) {
+		diff_conf(d, &s->file, &nc);
+		diff_vips(d, &s->m, &nm);
 	}
 	{
 		/* tables depend on these: rebuild every VIP's */
@@ -1850,9 +2066,12 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 			err = apply(s, &nm);
 		model_free(&nm);
 		if (err) {
-			lb_buf_printf(eb, "applying %s failed: %s\n", s->conf_path, strerror(-err));
+			if (errs)
+				lb_buf_printf(errs, "applying %s failed: %s\n", s->conf_path, strerror(-err));
+			lb_err("applying %s failed: %s", s->conf_path, strerror(-err));
 			s->file = old;
 			lb_config_free(&nc);
+			lb_buf_free(&chg);
 			return err;
 		}
 		s->file = old;
@@ -1865,8 +2084,15 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 		lb_config_free(&old);
 		s->file = nc;
 	}
-	lb_info("reloaded %s: %d VIP(s)", s->conf_path, s->m.n);
+	lb_info("reloaded %s: %d VIP(s), %d change(s)", s->conf_path, s->m.n, logd.n);
+	log_changes("reload", &chg);
+	lb_buf_free(&chg);
 	return 0;
+}
+
+int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
+{
+	return reload(s, errs, NULL);
 }
 
 /* Replies of local instances leave by the client-facing interfaces, whose
@@ -1988,11 +2214,6 @@ void lb_svc_tick(struct lb_svc *s)
 }
 
 /* ---- control commands ------------------------------------------------- */
-
-static const char *proto_name(__u8 p)
-{
-	return p == IPPROTO_UDP ? "udp" : "tcp";
-}
 
 static const char *ifmode_name(const struct svc_if *f)
 {
@@ -2643,6 +2864,7 @@ static void dry_run(struct lb_svc *s, const struct svc_vip *v, struct svc_vip *n
 static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
 {
 	char canon[SVC_STMT_MAX], err[320], *rt[SVC_MAX_RT];
+	struct lb_buf chg = { 0 };
 	struct svc_model nm;
 	int e, nrt;
 
@@ -2664,10 +2886,14 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		return e == -EINVAL ? LB_CTL_USAGE : LB_CTL_FAILED;
 	}
 	if (r->dry_run) {
+		struct svc_diff d = { .o = o, .dry = true, .json = r->json };
+
 		if (r->json)
-			lb_buf_printf(o, "{\"dry_run\":true,\"statement\":\"%s\",\"vips\":[", canon);
+			lb_buf_printf(o, "{\"dry_run\":true,\"statement\":\"%s\",\"changes\":[", canon);
 		else
 			lb_buf_printf(o, "dry run: %s\n", canon);
+		diff_vips(&d, &s->m, &nm);
+		lb_buf_printf(o, r->json ? "],\"vips\":[" : "");
 		for (int i = 0, k = 0; i < nm.n; i++) {
 			const struct svc_vip *v = model_vip(&s->m, nm.v[i].c.name);
 
@@ -2679,6 +2905,12 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		model_free(&nm);
 		return LB_CTL_OK;
 	}
+	/* what it changes, said once it is done */
+	{
+		struct svc_diff d = { .o = &chg, .json = r->json };
+
+		diff_vips(&d, &s->m, &nm);
+	}
 	e = rt_with(s, canon, rt, &nrt);
 	if (!e)
 		e = rt_save(s, rt, nrt);
@@ -2686,6 +2918,7 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_buf_printf(o, "cannot persist the change in %s: %s; nothing was changed\n",
 			      s->file.state_dir, strerror(-e));
 		model_free(&nm);
+		lb_buf_free(&chg);
 		return LB_CTL_FAILED;
 	}
 	e = apply(s, &nm);
@@ -2693,6 +2926,7 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	if (e) {
 		rt_save(s, s->rt, s->nrt);
 		lb_buf_printf(o, "%s: the data path refused it: %s\n", canon, strerror(-e));
+		lb_buf_free(&chg);
 		return LB_CTL_FAILED;
 	}
 	{
@@ -2720,9 +2954,96 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	}
 	lb_info("runtime change: %s", canon);
 	if (r->json)
-		lb_buf_printf(o, "{\"ok\":true,\"statement\":\"%s\"}\n", canon);
+		lb_buf_printf(o, "{\"ok\":true,\"statement\":\"%s\",\"changes\":[%s]}\n", canon,
+			      chg.data ? chg.data : "");
 	else
-		lb_buf_printf(o, "ok: %s\n", canon);
+		lb_buf_printf(o, "ok: %s\n%s", canon, chg.data ? chg.data : "no change\n");
+	lb_buf_free(&chg);
+	return LB_CTL_OK;
+}
+
+/* A reload, or with -n what it would change: the same checks, the same
+ * difference, the table slots that would move, and nothing applied. */
+static int cmd_reload(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	struct lb_buf chg = { 0 }, errs = { 0 };
+	struct svc_diff d = { .o = &chg, .dry = r->dry_run, .json = r->json };
+	struct lb_conf nc, cur;
+	struct svc_model nm;
+	int e;
+
+	if (!r->dry_run) {
+		e = reload(s, &errs, &d);
+	} else {
+		e = reload_prepare(s, &nc, &nm, &errs);
+		if (!e) {
+			diff_conf(&d, &s->file, &nc);
+			diff_vips(&d, &s->m, &nm);
+		}
+	}
+	if (e) {
+		lb_buf_printf(o, "%s", errs.data ? errs.data : "");
+		lb_buf_printf(o, "%s: reload refused, nothing was changed\n", s->conf_path);
+		lb_buf_free(&errs);
+		lb_buf_free(&chg);
+		return LB_CTL_FAILED;
+	}
+	if (r->json) {
+		lb_buf_printf(o, "{\"%s\":true,\"config\":", r->dry_run ? "dry_run" : "ok");
+		lb_buf_json_str(o, s->conf_path);
+		lb_buf_printf(o, ",\"changes\":[%s]", chg.data ? chg.data : "");
+	} else {
+		lb_buf_printf(o, "%s %s\n%s", r->dry_run ? "dry run: reload of" : "reloaded", s->conf_path,
+			      chg.data ? chg.data : "no change\n");
+	}
+	if (r->dry_run) {
+		/* table estimates with the new seed and size, for VIPs whose backends change */
+		cur = s->file;
+		s->file = nc;
+		lb_buf_printf(o, r->json ? ",\"vips\":[" : "");
+		for (int i = 0, k = 0; i < nm.n; i++) {
+			const struct svc_vip *v = model_vip(&s->m, nm.v[i].c.name);
+			struct lb_buf scratch = { 0 };
+			struct svc_diff bd = { .o = &scratch };
+
+			diff_backends(&bd, v, &nm.v[i]);
+			lb_buf_free(&scratch);
+			if (v && (bd.n || nc.hash_seed != cur.hash_seed || nc.maglev_size != cur.maglev_size))
+				dry_run(s, v, &nm.v[i], o, r->json, k++ == 0);
+		}
+		s->file = cur;
+		lb_buf_printf(o, r->json ? "]" : "nothing was changed\n");
+		model_free(&nm);
+		lb_config_free(&nc);
+	}
+	lb_buf_printf(o, r->json ? "}\n" : "");
+	lb_buf_free(&chg);
+	lb_buf_free(&errs);
+	return LB_CTL_OK;
+}
+
+/* `lbctl stop` removes the data path (lbd.c cleans up when it sees s->stop). */
+static int cmd_stop(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	char ifs[LB_CONF_MAX_IFACES * (LB_CONF_IFNAME_MAX + 2)] = "";
+	char what[sizeof(ifs) + LB_CONF_PATH_MAX + 96];
+	size_t k = 0;
+
+	for (int i = 0; i < s->nifs && k < sizeof(ifs); i++)
+		k += (size_t)snprintf(ifs + k, sizeof(ifs) - k, "%s%s", i ? ", " : "", s->ifs[i].name);
+	snprintf(what, sizeof(what), "%s it from %s and %s the pinned data path in %s",
+		 r->dry_run ? "detach" : "detaching", s->nifs ? ifs : "no interface",
+		 r->dry_run ? "remove" : "removing", s->file.bpffs);
+	if (!r->dry_run)
+		s->stop = true;
+	if (r->json) {
+		lb_buf_printf(o, "{\"%s\":true,\"changes\":[", r->dry_run ? "dry_run" : "ok");
+		lb_buf_json_str(o, what);
+		lb_buf_printf(o, "]}\n");
+	} else {
+		lb_buf_printf(o, r->dry_run ? "dry run: would stop lbd, %s\nnothing was changed\n"
+					    : "lbd is stopping: %s\n", what);
+	}
 	return LB_CTL_OK;
 }
 
@@ -2783,19 +3104,11 @@ int lb_svc_command(void *ctx, const struct lb_ctl_req *r, struct lb_buf *o)
 	if (!strcmp(c, "backend"))
 		return cmd_change(s, r, o);
 	if (!strcmp(c, "worker") && s->sup)
-		return lb_sup_command(s->sup, r->argc, r->argv, r->json, o);
-	if (!strcmp(c, "reload")) {
-		int e = lb_svc_reload(s, o);
-
-		if (!e)
-			lb_buf_printf(o, r->json ? "{\"ok\":true}\n" : "reloaded %s\n", s->conf_path);
-		return e ? LB_CTL_FAILED : LB_CTL_OK;
-	}
-	if (!strcmp(c, "stop")) {
-		s->stop = true;
-		lb_buf_printf(o, "lbd is stopping: detaching and removing the pinned data path\n");
-		return LB_CTL_OK;
-	}
+		return lb_sup_command(s->sup, r->argc, r->argv, r->json, r->dry_run, o);
+	if (!strcmp(c, "reload"))
+		return cmd_reload(s, r, o);
+	if (!strcmp(c, "stop"))
+		return cmd_stop(s, r, o);
 	lb_buf_printf(o, "unknown command \"%s\" (status, vip, backend, stats, worker, reload, stop)\n", c);
 	return LB_CTL_USAGE;
 }

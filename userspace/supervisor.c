@@ -1131,17 +1131,26 @@ int lb_sup_sync(struct lb_sup *s, const struct lb_conf *cf)
 	return err;
 }
 
+/* A rolling reload is under way, or the last one's instances still hold
+ * their port bank. */
+static bool reload_busy(const struct sup_worker *w)
+{
+	if (w->roll_next >= 0 || w->repl)
+		return true;
+	for (int k = 0; k < w->nretired; k++)
+		if (w->retired[k]->pid)
+			return true;
+	return false;
+}
+
 int lb_sup_reload(struct lb_sup *s, const char *name)
 {
 	struct sup_worker *w = worker_find(s, name);
 
 	if (!w)
 		return -ENOENT;
-	if (w->roll_next >= 0 || w->repl)
+	if (reload_busy(w))
 		return -EBUSY;
-	for (int k = 0; k < w->nretired; k++)
-		if (w->retired[k]->pid)
-			return -EBUSY; /* its port bank is still taken */
 	lb_info("worker %s: rolling reload of %d instance(s)", name, w->n);
 	w->roll_next = 0;
 	roll_step(s, w);
@@ -1352,10 +1361,54 @@ void lb_sup_list(const struct lb_sup *s, bool json, struct lb_buf *o)
 	lb_buf_printf(o, json ? "]" : "");
 }
 
-int lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb_buf *o)
+/* What `sub` does to w's instances, counted before it runs: in the past
+ * tense, or for a dry run as what it would do. */
+static void worker_effect(const struct sup_worker *w, const char *sub, int n, bool dry,
+			  char *buf, size_t len)
+{
+	int running = 0, down = 0;
+
+	for (int k = 0; k < w->n; k++) {
+		const struct inst *in = w->slot[k];
+
+		if (in && in->pid)
+			running++;
+		else if (in && (in->st == ST_STOPPED || in->st == ST_ERRORED))
+			down++;
+	}
+	if (!strcmp(sub, "scale"))
+		snprintf(buf, len, "worker %s: %s from %d to %d instance(s)", w->c.name,
+			 dry ? "would scale" : "scaled", w->n, n);
+	else if (!strcmp(sub, "start"))
+		snprintf(buf, len, "worker %s: %s %d stopped instance(s)", w->c.name,
+			 dry ? "would start" : "started", down);
+	else if (!strcmp(sub, "stop"))
+		snprintf(buf, len, "worker %s: %s %d running instance(s)", w->c.name,
+			 dry ? "would stop" : "stopping", running);
+	else if (!strcmp(sub, "reload"))
+		snprintf(buf, len, "worker %s: %s rolling reload of %d instance(s)", w->c.name,
+			 dry ? "would start a" : "started a", w->n);
+	else
+		snprintf(buf, len, "worker %s: %s %d instance(s)", w->c.name,
+			 dry ? "would restart" : "restarting", w->n);
+}
+
+static int worker_run(struct lb_sup *s, const char *sub, const char *name, int n)
+{
+	if (!strcmp(sub, "scale"))
+		return lb_sup_scale(s, name, n);
+	if (!strcmp(sub, "start") || !strcmp(sub, "stop"))
+		return lb_sup_startstop(s, name, !strcmp(sub, "start"));
+	return !strcmp(sub, "reload") ? lb_sup_reload(s, name) : lb_sup_restart(s, name);
+}
+
+int lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, bool dry, struct lb_buf *o)
 {
 	const char *sub = argc >= 2 ? argv[1] : "list";
-	int err;
+	const struct sup_worker *w;
+	char what[LB_CONF_NAME_MAX + 96];
+	long n = 0;
+	int err = 0;
 
 	if (!strcmp(sub, "list") || !strcmp(sub, "ls")) {
 		lb_sup_list(s, json, o);
@@ -1371,30 +1424,40 @@ int lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb
 		return cmd_logs(s, argc, argv, o);
 	if (!strcmp(sub, "scale")) {
 		char *end;
-		long n = argc == 4 ? strtol(argv[3], &end, 10) : 0;
 
+		n = argc == 4 ? strtol(argv[3], &end, 10) : 0;
 		if (argc != 4 || *end || n < 1 || n > SUP_MAX_INST) {
 			lb_buf_printf(o, "usage: worker scale NAME N (1..%d)\n", SUP_MAX_INST);
 			return LB_CTL_USAGE;
 		}
-		err = lb_sup_scale(s, argv[2], (int)n);
-	} else if (!strcmp(sub, "start") || !strcmp(sub, "stop")) {
-		err = lb_sup_startstop(s, argv[2], !strcmp(sub, "start"));
-	} else if (!strcmp(sub, "reload") || !strcmp(sub, "restart")) {
-		err = !strcmp(sub, "reload") ? lb_sup_reload(s, argv[2]) : lb_sup_restart(s, argv[2]);
-	} else {
+	} else if (strcmp(sub, "start") && strcmp(sub, "stop") && strcmp(sub, "reload") &&
+		   strcmp(sub, "restart")) {
 		lb_buf_printf(o, "worker: unknown subcommand \"%s\"\n", sub);
 		return LB_CTL_USAGE;
 	}
-	if (err == -ENOENT) {
+	w = worker_find(s, argv[2]);
+	if (!w) {
 		lb_buf_printf(o, "worker %s: no such worker \"%s\"\n", sub, argv[2]);
 		return LB_CTL_FAILED;
 	}
-	if (err == -EBUSY) {
+	if (!strcmp(sub, "reload") && reload_busy(w)) {
 		lb_buf_printf(o, "worker %s: %s: a reload is still in progress\n", sub, argv[2]);
 		return LB_CTL_FAILED;
 	}
-	lb_buf_printf(o, json ? "{\"ok\":true}\n" : "worker %s: %s started\n", argv[2], sub);
+	worker_effect(w, sub, (int)n, dry, what, sizeof(what));
+	if (!dry)
+		err = worker_run(s, sub, argv[2], (int)n);
+	if (err) {
+		lb_buf_printf(o, "worker %s: %s: %s\n", sub, argv[2], strerror(-err));
+		return LB_CTL_FAILED;
+	}
+	if (json) {
+		lb_buf_printf(o, "{\"%s\":true,\"changes\":[", dry ? "dry_run" : "ok");
+		lb_buf_json_str(o, what);
+		lb_buf_printf(o, "]}\n");
+	} else {
+		lb_buf_printf(o, dry ? "dry run: %s\nnothing was changed\n" : "%s\n", what);
+	}
 	return LB_CTL_OK;
 }
 

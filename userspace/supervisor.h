@@ -67,9 +67,11 @@ void lb_sup_backends(const struct lb_sup *s, lb_sup_be_fn fn, void *ctx);
  * restarts and state. NULL lists none. */
 void lb_sup_list(const struct lb_sup *s, bool json, struct lb_buf *out);
 
-/* `worker list|reload NAME|restart NAME` (argv[0] is "worker"). Returns
- * an LB_CTL_* code. */
-int  lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, struct lb_buf *out);
+/* `worker list|logs|reload|restart|start|stop|scale ...` (argv[0] is
+ * "worker"): says what it changed, or with `dry` what it would change and
+ * changes nothing. Returns an LB_CTL_* code. */
+int  lb_sup_command(struct lb_sup *s, int argc, char **argv, bool json, bool dry,
+		    struct lb_buf *out);
 
 /* Counters for tests and status. */
 struct lb_sup_inst_info {

@@ -6,6 +6,7 @@
  * difference or nothing, and a restart that adopts the pinned state with the
  * same ids. Commands go through lb_svc_command, as the control socket does.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -91,12 +92,34 @@ static int cmd(struct lb_svc *s, bool json, bool dry, char **out, ...)
 	return rc;
 }
 
+/* `status` as JSON, without the fields that move by themselves (clocks), so
+ * two of them are equal unless lbd's state changed. */
 static char *status(struct lb_svc *s)
 {
+	static const char *const clocks[] = { "\"now_ms\":", "\"uptime_ms\":" };
 	char *o;
 
 	assert_int_equal(cmd(s, true, false, &o, "status", NULL), 0);
+	for (size_t i = 0; i < sizeof(clocks) / sizeof(clocks[0]); i++) {
+		char *p = strstr(o, clocks[i]), *e;
+
+		if (!p)
+			continue;
+		for (e = p + strlen(clocks[i]); isdigit((unsigned char)*e); e++)
+			;
+		e += *e == ',';
+		memmove(p, e, strlen(e) + 1);
+	}
 	return o;
+}
+
+/* lbd's state is still `before` (status, clocks aside). */
+static void assert_unchanged(struct lb_svc *s, const char *before)
+{
+	char *after = status(s);
+
+	assert_string_equal(before, after);
+	free(after);
 }
 
 static char *runtime_file(void)
@@ -203,6 +226,45 @@ static void test_runtime_layer_persisted_and_compact(void **state)
 	lb_svc_stop(s, true);
 }
 
+/* Each change says what it changed; the same command with -n says it in
+ * the conditional and leaves lbd as it was. */
+static void test_changes_are_said(void **state)
+{
+	struct lb_svc *s = start();
+	char *before = status(s), *o;
+
+	(void)state;
+	assert_int_equal(cmd(s, false, true, &o, "backend", "set", "198.18.1.2:3000", "weight=5",
+			     "state=drain", "vip=web", NULL), 0);
+	assert_non_null(strstr(o, "dry run: backend set 198.18.1.2:3000 weight=5 state=drain vip=web\n"
+				  "would change backend 198.18.1.2:3000 of vip web: weight 1 -> 5, "
+				  "state up -> drain\n"));
+	free(o);
+	assert_unchanged(s, before);
+	assert_int_equal(cmd(s, false, false, &o, "backend", "set", "198.18.1.2:3000", "weight=5",
+			     "state=drain", "vip=web", NULL), 0);
+	assert_string_equal(o, "ok: backend set 198.18.1.2:3000 weight=5 state=drain vip=web\n"
+			       "changed backend 198.18.1.2:3000 of vip web: weight 1 -> 5, state up -> drain\n");
+	free(o);
+	assert_int_equal(cmd(s, true, false, &o, "backend", "del", "198.18.1.3:3000", "vip=web", NULL), 0);
+	assert_string_equal(o, "{\"ok\":true,\"statement\":\"backend del 198.18.1.3:3000 vip=web\","
+			       "\"changes\":[\"deleted backend 198.18.1.3:3000 from vip web\"]}\n");
+	free(o);
+	assert_int_equal(cmd(s, false, true, &o, "vip", "del", "api", NULL), 0);
+	assert_non_null(strstr(o, "\nwould delete vip api (and its 1 backend(s))\n"));
+	free(o);
+	assert_int_equal(cmd(s, false, true, &o, "stop", NULL), 0);
+	assert_non_null(strstr(o, "dry run: would stop lbd, detach it from no interface and remove the "
+				  "pinned data path in /sys/fs/bpf/"));
+	free(o);
+	assert_false(lb_svc_stop_requested(s));
+	assert_int_equal(cmd(s, false, false, &o, "stop", NULL), 0);
+	assert_true(lb_svc_stop_requested(s));
+	free(o);
+	free(before);
+	lb_svc_stop(s, true);
+}
+
 static void test_dry_run_changes_nothing(void **state)
 {
 	struct lb_svc *s = start();
@@ -263,7 +325,21 @@ static void test_reload_applies_difference(void **state)
 	(void)state;
 	assert_true(id3 >= 0 && id4 >= 0);
 	write_conf("    backend 198.18.1.6:3000;\n");
+	/* a dry run says what the reload would change, and changes nothing */
+	assert_int_equal(cmd(s, false, true, &o, "reload", NULL), 0);
+	assert_non_null(strstr(o, "dry run: reload of "));
+	assert_non_null(strstr(o, "\nwould add backend 198.18.1.6:3000 to vip web (weight 1, up)\n"
+				  "vip web: "));
+	assert_non_null(strstr(o, " would move to another backend"));
+	assert_non_null(strstr(o, "\nnothing was changed\n"));
+	free(o);
+	assert_unchanged(s, before);
 	assert_int_equal(cmd(s, false, false, &o, "reload", NULL), 0);
+	assert_non_null(strstr(o, "\nadded backend 198.18.1.6:3000 to vip web (weight 1, up)\n"));
+	free(o);
+	/* the same file again: nothing to do, and it says so */
+	assert_int_equal(cmd(s, true, false, &o, "reload", NULL), 0);
+	assert_non_null(strstr(o, "\"changes\":[]}"));
 	free(o);
 	after = status(s);
 	/* unchanged backends keep their ids: established flows carry them */
@@ -330,6 +406,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_arguments_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_runtime_layer_persisted_and_compact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_are_said, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_invalid_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_applies_difference, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_adopts_ids_and_runtime, setup, teardown),

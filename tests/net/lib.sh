@@ -382,6 +382,17 @@ stop_backend() {
 # The tests that run lbd set CONF (its configuration), SOCK (its control
 # socket) and PIN (its bpffs directory, one per run: topo_down removes it).
 
+# lbd_block MODE [LINE...]: the lbd { } block of a test's CONF: both lb
+# interfaces, MODE, this run's SOCK, state dir, PIN and pid file, then LINEs.
+lbd_block() {
+	local mode=$1 l
+	shift
+	printf 'lbd {\n    interfaces eth0 eth1;\n    mode %s;\n    control %s;\n' "$mode" "$SOCK"
+	printf '    state_dir %s/state;\n    bpffs %s;\n    pid_file %s/lbd.pid;\n' "$TOPO_DIR" "$PIN" "$TOPO_DIR"
+	for l in "$@"; do printf '    %s\n' "$l"; done
+	printf '}\n'
+}
+
 # lbctl ARGS...: lbctl on this run's socket.
 lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
 lbd_up() { lbctl status >/dev/null 2>&1; }

@@ -59,14 +59,7 @@ topo_up 2 || { t_fail "$T_NAME" "topology"; exit 1; }
 CONF=$TOPO_DIR/lbd.conf
 SOCK=$TOPO_DIR/lbd.sock
 cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0 eth1;
-    mode tc;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-}
+$(lbd_block tc)
 vip web {
     listen 198.18.0.10:80;
     backend ${BE_ADDRS[1]}:3000;

@@ -388,7 +388,7 @@ static void test_rolling_reload(void **st)
 		assert_int_not_equal(inst(i).pid, old_pids[i]);
 	}
 	assert_int_equal(backends().drain, 0);
-	assert_int_equal(lb_sup_command(T.sup, 2, argv, false, &o), LB_CTL_OK);
+	assert_int_equal(lb_sup_command(T.sup, 2, argv, false, false, &o), LB_CTL_OK);
 	print_message("%s", o.data);
 	assert_non_null(strstr(o.data, "online"));
 	lb_buf_free(&o);
@@ -483,20 +483,20 @@ static void test_commands(void **st)
 	snprintf(T.w.log, sizeof(T.w.log), "%s/app-%%i.log", T.dir);
 	snprintf(T.cmd, sizeof(T.cmd), "echo one; echo two; echo \"three $LBD_INSTANCE\"; exec sleep 30");
 	start(0, 1);
-	assert_int_equal(lb_sup_command(T.sup, 3, stop, false, &o), LB_CTL_OK);
+	assert_int_equal(lb_sup_command(T.sup, 3, stop, false, false, &o), LB_CTL_OK);
 	assert_true(run_until(stopped, 3000) >= 0);
 	run_for(300); /* no restart */
 	assert_int_equal(inst(0).pid, 0);
 	assert_int_equal(backends().up, 0);
-	assert_int_equal(lb_sup_command(T.sup, 3, startc, false, &o), LB_CTL_OK);
+	assert_int_equal(lb_sup_command(T.sup, 3, startc, false, false, &o), LB_CTL_OK);
 	assert_true(inst(0).pid > 0);
-	assert_int_equal(lb_sup_command(T.sup, 4, scale, false, &o), LB_CTL_OK);
+	assert_int_equal(lb_sup_command(T.sup, 4, scale, false, false, &o), LB_CTL_OK);
 	assert_int_equal(backends().up, 3);
-	assert_int_equal(lb_sup_command(T.sup, 4, bad, false, &o), LB_CTL_USAGE);
-	assert_int_equal(lb_sup_command(T.sup, 3, none, false, &o), LB_CTL_FAILED);
+	assert_int_equal(lb_sup_command(T.sup, 4, bad, false, false, &o), LB_CTL_USAGE);
+	assert_int_equal(lb_sup_command(T.sup, 3, none, false, false, &o), LB_CTL_FAILED);
 	run_for(300);
 	lb_buf_free(&o);
-	assert_int_equal(lb_sup_command(T.sup, 5, logs, false, &o), LB_CTL_OK);
+	assert_int_equal(lb_sup_command(T.sup, 5, logs, false, false, &o), LB_CTL_OK);
 	assert_non_null(strstr(o.data, "app-0.log (instance 0) <==\ntwo\nthree 0\n"));
 	assert_non_null(strstr(o.data, "app-2.log (instance 2) <==\ntwo\nthree 2\n"));
 	assert_null(strstr(o.data, "one"));

@@ -108,8 +108,10 @@ static const struct remote remotes[] = {
 	{ "stop",
 	  "usage: lbctl stop\n"
 	  "\n"
-	  "Stops lbd. Pinned maps and links stay, so established flows keep being\n"
-	  "forwarded and a restarted lbd adopts them.\n",
+	  "Stops lbd, detaches it from its interfaces and removes the pinned data\n"
+	  "path: traffic to the VIPs is no longer balanced. To restart or upgrade\n"
+	  "lbd without dropping flows, send it SIGTERM instead (systemctl restart):\n"
+	  "the pinned data path keeps forwarding and the next lbd adopts it.\n",
 	  NULL, 0 },
 };
 
