@@ -335,6 +335,18 @@ wait_http() {
 	return 1
 }
 
+# stream_mbps ADDR PORT MIB: MB/s of one MIB MiB TCP stream from the client
+# to ADDR:PORT (something there must swallow it: socat ... OPEN:/dev/null);
+# 0 when it failed. Bounded at 120 s.
+stream_mbps() {
+	local t0 t1
+	t0=$(date +%s%N)
+	in_client timeout 120 bash -c "head -c $(($3 << 20)) /dev/zero | socat -u -b 262144 - TCP:$1:$2" ||
+		{ echo 0; return; }
+	t1=$(date +%s%N)
+	awk -v mb="$3" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'
+}
+
 # ---------------------------------------------------------------- backends
 
 # _listening NS PORT: a TCP and a UDP socket listen on PORT in NS.

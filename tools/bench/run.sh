@@ -37,10 +37,12 @@ QUICK=${QUICK:-}
 [ "$QUICK" = 0 ] && QUICK=
 if [ -n "$QUICK" ]; then
 	BENCH_RUNS=${BENCH_RUNS:-3} WRK_SECONDS=${WRK_SECONDS:-1} E2E_ROUNDS=${E2E_ROUNDS:-1}
+	E2E_STREAM_MB=${E2E_STREAM_MB:-128}
 	export PROXY_ROUNDS=${PROXY_ROUNDS:-1} STREAM_MB=${STREAM_MB:-256} IDLE_CONNS=${IDLE_CONNS:-500}
 	export WORKERS_ROUNDS=${WORKERS_ROUNDS:-1}
 fi
 BENCH_RUNS=${BENCH_RUNS:-7}
+E2E_STREAM_MB=${E2E_STREAM_MB:-512}
 BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
 BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,control,workers}
 WRK_SECONDS=${WRK_SECONDS:-3}
@@ -271,6 +273,7 @@ E2E_CSV=       # one row per target: medians over the rounds
 E2E_TMP=
 LBD_PID=
 NFT_VIP=198.18.0.11 # nftables gets its own VIP and SNAT address
+E2E_SPORT=5001      # the stream's port, on every target
 NFT_SNAT=198.18.1.253
 
 # wrk_runtime LOG: seconds the wrk run of LOG took, from its own figure.
@@ -359,6 +362,7 @@ nft_up() {
 			chain pre {
 				type nat hook prerouting priority dstnat; policy accept;
 				ip daddr $NFT_VIP $p dport $VIP_PORT dnat to jhash ip saddr . $p sport mod 3 seed 0x5eed map { 0 : ${BE_ADDRS[1]}, 1 : ${BE_ADDRS[2]}, 2 : ${BE_ADDRS[3]} } : $BE_PORT
+				ip daddr $NFT_VIP tcp dport $E2E_SPORT dnat to ${BE_ADDRS[1]}:$E2E_SPORT
 			}
 			chain post {
 				type nat hook postrouting priority srcnat; policy accept;
@@ -454,6 +458,17 @@ e2e_cleanup() {
 	rm -rf "$PIN_ROOT"
 }
 
+# e2e_stream NAME ADDR: one E2E_STREAM_MB MiB stream to ADDR:E2E_SPORT.
+e2e_stream() {
+	local mbps
+	mbps=$(stream_mbps "$2" "$E2E_SPORT" "$E2E_STREAM_MB")
+	if [ "${mbps:-0}" = 0 ]; then
+		bench_note e2e "WARNING: stream through $1 failed"
+		return 1
+	fi
+	bench_sample e2e "stream.$1" MB/s "$mbps"
+}
+
 # The rows of E2E_RUNS reduced to one per target: median requests/s over
 # the rounds, errors summed.
 e2e_medians() {
@@ -470,8 +485,8 @@ bench_e2e() {
 	say "   e2e: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close, client -> VIP -> 3 demo"
 	say "   backends, $E2E_ROUNDS rounds, every target in turn in each round"
 	if ! is_root; then skip e2e "needs root (network namespaces)"; return; fi
-	local c i r m up ok_modes=()
-	for c in wrk nft curl ethtool; do
+	local c i r m ok_modes=() keep
+	for c in wrk nft curl ethtool socat; do
 		command -v $c >/dev/null || { skip e2e "'$c' not installed (make deps)"; return; }
 	done
 	[ -x "$O/examples/demo_backend" ] || { say "FAIL: $O/examples/demo_backend not built"; failed=1; return; }
@@ -506,29 +521,42 @@ bench_e2e() {
 	in_lb ip addr add "$NFT_SNAT/24" dev eth1
 	local nft_ok=0
 	if nft_up; then nft_ok=1; nft_down; else failed=1; fi
-	# lbd runs only for its own runs (its XDP program would see the other
-	# targets' packets too), once per mode and round.
-	for m in xdp tc; do
-		if e2e_lbd_up "$m"; then ok_modes+=("$m"); elif [ -x "$O/lbd" ]; then failed=1; fi
-		e2e_lbd_down
+	# one long stream per target and round: a sink on every backend
+	for ((i = 1; i <= NBACKENDS; i++)); do
+		bg_start "${NS_BE[$i]}" socat -u -b 262144 TCP-LISTEN:$E2E_SPORT,fork,reuseaddr OPEN:/dev/null
 	done
+	# lbd runs only for its own runs (its XDP program would see the other
+	# targets' packets too), once per mode and round; a mode that does not
+	# come up is said and left out of the later rounds.
+	ok_modes=(xdp tc)
+	[ -x "$O/lbd" ] || { say "e2e: lbd not built"; ok_modes=(); failed=1; }
 	for ((r = 1; r <= E2E_ROUNDS; r++)); do
 		bench_progress "e2e round $r/$E2E_ROUNDS: direct"
 		wrk_run direct "$r" "http://${BE_ADDRS[1]}:$BE_PORT/"
+		e2e_stream direct "${BE_ADDRS[1]}"
 		wrk_run direct_all "$r" "http://${BE_ADDRS[1]}:$BE_PORT/" \
 			"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
 		bench_progress "e2e round $r/$E2E_ROUNDS: nftables"
 		if ((nft_ok)) && nft_up; then
 			wrk_run nftables "$r" "http://$NFT_VIP:$VIP_PORT/"
+			e2e_stream nftables "$NFT_VIP"
 			nft_down
 		fi
 		for m in "${ok_modes[@]}"; do
 			bench_progress "e2e round $r/$E2E_ROUNDS: lbd $m"
-			up=0
-			e2e_lbd_up "$m" >/dev/null && up=1
-			((up)) && wrk_run "lbd_$m" "$r" "http://$VIP:$VIP_PORT/"
-			e2e_lbd_down
-			((up)) || { say "FAIL: e2e lbd $m: did not come up in round $r"; failed=1; }
+			E2E_LBD_EXTRA="vip stream { listen $VIP:$E2E_SPORT; backend ${BE_ADDRS[1]}:$E2E_SPORT; }"
+			if e2e_lbd_up "$m"; then
+				wrk_run "lbd_$m" "$r" "http://$VIP:$VIP_PORT/"
+				e2e_stream "lbd_$m" "$VIP"
+				e2e_lbd_down
+			else
+				e2e_lbd_down
+				failed=1
+				keep=()
+				for c in "${ok_modes[@]}"; do [ "$c" = "$m" ] || keep+=("$c"); done
+				ok_modes=("${keep[@]}")
+			fi
+			E2E_LBD_EXTRA=
 		done
 	done
 	_bench_progress_clear
@@ -543,6 +571,7 @@ bench_e2e() {
 		bench_sample e2e "$t" requests/s "$rps"
 	done < <(tail -n +2 "$E2E_RUNS")
 	for t in direct_all nftables lbd_xdp lbd_tc; do bench_baseline e2e "$t" direct; done
+	for t in nftables lbd_xdp lbd_tc; do bench_baseline e2e "stream.$t" stream.direct; done
 }
 
 # The fallback proxy against HAProxy and NGINX stream (tools/bench/proxy.sh,
@@ -636,7 +665,7 @@ ctl_add_to_flow() {
 }
 
 bench_control() {
-	local rounds=${CTL_ROUNDS:-${QUICK:+3}} changes=${CTL_CHANGES:-${QUICK:+50}} i r t0 t1 gen
+	local rounds=${CTL_ROUNDS:-${QUICK:+3}} changes=${CTL_CHANGES:-${QUICK:+20}} i r t0 t1 gen
 	rounds=${rounds:-10} changes=${changes:-200}
 	bench_section control "Control plane: lbctl backend add to the first new flow; changes per second with 1000 backends"
 	bench_method control "lbd in XDP mode, a UDP VIP over backends be1 and be2; tools/lbgen sends" \
