@@ -8,7 +8,8 @@
 #   - the body parses: every line is a comment, HELP, TYPE or a sample of the
 #     exposition grammar; every family has one HELP and one TYPE before its
 #     samples, its samples together, no series twice; counters end in _total
-#   - every family of the contract is there
+#   - every family of the contract is there, and every metric and label the
+#     example Grafana dashboard queries
 #   - the VIP and backend counters are > 0 and lie between two `lbctl -j stats`
 #     taken before and after the scrape (same for drops and events)
 #   - backend state/weight/connections gauges, interface mode, runtime changes follow
@@ -194,6 +195,32 @@ for f in lbd_vip_packets_total lbd_vip_bytes_total lbd_vip_new_flows_total \
 	grep -q "^# TYPE $f " <<<"$body" && grep -q "^${f}[{ ]" <<<"$body" || missing+=" $f"
 done
 t_check "every-family-present" "missing:$missing" test -z "$missing"
+
+# examples/grafana-dashboard.json: every metric its queries (panels and
+# variables) name is a family of this scrape with samples, and every label
+# they group, select or match by is on that family's samples.
+dash_problems() {
+	local expr m l metrics labels found
+	jq -r '.. | objects | (.expr?, .definition?) | strings' "$REPO_DIR/examples/grafana-dashboard.json" |
+	while IFS= read -r expr; do
+		metrics=$(grep -o 'lbd_[a-z_]*' <<<"$expr" | sort -u)
+		[ -n "$metrics" ] || { echo "no lbd metric in: $expr"; continue; }
+		labels=$(grep -oE '(by|ignoring) \([a-z_, ]*\)|[a-z_]+=~?"' <<<"$expr" |
+			sed -E 's/^(by|ignoring) \(//; s/\)$//; s/=~?"$//' | tr ', ' '\n\n' | grep -vxE 'instance|job|' | sort -u)
+		for m in $metrics; do
+			grep -q "^# TYPE $m " <<<"$body" && grep -q "^${m}[{ ]" <<<"$body" ||
+				echo "$m (in: $expr) is not in /metrics"
+		done
+		for l in $labels; do
+			found=
+			for m in $metrics; do grep -Eq "^${m}\\{(.*,)?$l=\"" <<<"$body" && found=1; done
+			[ -n "$found" ] || echo "label $l (in: $expr) is on no sample of $metrics"
+		done
+	done
+}
+problems=$(dash_problems)
+nq=$(jq '[.. | objects | (.expr?, .definition?) | strings] | length' "$REPO_DIR/examples/grafana-dashboard.json")
+t_check "grafana-dashboard-queries-exist ($nq queries)" "$problems" [ -z "$problems" ]
 
 ok=1 why=
 for s in 'lbd_vip_packets_total{vip="web",direction="in"}' \

@@ -85,7 +85,7 @@ miss=()
 for f in ./usr/sbin/lbd ./usr/sbin/lbctl ./usr/share/man/man8/lbd.8.gz ./usr/share/man/man8/lbctl.8.gz \
 	./usr/share/man/man5/lbd.conf.5.gz ./lib/systemd/system/lbd.service \
 	./usr/share/bash-completion/completions/lbctl ./usr/lib/lbd/lb_xdp.bpf.o ./usr/lib/lbd/lb_tc.bpf.o \
-	./etc/lbd/lbd.conf; do
+	./etc/lbd/lbd.conf ./usr/share/doc/lbd/examples/grafana-dashboard.json; do
 	grep -qx "$f" <<<"$contents" || miss+=("$f")
 done
 t_check "the .deb holds every file" "missing: ${miss[*]}" [ ${#miss[@]} -eq 0 ]
