@@ -43,6 +43,7 @@
 struct svc_be {
 	struct lb_backend_conf c;
 	__u32 id;
+	__u64 state_ms;         /* c.state set (or the backend added) then */
 };
 
 struct svc_vip {
@@ -994,6 +995,9 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 			struct svc_be *ob = o && v->id != UINT32_MAX ? vip_be(o, &v->be[j].c.ep) : NULL;
 
 			v->be[j].id = ob ? ob->id : UINT32_MAX;
+			/* adopted from the maps: no time known, count from now */
+			v->be[j].state_ms = ob && ob->state_ms && ob->c.state == v->be[j].c.state
+						    ? ob->state_ms : lb_now_ms();
 			if (ob)
 				bused[ob->id] = true;
 		}
@@ -2333,9 +2337,10 @@ static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_
 	lb_endpoint_str(&b->c.ep, ep, sizeof(ep));
 	if (r->json) {
 		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
-			      "\"backup\":%s,\"conns\":%lld,\"table_slots\":%u", first ? "" : ",", ep,
-			      b->id, lb_backend_state_name(b->c.state), b->c.weight,
-			      b->c.backup ? "true" : "false", t.conns, slots);
+			      "\"backup\":%s,\"conns\":%lld,\"table_slots\":%u,\"state_ms_ago\":%llu",
+			      first ? "" : ",", ep, b->id, lb_backend_state_name(b->c.state), b->c.weight,
+			      b->c.backup ? "true" : "false", t.conns, slots,
+			      (unsigned long long)(lb_now_ms() - b->state_ms));
 		out_traffic(o, &t);
 	} else
 		lb_buf_printf(o, "    %-24s %-6s weight %-5u conns %lld%s", ep,

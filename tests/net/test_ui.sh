@@ -6,7 +6,8 @@
 # 1 and 2, the third drained, tcp health checks), a worker block behind a
 # local VIP, and steady traffic through the VIP meanwhile.
 #   - lbctl -j status carries what the views draw: traffic counters, table
-#     slots (1/3, 2/3, none for the drained one), check latency, workers
+#     slots (1/3, 2/3, none for the drained one), check latency, workers,
+#     the time of each backend's last state change
 #   - /api/status is the same document as lbctl -j status (volatile numbers
 #     aside), JSON, read-only (POST 405), and only on the configured address
 #   - lbctl top, stdout not a terminal: exactly -n plain frames, every
@@ -124,7 +125,7 @@ fi
 # ---------------------------------------------------------------- /api/status
 stable() { # the document without the numbers that move between two reads
 	jq -S 'del(.now_ms, .uptime_ms) | walk(if type == "object" then
-		del(.packets, .bytes, .new_flows, .conns, .last_check_ms_ago, .last_change_ms_ago,
+		del(.packets, .bytes, .new_flows, .conns, .last_check_ms_ago, .last_change_ms_ago, .state_ms_ago,
 		    .health_latency_us, .health_checks, .health_ok_run, .cpu_seconds, .uptime_s,
 		    .memory_kib, .health_reason) else . end)'
 }
@@ -230,6 +231,13 @@ grep -q '<section data-vip="web">' <<<"$dom" && grep -q '<section data-vip="app"
 t_check "page-renders-in-chromium" "$why $(head -c 600 <<<"$dom") $(tail -5 "$TOPO_DIR/chrome.log")" test $ok = 1
 
 lbctl backend set "$B1" state=down vip=web >/dev/null
+ago() { lbctl -j status | jq -r --arg b "$1" '.vips[].backends[] | select(.address == $b) | .state_ms_ago'; }
+a1=$(ago "$B1") a2=$(ago "$B2")
+if [ "$a1" -lt 1000 ] 2>/dev/null && [ "$a2" -gt "$a1" ]; then
+	t_pass "state-change-time (be1 ${a1} ms ago, be2 ${a2} ms)"
+else
+	t_fail "state-change-time" "be1 changed $a1 ms ago, be2 $a2 ms ago"
+fi
 dom=$(chrome --dump-dom)
 echo "$dom" >"$TOPO_DIR/dom2.html"
 t_check "page-follows-state-change" "be1 is '$(dom_state "$dom" data-backend "$B1")'" \

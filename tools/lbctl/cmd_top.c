@@ -225,6 +225,16 @@ static void seg(struct top_out *o, enum top_color c, const char *fmt, ...)
 	o->col += (int)strlen(buf);
 }
 
+static void eol(struct top_out *o);
+
+/* A column-header line: on the screen its color runs to the right edge. */
+static void eol_bar(struct top_out *o, enum top_color c)
+{
+	if (o->curses && o->col < COLS)
+		seg(o, c, "%*s", COLS - o->col, "");
+	eol(o);
+}
+
 static void eol(struct top_out *o)
 {
 	if (!o->curses)
@@ -297,6 +307,16 @@ static void draw_header(const struct top *t, struct top_out *o)
 	eol(o);
 }
 
+/* The last change of state (the operator's, or added) or of health. */
+static double changed_ms(const json_t *b)
+{
+	double st = num(b, "state_ms_ago"), hc = num(b, "last_change_ms_ago");
+
+	if (!(hc >= 0))
+		return st;
+	return !(st >= 0) || hc < st ? hc : st;
+}
+
 #define BE_HEAD "%-26s %-6s %-12s %6s %6s %7s %8s %8s %10s %8s %8s"
 #define BE_TOTALS_COL 60 /* where CONNS starts, minus its separating space */
 
@@ -320,8 +340,7 @@ static void draw_backend(const struct top *t, struct top_out *o, const json_t *v
 	    fmt_si(s3, sizeof(s3), rate(t, b, ob, "packets")),
 	    fmt_bytes(s4, sizeof(s4), rate(t, b, ob, "bytes")),
 	    fmt_latency(s5, sizeof(s5), num(b, "health_latency_us")),
-	    num(b, "last_change_ms_ago") >= 0 ? fmt_dur(s6, sizeof(s6), num(b, "last_change_ms_ago"))
-					      : "-");
+	    fmt_dur(s6, sizeof(s6), changed_ms(b)));
 	eol(o);
 }
 
@@ -332,7 +351,7 @@ static void draw_vips(const struct top *t, struct top_out *o)
 
 	seg(o, C_HEAD, BE_HEAD, "VIP / BACKEND", "STATE", "HEALTH", "WEIGHT", "SHARE", "CONNS",
 	    "FLOWS/s", "PKTS/s", "BYTES/s", "CHECK", "CHANGED");
-	eol(o);
+	eol_bar(o, C_HEAD);
 	json_array_foreach(json_object_get(t->cur, "vips"), i, v) {
 		const json_t *ov = index_get(t, "v", str(v, "name"), "");
 		char s1[32], s2[32], s3[32], s4[32], name[160];
@@ -367,7 +386,7 @@ static void draw_workers(const struct top *t, struct top_out *o)
 	eol(o);
 	seg(o, C_HEAD, "%-16s %4s %8s %6s %4s %-10s %7s %10s %8s %8s", "WORKER", "#", "PID", "PORT",
 	    "CORE", "STATE", "CPU", "MEMORY", "RESTARTS", "UPTIME");
-	eol(o);
+	eol_bar(o, C_HEAD);
 	json_array_foreach(ws, i, w) {
 		char pid[32], s1[32], s2[32], s3[32];
 		const json_t *ow;
