@@ -257,7 +257,7 @@ static enum top_color state_color(const char *s)
 struct totals {
 	int nbe, nup;
 	double conns, flows, pkts, bytes;
-	bool rates;
+	bool rates, pkts_counted; /* the proxy counts no packets */
 };
 
 static void add_totals(const struct top *t, const json_t *v, struct totals *tot)
@@ -270,7 +270,10 @@ static void add_totals(const struct top *t, const json_t *v, struct totals *tot)
 	if (!isnan(f)) {
 		tot->rates = true;
 		tot->flows += f;
-		tot->pkts += isnan(rate(t, v, ov, "packets")) ? 0 : rate(t, v, ov, "packets");
+		if (!isnan(rate(t, v, ov, "packets"))) {
+			tot->pkts += rate(t, v, ov, "packets");
+			tot->pkts_counted = true;
+		}
 		tot->bytes += isnan(rate(t, v, ov, "bytes")) ? 0 : rate(t, v, ov, "bytes");
 	}
 	json_array_foreach(json_object_get(v, "backends"), j, b) {
@@ -291,18 +294,21 @@ static void draw_header(const struct top *t, struct top_out *o)
 	seg(o, C_TITLE, "lbd %s on %s", str(st, "version"), str(st, "host"));
 	seg(o, C_PLAIN, "  pid %.0f  up %s  %s  ", num(st, "pid"),
 	    fmt_dur(a, sizeof(a), num(st, "uptime_ms")), when);
-	if (json_is_true(json_object_get(st, "proxy")))
+	/* the proxy serves where no interface has a BPF program */
+	if (json_is_true(json_object_get(st, "proxy"))) {
 		seg(o, C_WARN, "userspace proxy");
-	json_array_foreach(json_object_get(st, "interfaces"), i, f)
-		seg(o, strcmp(str(f, "mode"), "detached") ? C_PLAIN : C_DOWN, "%s%s %s", i ? ", " : "",
-		    str(f, "name"), str(f, "mode"));
+	} else {
+		json_array_foreach(json_object_get(st, "interfaces"), i, f)
+			seg(o, strcmp(str(f, "mode"), "detached") ? C_PLAIN : C_DOWN, "%s%s %s",
+			    i ? ", " : "", str(f, "name"), str(f, "mode"));
+	}
 	eol(o);
 	json_array_foreach(json_object_get(st, "vips"), i, v)
 		add_totals(t, v, &tot);
 	seg(o, C_PLAIN, "VIPs %zu  backends up %d/%d  conns %s  new flows/s %s  packets/s %s  "
 	    "bytes/s %s", json_array_size(json_object_get(st, "vips")), tot.nup, tot.nbe,
 	    fmt_si(a, sizeof(a), tot.conns), fmt_si(b, sizeof(b), tot.rates ? tot.flows : NAN),
-	    fmt_si(c, sizeof(c), tot.rates ? tot.pkts : NAN),
+	    fmt_si(c, sizeof(c), tot.pkts_counted ? tot.pkts : NAN),
 	    fmt_bytes(d, sizeof(d), tot.rates ? tot.bytes : NAN));
 	eol(o);
 }
