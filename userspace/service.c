@@ -44,6 +44,7 @@ struct svc_be {
 	struct lb_backend_conf c;
 	__u32 id;
 	__u64 state_ms;         /* c.state set (or the backend added) then */
+	__u32 slots;            /* entries of its VIP's table that name it */
 };
 
 struct svc_vip {
@@ -690,6 +691,23 @@ static void vip_snat(struct lb_svc *s, struct svc_vip *v)
 
 /* Slow start, in tenths of the weight: a backend that came back up (or was
  * added after lbd started) ramps from 1/10 to 10/10 over slow_start. */
+/* Each backend's share of v's table (its slots), counted once per table
+ * rather than at every status request. */
+static void vip_count_slots(struct svc_vip *v)
+{
+	int *pos = calloc(LB_MAX_BACKENDS, sizeof(*pos)); /* id -> index + 1 */
+
+	for (int i = 0; i < v->nbe; i++) {
+		v->be[i].slots = 0;
+		if (pos && v->be[i].id < LB_MAX_BACKENDS)
+			pos[v->be[i].id] = i + 1;
+	}
+	for (__u32 k = 0; pos && k < v->table_n; k++)
+		if (v->table[k] < LB_MAX_BACKENDS && pos[v->table[k]])
+			v->be[pos[v->table[k]] - 1].slots++;
+	free(pos);
+}
+
 static __u32 be_ramp(const struct lb_svc *s, const struct svc_vip *v, const struct svc_be *b)
 {
 	struct lb_health_status hs;
@@ -856,6 +874,7 @@ static void vip_refresh(struct lb_svc *s, struct svc_vip *v)
 	free(v->table);
 	v->table = tab;
 	v->table_n = n;
+	vip_count_slots(v);
 	err = vip_write(s, v);
 	if (err)
 		lb_err("%s: cannot write it: %s", name, strerror(-err));
@@ -1056,6 +1075,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 			lb_err("%s: cannot build its table: %s", name, strerror(-err));
 			goto out;
 		}
+		vip_count_slots(v);
 		{
 			struct svc_vip *o = model_vip(om, v->c.name);
 			bool same = o && o->id == v->id &&
@@ -2326,9 +2346,8 @@ static void out_traffic(struct lb_buf *o, const struct svc_traffic *t)
 	lb_buf_printf(o, ",\"bytes\":%lld,\"new_flows\":%lld", t->bytes, t->new_flows);
 }
 
-/* slots: the entries of its VIP's selection table that name it. */
 static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
-			const struct svc_be *b, __u32 slots, bool first)
+			const struct svc_be *b, bool first)
 {
 	struct svc_traffic t;
 	char ep[LB_ADDRSTRLEN];
@@ -2339,7 +2358,7 @@ static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_
 		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
 			      "\"backup\":%s,\"conns\":%lld,\"table_slots\":%u,\"state_ms_ago\":%llu",
 			      first ? "" : ",", ep, b->id, lb_backend_state_name(b->c.state), b->c.weight,
-			      b->c.backup ? "true" : "false", t.conns, slots,
+			      b->c.backup ? "true" : "false", t.conns, b->slots,
 			      (unsigned long long)(lb_now_ms() - b->state_ms));
 		out_traffic(o, &t);
 	} else
@@ -2350,35 +2369,11 @@ static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_
 	lb_buf_printf(o, r->json ? "}" : "\n");
 }
 
-/* How many entries of v's table each of its backends has (slots[i] for
- * v->be[i]); NULL when out of memory. */
-static __u32 *vip_slots(const struct svc_vip *v)
-{
-	__u32 *slots = calloc(v->nbe ? (size_t)v->nbe : 1, sizeof(*slots));
-	int *pos = calloc(LB_MAX_BACKENDS, sizeof(*pos)); /* id -> index + 1 */
-
-	if (!slots || !pos) {
-		free(slots);
-		free(pos);
-		return NULL;
-	}
-	/* a position map, so the table (M entries) is walked once */
-	for (int i = 0; i < v->nbe; i++)
-		if (v->be[i].id < LB_MAX_BACKENDS)
-			pos[v->be[i].id] = i + 1;
-	for (__u32 k = 0; k < v->table_n; k++)
-		if (v->table[k] < LB_MAX_BACKENDS && pos[v->table[k]])
-			slots[pos[v->table[k]] - 1]++;
-	free(pos);
-	return slots;
-}
-
 static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
 		    const struct svc_vip *v, bool first, bool backends)
 {
 	char ep[LB_ADDRSTRLEN], sn[LB_ADDRSTRLEN];
 	struct svc_traffic t;
-	__u32 *slots;
 
 	lb_endpoint_str(&v->c.listen, ep, sizeof(ep));
 	if (v->snat_ok)
@@ -2396,12 +2391,10 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		out_traffic(o, &t);
 		lb_buf_printf(o, ",\"conns\":%lld", t.conns);
 		if (backends) {
-			slots = vip_slots(v);
 			lb_buf_printf(o, ",\"backends\":[");
 			for (int i = 0; i < v->nbe; i++)
-				out_backend(s, r, o, &v->be[i], slots ? slots[i] : 0, i == 0);
+				out_backend(s, r, o, &v->be[i], i == 0);
 			lb_buf_printf(o, "]");
-			free(slots);
 		}
 		lb_buf_printf(o, "}");
 		return;
@@ -2411,7 +2404,7 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		      sn, v->table_n, v->runtime ? "  (runtime)" : "");
 	if (backends) {
 		for (int i = 0; i < v->nbe; i++)
-			out_backend(s, r, o, &v->be[i], 0, i == 0);
+			out_backend(s, r, o, &v->be[i], i == 0);
 		if (!v->nbe)
 			lb_buf_printf(o, "    (no backends)\n");
 	}

@@ -231,12 +231,13 @@ grep -q '<section data-vip="web">' <<<"$dom" && grep -q '<section data-vip="app"
 t_check "page-renders-in-chromium" "$why $(head -c 600 <<<"$dom") $(tail -5 "$TOPO_DIR/chrome.log")" test $ok = 1
 
 lbctl backend set "$B1" state=down vip=web >/dev/null
-ago() { lbctl -j status | jq -r --arg b "$1" '.vips[].backends[] | select(.address == $b) | .state_ms_ago'; }
-a1=$(ago "$B1") a2=$(ago "$B2")
-if [ "$a1" -lt 1000 ] 2>/dev/null && [ "$a2" -gt "$a1" ]; then
-	t_pass "state-change-time (be1 ${a1} ms ago, be2 ${a2} ms)"
+be() { lbctl -j status | jq -r --arg b "$1" ".vips[].backends[] | select(.address == \$b) | .$2"; }
+a1=$(be "$B1" state_ms_ago) a2=$(be "$B2" state_ms_ago)
+n1=$(be "$B1" table_slots) n2=$(be "$B2" table_slots)
+if [ "$a1" -lt 1000 ] 2>/dev/null && [ "$a2" -gt "$a1" ] && [ "$n1" = 0 ] && [ "$n2" = "$m" ]; then
+	t_pass "state-change-time-and-share (be1 ${a1} ms ago, be2 ${a2} ms)"
 else
-	t_fail "state-change-time" "be1 changed $a1 ms ago, be2 $a2 ms ago"
+	t_fail "state-change-time-and-share" "be1 changed $a1 ms ago, be2 $a2 ms ago; slots be1 $n1, be2 $n2 of $m"
 fi
 dom=$(chrome --dump-dom)
 echo "$dom" >"$TOPO_DIR/dom2.html"
