@@ -342,10 +342,25 @@ static void test_oversized_client(void **state)
 	server_start(s);
 	memset(word, 'a', LB_CTL_MAX_REQ - 1);
 	word[LB_CTL_MAX_REQ - 1] = '\0';
-	assert_int_equal(call(s, "", 2, argv, &out), -E2BIG);
+	/* lbctl sends up to what the framing allows (control_max_request is
+	 * lbd's to set); the server refuses past its limit, naming it. */
+	assert_int_equal(call(s, "", 2, argv, &out), 2);
+	assert_non_null(strstr(out.data, "control_max_request"));
+	assert_int_equal(atomic_load(&s->calls), 0);
+	lb_buf_free(&out);
 	/* The largest request that fits is served. */
 	word[LB_CTL_MAX_REQ - 1 - 4 - 1] = '\0';
 	assert_int_equal(call(s, "", 2, argv, &out), 0);
+	assert_int_equal(atomic_load(&s->calls), 1);
+	free(word);
+	lb_buf_free(&out);
+	/* Past the framing's limit lbctl refuses before sending anything. */
+	word = malloc(LB_CTL_REQ_LIMIT + 1);
+	assert_non_null(word);
+	memset(word, 'a', LB_CTL_REQ_LIMIT);
+	word[LB_CTL_REQ_LIMIT] = '\0';
+	argv[1] = word;
+	assert_int_equal(call(s, "", 2, argv, &out), -E2BIG);
 	assert_int_equal(atomic_load(&s->calls), 1);
 	free(word);
 	lb_buf_free(&out);
