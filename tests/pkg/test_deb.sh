@@ -11,9 +11,9 @@
 #     config, rejects a broken one with FILE:LINE, lbctl runs, the unit points
 #     at the installed lbd, the completion loads in bash; purge removes it all
 #
-# The base chroot ($O/pkg/base-SUITE, with apt lists) and the packages apt
-# fetched are kept, so a second run needs no network and costs the build and
-# a copy. Needs root, and the Debian mirror ($DEB_MIRROR) for the first run
+# The base chroot ($O/pkg/base-SUITE, with apt lists; built while the
+# package builds) and the packages apt fetched are kept, so a second run needs
+# no network and costs the build and a copy. Needs root, and the Debian mirror ($DEB_MIRROR) for the first run
 # or when the base is older than a week; without them it skips, loudly.
 . "$(dirname "$0")/../net/lib.sh"
 
@@ -32,7 +32,12 @@ ARCHIVES=$PKG/apt-archives
 WORK=
 mkdir -p "$PKG" "$ARCHIVES"
 
+BASE_PID=
 cleanup() {
+	if [ -n "$BASE_PID" ] && kill -0 "$BASE_PID" 2>/dev/null; then
+		kill "$BASE_PID" 2>/dev/null
+		wait "$BASE_PID" 2>/dev/null
+	fi
 	[ -n "$WORK" ] || return 0
 	umount "$WORK/proc" 2>/dev/null
 	rm -rf --one-file-system "$WORK"
@@ -41,27 +46,30 @@ trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT
 trap 'cleanup; trap - EXIT; exit 143' TERM
 
+# make_base: a minbase root with apt's lists, built aside and renamed into
+# place only when complete. Bounded.
+make_base() {
+	rm -rf --one-file-system "$BASE" "$BASE.tmp"
+	timeout 900 debootstrap --variant=minbase "$SUITE" "$BASE.tmp" "$MIRROR" >"$PKG/debootstrap.log" 2>&1 &&
+		timeout 300 chroot "$BASE.tmp" apt-get update -qq >>"$PKG/debootstrap.log" 2>&1 || return 1
+	rm -f "$BASE.tmp"/var/cache/apt/archives/*.deb
+	touch "$BASE.tmp/.lbd-base"
+	mv "$BASE.tmp" "$BASE"
+}
+
 # -------------------------------------------------------------- the base root
+# Built in the background while the package builds: one waits on the mirror
+# and the disk, the other on the compilers.
 if [ ! -f "$BASE/.lbd-base" ] || [ -n "$(find "$BASE/.lbd-base" -mtime +7)" ]; then
 	if ! curl -sfI -m 10 "$MIRROR/dists/$SUITE/Release" >/dev/null; then
 		t_skip "$T_NAME" "no base chroot cached and $MIRROR is not reachable"
 		t_done
 		exit 0
 	fi
-	echo "building the base chroot ($SUITE, minbase) in $BASE"
-	rm -rf --one-file-system "$BASE" "$BASE.tmp"
-	start=$SECONDS
-	if ! timeout 900 debootstrap --variant=minbase "$SUITE" "$BASE.tmp" "$MIRROR" \
-		>"$PKG/debootstrap.log" 2>&1 ||
-		! timeout 300 chroot "$BASE.tmp" apt-get update -qq >>"$PKG/debootstrap.log" 2>&1; then
-		tail -20 "$PKG/debootstrap.log"
-		t_fail "$T_NAME" "debootstrap of $SUITE from $MIRROR failed (log above)"
-		exit 1
-	fi
-	rm -f "$BASE.tmp"/var/cache/apt/archives/*.deb
-	touch "$BASE.tmp/.lbd-base"
-	mv "$BASE.tmp" "$BASE"
-	echo "base chroot: $((SECONDS - start)) s"
+	echo "building the base chroot ($SUITE, minbase) in $BASE, in the background"
+	base_start=$SECONDS
+	make_base &
+	BASE_PID=$!
 fi
 
 # ------------------------------------------------------------- the package
@@ -78,6 +86,16 @@ else
 	exit 1
 fi
 DEB=$(find "$PKG/src" -maxdepth 1 -name 'lbd_*_*.deb' | head -1)
+if [ -n "$BASE_PID" ]; then
+	if ! wait "$BASE_PID"; then
+		BASE_PID=
+		tail -20 "$PKG/debootstrap.log"
+		t_fail "$T_NAME" "debootstrap of $SUITE from $MIRROR failed (log above)"
+		exit 1
+	fi
+	BASE_PID=
+	echo "base chroot: ready $((SECONDS - base_start)) s after it started"
+fi
 [ -f "$DEB" ] || { t_fail "$T_NAME" "no lbd_*.deb in $PKG/src"; exit 1; }
 
 contents=$(dpkg-deb -c "$DEB" | awk '{ print $NF }')
