@@ -154,6 +154,8 @@ struct ctl_client {
 	size_t body_len, body_got;
 	struct lb_buf out;     /* status word then the text */
 	size_t out_off;
+	int *fds;              /* to send with the first bytes of out */
+	int nfds;
 	uint64_t deadline_ms;  /* reading: since accept; writing: since progress */
 	uid_t uid;
 	bool readonly;          /* only in control_readonly_group */
@@ -183,6 +185,39 @@ struct lb_ctl {
 	struct ctl_client *clients;
 };
 
+static void close_fds(struct ctl_client *cl)
+{
+	for (int i = 0; i < cl->nfds; i++)
+		close(cl->fds[i]);
+	free(cl->fds);
+	cl->fds = NULL;
+	cl->nfds = 0;
+}
+
+/* The first bytes of the answer, with the descriptors as ancillary data. */
+static ssize_t send_with_fds(struct ctl_client *cl)
+{
+	struct iovec iov = { .iov_base = cl->out.data, .iov_len = cl->out.len };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * LB_CTL_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)cl->nfds) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+	ssize_t n;
+
+	memset(u.buf, 0, sizeof(u.buf));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)cl->nfds);
+	memcpy(CMSG_DATA(cm), cl->fds, sizeof(int) * (size_t)cl->nfds);
+	n = sendmsg(cl->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n > 0)
+		close_fds(cl); /* the peer holds its own references now */
+	return n;
+}
+
 static void client_free(struct ctl_client *cl)
 {
 	struct lb_ctl *c = cl->ctl;
@@ -196,6 +231,7 @@ static void client_free(struct ctl_client *cl)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	c->nclients--;
+	close_fds(cl);
 	free(cl->body);
 	lb_buf_free(&cl->out);
 	free(cl);
@@ -206,7 +242,8 @@ static void client_free(struct ctl_client *cl)
 static bool client_flush(struct ctl_client *cl)
 {
 	while (cl->out_off < cl->out.len) {
-		ssize_t n = send(cl->fd, cl->out.data + cl->out_off, cl->out.len - cl->out_off,
+		ssize_t n = cl->nfds ? send_with_fds(cl) :
+			    send(cl->fd, cl->out.data + cl->out_off, cl->out.len - cl->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n > 0) {
@@ -284,7 +321,9 @@ static void client_dispatch(struct ctl_client *cl)
 {
 	struct lb_ctl *c = cl->ctl;
 	char *argv[LB_CTL_MAX_WORDS + 1];
-	struct lb_ctl_req req = { .uid = cl->uid, .pid = cl->pid, .readonly = cl->readonly };
+	struct lb_ctl_fds pass = { .n = 0 };
+	struct lb_ctl_req req = { .uid = cl->uid, .pid = cl->pid, .readonly = cl->readonly,
+				  .pass = &pass };
 	struct lb_buf out = { 0 };
 	const char *opt;
 	size_t off;
@@ -321,6 +360,17 @@ static void client_dispatch(struct ctl_client *cl)
 	if (rc < 0 || rc > 255) {
 		lb_warn("control: handler for '%s' returned %d", argv[0], rc);
 		rc = LB_CTL_FAILED;
+	}
+	if (pass.n > 0) {
+		cl->fds = malloc(sizeof(int) * (size_t)pass.n);
+		if (cl->fds) {
+			memcpy(cl->fds, pass.fd, sizeof(int) * (size_t)pass.n);
+			cl->nfds = pass.n;
+		} else {
+			for (int i = 0; i < pass.n; i++)
+				close(pass.fd[i]);
+			out.oom = true;
+		}
 	}
 	client_respond(cl, rc, &out);
 	lb_buf_free(&out);
@@ -594,12 +644,25 @@ static int fill_addr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
+/* 0 when a server accepts connections at sa, else -errno of the connect
+ * (-ECONNREFUSED: a socket file nobody listens on; -ENOENT: no file). */
+static int probe(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), err;
+
+	if (fd < 0)
+		return -errno;
+	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? -errno : 0;
+	close(fd);
+	return err;
+}
+
 /* The path is taken. A socket nobody listens on is stale and removed (lbd
  * crashed); a live server or a file that is not a socket is left alone. */
 static int clear_stale(const char *path, const struct sockaddr_un *sa)
 {
 	struct stat st;
-	int fd, err;
+	int err;
 
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
@@ -607,11 +670,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa)
 		lb_err("control: %s exists and is not a socket", path);
 		return -EEXIST;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	err = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) ? errno : 0;
-	close(fd);
+	err = -probe(sa);
 	if (err == ECONNREFUSED) {
 		lb_info("control: removing stale socket %s", path);
 		if (unlink(path) < 0 && errno != ENOENT)
@@ -626,6 +685,14 @@ static int clear_stale(const char *path, const struct sockaddr_un *sa)
 	}
 	lb_err("control: %s: cannot tell whether it is in use: %s", path, strerror(err));
 	return -err;
+}
+
+int lb_ctl_probe(const char *path)
+{
+	struct sockaddr_un sa;
+	int err = fill_addr(path, &sa);
+
+	return err ? err : probe(&sa);
 }
 
 static int resolve_group(const char *name, gid_t *gid)
@@ -836,6 +903,28 @@ void lb_ctl_close(struct lb_ctl *c)
 	free(c);
 }
 
+int lb_ctl_rename(struct lb_ctl *c, const char *path)
+{
+	struct sockaddr_un sa;
+	char *np;
+	int err = fill_addr(path, &sa);
+
+	if (err)
+		return err;
+	np = strdup(path);
+	if (!np)
+		return -ENOMEM;
+	if (rename(c->path, path) < 0) {
+		err = -errno;
+		lb_err("control: rename %s to %s: %s", c->path, path, strerror(-err));
+		free(np);
+		return err;
+	}
+	free(c->path);
+	c->path = np;
+	return 0;
+}
+
 void lb_ctl_tick(struct lb_ctl *c)
 {
 	uint64_t now = lb_now_ms();
@@ -977,13 +1066,49 @@ static int send_all(int fd, const struct lb_buf *req, uint64_t deadline)
 /* Everything until EOF. A server that answers before reading the whole
  * request (too large, not allowed) closes with unread data, which makes
  * the end of its answer read as ECONNRESET rather than EOF. */
-static int recv_all(int fd, struct lb_buf *resp, uint64_t deadline)
+struct rfds {
+	int *fd;
+	int max, n;
+};
+
+/* Keeps what fits in r, closes the rest. */
+static void take_fds(struct msghdr *m, struct rfds *r)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+		int k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + sizeof(int) * (size_t)i, sizeof(fd));
+			if (r && r->n < r->max)
+				r->fd[r->n++] = fd;
+			else
+				close(fd);
+		}
+	}
+}
+
+static int recv_all(int fd, struct lb_buf *resp, uint64_t deadline, struct rfds *r)
 {
 	char chunk[16384];
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * LB_CTL_MAX_FDS)];
+		struct cmsghdr align;
+	} u;
 
 	for (;;) {
-		ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+		struct iovec iov = { .iov_base = chunk, .iov_len = sizeof(chunk) };
+		struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+				    .msg_controllen = sizeof(u.buf) };
+		ssize_t n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
 		int err;
+
+		if (n > 0)
+			take_fds(&m, r);
 
 		if (n > 0) {
 			if (resp->len + (size_t)n > LB_CTL_MAX_RESP)
@@ -1008,7 +1133,14 @@ static int recv_all(int fd, struct lb_buf *resp, uint64_t deadline)
 int lb_ctl_call(const char *path, const char *opts, int argc, char *const *argv,
 		int timeout_ms, struct lb_buf *out)
 {
+	return lb_ctl_call_fds(path, opts, argc, argv, timeout_ms, out, NULL, 0, NULL);
+}
+
+int lb_ctl_call_fds(const char *path, const char *opts, int argc, char *const *argv,
+		    int timeout_ms, struct lb_buf *out, int *fds, int max, int *nfds)
+{
 	uint64_t deadline = lb_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+	struct rfds r = { .fd = fds, .max = fds ? max : 0 };
 	struct lb_buf req = { 0 }, resp = { 0 };
 	uint32_t status;
 	int fd, err;
@@ -1029,7 +1161,7 @@ int lb_ctl_call(const char *path, const char *opts, int argc, char *const *argv,
 		close(fd);
 		goto out;
 	}
-	err = recv_all(fd, &resp, deadline);
+	err = recv_all(fd, &resp, deadline, &r);
 	close(fd);
 	if (err)
 		goto out;
@@ -1047,6 +1179,13 @@ int lb_ctl_call(const char *path, const char *opts, int argc, char *const *argv,
 	lb_buf_append(out, resp.data + 4, resp.len - 4);
 	err = out->oom ? -ENOMEM : (int)status;
 out:
+	if (err < 0) {
+		for (int i = 0; i < r.n; i++)
+			close(r.fd[i]);
+		r.n = 0;
+	}
+	if (nfds)
+		*nfds = r.n;
 	lb_buf_free(&req);
 	lb_buf_free(&resp);
 	return err;

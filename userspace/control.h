@@ -10,6 +10,8 @@
  *             e.g. "backend" "add" "10.0.0.2:3000" "weight=1".
  *   response: u32 status (big endian; the lbctl exit code: 0 ok, 1 failed,
  *             2 bad usage), then the output text until the server closes.
+ *             An answer may carry file descriptors (SCM_RIGHTS on its first
+ *             bytes): the `handover` of the userspace proxy's listeners.
  *
  * The server checks the peer's credentials (root, lbd's own uid, or a member
  * of the configured group), answers a malformed or oversized request with
@@ -33,6 +35,7 @@
 #define LB_CTL_MAX_WORDS         256
 #define LB_CTL_MAX_CLIENTS       256
 #define LB_CTL_CLIENT_TIMEOUT_MS 5000
+#define LB_CTL_MAX_FDS           253  /* SCM_MAX_FD: what one answer can carry */
 
 enum lb_ctl_status {
 	LB_CTL_OK = 0,
@@ -57,6 +60,14 @@ void lb_buf_free(struct lb_buf *b);
 /* Raw bytes; data stays NUL-terminated after any successful append. */
 void lb_buf_append(struct lb_buf *b, const void *p, size_t n);
 
+/* Descriptors a handler attaches to its answer. The server owns them from
+ * then on: it sends them with the answer's first bytes and closes them once
+ * sent (or when the client goes away first). */
+struct lb_ctl_fds {
+	int fd[LB_CTL_MAX_FDS];
+	int n;
+};
+
 struct lb_ctl_req {
 	int argc;          /* >= 1 */
 	char **argv;       /* argv[0] is the command word */
@@ -65,6 +76,7 @@ struct lb_ctl_req {
 	bool readonly;     /* the peer is only in control_readonly_group */
 	uid_t uid;         /* the peer's credentials */
 	pid_t pid;
+	struct lb_ctl_fds *pass; /* empty; the handler may fill it */
 };
 
 /* Runs in the loop; returns an enum lb_ctl_status. Output goes to out. It
@@ -90,6 +102,12 @@ struct lb_ctl_opts {
  * a live lbd on the same path is -EADDRINUSE) and registers with the loop.
  * Every failure is logged here with its reason; callers need not repeat it. */
 int  lb_ctl_open(struct lb_loop *loop, const struct lb_ctl_opts *o, struct lb_ctl **out);
+/* 0 when a server accepts connections on path, else the connect's -errno
+ * (-ECONNREFUSED, -ENOENT: nobody serves there). */
+int  lb_ctl_probe(const char *path);
+/* Moves the bound socket file to path (lbd --takeover binds beside the old
+ * lbd's socket, then takes its name once it is gone). */
+int  lb_ctl_rename(struct lb_ctl *c, const char *path);
 /* Closes every client and unlinks the socket file. */
 void lb_ctl_close(struct lb_ctl *c);
 /* Timer hook: drops idle clients. Call about once a second. */
@@ -104,5 +122,9 @@ int  lb_ctl_pending(const struct lb_ctl *c);
  * is malformed. */
 int lb_ctl_call(const char *path, const char *opts, int argc, char *const *argv,
 		int timeout_ms, struct lb_buf *out);
+/* The same, also taking the descriptors the answer carries (close-on-exec):
+ * up to max into fds, their count in *nfds; any beyond max are closed. */
+int lb_ctl_call_fds(const char *path, const char *opts, int argc, char *const *argv,
+		    int timeout_ms, struct lb_buf *out, int *fds, int max, int *nfds);
 
 #endif

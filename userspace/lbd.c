@@ -3,6 +3,21 @@
  * lbd: flags, daemonizing, and the wiring of the one event loop: signals
  * (signalfd), a one-second timer (timerfd), the control socket. Everything
  * the service does happens in callbacks of that loop.
+ *
+ * Listener handover (`lbd --takeover`): in proxy mode the VIPs are sockets
+ * lbd listens on, and a stop-then-start leaves a gap in which connections
+ * are refused. The new lbd therefore asks the running one, over the control
+ * socket, for its listening sockets (SCM_RIGHTS, as HAProxy's `-x` and
+ * Envoy's hot restart do), serves on them, then tells the old one to stop
+ * accepting; the old one lets go of its control socket and metrics port and
+ * exits once its open connections finish (at most LBD_DRAIN_MS). The sockets
+ * and their accept queues are never closed, so nothing is refused. Chosen
+ * over a re-exec that keeps the descriptors: it needs no cooperation from
+ * the old binary's exec path, works across an upgrade to a new binary with
+ * any process manager, keeps the old process (and its open connections)
+ * alive until they finish, and a new lbd that fails before it serves leaves
+ * the old one accepting as before. The control socket already checks the
+ * peer's credentials; handover further requires root or lbd's own user.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +43,8 @@
 #include "service.h"
 
 #define LBD_DEFAULT_CONF "/etc/lbd/lbd.conf"
+#define LBD_HANDOVER_TIMEOUT_MS 5000
+#define LBD_DRAIN_MS 60000  /* an old lbd's open connections after a handover */
 
 struct lbd {
 	const char *conf_path;
@@ -36,18 +53,22 @@ struct lbd {
 	struct lb_ctl *ctl;
 	struct lb_metrics *metrics;
 	struct lb_endpoint metrics_ep;  /* as configured */
+	bool metrics_on;
 	bool metrics_check;             /* a reload may have moved it */
 	int sfd, tfd;
 	struct lb_loop_handler sig_h, timer_h;
 	bool quit;
 	bool tick_due;
 	bool cleanup;
+	bool takeover;                  /* --takeover */
+	bool handed_over;               /* a successor took the listeners */
+	uint64_t drain_end;             /* set once control and metrics are let go */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: lbd [-f] [-c FILE] [-p PIDFILE] [-d]\n"
+		"usage: lbd [-f] [-c FILE] [-p PIDFILE] [-d] [--takeover]\n"
 		"       lbd -t [-c FILE]        check the configuration and exit (0 ok, 1 errors)\n"
 		"       lbd --cleanup [-c FILE] detach and remove what lbd pinned for FILE\n"
 		"\n"
@@ -57,6 +78,9 @@ static void usage(FILE *f)
 		"  -d, --debug          log debug lines\n"
 		"  -t, --test           check the configuration: FILE:LINE: message per error\n"
 		"      --cleanup        detach every interface and remove the pinned maps\n"
+		"      --takeover       take the listening sockets of the lbd running on the\n"
+		"                       same control socket (proxy mode: a restart or upgrade\n"
+		"                       refuses no connection); it drains and exits\n"
 		"  -V, --version\n"
 		"\n"
 		"Signals: SIGHUP reloads the file (only the difference is applied; an invalid\n"
@@ -76,11 +100,82 @@ static void log_err(void *ctx, const char *msg)
 	lb_err("%s", msg);
 }
 
+/* The old lbd's half of a takeover. `handover`: "pid N", then the proxy's
+ * listening sockets; `handover done`: the successor serves, stop accepting. */
+static int handover_serve(struct lbd *d, const struct lb_ctl_req *req, struct lb_buf *out)
+{
+	struct lb_buf lines = { 0 };
+	int n;
+
+	if (req->readonly || (req->uid != 0 && req->uid != geteuid())) {
+		lb_buf_printf(out, "handover: only root or lbd's own user may take its listeners\n");
+		return LB_CTL_FAILED;
+	}
+	if (req->argc == 2 && !strcmp(req->argv[1], "done")) {
+		if (!d->handed_over) {
+			d->handed_over = true;
+			lb_svc_stop_accepting(d->svc);
+			lb_info("handover: pid %d serves the VIPs now; draining %llu connection(s)",
+				(int)req->pid, (unsigned long long)lb_svc_proxy_active(d->svc));
+		}
+		lb_buf_printf(out, "ok\n");
+		return LB_CTL_OK;
+	}
+	if (req->argc != 1) {
+		lb_buf_printf(out, "usage: handover [done]\n");
+		return LB_CTL_USAGE;
+	}
+	if (d->handed_over) {
+		lb_buf_printf(out, "handover: already handed over; this lbd is draining\n");
+		return LB_CTL_FAILED;
+	}
+	n = lb_svc_listeners(d->svc, req->pass, &lines);
+	if (n < 0) {
+		lb_buf_free(&lines);
+		if (n == -EOPNOTSUPP)
+			lb_buf_printf(out, "handover: this lbd runs a BPF data path, not the userspace "
+				      "proxy: stop it and start the new one (it adopts the pinned state)\n");
+		else
+			lb_buf_printf(out, "handover: %s\n", strerror(-n));
+		return LB_CTL_FAILED;
+	}
+	lb_buf_printf(out, "pid %d\n%s", (int)getpid(), lines.data ? lines.data : "");
+	lb_buf_free(&lines);
+	lb_info("handover: %d listening socket(s) passed to pid %d", n, (int)req->pid);
+	return LB_CTL_OK;
+}
+
+/* After `handover done`: once its answer is out, let go of the control
+ * socket and the metrics port (the successor binds them), then wait for
+ * the open connections, bounded. */
+static void handover_drain(struct lbd *d)
+{
+	if (d->ctl) {
+		if (lb_ctl_pending(d->ctl))
+			return;
+		lb_metrics_close(d->metrics);
+		d->metrics = NULL;
+		lb_ctl_close(d->ctl);
+		d->ctl = NULL;
+		d->drain_end = lb_now_ms() + LBD_DRAIN_MS;
+	}
+	if (!lb_svc_proxy_active(d->svc)) {
+		lb_info("handover: drained, exiting");
+		d->quit = true;
+	} else if (lb_now_ms() >= d->drain_end) {
+		lb_warn("handover: %llu connection(s) still open after %d s: closing them",
+			(unsigned long long)lb_svc_proxy_active(d->svc), LBD_DRAIN_MS / 1000);
+		d->quit = true;
+	}
+}
+
 static int handle_ctl(void *ctx, const struct lb_ctl_req *req, struct lb_buf *out)
 {
 	struct lbd *d = ctx;
 	int rc;
 
+	if (!strcmp(req->argv[0], "handover"))
+		return handover_serve(d, req, out);
 	if (!strcmp(req->argv[0], "reload"))
 		sd_notify(0, "RELOADING=1");
 	rc = lb_svc_command(d->svc, req, out);
@@ -141,7 +236,8 @@ static void run_ticks(struct lbd *d)
 		return;
 	d->tick_due = false;
 	lb_svc_tick(d->svc);
-	lb_ctl_tick(d->ctl);
+	if (d->ctl)
+		lb_ctl_tick(d->ctl);
 	lb_metrics_tick(d->metrics);
 }
 
@@ -222,8 +318,9 @@ static int setup_fds(struct lbd *d)
 	return err;
 }
 
-/* A pid file names a live lbd: refuse to start a second one on it. */
-static int pid_file_write(const char *path)
+/* A pid file names a live lbd: refuse to start a second one on it (but
+ * for the one this lbd took over, still draining). */
+static int pid_file_write(const char *path, pid_t taken_over)
 {
 	char buf[32];
 	FILE *f = fopen(path, "re");
@@ -232,7 +329,8 @@ static int pid_file_write(const char *path)
 	if (f) {
 		long pid = 0;
 
-		if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != getpid() && !kill(pid, 0)) {
+		if (fscanf(f, "%ld", &pid) == 1 && pid > 0 && pid != getpid() && pid != taken_over &&
+		    !kill(pid, 0)) {
 			fclose(f);
 			lb_err("lbd is already running with pid %ld (pid file %s)", pid, path);
 			return -EEXIST;
@@ -298,12 +396,100 @@ static void detach_stdio(void)
 	close(fd);
 }
 
+/* A pid file naming this lbd (taken_over: see pid_file_write). */
+static int pid_file_open(const char *pidf, pid_t taken_over, bool *written)
+{
+	char dir[LB_CONF_PATH_MAX], *sl;
+	int err;
+
+	if (!pidf[0])
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", pidf);
+	sl = strrchr(dir, '/');
+	if (sl && sl != dir) {
+		*sl = '\0';
+		mkdir(dir, 0755);
+	}
+	err = pid_file_write(pidf, taken_over);
+	*written = !err;
+	return err;
+}
+
+/* The new lbd's first half of a takeover: the running lbd's listening
+ * sockets. No lbd answering on the socket is a plain start (*old = 0). */
+static int takeover_begin(const char *sock, int *fds, int *nfds, pid_t *old)
+{
+	char *argv[] = { "handover" };
+	struct lb_buf out = { 0 };
+	long pid = 0;
+	int rc;
+
+	*old = 0;
+	*nfds = 0;
+	rc = lb_ctl_call_fds(sock, "", 1, argv, LBD_HANDOVER_TIMEOUT_MS, &out, fds, LB_CTL_MAX_FDS,
+			     nfds);
+	if (rc == -ENOENT || rc == -ECONNREFUSED) {
+		lb_info("takeover: no lbd answers on %s: a plain start", sock);
+		rc = 0;
+	} else if (rc < 0) {
+		lb_err("takeover: cannot ask the lbd on %s: %s", sock, strerror(-rc));
+	} else if (rc || !out.data || sscanf(out.data, "pid %ld", &pid) != 1 || pid <= 0) {
+		lb_err("takeover: the lbd on %s refused: %s", sock,
+		       out.data ? strtok(out.data, "\n") : "no answer");
+		rc = -EPERM;
+	} else {
+		*old = (pid_t)pid;
+		lb_info("takeover: %d listening socket(s) from lbd pid %ld", *nfds, pid);
+	}
+	if (rc)
+		while (*nfds)
+			close(fds[--*nfds]);
+	lb_buf_free(&out);
+	return rc;
+}
+
+/* The second half, once this lbd serves on them: the old one stops
+ * accepting and lets go of its control socket and metrics port; this one
+ * takes the socket's name, the pid file and the port. */
+static int takeover_finish(struct lbd *d, pid_t old, const char *sock, const char *pidf,
+			   bool *pid_written)
+{
+	char *argv[] = { "handover", "done" };
+	struct lb_buf out = { 0 };
+	uint64_t end;
+	int rc = lb_ctl_call(sock, "", 2, argv, LBD_HANDOVER_TIMEOUT_MS, &out);
+
+	lb_buf_free(&out);
+	if (rc) {
+		lb_err("takeover: lbd pid %d did not stop accepting: %s", (int)old,
+		       rc < 0 ? strerror(-rc) : "it refused");
+		return rc < 0 ? rc : -EPROTO;
+	}
+	end = lb_now_ms() + LBD_HANDOVER_TIMEOUT_MS;
+	while ((rc = lb_ctl_probe(sock)) == 0 || rc == -EAGAIN) {
+		if (lb_now_ms() >= end) {
+			lb_err("takeover: lbd pid %d still holds %s", (int)old, sock);
+			return -ETIMEDOUT;
+		}
+		usleep(10 * 1000);
+	}
+	rc = lb_ctl_rename(d->ctl, sock);
+	if (!rc)
+		rc = pid_file_open(pidf, old, pid_written);
+	if (!rc && d->metrics_on)
+		rc = metrics_open(d, &d->metrics_ep, &d->metrics);
+	return rc;
+}
+
 static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *pid_path)
 {
 	struct lb_ctl_opts co = { .handler = handle_ctl, .ctx = d };
 	char pidf[LB_CONF_PATH_MAX], sock[LB_CONF_SOCK_MAX], group[LB_CONF_NAME_MAX];
-	char ro_group[LB_CONF_NAME_MAX];
-	int ready_fd = -1, err;
+	char ro_group[LB_CONF_NAME_MAX], tmp_sock[LB_CONF_SOCK_MAX + 8];
+	int ready_fd = -1, nfds = 0, err;
+	int fds[LB_CTL_MAX_FDS];
+	bool pid_written = false;
+	pid_t old = 0;
 	char rc = 1;
 
 	snprintf(pidf, sizeof(pidf), "%s", pid_path ? pid_path : cf->pid_file);
@@ -322,24 +508,19 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 		lb_err("cannot set up the event loop: %s", strerror(-err));
 		goto out;
 	}
-	if (pidf[0]) {
-		char dir[LB_CONF_PATH_MAX], *sl;
-
-		snprintf(dir, sizeof(dir), "%s", pidf);
-		sl = strrchr(dir, '/');
-		if (sl && sl != dir) {
-			*sl = '\0';
-			mkdir(dir, 0755);
-		}
-		err = pid_file_write(pidf);
-		if (err)
-			goto out;
-	}
+	if (d->takeover && (err = takeover_begin(cf->control, fds, &nfds, &old)))
+		goto out;
+	/* After a takeover, once the old lbd has let go of it. */
+	if (!old && (err = pid_file_open(pidf, 0, &pid_written)))
+		goto out;
 	/* lb_svc_start takes cf over: keep what is still needed */
 	snprintf(sock, sizeof(sock), "%s", cf->control);
 	snprintf(group, sizeof(group), "%s", cf->control_group);
 	snprintf(ro_group, sizeof(ro_group), "%s", cf->control_ro_group);
-	co.path = sock;
+	/* A takeover binds beside the old lbd's socket (it answers there until
+	 * it has let go of the listeners) and takes the name after. */
+	snprintf(tmp_sock, sizeof(tmp_sock), "%s.new", sock);
+	co.path = old ? tmp_sock : sock;
 	co.group = group;
 	co.ro_group = ro_group;
 	co.max_request = cf->control_max_request;
@@ -348,10 +529,12 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	 * it touches the data path. */
 	err = lb_ctl_open(d->loop, &co, &d->ctl);
 	if (err)
-		goto out_pid; /* lb_ctl_open said why */
-	if (cf->metrics_set) {
-		d->metrics_ep = cf->metrics;
-		err = metrics_open(d, &cf->metrics, &d->metrics);
+		goto out_ctl; /* lb_ctl_open said why */
+	d->metrics_ep = cf->metrics;
+	d->metrics_on = cf->metrics_set;
+	/* after a takeover, once the old lbd has let go of the port */
+	if (d->metrics_on && !old) {
+		err = metrics_open(d, &d->metrics_ep, &d->metrics);
 		if (err)
 			goto out_ctl; /* said why */
 	}
@@ -366,9 +549,14 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 		if (err)
 			goto out_metrics; /* said why */
 	}
-	err = lb_svc_start(d->conf_path, cf, &d->svc);
+	err = lb_svc_start(d->conf_path, cf, fds, nfds, &d->svc);
+	nfds = 0;
 	if (err)
 		goto out_metrics;
+	if (old && (err = takeover_finish(d, old, sock, pidf, &pid_written))) {
+		lb_svc_stop(d->svc, false);
+		goto out_metrics;
+	}
 	err = lb_svc_netlink_start(d->svc, d->loop);
 	if (err)
 		lb_warn("link events are off (links are re-checked every second): %s", strerror(-err));
@@ -399,18 +587,23 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 			d->metrics_check = false;
 			metrics_sync(d);
 		}
+		if (d->handed_over)
+			handover_drain(d);
 	}
 	err = 0;
 	sd_notify(0, "STOPPING=1");
-	lb_svc_stop(d->svc, d->cleanup);
+	/* after a handover the successor uses the VIP addresses: no cleanup */
+	lb_svc_stop(d->svc, d->cleanup && !d->handed_over);
 out_metrics:
 	lb_metrics_close(d->metrics);
 out_ctl:
 	lb_ctl_close(d->ctl);
-out_pid:
-	if (pidf[0])
+	/* after a handover the pid file names the successor */
+	if (pid_written && !d->handed_over)
 		unlink(pidf);
 out:
+	while (nfds)
+		close(fds[--nfds]);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, &rc, 1) != 1)
 			err = err ? err : -EIO;
@@ -433,6 +626,7 @@ int main(int argc, char **argv)
 		{ "debug", no_argument, NULL, 'd' },
 		{ "test", no_argument, NULL, 't' },
 		{ "cleanup", no_argument, NULL, 'C' },
+		{ "takeover", no_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -451,6 +645,7 @@ int main(int argc, char **argv)
 		case 'd': debug = true; break;
 		case 't': test = true; break;
 		case 'C': cleanup = true; break;
+		case 'T': d.takeover = true; break;
 		case 'V': printf("lbd %s\n", LBD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;

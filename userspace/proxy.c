@@ -173,6 +173,9 @@ struct pworker {
 
 struct lb_proxy {
 	struct lb_proxy_opts o;
+	int *inh;               /* handed-over listeners not taken yet (-1: taken) */
+	int ninh;
+	_Atomic bool handed_over; /* a successor accepts: listen no more */
 	pthread_mutex_t lock;   /* cur */
 	struct psnap *cur;
 	_Atomic unsigned int gen;
@@ -241,19 +244,64 @@ static int listen_socket(const struct pvip *pv)
 	return fd;
 }
 
-/* Bind one listener per worker; all or none. */
+/* A handed-over listener bound where pv listens, or -1. */
+static int inherit_take(struct lb_proxy *p, const struct pvip *pv)
+{
+	struct sockaddr_storage want;
+	int want_type = pv->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+
+	lb_endpoint_sockaddr(&pv->listen, &want);
+	for (int i = 0; i < p->ninh; i++) {
+		struct sockaddr_storage ss = { 0 };
+		socklen_t sl = sizeof(ss), tl = sizeof(int);
+		int fd = p->inh[i], type = -1;
+
+		if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || type != want_type ||
+		    getsockname(fd, (struct sockaddr *)&ss, &sl) || !lb_proxy_client_eq(&ss, &want))
+			continue;
+		p->inh[i] = -1;
+		return fd;
+	}
+	return -1;
+}
+
+/* After the first update: what no VIP took goes (its queued connections
+ * with it: the successor's configuration no longer has that VIP). */
+static void inherit_drop(struct lb_proxy *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->ninh; i++) {
+		if (p->inh[i] >= 0) {
+			close(p->inh[i]);
+			n++;
+		}
+	}
+	if (n)
+		lb_info("proxy: closed %d handed-over listener(s) no VIP uses", n);
+	free(p->inh);
+	p->inh = NULL;
+	p->ninh = 0;
+}
+
+/* Bind one listener per worker (or take the handed-over ones); all or
+ * none. */
 static int pvip_bind(struct lb_proxy *p, struct pvip *pv)
 {
 	char ep[LB_ADDRSTRLEN];
-	int err = 0;
+	int err = 0, taken = 0;
 
 	if (!pv->listen.port) {
 		lb_err("proxy: vip %s: a wildcard-port VIP cannot be proxied", pv->name);
 		return -EOPNOTSUPP;
 	}
 	for (int i = 0; i < p->nw && !err; i++) {
-		int fd = listen_socket(pv);
+		int fd = inherit_take(p, pv);
 
+		if (fd >= 0)
+			taken++;
+		else
+			fd = listen_socket(pv);
 		if (fd < 0)
 			err = fd;
 		else
@@ -271,9 +319,9 @@ static int pvip_bind(struct lb_proxy *p, struct pvip *pv)
 		return err;
 	}
 	pv->bound = true;
-	lb_info("proxy: vip %s: listening on %s%s (%d workers)", pv->name,
-		lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
-		pv->proto == IPPROTO_UDP ? " udp" : "", p->nw);
+	lb_info("proxy: vip %s: listening on %s%s (%d workers, %d listener(s) handed over)",
+		pv->name, lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
+		pv->proto == IPPROTO_UDP ? " udp" : "", p->nw, taken);
 	return 0;
 }
 
@@ -381,7 +429,7 @@ int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
 		ns->n = i + 1;
 		if (!err)
 			err = svip_fill(sv, &v[i]);
-		if (!err && !pv->bound) {
+		if (!err && !pv->bound && !atomic_load(&p->handed_over)) {
 			int e = pvip_bind(p, pv);
 
 			if (e && !first_bind)
@@ -400,6 +448,7 @@ int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
 	pthread_mutex_unlock(&p->lock);
 	snap_unref(old); /* our reference */
 	snap_unref(old); /* the proxy's */
+	inherit_drop(p);
 	for (int i = 0; i < p->nw; i++) {
 		__u64 one = 1;
 
@@ -1121,6 +1170,31 @@ static void listen_arm(struct pworker *w, struct plisten *l)
 		l->armed = true;
 }
 
+/* Out of the epoll set first: a handed-over socket stays open in the other
+ * lbd, and close() alone would leave it registered here. */
+static void listen_close(struct pworker *w, struct plisten *l)
+{
+	if (l->fd >= 0) {
+		if (l->armed)
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+		close(l->fd);
+	}
+	l->fd = -1;
+	l->armed = false;
+}
+
+/* A listener that accepts no more: its UDP sessions go too (replies leave
+ * through the listener's socket; the successor or nobody serves them). */
+static void listen_retire(struct pworker *w, struct plisten *l)
+{
+	for (struct pudp *u = w->udp, *nx; u; u = nx) {
+		nx = u->next;
+		if (u->l == l)
+			udp_kill(w, u);
+	}
+	listen_close(w, l);
+}
+
 static bool snap_has(const struct psnap *s, const struct pvip *pv)
 {
 	for (int i = 0; s && i < s->n; i++)
@@ -1149,7 +1223,10 @@ static void worker_resync(struct pworker *w)
 		struct plisten *l = &ns->v[i].pv->l[w->idx];
 
 		l->sv = &ns->v[i];
-		listen_arm(w, l);
+		if (atomic_load(&p->handed_over))
+			listen_retire(w, l);
+		else
+			listen_arm(w, l);
 	}
 	for (int i = 0; os && i < os->n; i++) {
 		struct pvip *pv = os->v[i].pv;
@@ -1157,15 +1234,7 @@ static void worker_resync(struct pworker *w)
 
 		if (snap_has(ns, pv))
 			continue;
-		for (struct pudp *u = w->udp, *nx; u; u = nx) {
-			nx = u->next;
-			if (u->l == l)
-				udp_kill(w, u);
-		}
-		if (l->fd >= 0)
-			close(l->fd);
-		l->fd = -1;
-		l->armed = false;
+		listen_retire(w, l);
 		l->sv = NULL;
 	}
 	w->snap = ns;
@@ -1371,9 +1440,23 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 		p->o.connect_tries = PX_MAX_TRIES;
 	pthread_mutex_init(&p->lock, NULL);
 	p->nw = p->o.workers;
+	if (o->ninherit > 0) {
+		p->inh = malloc(sizeof(int) * (size_t)o->ninherit);
+		if (!p->inh) {
+			for (int i = 0; i < o->ninherit; i++)
+				close(o->inherit[i]);
+			free(p);
+			return -ENOMEM;
+		}
+		memcpy(p->inh, o->inherit, sizeof(int) * (size_t)o->ninherit);
+		p->ninh = o->ninherit;
+	}
+	p->o.inherit = NULL;
+	p->o.ninherit = 0;
 	p->bs = calloc(LB_MAX_BACKENDS, sizeof(*p->bs));
 	p->w = calloc(p->nw, sizeof(*p->w));
 	if (!p->bs || !p->w) {
+		inherit_drop(p);
 		free(p->bs);
 		free(p->w);
 		free(p);
@@ -1420,10 +1503,72 @@ void lb_proxy_stop(struct lb_proxy *p)
 	for (int i = 0; i < p->nw; i++)
 		worker_cleanup(&p->w[i]);
 	snap_unref(p->cur);
+	inherit_drop(p);
 	pthread_mutex_destroy(&p->lock);
 	free(p->bs);
 	free(p->w);
 	free(p);
+}
+
+int lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *desc)
+{
+	int n = 0, err = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; p->cur && i < p->cur->n && !err; i++) {
+		struct pvip *pv = p->cur->v[i].pv;
+		char ep[LB_ADDRSTRLEN];
+
+		for (int j = 0; j < pv->nl && !err; j++) {
+			/* Only update() (this thread) closes the listeners of a
+			 * current VIP: none goes away under this dup. */
+			if (pv->l[j].fd < 0)
+				continue;
+			if (n == max) {
+				err = -E2BIG;
+			} else if ((fds[n] = fcntl(pv->l[j].fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+				err = -errno;
+			} else {
+				n++;
+				lb_buf_printf(desc, "listener %s %s%s\n", pv->name,
+					      lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
+					      pv->proto == IPPROTO_UDP ? " udp" : "");
+			}
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (err) {
+		while (n)
+			close(fds[--n]);
+		return err;
+	}
+	return n;
+}
+
+void lb_proxy_stop_accepting(struct lb_proxy *p)
+{
+	atomic_store(&p->handed_over, true);
+	atomic_fetch_add(&p->gen, 1);
+	for (int i = 0; i < p->nw; i++) {
+		__u64 one = 1;
+
+		if (write(p->w[i].evfd, &one, sizeof(one)) < 0)
+			lb_warn("proxy: cannot wake worker %d: %s", i, strerror(errno));
+	}
+}
+
+__u64 lb_proxy_active(struct lb_proxy *p)
+{
+	__u64 n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; p->cur && i < p->cur->n; i++) {
+		__s64 a = atomic_load(&p->cur->v[i].pv->active);
+
+		n += a > 0 ? (__u64)a : 0;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
 }
 
 int lb_proxy_vip_stats(struct lb_proxy *p, const char *name, struct lb_proxy_vip_stats *out)

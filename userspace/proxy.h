@@ -43,6 +43,12 @@ struct lb_proxy_opts {
 	__u64 udp_idle_timeout_ms;   /* 0: 30000 */
 	int connect_tries;           /* backends tried per connection, 0: 3 */
 	bool no_splice;              /* read/write buffers only, never splice */
+	/* Listening sockets a previous lbd handed over (lbd --takeover): a VIP
+	 * takes those bound to its address and protocol before it binds new
+	 * ones. The proxy owns them; the first update closes those no VIP
+	 * wants. */
+	const int *inherit;
+	int ninherit;
 };
 
 struct lb_proxy_backend {
@@ -107,13 +113,23 @@ void lb_proxy_stop(struct lb_proxy *p);
  * -ENOMEM/-EINVAL with nothing changed. */
 int  lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n);
 
+/* Listener handover, the old lbd's half. lb_proxy_listeners() puts a
+ * duplicate of every listening socket of the current VIPs in fds (at most
+ * max: -E2BIG beyond) and returns how many; lb_proxy_stop_accepting(), once
+ * the successor serves, closes this proxy's own listeners (updates bind no
+ * new ones) while its open connections go on. */
+struct lb_buf;
+int  lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *desc);
+void lb_proxy_stop_accepting(struct lb_proxy *p);
+/* Connections (UDP: sessions) open on the current VIPs. */
+__u64 lb_proxy_active(struct lb_proxy *p);
+
 /* Counters of a VIP of the current set (-ENOENT if none) / of a backend id. */
 int  lb_proxy_vip_stats(struct lb_proxy *p, const char *name, struct lb_proxy_vip_stats *out);
 int  lb_proxy_backend_stats(struct lb_proxy *p, __u32 id, struct lb_proxy_be_stats *out);
 
 /* lbctl stats output for one VIP (JSON: the object up to and including
  * `"backends":[`; the caller closes it) and for one of its backends. */
-struct lb_buf;
 void lb_proxy_print_vip(struct lb_proxy *p, const char *name, bool json, bool first,
 			struct lb_buf *o);
 void lb_proxy_print_backend(struct lb_proxy *p, __u32 id, const char *ep, const char *state,

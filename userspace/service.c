@@ -1488,9 +1488,10 @@ static bool proxy_wanted(const struct lb_svc *s)
 	return true;
 }
 
-static int proxy_begin(struct lb_svc *s)
+/* Takes the handed-over listeners, whatever happens. */
+static int proxy_begin(struct lb_svc *s, const int *inherit, int ninherit)
 {
-	struct lb_proxy_opts o = { 0 };
+	struct lb_proxy_opts o = { .inherit = inherit, .ninherit = ninherit };
 	int err = lb_proxy_start(&o, &s->px);
 
 	if (err) {
@@ -1501,6 +1502,30 @@ static int proxy_begin(struct lb_svc *s)
 		s->file.mode == LB_ATTACH_AUTO ? " (no BPF mode attached)" : "");
 	proxy_push(s); /* a VIP it cannot bind is logged; the others are served */
 	return 0;
+}
+
+int lb_svc_listeners(struct lb_svc *s, struct lb_ctl_fds *pass, struct lb_buf *out)
+{
+	int n;
+
+	if (!s->px)
+		return -EOPNOTSUPP;
+	n = lb_proxy_listeners(s->px, pass->fd + pass->n, LB_CTL_MAX_FDS - pass->n, out);
+	if (n < 0)
+		return n;
+	pass->n += n;
+	return n;
+}
+
+void lb_svc_stop_accepting(struct lb_svc *s)
+{
+	if (s->px)
+		lb_proxy_stop_accepting(s->px);
+}
+
+__u64 lb_svc_proxy_active(struct lb_svc *s)
+{
+	return s->px ? lb_proxy_active(s->px) : 0;
 }
 
 static int proxy_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o, const char *only)
@@ -1613,7 +1638,8 @@ static int owner_check(const struct lb_conf *cf, bool adopted)
 	return err;
 }
 
-int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **out)
+int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit, int ninherit,
+		 struct lb_svc **out)
 {
 	struct lb_dp_opts o = {
 		.pin_root = conf->bpffs,
@@ -1689,8 +1715,16 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 	/* A missing interface is not fatal: it may appear later (tick). */
 	ifs_sync(s, conf);
 	vip_addrs_sync(s, NULL);
-	if (proxy_wanted(s) && (err = proxy_begin(s)))
-		goto fail;
+	if (proxy_wanted(s)) {
+		err = proxy_begin(s, inherit, ninherit);
+		ninherit = 0;
+		if (err)
+			goto fail;
+	}
+	if (ninherit)
+		lb_info("a BPF mode serves the VIPs: the %d handed-over listener(s) are closed", ninherit);
+	for (int i = 0; i < ninherit; i++)
+		close(inherit[i]);
 	for (int i = 0; !s->px && i < conf->nvips; i++)
 		if (conf->vips[i].proxy_protocol)
 			lb_warn("vip %s: proxy_protocol is for the userspace proxy; the BPF data path "
@@ -1699,6 +1733,8 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **ou
 	*out = s;
 	return 0;
 fail:
+	for (int i = 0; i < ninherit; i++)
+		close(inherit[i]);
 	s->file = (struct lb_conf){ 0 }; /* still the caller's */
 	model_free(&s->m);
 	for (int i = 0; i < s->nrt; i++)

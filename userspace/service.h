@@ -20,7 +20,11 @@
 struct lb_svc;
 
 /* Takes ownership of *conf (loaded from conf_path) on success. */
-int  lb_svc_start(const char *conf_path, struct lb_conf *conf, struct lb_svc **out);
+/* inherit: listening sockets handed over by a previous lbd (lbd --takeover),
+ * owned by the service from here on (the proxy takes them; a BPF mode
+ * closes them). */
+int  lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit, int ninherit,
+		  struct lb_svc **out);
 /* Ends the service. With cleanup, detaches every interface, removes the
  * pinned maps and links and the VIP addresses; without, the data path keeps
  * forwarding for the next lbd to adopt. */
@@ -61,6 +65,16 @@ void lb_svc_tick(struct lb_svc *s);
 
 /* True once `lbctl stop` asked lbd to exit (with cleanup). */
 bool lb_svc_stop_requested(const struct lb_svc *s);
+
+/* Listener handover, the old lbd's half (see lbd.c): the proxy's listening
+ * sockets (duplicates) appended to pass, one "listener NAME ADDR:PORT" line
+ * each in out; the count, or -EOPNOTSUPP when no proxy serves (a BPF data
+ * path needs no handover: the next lbd adopts its pins), -E2BIG. */
+int  lb_svc_listeners(struct lb_svc *s, struct lb_ctl_fds *pass, struct lb_buf *out);
+/* The successor serves: stop accepting; open connections go on. */
+void lb_svc_stop_accepting(struct lb_svc *s);
+/* Connections (UDP: sessions) the proxy still carries; 0 without it. */
+__u64 lb_svc_proxy_active(struct lb_svc *s);
 
 /* lbd --cleanup: tear down what a (dead) lbd left for this config. */
 int  lb_svc_cleanup(const struct lb_conf *conf);

@@ -68,7 +68,7 @@ static struct lb_svc *start(void)
 	struct lb_svc *s = NULL;
 
 	assert_int_equal(lb_config_load(conf_path, &cf, no_err, NULL), 0);
-	assert_int_equal(lb_svc_start(conf_path, &cf, &s), 0);
+	assert_int_equal(lb_svc_start(conf_path, &cf, NULL, 0, &s), 0);
 	lb_config_free(&cf);
 	return s;
 }

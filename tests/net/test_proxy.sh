@@ -11,6 +11,7 @@
 #   - max_conns: the connection over the limit is closed, counted
 #   - reload under load: no failed request; a VIP the reload removes stops
 #     accepting while its open connections finish
+#   - lbd --takeover under load (listeners handed over): nothing refused
 #   - the same client flows (fixed source ports) reach the same backends
 #     through lbd in XDP mode and in proxy mode
 #   - proxy_protocol v2 (IPv4 and IPv6 VIPs): a backend parses the header it
@@ -339,6 +340,33 @@ if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_swi
 else
 	t_fail "reload-drains-removed-vip" "open connections to the removed VIP broke: rc=$rc: $out"
 fi
+
+# ---------------------------------------------------------------- takeover
+# A restart that hands the listening sockets over (lbd --takeover): a client
+# opening short connections all along sees none refused or failed; the old
+# lbd drains and exits, the new one owns the control socket and pid file.
+bg_start "$NS_CLIENT" "$LBLOAD" --duration 4 -p 8 -c 1000000 "$VIP:80"
+LOOP_PID=$BG_PID
+sleep 1
+OLD_PID=$LBD_PID
+bg_start @lb "$LBD" -f --takeover -c "$CONF"
+LBD_PID=$BG_PID
+old_gone() { ! kill -0 "$OLD_PID" 2>/dev/null; }
+new_serves() { [ "$(cat "$TOPO_DIR/lbd.pid" 2>/dev/null)" = "$LBD_PID" ] && lbd_up; }
+wait_for -t 10 old_gone
+gone=$?
+wait_for -t 5 new_serves
+serves=$?
+wait "$LOOP_PID"; rc=$?
+out=$(bg_log "$LOOP_PID")
+if [ $rc -eq 0 ] && [ "$(field failed "$out")" = 0 ] && [ "$(field ok "$out")" -gt 100 ] &&
+   [ $gone = 0 ] && [ $serves = 0 ] && bg_log "$LBD_PID" | grep -q "listening socket(s) from lbd pid $OLD_PID"; then
+	t_pass "takeover-refuses-nothing (ok=$(field ok "$out"))"
+else
+	t_fail "takeover-refuses-nothing" "rc=$rc old_gone=$gone new_serves=$serves: $out; new lbd: $(bg_log "$LBD_PID" | tail -5 | tr '\n' ' ') old lbd: $(bg_log "$OLD_PID" | tail -5 | tr '\n' ' ')"
+fi
+out=$(load -c 100 -p 8 "$VIP:80")
+t_check "takeover-new-lbd-serves" "after the takeover: $out" test "$(field ok "$out")" = 100
 
 # ---------------------------------------------------------------- stop
 lbctl stop >/dev/null

@@ -59,6 +59,19 @@ static int echo_handler(void *ctx, const struct lb_ctl_req *req, struct lb_buf *
 			return LB_CTL_FAILED;
 		}
 	}
+	if (!strcmp(req->argv[0], "fds")) { /* "fds N": N pipe write ends, each tagged */
+		int n = req->argc > 1 ? atoi(req->argv[1]) : 0;
+
+		for (int i = 0; i < n; i++) {
+			int p[2];
+
+			if (pipe2(p, O_CLOEXEC))
+				return LB_CTL_FAILED;
+			req->pass->fd[req->pass->n++] = p[1];
+			lb_buf_printf(out, "%d\n", p[0]); /* the read end stays in this process */
+		}
+		return LB_CTL_OK;
+	}
 	if (!strcmp(req->argv[0], "big")) {
 		for (int i = 0; i < 1024 * 1024 / 64; i++)
 			lb_buf_printf(out, "%063d\n", i);
@@ -250,6 +263,42 @@ static void test_round_trip(void **state)
 	assert_int_equal(call(s, "", 1, fail, &out), 1);
 	assert_string_equal(out.data, "it failed\n");
 	assert_int_equal(atomic_load(&s->calls), 2);
+	lb_buf_free(&out);
+	server_stop(s);
+}
+
+/* Descriptors a handler attaches reach the caller (the same pipes), none
+ * is left open in the server, and a caller that wants none gets none. */
+static void test_pass_fds(void **state)
+{
+	struct server *s = *state;
+	struct lb_buf out = { 0 };
+	char *argv[] = { "fds", "3" };
+	int fds[2], n = -1, rd[3];
+	char c;
+
+	server_start(s);
+	/* two wanted: the third is closed on arrival */
+	assert_int_equal(lb_ctl_call_fds(s->path, "", 2, argv, CALL_TIMEOUT_MS, &out, fds, 2, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(sscanf(out.data, "%d\n%d\n%d", &rd[0], &rd[1], &rd[2]), 3);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+		assert_int_equal(write(fds[i], "x", 1), 1);
+		close(fds[i]);
+		assert_int_equal(read(rd[i], &c, 1), 1); /* the same pipe */
+		assert_int_equal(read(rd[i], &c, 1), 0); /* and no other write end left */
+		close(rd[i]);
+	}
+	assert_int_equal(read(rd[2], &c, 1), 0);
+	close(rd[2]);
+	lb_buf_free(&out);
+	assert_int_equal(call(s, "", 2, argv, &out), 0);
+	assert_int_equal(sscanf(out.data, "%d\n%d\n%d", &rd[0], &rd[1], &rd[2]), 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(read(rd[i], &c, 1), 0);
+		close(rd[i]);
+	}
 	lb_buf_free(&out);
 	server_stop(s);
 }
@@ -970,6 +1019,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pass_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_answer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_client, setup, teardown),
