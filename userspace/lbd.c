@@ -450,7 +450,10 @@ static int takeover_begin(const char *sock, int *fds, int *nfds, pid_t *old)
 
 /* The second half, once this lbd serves on them: the old one stops
  * accepting and lets go of its control socket and metrics port; this one
- * takes the socket's name, the pid file and the port. */
+ * takes the socket's name, the pid file and the port. Only a failure before
+ * the old lbd stopped accepting is returned (this one then exits and the old
+ * one serves on); after it, this lbd is the one serving, and what it cannot
+ * take is logged, not fatal. */
 static int takeover_finish(struct lbd *d, pid_t old, const char *sock, const char *pidf,
 			   bool *pid_written)
 {
@@ -468,17 +471,18 @@ static int takeover_finish(struct lbd *d, pid_t old, const char *sock, const cha
 	end = lb_now_ms() + LBD_HANDOVER_TIMEOUT_MS;
 	while ((rc = lb_ctl_probe(sock)) == 0 || rc == -EAGAIN) {
 		if (lb_now_ms() >= end) {
-			lb_err("takeover: lbd pid %d still holds %s", (int)old, sock);
-			return -ETIMEDOUT;
+			lb_err("takeover: lbd pid %d still holds %s: the control socket stays at "
+			       "%s.new", (int)old, sock, sock);
+			return 0;
 		}
 		usleep(10 * 1000);
 	}
-	rc = lb_ctl_rename(d->ctl, sock);
-	if (!rc)
-		rc = pid_file_open(pidf, old, pid_written);
-	if (!rc && d->metrics_on)
-		rc = metrics_open(d, &d->metrics_ep, &d->metrics);
-	return rc;
+	/* each says why it failed */
+	if (!lb_ctl_rename(d->ctl, sock) && pid_file_open(pidf, old, pid_written))
+		lb_err("takeover: serving without a pid file");
+	if (d->metrics_on && metrics_open(d, &d->metrics_ep, &d->metrics))
+		lb_err("takeover: serving without the metrics endpoint");
+	return 0;
 }
 
 static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *pid_path)
@@ -566,7 +570,7 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = lb_svc_workers_start(d->svc, d->loop);
 	if (err)
 		lb_err("workers: cannot start: %s", strerror(-err));
-	lb_info("lbd %s started (pid %d), control socket %s", LBD_VERSION, (int)getpid(), co.path);
+	lb_info("lbd %s started (pid %d), control socket %s", LBD_VERSION, (int)getpid(), sock);
 	sd_notifyf(0, "READY=1\nMAINPID=%d", (int)getpid());
 	if (ready_fd >= 0) {
 		rc = 0;
