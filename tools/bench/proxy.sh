@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
-# The fallback proxy against HAProxy (tcp mode), on the tests/net topology:
+# The fallback proxy against HAProxy (tcp mode) and NGINX stream, on the
+# tests/net topology:
 # client -> VIP in the lb namespace -> 3 demo backends. Same machine, same
 # run, in rounds (every target per round, medians), so the ratios hold on a
 # noisy machine.
@@ -10,7 +11,8 @@
 #   - memory per idle connection: RSS growth with 2000 idle client
 #     connections (user space only; kernel socket buffers are not counted;
 #     HAProxy's figure is its master process when it runs several)
-# NGINX stream joins when its module is installed (Debian ships it apart).
+# NGINX stream needs Debian's libnginx-mod-stream (make deps installs it);
+# without it the run says so and goes on with the other two.
 #
 # Environment: O (build dir), WRK_SECONDS (3), WRK_CONNS (32), WRK_THREADS (2),
 # PROXY_ROUNDS (3), PROXY_RES (results dir; default bench-results/latest).
@@ -38,10 +40,12 @@ LBD_VIP=198.18.0.10 HAP_VIP=198.18.0.11 NGX_VIP=198.18.0.12
 PORT=80 SPORT=5001 BE_PORT=3000
 failed=0
 
-say() { echo "$@" | tee -a "$SUMMARY"; }
+# say, median, wrk_runs, wrk_result, stream_mbps (shared with run.sh)
+# shellcheck source=tools/bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 say ""
-say "== Fallback proxy vs HAProxy (tcp mode): wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s Connection: close,"
+say "== Fallback proxy vs HAProxy (tcp mode) and NGINX stream: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s Connection: close,"
 say "   one ${STREAM_MB} MiB stream, RSS per idle connection; median of $ROUNDS rounds"
 if [ "$(id -u)" -ne 0 ]; then say "SKIP: bench proxy: needs root (network namespaces)"; exit 0; fi
 for c in wrk haproxy socat curl python3; do
@@ -53,7 +57,7 @@ done
 NGX_MOD=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null)
 if [ -z "$NGX_MOD" ] || ! command -v nginx >/dev/null; then
 	NGX_MOD=""
-	say "SKIP: bench proxy: nginx stream: ngx_stream_module.so not installed (libnginx-mod-stream)"
+	say "SKIP: bench proxy: nginx stream: ngx_stream_module.so not installed (libnginx-mod-stream; make deps)"
 fi
 
 # shellcheck disable=SC2034 # read by lib.sh
@@ -168,32 +172,15 @@ done
 RUNS=$RES/proxy-runs.csv
 echo "target,round,requests_per_s,errors,stream_MBps" >"$RUNS"
 
-wrk_rps() { # NAME ROUND ADDR -> "rps errors"
-	local log=$RES/wrk-proxy-$1-r$2.txt
-	in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk -t"$WRK_THREADS" -c"$WRK_CONNS" \
-		-d"${WRK_SECONDS}s" -H 'Connection: close' "http://$3:$PORT/" >"$log" 2>&1
-	awk '/^Requests\/sec:/ { r = $2 }
-	     /Socket errors:/ { gsub(/[^0-9 ]/, " "); for (j = 1; j <= NF; j++) e += $j }
-	     /Non-2xx/ { e += $NF } END { printf "%s %d\n", r ? r : 0, e }' "$log"
-}
-
-stream_mbps() { # ADDR -> MB/s of one STREAM_MB MiB stream
-	local t0 t1
-	t0=$(date +%s%N)
-	in_client timeout 60 bash -c "head -c $((STREAM_MB << 20)) /dev/zero | socat -u -b 262144 - TCP:$1:$SPORT" ||
-		{ echo 0; return; }
-	t1=$(date +%s%N)
-	awk -v mb="$STREAM_MB" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'
-}
-
 for ((r = 1; r <= ROUNDS; r++)); do
 	# every other round in reverse order: no target always runs first
 	order=("${TARGETS[@]}")
 	((r % 2)) || mapfile -t order < <(printf '%s\n' "${TARGETS[@]}" | tac)
 	for t in "${order[@]}"; do
 		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t")
-		read -r rps errs < <(wrk_rps "$name" "$r" "$addr")
-		mbps=$(stream_mbps "$addr")
+		wrk_runs "$RES/wrk-proxy-$name-r$r" "http://$addr:$PORT/"
+		read -r rps errs < <(wrk_result "$RES/wrk-proxy-$name-r$r" 1) || rps=0 errs=0
+		mbps=$(stream_mbps "$addr" "$SPORT")
 		echo "$name,$r,$rps,$errs,$mbps" >>"$RUNS"
 	done
 done
@@ -232,8 +219,7 @@ CSV=$RES/proxy.csv
 echo "target,requests_per_s,errors,stream_MBps,rss_KiB_per_idle_conn" >"$CSV"
 for t in "${TARGETS[@]}"; do
 	name=${t%%:*}
-	med() { awk -F, -v t="$name" -v c="$1" '$1 == t { print $c }' "$RUNS" | sort -n |
-		awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", v[int((NR + 1) / 2)] }'; }
+	med() { awk -F, -v t="$name" -v c="$1" '$1 == t { print $c }' "$RUNS" | median; }
 	errs=$(awk -F, -v t="$name" '$1 == t { e += $4 } END { print e + 0 }' "$RUNS")
 	echo "$name,$(med 3),$errs,$(med 5),${IDLE[$name]}"
 done >>"$CSV"
@@ -246,5 +232,7 @@ awk -F, 'NR > 1 { r[$1] = $2; s[$1] = $4; if ($3 > 0) printf "WARNING: %s: %d fa
 			printf "proxy / haproxy stream: %.2fx (target >= 0.90x)\n", s["lbd_proxy"] / s["haproxy"]
 		if (r["nginx_stream"] && r["lbd_proxy"])
 			printf "proxy / nginx stream requests/s: %.2fx\n", r["lbd_proxy"] / r["nginx_stream"]
+		if (s["nginx_stream"] && s["lbd_proxy"])
+			printf "proxy / nginx stream stream: %.2fx\n", s["lbd_proxy"] / s["nginx_stream"]
 	}' "$CSV" | tee -a "$SUMMARY"
 exit $failed

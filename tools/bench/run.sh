@@ -57,6 +57,9 @@ PIN_ROOT=/sys/fs/bpf/lbd-bench
 
 # shellcheck source=tools/bench/report.sh
 . "$BENCH_DIR/report.sh"
+# say, median, wrk_runs, wrk_result, stream_mbps (shared with proxy.sh)
+# shellcheck source=tools/bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 RESULTS=${BENCH_RESULTS:-$REPO_DIR/bench-results}
 RES=$RESULTS/$(date +%Y%m%d-%H%M%S)
 bench_init "$RES" || exit 1
@@ -67,7 +70,6 @@ failed=0
 
 want() { [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
 is_root() { [ "$(id -u)" -eq 0 ]; }
-say() { echo "$@" | tee -a "$SUMMARY"; }
 skip() { say "SKIP: bench $1: $2"; bench_note "$1" "skipped: $2" >/dev/null; }
 # fmt CSV: the CSV file as an aligned table (into the summary too).
 fmt() { column -t -s, "$1" | tee -a "$SUMMARY"; }
@@ -276,75 +278,19 @@ NFT_VIP=198.18.0.11 # nftables gets its own VIP and SNAT address
 E2E_SPORT=5001      # the stream's port, on every target
 NFT_SNAT=198.18.1.253
 
-# wrk_runtime LOG: seconds the wrk run of LOG took, from its own figure.
-wrk_runtime() {
-	awk '/ requests in / { t = $4; sub(/,$/, "", t); v = t + 0
-		if (t ~ /ms$/) v /= 1000; else if (t ~ /m$/) v *= 60; else if (t ~ /h$/) v *= 3600
-		printf "%.2f\n", v }' "$1"
-}
-
-# wrk_stalled LOG: wrk ended more than a fifth (at least 0.5 s) late.
-wrk_stalled() {
-	local t
-	t=$(wrk_runtime "$1")
-	[ -n "$t" ] && awk -v t="$t" -v d="$WRK_SECONDS" 'BEGIN {
-		l = d / 5; if (l < 0.5) l = 0.5; exit !(t > d + l) }'
-}
-
 # wrk_run NAME ROUND URL...: wrk from the client namespace, Connection:
 # close, for WRK_SECONDS. One URL: one wrk of WRK_THREADS threads; several:
 # one single-threaded wrk per URL at once, the connections split between
 # them, the figures summed. Appends a row to E2E_RUNS.
 wrk_run() {
-	local name=$1 round=$2 n i rps=0 errs=0 r e log pids try stalled
+	local name=$1 round=$2 rps errs
 	shift 2
-	n=$#
-	for try in 1 2; do
-		pids=()
-		for ((i = 1; i <= n; i++)); do
-			log=$RES/wrk-$name-r$round-$i.txt
-			# In the background: `wait` lets a Ctrl-C reach our trap at once
-			# (wrk catches SIGINT itself, and bash would then carry on).
-			in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk \
-				-t"$((n > 1 ? 1 : WRK_THREADS))" -c"$(((WRK_CONNS + n - 1) / n))" \
-				-d"${WRK_SECONDS}s" -H 'Connection: close' "${!i}" >"$log" 2>&1 &
-			pids+=($!)
-		done
-		wait "${pids[@]}"
-		stalled=
-		for ((i = 1; i <= n; i++)); do
-			wrk_stalled "$RES/wrk-$name-r$round-$i.txt" && stalled=$i
-		done
-		[ -z "$stalled" ] && break
-		# wrk's timers run even when the network is dead, so it ends on time
-		# then; a late end means wrk itself did not run (host CPU
-		# contention), and answers in flight across that gap count as its
-		# "timeout" errors: no figure of the target. Once more.
-		stalled="WARNING: e2e $name round $round: wrk ran $(wrk_runtime \
-			"$RES/wrk-$name-r$round-$stalled.txt") s of $WRK_SECONDS s: the client was stalled"
-		if [ "$try" = 2 ]; then
-			say "$stalled again; figures kept"
-			break
-		fi
-		say "$stalled, not the target; run again"
-		for ((i = 1; i <= n; i++)); do
-			mv "$RES/wrk-$name-r$round-$i.txt" "$RES/wrk-$name-r$round-$i.stalled.txt"
-		done
-	done
-	for ((i = 1; i <= n; i++)); do
-		log=$RES/wrk-$name-r$round-$i.txt
-		r=$(awk '/^Requests\/sec:/ { print $2 }' "$log")
-		# socket errors and non-2xx answers
-		e=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (j = 1; j <= NF; j++) s += $j }
-			 /Non-2xx/ { s += $NF } END { print s + 0 }' "$log")
-		if [ -z "$r" ]; then
-			say "FAIL: e2e $name: wrk gave no figure (see $log)"
-			failed=1
-			return 1
-		fi
-		rps=$(awk -v a="$rps" -v b="$r" 'BEGIN { printf "%.2f", a + b }')
-		errs=$((errs + e))
-	done
+	wrk_runs "$RES/wrk-$name-r$round" "$@"
+	if ! read -r rps errs < <(wrk_result "$RES/wrk-$name-r$round" $#); then
+		say "FAIL: e2e $name: wrk gave no figure (see $RES/wrk-$name-r$round-*.txt)"
+		failed=1
+		return 1
+	fi
 	echo "$name,$round,$rps,$errs" >>"$E2E_RUNS"
 }
 

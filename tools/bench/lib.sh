@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+# shellcheck shell=bash
+#
+# Helpers the bench drivers share (run.sh, proxy.sh). Sourced after
+# tests/net/lib.sh (they run clients with in_client); they read
+# WRK_SECONDS, WRK_THREADS, WRK_CONNS, STREAM_MB and SUMMARY.
+
+# say TEXT...: to the terminal and the run's summary.
+say() { echo "$@" | tee -a "$SUMMARY"; }
+
+# median: the median of the numbers on stdin, rounded.
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", v[int((NR + 1) / 2)] }'; }
+
+# wrk_runtime LOG: seconds the wrk run of LOG took, from its own figure.
+wrk_runtime() {
+	awk '/ requests in / { t = $4; sub(/,$/, "", t); v = t + 0
+		if (t ~ /ms$/) v /= 1000; else if (t ~ /m$/) v *= 60; else if (t ~ /h$/) v *= 3600
+		printf "%.2f\n", v }' "$1"
+}
+
+# wrk_stalled LOG: wrk ended more than a fifth (at least 0.5 s) late.
+wrk_stalled() {
+	local t
+	t=$(wrk_runtime "$1")
+	[ -n "$t" ] && awk -v t="$t" -v d="$WRK_SECONDS" 'BEGIN {
+		l = d / 5; if (l < 0.5) l = 0.5; exit !(t > d + l) }'
+}
+
+# wrk_runs LOG URL...: wrk from the client namespace, Connection: close, for
+# WRK_SECONDS, output in LOG-1.txt .. LOG-N.txt. One URL: one wrk of
+# WRK_THREADS threads; several: one single-threaded wrk per URL at once,
+# the connections split between them.
+wrk_runs() {
+	local log=$1 n i pids try stalled
+	shift
+	n=$#
+	for try in 1 2; do
+		pids=()
+		for ((i = 1; i <= n; i++)); do
+			# In the background: `wait` lets a Ctrl-C reach our trap at once
+			# (wrk catches SIGINT itself, and bash would then carry on).
+			in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk \
+				-t"$((n > 1 ? 1 : WRK_THREADS))" -c"$(((WRK_CONNS + n - 1) / n))" \
+				-d"${WRK_SECONDS}s" -H 'Connection: close' "${!i}" >"$log-$i.txt" 2>&1 &
+			pids+=($!)
+		done
+		wait "${pids[@]}"
+		stalled=
+		for ((i = 1; i <= n; i++)); do
+			wrk_stalled "$log-$i.txt" && stalled=$i
+		done
+		[ -z "$stalled" ] && break
+		# wrk's timers run even when the network is dead, so it ends on time
+		# then; a late end means wrk itself did not run (host CPU
+		# contention), and answers in flight across that gap count as its
+		# "timeout" errors: no figure of the target. Once more.
+		stalled="WARNING: $(basename "$log"): wrk ran $(wrk_runtime "$log-$stalled.txt") s of $WRK_SECONDS s: the client was stalled"
+		if [ "$try" = 2 ]; then
+			say "$stalled again; figures kept"
+			break
+		fi
+		say "$stalled, not the target; run again"
+		for ((i = 1; i <= n; i++)); do
+			mv "$log-$i.txt" "$log-$i.stalled.txt"
+		done
+	done
+}
+
+# wrk_result LOG N -> "requests/s errors", summed over LOG-1.txt .. LOG-N.txt
+# (errors: socket errors and non-2xx answers). Fails, printing nothing,
+# when a log has no figure.
+wrk_result() {
+	local log=$1 n=$2 i r e rps=0 errs=0
+	for ((i = 1; i <= n; i++)); do
+		r=$(awk '/^Requests\/sec:/ { print $2 }' "$log-$i.txt")
+		[ -n "$r" ] || return 1
+		e=$(awk '/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (j = 1; j <= NF; j++) s += $j }
+			 /Non-2xx/ { s += $NF } END { print s + 0 }' "$log-$i.txt")
+		rps=$(awk -v a="$rps" -v b="$r" 'BEGIN { printf "%.2f", a + b }')
+		errs=$((errs + e))
+	done
+	echo "$rps $errs"
+}
+
+# stream_mbps ADDR PORT -> MB/s of one STREAM_MB MiB stream (socat) from the
+# client namespace to ADDR:PORT; 0 when it fails.
+stream_mbps() {
+	local t0 t1
+	t0=$(date +%s%N)
+	in_client timeout 60 bash -c "head -c $((STREAM_MB << 20)) /dev/zero | socat -u -b 262144 - TCP:$1:$2" ||
+		{ echo 0; return; }
+	t1=$(date +%s%N)
+	awk -v mb="$STREAM_MB" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'
+}
