@@ -40,7 +40,9 @@ SUMMARY=$RES/summary.txt
 VIP=198.18.0.10 PORT=80 APP_PORT=3000 SINK_PORT=5001
 failed=0
 
-say() { echo "$@" | tee -a "$SUMMARY"; }
+# say, median, wrk_runs, wrk_result, stream_mbps (shared with run.sh)
+# shellcheck source=tools/bench/lib.sh
+. "$BENCH_DIR/lib.sh"
 
 say ""
 say "== Workers, local delivery ($MODE) vs the same $NINST instance(s) reached directly on their port:"
@@ -109,34 +111,13 @@ fi
 RUNS=$RES/workers-runs.csv
 echo "target,round,requests_per_s,errors,stream_MBps" >"$RUNS"
 
-# wrk_rps NAME ROUND URL... -> "rps errors": one wrk of WRK_THREADS threads
-# for one URL; several: one single-threaded wrk per URL at once, the
-# connections split between them, the figures summed.
+# wrk_rps NAME ROUND URL... -> "rps errors" (wrk_runs: one URL, or one wrk
+# per URL with the connections split between them, the figures summed)
 wrk_rps() {
-	local name=$1 round=$2 n i pids=()
+	local log=$RES/wrk-workers-$1-r$2
 	shift 2
-	n=$#
-	for ((i = 1; i <= n; i++)); do
-		in_client timeout --kill-after=5 $((WRK_SECONDS + 15)) wrk \
-			-t"$((n > 1 ? 1 : WRK_THREADS))" -c"$(((WRK_CONNS + n - 1) / n))" \
-			-d"${WRK_SECONDS}s" -H 'Connection: close' "${!i}" \
-			>"$RES/wrk-workers-$name-r$round-$i.txt" 2>&1 &
-		pids+=($!)
-	done
-	wait "${pids[@]}"
-	cat "$RES"/wrk-workers-"$name"-r"$round"-*.txt | awk '
-		/^Requests\/sec:/ { r += $2 }
-		/Socket errors:/ { gsub(/[^0-9 ]/, " "); for (j = 1; j <= NF; j++) e += $j }
-		/Non-2xx/ { e += $NF } END { printf "%.0f %d\n", r, e }'
-}
-
-stream_mbps() { # ADDR -> MB/s of one STREAM_MB MiB stream to the sink
-	local t0 t1
-	t0=$(date +%s%N)
-	in_client timeout 60 bash -c "head -c $((STREAM_MB << 20)) /dev/zero | socat -u -b 262144 - TCP:$1:$SINK_PORT" ||
-		{ echo 0; return; }
-	t1=$(date +%s%N)
-	awk -v mb="$STREAM_MB" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'
+	wrk_runs "$log" "$@"
+	wrk_result "$log" $# || echo "0 0"
 }
 
 direct_urls=()
@@ -147,10 +128,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for t in "${order[@]}"; do
 		if [ "$t" = local ]; then
 			read -r rps errs < <(wrk_rps local "$r" "http://$VIP:$PORT/")
-			mbps=$(stream_mbps "$VIP")
+			mbps=$(stream_mbps "$VIP" "$SINK_PORT")
 		else
 			read -r rps errs < <(wrk_rps direct "$r" "${direct_urls[@]}")
-			mbps=$(stream_mbps "$LB_CLIENT_ADDR")
+			mbps=$(stream_mbps "$LB_CLIENT_ADDR" "$SINK_PORT")
 		fi
 		echo "$t,$r,$rps,$errs,$mbps" >>"$RUNS"
 	done
@@ -159,7 +140,6 @@ lbctl stats >"$RES/workers-lbd-stats.txt" 2>&1
 
 CSV=$RES/workers.csv
 echo "target,requests_per_s,errors,stream_MBps" >"$CSV"
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", v[int((NR + 1) / 2)] }'; }
 col() { awk -F, -v t="$1" -v c="$2" '$1 == t { print $c }' "$RUNS"; }
 for t in local direct; do
 	grep -q "^$t," "$RUNS" || continue
