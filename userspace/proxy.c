@@ -1403,15 +1403,25 @@ static int worker_init(struct lb_proxy *p, struct pworker *w, int idx)
 	return 0;
 }
 
-/* Many connections want many fds: two sockets and up to two pipes each. */
+/* Many connections want many fds: two sockets each (and a pipe per
+ * direction while bulk data flows). The soft limit goes up to the hard one;
+ * the hard one needs CAP_SYS_RESOURCE to rise, so it is what bounds the
+ * connections one lbd process can hold: said once at start. */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
+	if (rl.rlim_cur != RLIM_INFINITY)
+		lb_info("proxy: open-file limit %llu: at most about %llu TCP connections at once "
+			"(two sockets each)", (unsigned long long)rl.rlim_cur,
+			(unsigned long long)rl.rlim_cur / 2);
 }
 
 int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
