@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # shellcheck shell=bash
 #
-# Helpers the bench drivers share (run.sh, proxy.sh). Sourced after
-# tests/net/lib.sh (they run clients with in_client); they read
-# WRK_SECONDS, WRK_THREADS, WRK_CONNS, STREAM_MB and SUMMARY.
+# Helpers the bench drivers share (run.sh, proxy.sh, workers.sh); they run
+# clients with tests/net/lib.sh's in_client (which also has stream_mbps)
+# and read WRK_SECONDS, WRK_THREADS, WRK_CONNS and SUMMARY.
 
 # say TEXT...: to the terminal and the run's summary.
 say() { echo "$@" | tee -a "$SUMMARY"; }
@@ -80,15 +80,4 @@ wrk_result() {
 		errs=$((errs + e))
 	done
 	echo "$rps $errs"
-}
-
-# stream_mbps ADDR PORT -> MB/s of one STREAM_MB MiB stream (socat) from the
-# client namespace to ADDR:PORT; 0 when it fails.
-stream_mbps() {
-	local t0 t1
-	t0=$(date +%s%N)
-	in_client timeout 60 bash -c "head -c $((STREAM_MB << 20)) /dev/zero | socat -u -b 262144 - TCP:$1:$2" ||
-		{ echo 0; return; }
-	t1=$(date +%s%N)
-	awk -v mb="$STREAM_MB" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", mb / (ns / 1e9) }'
 }

@@ -40,7 +40,7 @@ LBD_VIP=198.18.0.10 HAP_VIP=198.18.0.11 NGX_VIP=198.18.0.12
 PORT=80 SPORT=5001 BE_PORT=3000
 failed=0
 
-# say, median, wrk_runs, wrk_result, stream_mbps (shared with run.sh)
+# say, median, wrk_runs, wrk_result (shared with run.sh)
 # shellcheck source=tools/bench/lib.sh
 . "$BENCH_DIR/lib.sh"
 
@@ -180,7 +180,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t")
 		wrk_runs "$RES/wrk-proxy-$name-r$r" "http://$addr:$PORT/"
 		read -r rps errs < <(wrk_result "$RES/wrk-proxy-$name-r$r" 1) || rps=0 errs=0
-		mbps=$(stream_mbps "$addr" "$SPORT")
+		mbps=$(stream_mbps "$addr" "$SPORT" "$STREAM_MB")
 		echo "$name,$r,$rps,$errs,$mbps" >>"$RUNS"
 	done
 done

@@ -57,7 +57,7 @@ PIN_ROOT=/sys/fs/bpf/lbd-bench
 
 # shellcheck source=tools/bench/report.sh
 . "$BENCH_DIR/report.sh"
-# say, median, wrk_runs, wrk_result, stream_mbps (shared with proxy.sh)
+# say, median, wrk_runs, wrk_result (shared with proxy.sh)
 # shellcheck source=tools/bench/lib.sh
 . "$BENCH_DIR/lib.sh"
 RESULTS=${BENCH_RESULTS:-$REPO_DIR/bench-results}

@@ -40,7 +40,7 @@ SUMMARY=$RES/summary.txt
 VIP=198.18.0.10 PORT=80 APP_PORT=3000 SINK_PORT=5001
 failed=0
 
-# say, median, wrk_runs, wrk_result, stream_mbps (shared with run.sh)
+# say, median, wrk_runs, wrk_result (shared with run.sh)
 # shellcheck source=tools/bench/lib.sh
 . "$BENCH_DIR/lib.sh"
 
@@ -128,10 +128,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for t in "${order[@]}"; do
 		if [ "$t" = local ]; then
 			read -r rps errs < <(wrk_rps local "$r" "http://$VIP:$PORT/")
-			mbps=$(stream_mbps "$VIP" "$SINK_PORT")
+			mbps=$(stream_mbps "$VIP" "$SINK_PORT" "$STREAM_MB")
 		else
 			read -r rps errs < <(wrk_rps direct "$r" "${direct_urls[@]}")
-			mbps=$(stream_mbps "$LB_CLIENT_ADDR" "$SINK_PORT")
+			mbps=$(stream_mbps "$LB_CLIENT_ADDR" "$SINK_PORT" "$STREAM_MB")
 		fi
 		echo "$t,$r,$rps,$errs,$mbps" >>"$RUNS"
 	done
