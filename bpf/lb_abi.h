@@ -255,7 +255,9 @@ struct lb_gen_cfg {
 	__u16 l4_off;       /* offset of the TCP/UDP header */
 	__u8  ipv6;
 	__u8  proto;        /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8  pad[2];
+	__u8  shards;       /* sending CPUs: CPU c sends the established flows
+			     * f with f % shards == c % shards (as RSS would) */
+	__u8  pad;
 	__u8  tmpl[LB_GEN_MAX_PKT];
 };
 

@@ -44,8 +44,13 @@ static __always_inline __u32 next_flow(const struct lb_gen_cfg *c, struct lb_gen
 		s->new_flows++;
 		return c->flows + (room ? n % room : 0);
 	}
-	/* each CPU starts at its own place in the cycle */
-	return c->flows ? (seq + bpf_get_smp_processor_id() * 7919) % c->flows : 0;
+	/* each CPU its own share of the flows, as a NIC's RSS would give it */
+	if (c->shards > 1) {
+		__u32 per = c->flows / c->shards;
+
+		return (seq % (per ? per : 1)) * c->shards + bpf_get_smp_processor_id() % c->shards;
+	}
+	return c->flows ? seq % c->flows : 0;
 }
 
 SEC("xdp")

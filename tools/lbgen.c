@@ -18,7 +18,9 @@
  * sending CPU, so CPUS is also the number of cores the path under test
  * gets (give DEV's peer as many rx queues).
  *
- * Flows: FLOWS established flows (default 1000) are cycled through;
+ * Flows: FLOWS established flows (default 1000) are cycled through, each
+ * CPU sending its own share (CPU c the flows f with f % N == c % N, N the
+ * number of CPUs given), as a NIC's receive-side scaling would;
  * NEW_PERMILLE of every 1000 frames (default 0) open a flow never sent
  * before (TCP: SYN; established frames are ACKs). Flow f has source port
  * 1024 + f % 64512 and source address SRC + f / 64512 (last 16 bits).
@@ -129,6 +131,7 @@ static void build_template(struct lb_gen_cfg *c)
 	c->l4_off = (__u16)(14 + l3);
 	c->ipv6 = v6;
 	c->proto = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+	c->shards = (__u8)opt.ncpus;
 	memcpy(f, opt.dmac, 6);
 	memcpy(f + 6, opt.smac, 6);
 	put16(f + 12, v6 ? 0x86dd : 0x0800);

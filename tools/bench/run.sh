@@ -243,7 +243,8 @@ bench_maglev() {
 	bench_method maglev "tools/bench_maglev.c, M = 65537: build time is the median of 21 builds" \
 		"(min and max over them). Disruption is the share of all slots whose backend" \
 		"changes when one backend leaves or joins, against the ideal (its own share);" \
-		"its ratio is moved/ideal (1.0 is perfect)."
+		"its ratio is moved/ideal (1.0 is perfect). The table swap under traffic is" \
+		"timed in the control section (swap.traffic against swap.idle)."
 	bench_progress "maglev: bench_maglev"
 	if ! timeout 120 "$O/tools/bench_maglev" >"$raw"; then
 		say "FAIL: bench_maglev exited with an error"
