@@ -55,6 +55,30 @@ t_check frame_target_missing "a target without its figure says so" \
 t_check frame_bad_input_refused "a bad figure name or value reached the samples" \
 	test "$(wc -l <"$TMP/frame/samples.csv")" -eq 7
 
+# ---------------------------------------------------------------- lbgen
+# The generator's flows are what it says: lb's conntrack holds one entry
+# for each (unanswered UDP flows stay for 30 s).
+topo_up 1 || { t_fail topology "topo_up failed"; t_done; exit 1; }
+trap 'topo_down; rm -rf "$TMP"' EXIT
+_gro_refresh "$NS_CLIENT" eth0 # frames into lb need it, see tools/bench/run.sh
+_gro_refresh "$NS_LB" eth0
+in_lb nft add table ip smoke
+in_lb nft add chain ip smoke counting '{ type filter hook forward priority 0; }'
+in_lb nft add rule ip smoke counting ct state new counter # conntrack on in lb
+gen() { # lbgen ARGS... to backend 1 through lb
+	in_client "$O/tools/lbgen" -i eth0 -s "$CLIENT_ADDR" -d "${BE_ADDRS[1]}:3000" \
+		--dmac "$(ip -n "$NS_LB" -br link show eth0 | awk '{ print $3 }')" "$@"
+}
+flows() { in_lb cat /proc/sys/net/netfilter/nf_conntrack_count; }
+out=$(gen -f 300 -t 0.1 -c 0)
+t_check lbgen_flows "300 flows sent ($out): lb tracks $(flows)" test "$(flows)" -eq 300
+out=$(gen -f 300 -n 1000 -r 2000 -t 0.25 -c 0)
+new=$(grep -o 'new=[0-9]*' <<<"$out" | cut -d= -f2)
+t_check lbgen_new_flows "every frame a new flow ($out): lb tracks $(flows), want 300 + $new" \
+	test "${new:-0}" -gt 100 -a "$(flows)" -eq $((300 + ${new:-0}))
+topo_down
+trap 'rm -rf "$TMP"' EXIT
+
 # ---------------------------------------------------------------- a quick run
 # shellcheck disable=SC2054 # commas inside values
 # pps with the two contenders that need no lbd start (seconds each)
