@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "lb_hash.h"
 #include "loop.h"
 #include "proxy.h"
@@ -603,6 +604,31 @@ static void test_udp(void **st)
 	fixture_end(&f);
 }
 
+/* The fixture's TCP VIP with backend i alone (id 100 + i) in a one-slot
+ * table. */
+static void one_backend_vip(const struct fixture *f, int i, struct lb_proxy_backend *pb, __u32 *tab,
+			    struct lb_proxy_vip *v)
+{
+	memset(pb, 0, sizeof(*pb));
+	pb->ep.family = LB_AF_INET;
+	pb->ep.addr.v4 = f->be[i].addr;
+	pb->ep.port = f->be[i].port;
+	pb->id = 100 + (__u32)i;
+	pb->weight = 1;
+	tab[0] = pb->id;
+	memset(v, 0, sizeof(*v));
+	v->name = "t";
+	v->listen.family = LB_AF_INET;
+	v->listen.addr.v4 = htonl(0x7f000001u);
+	v->listen.port = f->vport;
+	v->proto = IPPROTO_TCP;
+	v->hash_seed = SEED;
+	v->table = tab;
+	v->table_n = 1;
+	v->be = pb;
+	v->nbe = 1;
+}
+
 /* An update keeps the listener (no refused connection) and moves new flows
  * to the new table; a removed VIP stops accepting while its open connection
  * still works. */
@@ -612,7 +638,7 @@ static void test_update_drain(void **st)
 	struct lb_proxy_opts o = { 0 };
 	struct lb_proxy_backend pb;
 	struct lb_proxy_vip v;
-	__u32 tab[1] = { 101 };
+	__u32 tab[1];
 	char c;
 	int a, b;
 
@@ -622,23 +648,7 @@ static void test_update_drain(void **st)
 	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, (const __u32[]){ 1, 0 }, 0);
 	a = vip_connect(&f, NULL);
 	assert_int_equal(first_byte(a), 'A');
-	memset(&pb, 0, sizeof(pb));
-	pb.ep.family = LB_AF_INET;
-	pb.ep.addr.v4 = f.be[1].addr;
-	pb.ep.port = f.be[1].port;
-	pb.id = 101;
-	pb.weight = 1;
-	memset(&v, 0, sizeof(v));
-	v.name = "t";
-	v.listen.family = LB_AF_INET;
-	v.listen.addr.v4 = htonl(0x7f000001u);
-	v.listen.port = f.vport;
-	v.proto = IPPROTO_TCP;
-	v.hash_seed = SEED;
-	v.table = tab;
-	v.table_n = 1;
-	v.be = &pb;
-	v.nbe = 1;
+	one_backend_vip(&f, 1, &pb, tab, &v);
 	assert_int_equal(lb_proxy_update(f.p, &v, 1), 0);
 	usleep(20000);
 	b = vip_connect(&f, NULL);
@@ -660,6 +670,62 @@ static void test_update_drain(void **st)
 	assert_int_equal(read(a, &c, 1), 1);
 	assert_int_equal(c, 'q');
 	close(a);
+	fixture_end(&f);
+}
+
+/* Listener handover, as lbd --takeover does it across processes: a second
+ * proxy takes the first one's listeners, the first stops accepting. Every
+ * connect succeeds, new connections go to the second proxy, and the first
+ * one's open connection goes on. */
+static void test_handover(void **st)
+{
+	struct fixture f = { 0 };
+	struct lb_proxy_opts o = { 0 }, o2 = { .workers = 2 };
+	struct lb_proxy_vip_stats s1, s2;
+	struct lb_proxy_backend pb;
+	struct lb_proxy_vip v;
+	struct lb_buf desc = { 0 };
+	struct lb_proxy *p2;
+	int fds[4], n, a;
+	__u32 tab[1];
+	char c;
+
+	(void)st;
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	proxy_start(&f, &o, IPPROTO_TCP, LB_METHOD_MAGLEV, NULL, 0);
+	a = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(a), 'A');
+	assert_int_equal(lb_proxy_listeners(f.p, fds, 1, &desc), -E2BIG);
+	n = lb_proxy_listeners(f.p, fds, 4, &desc);
+	assert_int_equal(n, 2); /* one per worker */
+	assert_non_null(strstr(desc.data, "listener t 127.0.0.1:"));
+	lb_buf_free(&desc);
+	o2.inherit = fds;
+	o2.ninherit = n;
+	assert_int_equal(lb_proxy_start(&o2, &p2), 0);
+	one_backend_vip(&f, 0, &pb, tab, &v);
+	assert_int_equal(lb_proxy_update(p2, &v, 1), 0);
+	lb_proxy_stop_accepting(f.p);
+	usleep(50000);
+	for (int i = 0; i < 20; i++) {
+		int b = vip_connect(&f, NULL); /* asserts the connect succeeded */
+
+		assert_int_equal(first_byte(b), 'A');
+		close(b);
+	}
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &s1), 0);
+	assert_int_equal(lb_proxy_vip_stats(p2, "t", &s2), 0);
+	assert_int_equal(s1.accepted, 1);
+	assert_int_equal(s2.accepted, 20);
+	assert_int_equal(lb_proxy_active(f.p), 1);
+	assert_int_equal(write(a, "q", 1), 1);
+	assert_int_equal(read(a, &c, 1), 1);
+	assert_int_equal(c, 'q');
+	close(a);
+	for (int i = 0; i < 100 && lb_proxy_active(f.p); i++)
+		usleep(10000);
+	assert_int_equal(lb_proxy_active(f.p), 0);
+	lb_proxy_stop(p2);
 	fixture_end(&f);
 }
 
@@ -772,6 +838,7 @@ int main(void)
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_udp),
 		cmocka_unit_test(test_update_drain),
+		cmocka_unit_test(test_handover),
 		cmocka_unit_test(test_pp2_header_v4),
 		cmocka_unit_test(test_pp2_header_v6),
 		cmocka_unit_test(test_pp2_header_unspec),
