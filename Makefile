@@ -92,7 +92,7 @@ help:
 	@echo "make vm         build the QEMU lab under $(O)/vm (KERNEL_PKG=linux-image-..., KERNEL=bzImage)"
 	@echo "make vm-smoke   boot the lab: BPF objects load, one request through a VIP"
 	@echo "make vm-test    run the test suites inside the lab (VM_TESTS=unit,bpf,net)"
-	@echo "make vm-bench   lbd (native XDP on virtio_net) against IPVS inside the lab"
+	@echo "make vm-bench   three VMs: lbd (native XDP on virtio_net) against IPVS; the bench suite in a VM"
 
 deps:
 	@tools/deps.sh
@@ -218,8 +218,14 @@ vm-smoke: vm
 vm-test: vm
 	@O=$(O) vm/run.sh test $(if $(VM_TESTS),lab.TESTS=$(VM_TESTS)) $(if $(FILTER),lab.FILTER=$(FILTER))
 
+# Three VMs (lbd against IPVS over multi-queue virtio-net), then a quick
+# subset of tools/bench/run.sh inside one VM; VM_BENCH=multi or suite for one.
+# Each is bounded (10 and 15 min); under TCG they take about 5 and 10.
+VM_BENCH ?= multi,suite
 vm-bench: vm
-	@O=$(O) VM_RESULTS=bench-results vm/run.sh virtio lab.BENCH=1
+	@case ,$(VM_BENCH), in *,multi,*) O=$(O) VM_RESULTS=bench-results vm/run.sh multi ;; esac
+	@case ,$(VM_BENCH), in *,suite,*) O=$(O) VM_RESULTS=bench-results VM_TIMEOUT=900 vm/run.sh bench \
+		lab.BENCH_ONLY=xdp,maglev,e2e lab.BENCH_RUNS=3 lab.E2E_ROUNDS=1 lab.BENCH_START_WAIT=120 ;; esac
 
 clean:
 	$(call msg,CLEAN,$(O))

@@ -117,7 +117,7 @@ copy_elf() {
 HOST_TOOLS=(bash ip tc ss bridge ethtool nsenter unshare curl sysctl ps pkill
 	timeout mktemp grep sed awk mawk sort uniq cut tr wc head tail tee stat
 	seq date env id nproc readlink basename dirname sleep cat ls cp mv rm mkdir
-	ln chmod bpftool jq socat nft tcpdump wrk taskset getconf
+	ln chmod bpftool jq socat nft tcpdump wrk taskset getconf column
 	haproxy nginx dash python3 capsh setpriv chown)
 missing=()
 for t in "${HOST_TOOLS[@]}"; do
@@ -179,8 +179,8 @@ cp "$REPO"/tests/bpf/test_*.c "$ROOT/lab/tests/bpf/" 2>/dev/null || true
 # module's own modinfo "depends=" string (no kmod needed on the host).
 WANT_MODS=(virtio_net virtio_blk ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh ip_vs_mh
 	ipip fou fou6 ip6_tunnel sit veth bridge nf_conntrack nf_nat
-	nf_tables nft_nat nft_chain_nat nft_ct sch_ingress cls_bpf act_bpf sch_fq_codel tun
-	9p 9pnet_virtio)
+	nf_tables nft_nat nft_chain_nat nft_ct nft_hash sch_ingress cls_bpf act_bpf sch_fq_codel tun
+	pktgen 9p 9pnet_virtio)
 ko_cat() { # FILE: the module, uncompressed, on stdout
 	case $1 in
 	*.ko.xz) xz -dc "$1" ;;

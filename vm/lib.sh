@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 # shellcheck shell=bash
 #
-# What the lab's guest scripts (vm/smoke.sh, vm/virtio.sh) share, on top of
+# What the lab's guest scripts (vm/smoke.sh, vm/virtio.sh, vm/mvm.sh) share, on top of
 # tests/net/lib.sh: the topology with two backends and lbd serving one VIP.
 . /lab/tests/net/lib.sh
 
@@ -16,19 +16,18 @@ lab_up() {
 	start_backends 3000 || { t_fail "backends" "demo_backend did not start"; t_done; exit 1; }
 }
 
-# lab_lbd MODE IFACE...: lbd in the lb ns, MODE on IFACEs, VIP:80 on both
-# backends (maglev); sets CONF, SOCK, LBD_PID. Exits with a FAIL line if lbd
-# does not answer on its control socket within 30 s.
-lab_lbd() {
-	local mode=$1
-	shift
-	CONF=$TOPO_DIR/lbd.conf
-	SOCK=$TOPO_DIR/lbd.sock
-	cat >"$CONF" <<EOF
+# lab_conf MODE IFACES BACKEND...: an lbd.conf on stdout: lbd in MODE on
+# IFACES (one word, names separated by spaces), VIP:80 on each BACKEND:3000
+# (maglev); control socket, state and pid file under $TOPO_DIR, pins under
+# $PIN.
+lab_conf() {
+	local mode=$1 ifaces=$2 b
+	shift 2
+	cat <<EOF
 lbd {
-    interfaces $*;
+    interfaces $ifaces;
     mode $mode;
-    control $SOCK;
+    control $TOPO_DIR/lbd.sock;
     state_dir $TOPO_DIR/state;
     bpffs $PIN;
     pid_file $TOPO_DIR/lbd.pid;
@@ -36,10 +35,20 @@ lbd {
 vip web {
     listen $VIP:80;
     method maglev;
-    backend ${BE_ADDRS[1]}:3000;
-    backend ${BE_ADDRS[2]}:3000;
-}
 EOF
+	for b in "$@"; do echo "    backend $b:3000;"; done
+	echo "}"
+}
+
+# lab_lbd MODE IFACE...: lbd in the lb ns, MODE on IFACEs, VIP:80 on both
+# backends; sets CONF, SOCK, LBD_PID. Exits with a FAIL line if lbd does not
+# answer on its control socket within 30 s.
+lab_lbd() {
+	local mode=$1
+	shift
+	CONF=$TOPO_DIR/lbd.conf
+	SOCK=$TOPO_DIR/lbd.sock
+	lab_conf "$mode" "$*" "${BE_ADDRS[1]}" "${BE_ADDRS[2]}" >"$CONF"
 	bg_start @lb "$LBD" -f -c "$CONF"
 	LBD_PID=$BG_PID
 	if ! wait_for -t 30 "$LBCTL" -s "$SOCK" status; then

@@ -3,8 +3,10 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Boots the lab built by vm/build.sh and runs one thing in it:
-#   vm/run.sh smoke|test|bench|shell [lab.NAME=VALUE...]
+#   vm/run.sh smoke|virtio|test|bench|multi|shell [lab.NAME=VALUE...]
 # (lab.TESTS=unit,bpf and lab.FILTER=x reach tests/run.sh in the guest.)
+# multi is three VMs (client, lb, backend) joined by multi-queue virtio-net:
+# vm/multi.sh, sourced from here once the accelerator is known.
 #
 # Accelerator: KVM when a probe guest reaches its init within VM_PROBE_TIMEOUT
 # seconds (on some hosts /dev/kvm exists but guests hang at kernel entry),
@@ -20,6 +22,11 @@ case $O in /*) ;; *) O=$PWD/$O ;; esac
 VM_DIR=${VM_DIR:-$O/vm}
 RUN=${1:-shell}
 shift || true
+if [ "$RUN" = multi ]; then
+	# Three guests on the host's cores: one vCPU each, multi-queue NICs.
+	VM_MEM=${VM_MEM:-1024}
+	VM_SMP=${VM_SMP:-1}
+fi
 VM_MEM=${VM_MEM:-2048}
 VM_SMP=${VM_SMP:-$(nproc)}
 QEMU=${QEMU:-qemu-system-x86_64}
@@ -28,11 +35,12 @@ LOG=$VM_DIR/console.log
 case $RUN in
 smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-180} ;;
 virtio) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
+multi) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
 # Under TCG the verifier is ~10x slower and some BPF test programs load the
 # data path once per case: each suite program gets 30 min, the run 2 h.
 test | bench) VM_TIMEOUT=${VM_TIMEOUT:-7200} ;;
 shell) VM_TIMEOUT=${VM_TIMEOUT:-86400} ;;
-*) echo "usage: vm/run.sh probe|smoke|virtio|test|bench|shell [lab.NAME=VALUE...]" >&2; exit 2 ;;
+*) echo "usage: vm/run.sh probe|smoke|virtio|test|bench|multi|shell [lab.NAME=VALUE...]" >&2; exit 2 ;;
 esac
 
 say() { echo "vm: $*"; }
@@ -82,6 +90,10 @@ tcg) ACC=(-accel tcg,thread=multi -cpu max) ;;
 *) say "VM_ACCEL=$ACCEL: want kvm or tcg" >&2; exit 2 ;;
 esac
 
+if [ "$RUN" = multi ]; then
+	. vm/multi.sh
+	exit $?
+fi
 say "booting $(cat "$VM_DIR/kernel.version" 2>/dev/null) under $ACCEL, $VM_SMP cpus, $VM_MEM MiB, run=$RUN, bound ${VM_TIMEOUT}s, console $LOG"
 rm -f "$LOG"
 t0=$(date +%s.%N)
@@ -116,6 +128,17 @@ if grep -q '^BENCH: ' <(tr -d '\r' <"$LOG"); then
 		tr -d '\r' <"$LOG" | sed -n 's/^BENCH: //p'
 	} >"$out"
 	say "results: $out"
+fi
+# Files the guest printed between LAB-FILE: NAME and LAB-FILE-END lines (the
+# in-guest bench suite's CSVs), into a directory of their own.
+if grep -q '^LAB-FILE: ' <(tr -d '\r' <"$LOG"); then
+	dir=${VM_RESULTS:-$VM_DIR/results}/vm-$RUN-$(date +%Y%m%d-%H%M%S)
+	mkdir -p "$dir"
+	tr -d '\r' <"$LOG" | awk -v dir="$dir" '
+		/^LAB-FILE-END$/ { f = ""; next }
+		/^LAB-FILE: / { f = dir "/" $2; gsub(/[^A-Za-z0-9._\/-]/, "_", f); printf "" > f; next }
+		f != "" { print >> f }'
+	say "result files: $dir ($(ls "$dir" | tr '\n' ' '))"
 fi
 say "guest exit status $grc; init reached ${ready:-?}s after kernel start; ${secs}s in all under $ACCEL"
 exit "$grc"
