@@ -225,7 +225,7 @@ VM_BENCH ?= multi,suite
 vm-bench: vm
 	@case ,$(VM_BENCH), in *,multi,*) O=$(O) VM_RESULTS=bench-results vm/run.sh multi ;; esac
 	@case ,$(VM_BENCH), in *,suite,*) O=$(O) VM_RESULTS=bench-results VM_TIMEOUT=900 vm/run.sh bench \
-		lab.BENCH_ONLY=xdp,maglev,e2e lab.BENCH_RUNS=3 lab.E2E_ROUNDS=1 lab.BENCH_START_WAIT=120 ;; esac
+		lab.QUICK=1 lab.BENCH_ONLY=xdp,maglev,e2e lab.LBD_START_WAIT=180 ;; esac
 
 clean:
 	$(call msg,CLEAN,$(O))

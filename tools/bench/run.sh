@@ -24,8 +24,10 @@
 # BENCH_RESULTS (parent dir of the run, default bench-results), BENCH_RUNS
 # (repeats of xdp), WRK_SECONDS, WRK_CONNS, E2E_ROUNDS, PPS_SECONDS,
 # PPS_ROUNDS, PPS_CONTENDERS (forward,nftables,lbd_xdp,lbd_tc), PPS_FLOWS,
-# PPS_NEW (per mille), PPS_PROTO (udp, tcp). Sections that need root
-# (namespaces, BPF) say so and are skipped otherwise. Everything it starts it stops, also on Ctrl-C.
+# PPS_NEW (per mille), PPS_PROTO (udp, tcp), LBD_START_WAIT (seconds lbd gets
+# to answer, 30; more under emulation, where the verifier is slow). Sections
+# that need root (namespaces, BPF) say so and are skipped otherwise.
+# Everything it starts it stops, also on Ctrl-C.
 set -u
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -374,9 +376,9 @@ e2e_lbd_up() {
 	LBD_PID=$BG_PID
 	# loading the BPF objects takes seconds on a busy machine
 	if [ "${2:-}" = udp ]; then
-		wait_for -t 30 "$O/lbctl" -s "$E2E_TMP/lbd.sock" status && return 0
+		wait_for -t "${LBD_START_WAIT:-30}" "$O/lbctl" -s "$E2E_TMP/lbd.sock" status && return 0
 	else
-		wait_http "http://$VIP:$VIP_PORT/" 30 && return 0
+		wait_http "http://$VIP:$VIP_PORT/" "${LBD_START_WAIT:-30}" && return 0
 	fi
 	say "FAIL: e2e lbd $1: VIP does not answer through lbd; its log:"
 	bg_log "$LBD_PID" | tail -20 | tee -a "$SUMMARY"
