@@ -33,7 +33,7 @@ QEMU=${QEMU:-qemu-system-x86_64}
 LOG=$VM_DIR/console.log
 
 case $RUN in
-smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-360} ;;
+smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-480} ;;
 virtio) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
 multi) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
 # Under TCG the verifier is ~10x slower and some BPF test programs load the
