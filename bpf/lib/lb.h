@@ -97,25 +97,16 @@ static __always_inline int lb_xmit_nh(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	return lb_send_out(ctx, p, nh->ifindex);
 }
 
-/*
- * Route the (already rewritten) packet towards dst and send it. nh (may be
- * 0) is the flow's cached next hop (struct lb_nh): used when current, and
- * refilled after a successful lookup. A packet larger than the cached MTU
- * takes the lookup, so MTU drops stay the kernel's decision. TC keeps
- * LB_FIB_CACHE off: its MTU check is the kernel's on the skb (GSO).
- */
-static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
-				       const union lb_addr *src,
-				       const union lb_addr *dst,
-				       struct lb_nh *nh, const struct lb_config *cfg)
+/* The route lookup behind lb_fib_xmit, apart so that its 64-byte request
+ * is built (zeroed) only when the next-hop cache cannot answer. */
+static __always_inline int lb_fib_route(LB_CTX *ctx, struct lb_pkt *p, void *end,
+					const union lb_addr *src,
+					const union lb_addr *dst,
+					struct lb_nh *nh, const struct lb_config *cfg)
 {
 	struct bpf_fib_lookup fib = {};
 	__u32 ifindex = LB_IFINDEX(ctx);
 	long rc;
-
-	if (LB_FIB_CACHE && nh && nh->ifindex && nh->gen == cfg->fib_gen &&
-	    nh->iif == ifindex && p->l3_len <= nh->mtu)
-		return lb_xmit_nh(ctx, p, end, nh);
 
 	fib.ifindex = ifindex;
 	fib.l4_protocol = p->key.proto;
@@ -150,6 +141,24 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		nh->gen = cfg->fib_gen;
 	}
 	return lb_xmit(ctx, p, end, fib.dmac, fib.smac, fib.ifindex);
+}
+
+/*
+ * Route the (already rewritten) packet towards dst and send it. nh (may be
+ * 0) is the flow's cached next hop (struct lb_nh): used when current, and
+ * refilled after a successful lookup. A packet larger than the cached MTU
+ * takes the lookup, so MTU drops stay the kernel's decision. TC keeps
+ * LB_FIB_CACHE off: its MTU check is the kernel's on the skb (GSO).
+ */
+static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				       const union lb_addr *src,
+				       const union lb_addr *dst,
+				       struct lb_nh *nh, const struct lb_config *cfg)
+{
+	if (LB_FIB_CACHE && nh && nh->ifindex && nh->gen == cfg->fib_gen &&
+	    nh->iif == LB_IFINDEX(ctx) && p->l3_len <= nh->mtu)
+		return lb_xmit_nh(ctx, p, end, nh);
+	return lb_fib_route(ctx, p, end, src, dst, nh, cfg);
 }
 
 /*
