@@ -143,6 +143,31 @@ struct lb_flow_key {
 	__u16 pad;
 };
 
+/*
+ * The same tuple for IPv4 flows, which live in maps of their own (ct4,
+ * nat4) under this 16-byte key: the kernel hashes and compares the whole
+ * key on every lookup, and the 40-byte one costs an established packet
+ * about 6 ns more. lb_flow_key4() is the one way to build it.
+ */
+struct lb_flow_key4 {
+	__u32 src;
+	__u32 dst;
+	__u16 sport;
+	__u16 dport;
+	__u8  proto;
+	__u8  pad[3];
+};
+
+static inline void lb_flow_key4(struct lb_flow_key4 *k4, const struct lb_flow_key *k)
+{
+	k4->src = k->src.v4;
+	k4->dst = k->dst.v4;
+	k4->sport = k->sport;
+	k4->dport = k->dport;
+	k4->proto = k->proto;
+	k4->pad[0] = k4->pad[1] = k4->pad[2] = 0;
+}
+
 #define LB_FLOW_F_CLOSING     (1u << 0) /* FIN or RST seen: counted out */
 #define LB_FLOW_F_ESTABLISHED (1u << 1) /* backend answered the SYN */
 #define LB_FLOW_F_COUNTED     (1u << 2) /* counted in backend_conns */
@@ -224,8 +249,10 @@ struct lb_backend_stats {
 #define LB_MAP_VIPS        "vips"
 #define LB_MAP_BACKENDS    "backends"
 #define LB_MAP_TABLES      "vip_tables"
-#define LB_MAP_CT          "ct"
-#define LB_MAP_NAT         "nat"
+#define LB_MAP_CT          "ct"       /* IPv6 flows; IPv4 ones in ct4 */
+#define LB_MAP_NAT         "nat"      /* IPv6 flows; IPv4 ones in nat4 */
+#define LB_MAP_CT4         "ct4"
+#define LB_MAP_NAT4        "nat4"
 #define LB_MAP_CONFIG      "config"
 #define LB_MAP_CONNS       "backend_conns"
 #define LB_MAP_RR          "rr_cursor"

@@ -483,8 +483,8 @@ static int bench_case(struct ctx *c, const char *name, const __u8 *pkt, bool var
 			if ((k ^ r) & 1) {
 				err = live_run(c, "bare", bare_fd, pkt, repeat, &bare.ns[bare.n++]);
 			} else {
-				if (x == EXP_NEW && !(err = clear_map(c, LB_MAP_CT)))
-					err = clear_map(c, LB_MAP_NAT);
+				if (x == EXP_NEW && !(err = clear_map(c, LB_MAP_CT4)))
+					err = clear_map(c, LB_MAP_NAT4);
 				if (!err && !(err = lb_dp_events(c->dp, e0)))
 					err = lb_dp_drops(c->dp, d0);
 				if (!err)

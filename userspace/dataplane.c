@@ -180,8 +180,11 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 		if (!dp->pinned)
 			bpf_map__set_pin_path(m, NULL);
 	}
+	/* ct_size flows of each family (lb_abi.h: struct lb_flow_key4). */
 	bpf_map__set_max_entries(dp->xdp->maps.ct, ct);
 	bpf_map__set_max_entries(dp->xdp->maps.nat, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.ct4, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.nat4, ct);
 	err = lb_xdp__load(dp->xdp);
 	if (err)
 		goto fail;
@@ -264,6 +267,23 @@ int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
 static int map_fd(const struct lb_dp *dp, const char *name)
 {
 	return lb_dp_map_fd(dp, name);
+}
+
+int lb_dp_flow_lookup(const struct lb_dp *dp, const char *map, const struct lb_flow_key *k,
+		      void *val)
+{
+	bool v4 = k->family == LB_AF_INET, ct = strcmp(map, LB_MAP_CT) == 0;
+	struct lb_flow_key4 k4;
+	int fd;
+
+	if (!ct && strcmp(map, LB_MAP_NAT))
+		return -EINVAL;
+	fd = map_fd(dp, v4 ? (ct ? LB_MAP_CT4 : LB_MAP_NAT4) : map);
+	if (fd < 0)
+		return fd;
+	if (v4)
+		lb_flow_key4(&k4, k);
+	return bpf_map_lookup_elem(fd, v4 ? (const void *)&k4 : k, val) ? -errno : 0;
 }
 
 static int upd(int fd, const void *k, const void *v)

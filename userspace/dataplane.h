@@ -43,6 +43,10 @@ int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp);
 int lb_dp_tc_lo_prog_fd(const struct lb_dp *dp);
 /* fd of a map by its name in lb_abi.h (LB_MAP_*), or -ENOENT. */
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
+/* A flow's entry in LB_MAP_CT (val: struct lb_flow) or LB_MAP_NAT (struct
+ * lb_nat), from the map of the key's family (IPv4: ct4, nat4). */
+int lb_dp_flow_lookup(const struct lb_dp *dp, const char *map, const struct lb_flow_key *k,
+		      void *val);
 
 int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg);
 int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg);

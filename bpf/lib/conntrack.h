@@ -1,14 +1,79 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Connection tracking: `ct` maps a client's tuple to its backend, `nat` maps
- * the backend's reply tuple back to the client. Both are LRU maps, so idle
- * flows age out under pressure instead of failing inserts.
+ * Connection tracking: `ct` (`ct4` for IPv4) maps a client's tuple to its
+ * backend, `nat` (`nat4`) maps the backend's reply tuple back to the
+ * client. All are LRU maps, so idle flows age out under pressure instead
+ * of failing inserts.
  */
 #ifndef LB_CONNTRACK_H
 #define LB_CONNTRACK_H
 
 #include "maps.h"
 #include "parse.h"
+
+/*
+ * Flow map operations on the map of the packet's family: m4 (struct
+ * lb_flow_key4 keys) for IPv4, m6 for IPv6. k is a tuple of p's family.
+ * The choice reads p->v6, not k->family: the verifier knows that word's
+ * value on each path, so it walks one side of every such branch instead of
+ * both (which doubled its work per map operation on the path).
+ */
+static __always_inline void *lb_flow_lookup(void *m4, void *m6, const struct lb_pkt *p,
+					    const struct lb_flow_key *k)
+{
+	struct lb_flow_key4 k4;
+
+	if (p->v6)
+		return bpf_map_lookup_elem(m6, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_lookup_elem(m4, &k4);
+}
+
+static __always_inline long lb_flow_update(void *m4, void *m6, const struct lb_pkt *p,
+					   const struct lb_flow_key *k, const void *v,
+					   __u64 flags)
+{
+	struct lb_flow_key4 k4;
+
+	if (p->v6)
+		return bpf_map_update_elem(m6, k, v, flags);
+	lb_flow_key4(&k4, k);
+	return bpf_map_update_elem(m4, &k4, v, flags);
+}
+
+static __always_inline struct lb_flow *lb_ct_lookup(const struct lb_pkt *p,
+						    const struct lb_flow_key *k)
+{
+	return lb_flow_lookup(&ct4, &ct, p, k);
+}
+
+static __always_inline long lb_ct_update(const struct lb_pkt *p, const struct lb_flow_key *k,
+					 const struct lb_flow *f)
+{
+	return lb_flow_update(&ct4, &ct, p, k, f, BPF_ANY);
+}
+
+static __always_inline long lb_ct_delete(const struct lb_pkt *p, const struct lb_flow_key *k)
+{
+	struct lb_flow_key4 k4;
+
+	if (p->v6)
+		return bpf_map_delete_elem(&ct, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_delete_elem(&ct4, &k4);
+}
+
+static __always_inline struct lb_nat *lb_nat_lookup(const struct lb_pkt *p,
+						    const struct lb_flow_key *k)
+{
+	return lb_flow_lookup(&nat4, &nat, p, k);
+}
+
+static __always_inline long lb_nat_update(const struct lb_pkt *p, const struct lb_flow_key *k,
+					  const struct lb_nat *n, __u64 flags)
+{
+	return lb_flow_update(&nat4, &nat, p, k, n, flags);
+}
 
 /* The flow's backend if it still may carry the flow: same slot generation
  * (the slot was not reused) and not removed or marked down. */
@@ -91,9 +156,10 @@ static __always_inline void lb_nat_key(struct lb_flow_key *rk, const struct lb_p
  * many live connections. The old flow's ct entry is removed with it, so a
  * late packet of the old connection cannot use the port's new owner.
  */
-static __always_inline int lb_snat_reclaim(const struct lb_flow_key *rk, __u16 port)
+static __always_inline int lb_snat_reclaim(const struct lb_pkt *p, const struct lb_flow_key *rk,
+					   __u16 port)
 {
-	struct lb_nat *old = bpf_map_lookup_elem(&nat, rk);
+	struct lb_nat *old = lb_nat_lookup(p, rk);
 	struct lb_flow_key ck = {};
 	struct lb_flow *f;
 
@@ -105,12 +171,12 @@ static __always_inline int lb_snat_reclaim(const struct lb_flow_key *rk, __u16 p
 	ck.dport = old->vip_port;
 	ck.proto = rk->proto;
 	ck.family = rk->family;
-	f = bpf_map_lookup_elem(&ct, &ck);
+	f = lb_ct_lookup(p, &ck);
 	if (!f || f->snat_port != port)
 		return 1;
 	if (!(f->flags & LB_FLOW_F_CLOSING))
 		return 0;
-	bpf_map_delete_elem(&ct, &ck);
+	lb_ct_delete(p, &ck);
 	return 1;
 }
 
@@ -142,7 +208,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i) % range));
 
 		lb_nat_key(&rk, p, be, vip, port);
-		if (bpf_map_update_elem(&nat, &rk, nv, BPF_NOEXIST) == 0)
+		if (lb_nat_update(p, &rk, nv, BPF_NOEXIST) == 0)
 			return port;
 	}
 #pragma clang loop unroll(full)
@@ -150,8 +216,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i) % range));
 
 		lb_nat_key(&rk, p, be, vip, port);
-		if (lb_snat_reclaim(&rk, port) &&
-		    bpf_map_update_elem(&nat, &rk, nv, BPF_ANY) == 0)
+		if (lb_snat_reclaim(p, &rk, port) && lb_nat_update(p, &rk, nv, BPF_ANY) == 0)
 			return port;
 	}
 	return 0;

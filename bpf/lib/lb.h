@@ -183,7 +183,7 @@ static __always_inline int lb_local_track(const struct lb_pkt *p, const struct l
 	if (!nv)
 		return -1;
 	nv->flags = LB_FLOW_F_LOCAL;
-	return bpf_map_update_elem(&nat, &rk, nv, BPF_ANY) ? -1 : 0;
+	return lb_nat_update(p, &rk, nv, BPF_ANY) ? -1 : 0;
 }
 
 /* A new flow, or one whose backend went away: pick and record a backend. */
@@ -225,7 +225,7 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 		nf->flags |= LB_FLOW_F_COUNTED;
 		lb_conns_add(be_id, 1);
 	}
-	if (bpf_map_update_elem(&ct, &p->key, nf, BPF_ANY)) {
+	if (lb_ct_update(p, &p->key, nf)) {
 		if (nf->flags & LB_FLOW_F_COUNTED)
 			lb_conns_add(be_id, -1);
 		return LB_DROP_CT_INSERT;
@@ -370,7 +370,7 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 			fk.dport = vport;
 			fk.proto = p->key.proto;
 			fk.family = p->key.family;
-			f = bpf_map_lookup_elem(&ct, &fk);
+			f = lb_ct_lookup(p, &fk);
 			if (f)
 				lb_flow_tcp_flags(f, fl);
 		}
@@ -416,7 +416,7 @@ static __always_inline int lb_local_reply(LB_CTX *ctx)
 	if (lb_parse(data, end, &p) != LB_PARSE_OK ||
 	    (p.key.proto != IPPROTO_TCP && p.key.proto != IPPROTO_UDP))
 		return LB_PASS;
-	n = bpf_map_lookup_elem(&nat, &p.key);
+	n = lb_nat_lookup(&p, &p.key);
 	if (!n || !(n->flags & LB_FLOW_F_LOCAL))
 		return LB_PASS;
 	lb_reply_track(&p, n);
@@ -473,7 +473,7 @@ static __always_inline int lb_local_ingress(LB_CTX *ctx)
 	vip = lb_vip_lookup(&p, cfg);
 	if (!vip || vip->fwd != LB_FWD_LOCAL)
 		return LB_PASS;
-	return lb_forward(ctx, &p, end, vip, cfg, bpf_map_lookup_elem(&ct, &p.key));
+	return lb_forward(ctx, &p, end, vip, cfg, lb_ct_lookup(&p, &p.key));
 }
 
 static __always_inline int lb_process(LB_CTX *ctx)
@@ -516,7 +516,7 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	dport = bpf_ntohs(p.key.dport);
 	snat_range = dport >= cfg->snat_port_lo && dport <= cfg->snat_port_hi;
 	if (!snat_range) {
-		f = bpf_map_lookup_elem(&ct, &p.key);
+		f = lb_ct_lookup(&p, &p.key);
 		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
 			return rc;
 	}
@@ -524,11 +524,11 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	vip = lb_vip_lookup(&p, cfg);
 	if (vip) {
 		if (snat_range)
-			f = bpf_map_lookup_elem(&ct, &p.key);
+			f = lb_ct_lookup(&p, &p.key);
 		return lb_forward(ctx, &p, end, vip, cfg, f);
 	}
 	if (snat_range) {
-		struct lb_nat *n = bpf_map_lookup_elem(&nat, &p.key);
+		struct lb_nat *n = lb_nat_lookup(&p, &p.key);
 
 		if (n)
 			return lb_reply(ctx, &p, end, n, cfg);

@@ -44,6 +44,9 @@ struct {
 	__array(values, struct lb_table);
 } vip_tables SEC(".maps");
 
+/* Conntrack, one pair of maps per family (see struct lb_flow_key4); reach
+ * them through conntrack.h's lb_ct_* and lb_nat_*, which pick the map. ct
+ * and nat keep their names (and pins) from when they held both families. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, LB_CT_DEFAULT_SIZE);
@@ -55,10 +58,26 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__type(key, struct lb_flow_key4);
+	__type(value, struct lb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_CT_DEFAULT_SIZE);
 	__type(key, struct lb_flow_key);
 	__type(value, struct lb_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__type(key, struct lb_flow_key4);
+	__type(value, struct lb_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat4 SEC(".maps");
 
 /* Where a new flow builds its `nat` value: next to everything else on that
  * path, struct lb_nat does not fit the 512-byte stack. Not pinned: scratch. */

@@ -25,6 +25,10 @@ struct lb_pkt {
 	__u8  reason;     /* enum lb_drop_reason when LB_PARSE_BAD */
 	__u8  have_dst;   /* key.dst and key.family are valid */
 	__u8  ttl;        /* TTL or hop limit */
+	/* 1 for IPv6 (key.family says the same): a whole word, whose value
+	 * the verifier tracks on each path, so branches on it (the flow maps
+	 * of conntrack.h) are walked one way, not both. */
+	__u64 v6;
 };
 
 /* l4_len: what the IP length leaves for L4; the frame may be longer
@@ -133,6 +137,7 @@ static __always_inline int lb_parse_ipv6(void *cur, void *end, struct lb_pkt *p)
 	}
 	p->l3 = ip6;
 	p->key.family = LB_AF_INET6;
+	p->v6 = 1;
 	__builtin_memcpy(p->key.src.b, &ip6->saddr, 16);
 	__builtin_memcpy(p->key.dst.b, &ip6->daddr, 16);
 	p->have_dst = 1;

@@ -646,11 +646,13 @@ int h_flow_backend(int family, const char *src, uint16_t sport, const char *dst,
 	struct lb_flow_key k = { .sport = htons(sport), .dport = htons(dport),
 				 .proto = proto, .family = (__u8)family };
 	struct lb_flow f;
+	int err;
 
 	h_addr(family, src, &k.src);
 	h_addr(family, dst, &k.dst);
-	if (bpf_map_lookup_elem(lb_dp_map_fd(dp, LB_MAP_CT), &k, &f))
-		return -errno;
+	err = lb_dp_flow_lookup(dp, LB_MAP_CT, &k, &f);
+	if (err)
+		return err;
 	*be_id = f.backend_id;
 	return 0;
 }

@@ -52,7 +52,7 @@ static uint16_t snat_port_of(const struct h_pkt *out, const struct h_spec *in,
 	h_addr(in->family, in->family == 6 ? BE6 : BE4, &k.src);
 	h_addr(in->family, in->family == 6 ? H_SNAT6 : H_SNAT4, &k.dst);
 	h_addr(in->family, in->src, &client);
-	assert_int_equal(bpf_map_lookup_elem(lb_dp_map_fd(h_dp(), LB_MAP_NAT), &k, &n), 0);
+	assert_int_equal(lb_dp_flow_lookup(h_dp(), LB_MAP_NAT, &k, &n), 0);
 	assert_memory_equal(&n.client, &client, sizeof(client));
 	assert_int_equal(ntohs(n.client_port), in->sport);
 	assert_int_equal(ntohs(n.vip_port), in->dport);
