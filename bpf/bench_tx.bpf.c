@@ -11,8 +11,12 @@
  * without copying the input packet again, so a program that rewrites packets
  * (NAT) would see its own output on the next run of that page. Frames sent
  * with XDP_TX come back to the pool through the sink's XDP_DROP, so the sink
- * restores the input there, and with `vary` set gives it a fresh client
- * address and port (a new flow on every run).
+ * restores the input there, and with `flows` set gives it the client
+ * address and port of flow seq % flows (seq counts the frames of this CPU),
+ * and with `vips` > 1 the destination address of VIP (seq % flows) % vips:
+ * flows = ~0 is a new flow on every frame; flows = N cycles through N
+ * flows, each always to the same VIP, so a run of N SYNs opens them all
+ * and later runs find them established.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -21,8 +25,8 @@
 #define BENCH_PKT_LEN 64 /* every benchmark packet is exactly this long */
 
 struct bench_tmpl {
-	__u32 vary;      /* nonzero: new client tuple on every run */
-	__u32 pad;
+	__u32 flows;     /* 0: the template as is; else the flow count cycled */
+	__u32 vips;      /* > 1: destination 198.20.x.y of VIP x * 256 + y */
 	__u64 data[BENCH_PKT_LEN / 8];
 };
 
@@ -78,14 +82,21 @@ int bench_sink(struct xdp_md *ctx)
 #pragma clang loop unroll(full)
 	for (int i = 0; i < BENCH_PKT_LEN / 8; i++)
 		d[i] = t->data[i];
-	if (t->vary) {
-		/* IPv4 without options: source address at 26, port at 34. */
-		__u32 v = (*n)++;
+	if (t->flows) {
+		/* IPv4 without options: source address at 26, port at 34,
+		 * destination address at 30. */
+		__u32 v = (*n)++ % t->flows;
 
-		b[28] = (__u8)(v >> 16);
-		b[29] = (__u8)(v >> 24) + 1;
-		b[34] = (__u8)(v >> 8);
-		b[35] = (__u8)v;
+		/* The address varies first: ip_hash then sees many clients. */
+		b[28] = (__u8)(v >> 8);
+		b[29] = (__u8)v;
+		b[34] = (__u8)(v >> 24);
+		b[35] = (__u8)(v >> 16);
+		if (t->vips > 1) {
+			v %= t->vips;
+			b[32] = (__u8)(v >> 8);
+			b[33] = (__u8)v;
+		}
 	}
 	return XDP_DROP;
 }

@@ -36,6 +36,18 @@
  * column compares lb_xdp's event counters with the repeat count, so a case
  * that measured the wrong path says so ("FAIL:...") instead of a figure.
  *
+ * -S (scaling) prints instead, one row a point and case:
+ *
+ *   dimension,value,case,method,vips,backends,flows,bare_ns,lb_ns,ratio,
+ *   lb_min,lb_max,bytes_per_flow,runs,check
+ *
+ * for 1, 64 and 512 VIPs, 10 and 4096 backends (established: 1000 flows
+ * cycled, and new flows), each selection method (new flows), and 1000,
+ * 100000 and 1000000 live flows cycled (established), all on one data path
+ * with a conntrack of 2^21 entries. bench_sink gives frame n the tuple of
+ * flow n % flows. bytes_per_flow is what an IPv4 flow holds: its ct4 and
+ * nat4 elements, from the maps' memlock over their size.
+ *
  * ns figures are the kernel's own per-packet time (opts.duration: the
  * test-run loop only, preemption excluded), median over runs; min and max
  * are over runs as well. Wall-clock time of the call is no good here: each
@@ -64,6 +76,7 @@
 #define PKT_LEN     64          /* BENCH_PKT_LEN in bpf/bench_tx.bpf.c */
 #define MAX_RUNS    101
 #define NBACKENDS   64          /* enough SNAT tuples for the new-flow flood */
+#define MAX_BACKENDS 4096       /* the most of the scaling points (-S) */
 #define SEED        0x5eedu
 #define IF_IN       "bx0"
 #define IF_SINK     "bx1"
@@ -73,15 +86,25 @@
 #define VIP         0xc612000au /* 198.18.0.10 */
 #define NON_VIP     0xc6120063u /* 198.18.0.99 */
 #define SNAT        0xc61201feu /* 198.18.1.254 */
-#define BACKEND0    0xc6120102u /* 198.18.1.2 + i */
+#define BACKEND0    0xc6130002u /* 198.19.0.2 + i */
+#define SCALE_VIP0  0xc6140000u /* 198.20.0.0 + i: VIPs of the scaling points */
 #define VIP_PORT    80
 #define BE_PORT     3000
 #define CLIENT_PORT 40000
 
 struct bench_tmpl { /* mirrors bpf/bench_tx.bpf.c */
-	__u32 vary;
-	__u32 pad;
+	__u32 flows;
+	__u32 vips;
 	__u8  data[PKT_LEN];
+};
+
+#define NEW_EVERY_PACKET 0xffffffffu /* bench_tmpl.flows: a new flow each frame */
+
+/* The data path's configuration for a run: VIPs (all with the same
+ * backends and table), backends, selection method. */
+struct setup {
+	__u32 vips, backends;
+	enum lb_method method;
 };
 
 struct ctx {
@@ -91,7 +114,14 @@ struct ctx {
 	__u32 repeat, new_repeat;
 	int runs;
 	const char *only;       /* run just this case */
+	__u32 max_flows;        /* -S: the largest live-flows point */
 	bool verbose;
+};
+
+/* One case measured: medians and extremes over the runs. */
+struct result {
+	double bare, lb, ratio, ratio_best, bare_min, bare_max, lb_min, lb_max;
+	char check[96];
 };
 
 struct series {
@@ -251,7 +281,8 @@ static int write_file(const char *path, const char *s)
 
 static int setup_netns(void)
 {
-	char cmds[8192], ip[32];
+	static char cmds[MAX_BACKENDS * 80 + 1024];
+	char ip[32];
 	size_t off;
 	struct in_addr a;
 	int err;
@@ -265,13 +296,14 @@ static int setup_netns(void)
 		"link set " IF_SINK " up\n"
 		"addr add 198.18.0.254/24 dev " IF_IN "\n"
 		"addr add 198.18.1.254/24 dev " IF_IN "\n"
+		"addr add 198.19.255.254/16 dev " IF_IN "\n"
 		"neigh add 198.18.0.1 lladdr 02:00:00:00:00:01 dev " IF_IN " nud permanent\n");
-	for (int i = 0; i < NBACKENDS; i++) {
+	for (int i = 0; i < MAX_BACKENDS; i++) {
 		a.s_addr = htonl(BACKEND0 + (__u32)i);
 		inet_ntop(AF_INET, &a, ip, sizeof(ip));
 		off += (size_t)snprintf(cmds + off, sizeof(cmds) - off,
-			"neigh add %s lladdr 02:00:00:00:01:%02x dev " IF_IN " nud permanent\n",
-			ip, i);
+			"neigh add %s lladdr 02:00:00:01:%02x:%02x dev " IF_IN " nud permanent\n",
+			ip, i >> 8, i & 0xff);
 	}
 	if ((err = run_ip_batch(cmds)))
 		return err;
@@ -283,27 +315,44 @@ static int setup_netns(void)
 
 /* ------------------------------------------------------------ data path */
 
-static int setup_lb(struct lb_dp **out)
+/* Every VIP after the first gets VIP 0's table: the same inner map put in
+ * its slot of the outer one (building and writing hundreds of 65537-slot
+ * tables would take the run's time and memory, and the data path reads a
+ * table the same way whoever shares it). */
+static int share_table(struct lb_dp *dp, __u32 vips)
 {
-	struct lb_dp_opts o = { 0 };
-	struct lb_config cfg = {
-		.hash_seed = SEED,
-		.snat_port_lo = LB_SNAT_PORT_LO,
-		.snat_port_hi = LB_SNAT_PORT_HI,
-	};
-	struct lb_maglev_backend mb[NBACKENDS];
+	int outer = lb_dp_map_fd(dp, LB_MAP_TABLES), inner, err = 0;
+	__u32 zero = 0, id;
+
+	if (outer < 0)
+		return outer;
+	if (bpf_map_lookup_elem(outer, &zero, &id))
+		return -errno;
+	inner = bpf_map_get_fd_by_id(id);
+	if (inner < 0)
+		return -errno;
+	for (__u32 i = 1; i < vips && !err; i++)
+		err = bpf_map_update_elem(outer, &i, &inner, BPF_ANY) ? -errno : 0;
+	close(inner);
+	return err;
+}
+
+/* Give dp su's VIPs (vip0, vip0 + 1, ...: port VIP_PORT, TCP, full NAT;
+ * VIPs from an earlier configuration beyond su->vips are removed) and
+ * backends (BACKEND0 + i, ids from 1; later ids stay, unused). */
+static int configure(struct lb_dp *dp, const struct setup *su, __u32 vip0, __u32 old_vips)
+{
+	static struct lb_maglev_backend mb[MAX_BACKENDS];
 	struct lb_vip_key k;
 	struct lb_vip v;
-	struct lb_dp *dp;
 	__u32 *ids = NULL, nids = 0;
 	int err;
 
-	if ((err = lb_dp_open(&o, &dp)))
-		return err;
-	if ((err = lb_dp_set_config(dp, &cfg)))
-		goto fail;
+	if (su->backends > MAX_BACKENDS || !su->backends || !su->vips ||
+	    su->vips > LB_MAX_VIPS)
+		return -EINVAL;
 	memset(mb, 0, sizeof(mb));
-	for (__u32 i = 0; i < NBACKENDS; i++) {
+	for (__u32 i = 0; i < su->backends; i++) {
 		struct lb_backend b;
 
 		memset(&b, 0, sizeof(b));
@@ -314,49 +363,74 @@ static int setup_lb(struct lb_dp **out)
 		b.weight = 1;
 		b.gen = 1;
 		if ((err = lb_dp_backend_set(dp, i + 1, &b)))
-			goto fail;
+			return err;
 		mb[i].addr = b.addr;
 		mb[i].port = b.port;
 		mb[i].family = LB_AF_INET;
 		mb[i].weight = 1;
 		mb[i].id = i + 1;
 	}
-	err = lb_table_build(LB_METHOD_MAGLEV, mb, NBACKENDS, SEED, LB_MAGLEV_DEFAULT_SIZE,
+	err = lb_table_build(su->method, mb, su->backends, SEED, LB_MAGLEV_DEFAULT_SIZE,
 			     &ids, &nids);
 	if (!err)
 		err = lb_dp_table_swap(dp, 0, ids, nids);
 	free(ids);
-	if (err)
-		goto fail;
-	memset(&k, 0, sizeof(k));
-	memset(&v, 0, sizeof(v));
-	k.addr.v4 = htonl(VIP);
-	k.port = htons(VIP_PORT);
-	k.proto = IPPROTO_TCP;
-	k.family = LB_AF_INET;
-	v.id = 0;
-	v.method = LB_METHOD_MAGLEV;
-	v.fwd = LB_FWD_NAT;
-	v.family = LB_AF_INET;
-	v.flags = LB_VIP_F_SNAT_SET;
-	v.table_size = nids;
-	v.snat_addr.v4 = htonl(SNAT);
-	if ((err = lb_dp_vip_set(dp, &k, &v)))
-		goto fail;
-	*out = dp;
-	return 0;
-fail:
-	lb_dp_close(dp);
+	if (!err)
+		err = share_table(dp, su->vips);
+	for (__u32 i = 0; i < su->vips + old_vips && !err; i++) {
+		memset(&k, 0, sizeof(k));
+		memset(&v, 0, sizeof(v));
+		k.addr.v4 = htonl(vip0 + i);
+		k.port = htons(VIP_PORT);
+		k.proto = IPPROTO_TCP;
+		k.family = LB_AF_INET;
+		if (i >= su->vips) {
+			if (i < old_vips)
+				err = lb_dp_vip_del(dp, &k);
+			continue;
+		}
+		v.id = i;
+		v.method = (__u8)su->method;
+		v.fwd = LB_FWD_NAT;
+		v.family = LB_AF_INET;
+		v.flags = LB_VIP_F_SNAT_SET;
+		v.table_size = nids;
+		v.snat_addr.v4 = htonl(SNAT);
+		err = lb_dp_vip_set(dp, &k, &v);
+	}
 	return err;
 }
 
-static int set_tmpl(struct ctx *c, const __u8 *pkt, bool vary)
+/* lb_xdp, loaded, with the hash seed and SNAT range set. */
+static int open_lb(__u32 ct_size, struct lb_dp **out)
+{
+	struct lb_dp_opts o = { .ct_size = ct_size };
+	struct lb_config cfg = {
+		.hash_seed = SEED,
+		.snat_port_lo = LB_SNAT_PORT_LO,
+		.snat_port_hi = LB_SNAT_PORT_HI,
+	};
+	int err;
+
+	if ((err = lb_dp_open(&o, out)))
+		return err;
+	if ((err = lb_dp_set_config(*out, &cfg))) {
+		lb_dp_close(*out);
+		*out = NULL;
+	}
+	return err;
+}
+
+/* What bench_sink writes back into each frame: pkt, and the tuple of flow
+ * seq % flows to VIP (seq % flows) % vips (see bpf/bench_tx.bpf.c). */
+static int set_tmpl(struct ctx *c, const __u8 *pkt, __u32 flows, __u32 vips)
 {
 	struct bench_tmpl t;
 	__u32 zero = 0;
 
 	memset(&t, 0, sizeof(t));
-	t.vary = vary;
+	t.flows = flows;
+	t.vips = vips;
 	memcpy(t.data, pkt, PKT_LEN);
 	if (bpf_map_update_elem(bpf_map__fd(c->bt->maps.tmpl), &zero, &t, BPF_ANY))
 		return -errno;
@@ -461,21 +535,23 @@ static void check_path(const __u64 *e0, const __u64 *e1, const __u64 *d0, const 
 		snprintf(msg, len, "FAIL:new flows %llu of %u", (unsigned long long)nw, repeat);
 }
 
-static int bench_case(struct ctx *c, const char *name, const __u8 *pkt, bool vary,
-		      enum expect x, __u32 repeat)
+/*
+ * Time lb_xdp on pkt (as bench_sink varies it: flows, vips) against the
+ * bare program, runs times each, back to back. EXP_NEW empties the
+ * IPv4 conntrack before each run; other cases find what earlier runs left.
+ */
+static int measure(struct ctx *c, const char *name, const __u8 *pkt, __u32 flows, __u32 vips,
+		   enum expect x, __u32 repeat, struct result *res)
 {
 	int bare_fd = bpf_program__fd(x == EXP_PASS ? c->bt->progs.bench_pass
 						    : c->bt->progs.bench_tx);
 	int lb_fd = lb_dp_xdp_prog_fd(c->dp);
 	struct series bare = { .n = 0 }, lb = { .n = 0 }, ratio = { .n = 0 };
 	__u64 e0[LB_EVENTS], e1[LB_EVENTS], d0[LB_DROP_REASONS], d1[LB_DROP_REASONS];
-	char check[96] = "";
-	double bm, lm, rm;
 	int err;
 
-	if (c->only && strcmp(c->only, name))
-		return 0;
-	if ((err = set_tmpl(c, pkt, vary)))
+	memset(res, 0, sizeof(*res));
+	if ((err = set_tmpl(c, pkt, flows, vips)))
 		return err;
 	for (int r = 0; r < c->runs; r++) {
 		/* Alternate who goes first, so drift hurts both alike. */
@@ -492,7 +568,8 @@ static int bench_case(struct ctx *c, const char *name, const __u8 *pkt, bool var
 				if (!err && !(err = lb_dp_events(c->dp, e1)))
 					err = lb_dp_drops(c->dp, d1);
 				if (!err)
-					check_path(e0, e1, d0, d1, x, repeat, check, sizeof(check));
+					check_path(e0, e1, d0, d1, x, repeat, res->check,
+						   sizeof(res->check));
 			}
 			if (err)
 				return err;
@@ -500,14 +577,34 @@ static int bench_case(struct ctx *c, const char *name, const __u8 *pkt, bool var
 	}
 	for (int r = 0; r < c->runs; r++)
 		ratio.ns[ratio.n++] = bare.ns[r] > 0 ? lb.ns[r] / bare.ns[r] : 0;
-	rm = median(&ratio);
-	bm = median(&bare);
-	lm = median(&lb);
+	res->ratio = median(&ratio);
+	res->bare = median(&bare);
+	res->lb = median(&lb);
+	/* median() sorted the series: [0] is the minimum */
+	res->ratio_best = bare.ns[0] > 0 ? lb.ns[0] / bare.ns[0] : 0;
+	res->bare_min = bare.ns[0];
+	res->bare_max = bare.ns[bare.n - 1];
+	res->lb_min = lb.ns[0];
+	res->lb_max = lb.ns[lb.n - 1];
+	if (!res->check[0])
+		snprintf(res->check, sizeof(res->check), "ok");
+	return 0;
+}
+
+static int bench_case(struct ctx *c, const char *name, const __u8 *pkt, __u32 flows,
+		      enum expect x, __u32 repeat)
+{
+	struct result r;
+	int err;
+
+	if (c->only && strcmp(c->only, name))
+		return 0;
+	if ((err = measure(c, name, pkt, flows, 1, x, repeat, &r)))
+		return err;
 	printf("%s,%s,%.0f,%.0f,%.3f,%.3f,%.0f,%.0f,%.0f,%.0f,%.0f,%u,%d,%s\n", name,
-	       x == EXP_PASS ? "bench_pass" : "bench_tx", bm, lm, rm,
-	       bare.ns[0] > 0 ? lb.ns[0] / bare.ns[0] : 0, lm - bm,
-	       bare.ns[0], bare.ns[bare.n - 1], lb.ns[0], lb.ns[lb.n - 1], repeat, c->runs,
-	       check[0] ? check : "ok");
+	       x == EXP_PASS ? "bench_pass" : "bench_tx", r.bare, r.lb, r.ratio, r.ratio_best,
+	       r.lb - r.bare, r.bare_min, r.bare_max, r.lb_min, r.lb_max, repeat, c->runs,
+	       r.check);
 	fflush(stdout);
 	return 0;
 }
@@ -536,12 +633,191 @@ static int bench_all(struct ctx *c)
 
 	printf("case,bare_prog,bare_ns,lb_ns,ratio,ratio_best,extra_ns,bare_min,bare_max,lb_min,"
 	       "lb_max,repeat,runs,check\n");
-	if ((err = bench_case(c, "established", ack, false, EXP_EST, c->repeat)) ||
-	    (err = bench_case(c, "nat_reply", reply, false, EXP_REPLY, c->repeat)) ||
-	    (err = bench_case(c, "non_vip_pass", pass, false, EXP_PASS, c->repeat)))
+	if ((err = bench_case(c, "established", ack, 0, EXP_EST, c->repeat)) ||
+	    (err = bench_case(c, "nat_reply", reply, 0, EXP_REPLY, c->repeat)) ||
+	    (err = bench_case(c, "non_vip_pass", pass, 0, EXP_PASS, c->repeat)))
 		return err;
 	/* Last: the flood of new flows churns the conntrack LRU. */
-	return bench_case(c, "new_flow", syn, true, EXP_NEW, c->new_repeat);
+	return bench_case(c, "new_flow", syn, NEW_EVERY_PACKET, EXP_NEW, c->new_repeat);
+}
+
+/* ------------------------------------------------------------ scaling (-S) */
+
+/* Kernel memory of a map (fdinfo's memlock): for the LRU maps, every
+ * preallocated element, used or not. */
+static long map_memlock(int fd)
+{
+	char path[64], line[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* Bytes a tracked IPv4 flow costs: its ct4 and its nat4 element. */
+static double flow_bytes(struct ctx *c)
+{
+	int ct = lb_dp_map_fd(c->dp, LB_MAP_CT4), nat = lb_dp_map_fd(c->dp, LB_MAP_NAT4);
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	long m1 = map_memlock(ct), m2 = map_memlock(nat);
+
+	memset(&info, 0, sizeof(info));
+	if (m1 < 0 || m2 < 0 || bpf_obj_get_info_by_fd(ct, &info, &len) || !info.max_entries)
+		return 0;
+	return (double)(m1 + m2) / info.max_entries;
+}
+
+static const char *method_name(enum lb_method m)
+{
+	static const char *const n[] = {
+		[LB_METHOD_MAGLEV] = "maglev", [LB_METHOD_IP_HASH] = "ip_hash",
+		[LB_METHOD_ROUND_ROBIN] = "round_robin", [LB_METHOD_LEAST_CONN] = "least_conn",
+	};
+
+	return (unsigned int)m < LB_METHOD_MAX ? n[m] : "?";
+}
+
+static void scale_row(struct ctx *c, const char *dim, const char *value, const char *cs,
+		      const struct setup *su, __u32 flows, const struct result *r)
+{
+	printf("%s,%s,%s,%s,%u,%u,%u,%.0f,%.0f,%.3f,%.0f,%.0f,%.0f,%d,%s\n", dim, value, cs,
+	       method_name(su->method), su->vips, su->backends, flows, r->bare, r->lb, r->ratio,
+	       r->lb_min, r->lb_max, flow_bytes(c), c->runs, r->check);
+	fflush(stdout);
+}
+
+/* Open flows 0..n-1 (bench_sink's numbering: a run of SYNs cycling through
+ * n flows, a little longer than n, since each page's first frame is the
+ * template itself). Fails when a SYN was dropped. */
+static int open_flows(struct ctx *c, const __u8 *syn, __u32 n, __u32 vips)
+{
+	__u64 d0[LB_DROP_REASONS], d1[LB_DROP_REASONS], drops = 0;
+	double ns;
+	int err;
+
+	if ((err = set_tmpl(c, syn, n, vips)) || (err = lb_dp_drops(c->dp, d0)) ||
+	    (err = live_run(c, "open", lb_dp_xdp_prog_fd(c->dp), syn, n + n / 8 + 1024, &ns)) ||
+	    (err = lb_dp_drops(c->dp, d1)))
+		return err;
+	for (int i = 0; i < LB_DROP_REASONS; i++)
+		drops += d1[i] - d0[i];
+	if (drops) {
+		fprintf(stderr, "bench_xdp: opening %u flows: %llu SYNs dropped\n", n,
+			(unsigned long long)drops);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/*
+ * One configuration of c->dp: established flows (est_flows of them, cycled;
+ * 0: not measured), then new flows (if nw), as rows of dimension dim =
+ * value. Starts from an empty IPv4 conntrack. New flows per run are kept
+ * under 1/40 of the backends' SNAT tuples: port probing (8 consecutive
+ * ports, conntrack.h) drops some new flows of 10 backends already at 10%.
+ */
+static int scale_point(struct ctx *c, const char *dim, const char *value,
+		       const struct setup *su, __u32 *vips_now, __u32 est_flows, bool nw)
+{
+	__u32 ports = LB_SNAT_PORT_HI - LB_SNAT_PORT_LO + 1, nrep = c->new_repeat;
+	__u8 syn[PKT_LEN], ack[PKT_LEN];
+	struct result r;
+	int err;
+
+	build_pkt(syn, CLIENT, CLIENT_PORT, SCALE_VIP0, VIP_PORT, 0x02);
+	build_pkt(ack, CLIENT, CLIENT_PORT, SCALE_VIP0, VIP_PORT, 0x10);
+	if ((err = configure(c->dp, su, SCALE_VIP0, *vips_now)))
+		return err;
+	*vips_now = su->vips;
+	if ((err = clear_map(c, LB_MAP_CT4)) || (err = clear_map(c, LB_MAP_NAT4)))
+		return err;
+	if (est_flows) {
+		err = open_flows(c, syn, est_flows, su->vips);
+		if (!err)
+			err = measure(c, "established", ack, est_flows, su->vips, EXP_EST,
+				      c->repeat > est_flows ? c->repeat : est_flows, &r);
+		if (!err)
+			scale_row(c, dim, value, "established", su, est_flows, &r);
+	}
+	if (nrep > su->backends * (ports / 40))
+		nrep = su->backends * (ports / 40);
+	if (!err && nw) {
+		err = measure(c, "new_flow", syn, NEW_EVERY_PACKET, su->vips, EXP_NEW, nrep, &r);
+		if (!err)
+			scale_row(c, dim, value, "new_flow", su, 0, &r);
+	}
+	return err;
+}
+
+/*
+ * How the cost grows: with the live flows, the VIPs, the backends, and per
+ * selection method for new flows. One data path, reconfigured per point,
+ * with a conntrack of 2^21 entries a family for every point (so only the
+ * occupancy differs). Established flows are 1000 unless the point is about
+ * flows; the flows points go up, each opening the flows the one before did
+ * not (flow i is always the same tuple).
+ */
+static int bench_scale(struct ctx *c)
+{
+	static const __u32 vips[] = { 1, 64, 512 };
+	static const __u32 backends[] = { 10, 4096 };
+	static const __u32 flows[] = { 1000, 100000, 1000000 };
+	struct setup su = { .vips = 1, .backends = 256, .method = LB_METHOD_MAGLEV };
+	__u32 vips_now = 0;
+	char v[32];
+	int err;
+
+	printf("dimension,value,case,method,vips,backends,flows,bare_ns,lb_ns,ratio,lb_min,"
+	       "lb_max,bytes_per_flow,runs,check\n");
+	if ((err = open_lb(1u << 21, &c->dp)))
+		return err;
+	for (size_t i = 0; i < sizeof(vips) / sizeof(vips[0]) && !err; i++) {
+		su.vips = vips[i];
+		snprintf(v, sizeof(v), "%u", vips[i]);
+		err = scale_point(c, "vips", v, &su, &vips_now, 1000, true);
+	}
+	su.vips = 1;
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]) && !err; i++) {
+		su.backends = backends[i];
+		snprintf(v, sizeof(v), "%u", backends[i]);
+		err = scale_point(c, "backends", v, &su, &vips_now, 1000, true);
+	}
+	su.backends = 256;
+	for (int m = 0; m < LB_METHOD_MAX && !err; m++) {
+		su.method = (enum lb_method)m;
+		err = scale_point(c, "method", method_name(su.method), &su, &vips_now, 0, true);
+	}
+	su.method = LB_METHOD_MAGLEV;
+	for (size_t i = 0; i < sizeof(flows) / sizeof(flows[0]) && !err; i++) {
+		__u8 syn[PKT_LEN], ack[PKT_LEN];
+
+		if (flows[i] > c->max_flows)
+			break;
+		struct result r;
+
+		build_pkt(syn, CLIENT, CLIENT_PORT, SCALE_VIP0, VIP_PORT, 0x02);
+		build_pkt(ack, CLIENT, CLIENT_PORT, SCALE_VIP0, VIP_PORT, 0x10);
+		snprintf(v, sizeof(v), "%u", flows[i]);
+		if (i == 0)
+			err = scale_point(c, "flows", v, &su, &vips_now, 0, false);
+		if (!err)
+			err = open_flows(c, syn, flows[i], 1);
+		if (!err)
+			err = measure(c, "established", ack, flows[i], 1, EXP_EST,
+				      c->repeat > flows[i] ? c->repeat : flows[i], &r);
+		if (!err)
+			scale_row(c, "flows", v, "established", &su, flows[i], &r);
+	}
+	return err;
 }
 
 static void pin_cpu(void)
@@ -558,23 +834,29 @@ static void pin_cpu(void)
 static void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
-		"usage: bench_xdp [-r REPEAT] [-n NEW_FLOW_REPEAT] [-R RUNS] [-c CASE] [-v]\n"
+		"usage: bench_xdp [-r REPEAT] [-n NEW_FLOW_REPEAT] [-R RUNS] [-c CASE] [-S [-F FLOWS]] [-v]\n"
 		"  per-packet cost of lb_xdp vs a bare XDP_TX program (root; runs in a\n"
-		"  private network namespace). CSV on stdout.\n");
+		"  private network namespace). CSV on stdout. -S: how the cost grows with\n"
+		"  live flows (1000, 100000, 1000000: up to FLOWS), VIPs, backends, and per\n"
+		"  selection method, instead.\n");
 	exit(code);
 }
 
 int main(int argc, char **argv)
 {
-	struct ctx c = { .repeat = 1000000, .new_repeat = 100000, .runs = 5 };
+	struct ctx c = { .repeat = 1000000, .new_repeat = 100000, .runs = 5,
+			 .max_flows = 1000000 };
 	int opt, err, sink_if;
+	bool scale = false;
 
-	while ((opt = getopt(argc, argv, "r:n:R:c:vh")) != -1) {
+	while ((opt = getopt(argc, argv, "r:n:R:c:SF:vh")) != -1) {
 		switch (opt) {
 		case 'r': c.repeat = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'n': c.new_repeat = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'R': c.runs = atoi(optarg); break;
 		case 'c': c.only = optarg; break;
+		case 'S': scale = true; break;
+		case 'F': c.max_flows = (__u32)strtoul(optarg, NULL, 0); break;
 		case 'v': c.verbose = true; break;
 		case 'h': usage(0); break;
 		default: usage(2);
@@ -601,11 +883,21 @@ int main(int argc, char **argv)
 			strerror(-err));
 		goto out;
 	}
-	if ((err = setup_lb(&c.dp))) {
-		fprintf(stderr, "bench_xdp: loading lb_xdp: %s\n", strerror(-err));
-		goto out;
+	if (scale) {
+		err = bench_scale(&c);
+	} else {
+		struct setup su = { .vips = 1, .backends = NBACKENDS, .method = LB_METHOD_MAGLEV };
+
+		err = open_lb(0, &c.dp);
+		if (!err && (err = configure(c.dp, &su, VIP, 0))) {
+			lb_dp_close(c.dp);
+			c.dp = NULL;
+		}
+		if (err)
+			fprintf(stderr, "bench_xdp: loading lb_xdp: %s\n", strerror(-err));
+		else
+			err = bench_all(&c);
 	}
-	err = bench_all(&c);
 	if (err)
 		fprintf(stderr, "bench_xdp: %s\n", strerror(-err));
 	lb_dp_close(c.dp);
