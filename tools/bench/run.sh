@@ -106,6 +106,59 @@ bench_xdp() {
 	bench_plot xdp ns/packet "Per-packet cost (ns, lower is better)"
 	grep -q ',FAIL:' "$csv" && { say "FAIL: a case measured the wrong path (check column)"; failed=1; }
 	bench_section_end xdp
+	bench_xdp_scale
+}
+
+# How lb_xdp's cost grows (bench_xdp -S): live flows, VIPs, backends, and
+# per selection method. QUICK: flows up to 100000, shorter runs.
+bench_xdp_scale() {
+	local csv=$RES/xdp-scale.csv id=xdp_scale args=(-S -R "$BENCH_RUNS" -r 500000 -n 50000)
+	local dim val cs flows lns ratio lmin lmax bpf runs
+	[ -n "$QUICK" ] && args=(-S -R "$BENCH_RUNS" -F 100000 -r 200000 -n 20000)
+	bench_section $id "XDP per-packet cost as it scales: live flows, VIPs, backends, methods"
+	bench_method $id "bench_xdp ${args[*]}: as the xdp section, on one data path (conntrack" \
+		"of 2^21 entries a family) reconfigured per point. Established flows: 1000 flows" \
+		"cycled (the flows points: that many), opened by SYNs first; new flows: a new tuple" \
+		"every packet. VIPs share one table; 256 backends unless the point says otherwise."
+	bench_progress "$id: bench_xdp ${args[*]}"
+	timeout --kill-after=5 900 "$O/tools/bench_xdp" "${args[@]}" >"$csv" &
+	if ! wait $!; then
+		say "FAIL: bench_xdp -S exited with an error"
+		failed=1
+		return
+	fi
+	_bench_progress_clear
+	fmt "$csv"
+	bench_csv $id "$csv"
+	# dimension,value,case,method,vips,backends,flows,bare_ns,lb_ns,ratio,lb_min,lb_max,bytes_per_flow,runs,check
+	while IFS=, read -r dim val cs _ _ _ _ _ lns ratio lmin lmax _ runs _; do
+		bench_stat $id "$cs@$dim.$val" ns/packet "$lns" "$lmin" "$lmax" "$runs" "$ratio"
+	done < <(tail -n +2 "$csv")
+	bpf=$(awk -F, 'NR == 2 { print $13 }' "$csv")
+	bench_note $id "Memory per IPv4 flow: $bpf bytes (its ct4 and nat4 elements: maps' memlock" \
+		"over their entries; keys 16 B, values 60 B and 76 B, plus the kernel's element header)."
+	flows=$(awk -F, '$1 == "flows" { v = $2 } END { print v }' "$csv")
+	bench_target $id "established@flows.$flows/established@flows.1000" '<=' 1.1 \
+		"established cost at $flows vs 1000 live flows (flat within 10%)"
+	bench_plot $id ns/packet "Per-packet cost as it scales (ns, lower is better)"
+	grep -q ',FAIL:' "$csv" && { say "FAIL: a scaling point measured the wrong path (check column)"; failed=1; }
+	if command -v gnuplot >/dev/null; then
+		gnuplot <<-EOF 2>/dev/null
+			set terminal pngcairo size 720,400 noenhanced
+			set output "$RES/xdp-flows.png"
+			set datafile separator ","
+			set title "Established flow, per-packet cost by live flows"
+			set logscale x
+			set xlabel "live flows (cycled)"
+			set ylabel "ns/packet"
+			set yrange [0:*]
+			set key top left
+			plot "< grep '^flows,' $csv" using 7:9:11:12 with yerrorlines title "lb_xdp (median, min..max)", \
+			     "" using 7:8 with linespoints title "bare XDP_TX"
+		EOF
+		[ -s "$RES/xdp-flows.png" ] && bench_image $id "$RES/xdp-flows.png" "Established flows: cost by live flows"
+	fi
+	bench_section_end $id
 }
 
 # ------------------------------------------------------------- 2. packets/s
