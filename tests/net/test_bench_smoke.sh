@@ -31,6 +31,8 @@ trap 'rm -rf "$TMP"' EXIT
 	bench_target s c '<=' 0.4 "c own ratio"
 	bench_target s b/a '<=' 1.0 "b over a"
 	bench_target s nothing '>=' 1 "no such figure"
+	echo "| own | table |" >"$TMP/frame/own.md"
+	bench_markdown s "$TMP/frame/own.md"
 	bench_sample s 'bad name' ops/s 1 2>/dev/null && exit 1
 	bench_sample s a ops/s 12abc 2>/dev/null && exit 1
 	bench_report
@@ -52,6 +54,7 @@ t_check frame_target_quotient "b/a 2.5/3 should be 0.833x, met" \
 	grep -q '^- Target b over a (<= 1.0x): 0.833x, met$' <<<"$md"
 t_check frame_target_missing "a target without its figure says so" \
 	grep -q '^- Target no such figure (>= 1): -, \*\*no figure\*\*$' <<<"$md"
+t_check frame_markdown "a section's own table is in the report" grep -qx '| own | table |' <<<"$md"
 t_check frame_bad_input_refused "a bad figure name or value reached the samples" \
 	test "$(wc -l <"$TMP/frame/samples.csv")" -eq 7
 

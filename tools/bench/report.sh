@@ -23,6 +23,11 @@
 #                                           section's figures in UNIT
 #   bench_image ID FILE CAPTION             a plot the section drew itself
 #   bench_csv ID FILE                       a raw CSV of the section
+#   bench_markdown ID FILE                  a Markdown file of the section's
+#                                           own (a table), put in as it is
+#   bench_figures                           the reduced figures so far, CSV:
+#                                           section,figure,unit,median,min,
+#                                           max,n,baseline,ratio
 #   bench_note ID TEXT...                   a line under the section's table
 #   bench_progress TEXT...                  the progress line
 #   bench_section_end ID                    the section's one-line summary
@@ -72,6 +77,7 @@ bench_method() { local id=$1; shift; printf '%s\tmethod\t%s\n' "$id" "$*" >>"$BE
 bench_note() { local id=$1; shift; printf '%s\tnote\t%s\n' "$id" "$*" >>"$BENCH_RES/extras.tsv"; _bench_say "   $*"; }
 bench_image() { printf '%s\timage\t%s\t%s\n' "$1" "$(basename "$2")" "$3" >>"$BENCH_RES/extras.tsv"; }
 bench_csv() { printf '%s\tcsv\t%s\n' "$1" "$(basename "$2")" >>"$BENCH_RES/extras.tsv"; }
+bench_markdown() { printf '%s\tmd\t%s\n' "$1" "$(basename "$2")" >>"$BENCH_RES/extras.tsv"; }
 bench_plot() { printf '%s\tplot\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-.}" >>"$BENCH_RES/extras.tsv"; }
 
 bench_sample() {
@@ -144,6 +150,8 @@ _bench_figures() {
 			}
 		}' "$BENCH_RES/baselines.csv" "$BENCH_RES/stats.csv" "$BENCH_RES/samples.csv"
 }
+
+bench_figures() { _bench_figures; }
 
 # The targets with their outcome: section,figure,op,value,text,measured,
 # met|missed|no figure. FIGURE "A/B" is the ratio of A's median to B's.
@@ -257,8 +265,9 @@ bench_report() {
 						printf '\n![%s](%s)\n' "$b" "$id-$plotn.png" ;;
 				image) [ -s "$BENCH_RES/$a" ] && printf '\n![%s](%s)\n' "$b" "$a" ;;
 				csv) [ -s "$BENCH_RES/$a" ] && printf '\nRaw: [%s](%s)\n' "$a" "$a" ;;
+				md) [ -s "$BENCH_RES/$a" ] && { echo; cat "$BENCH_RES/$a"; } ;;
 				esac
-			done < <(awk -F'\t' -v id="$id" '$1 == id && $2 ~ /^(plot|image|csv)$/' "$BENCH_RES/extras.tsv")
+			done < <(awk -F'\t' -v id="$id" '$1 == id && $2 ~ /^(plot|image|csv|md)$/' "$BENCH_RES/extras.tsv")
 		done <"$BENCH_RES/sections.tsv"
 		echo ""
 		echo "## Raw data"

@@ -576,6 +576,25 @@ bench_e2e() {
 	for t in nftables lbd_xdp lbd_tc; do bench_baseline e2e "stream.$t" stream.direct; done
 }
 
+# e2e_matrix: section 3 as one table, a row per contender (Markdown).
+e2e_matrix() {
+	echo "| Contender | Requests/s (min-max) | vs direct | Stream MB/s (min-max) | vs direct |"
+	echo "|---|---:|---:|---:|---:|"
+	bench_figures | awk -F, '$1 == "e2e" { m[$2] = $4; lo[$2] = $5; hi[$2] = $6 }
+		function cell(f) { return (f in m) ? sprintf("%.0f (%.0f-%.0f)", m[f], lo[f], hi[f]) : "-" }
+		function ratio(f, b) { return ((f in m) && (b in m) && m[b] > 0) ? sprintf("%.2fx", m[f] / m[b]) : "-" }
+		END {
+			n = split("direct direct_all lbd_xdp lbd_tc lbd_proxy nftables haproxy nginx_stream", t, " ")
+			for (i = 1; i <= n; i++)
+				if ((t[i] in m) || (("stream." t[i]) in m))
+					printf "| %s | %s | %s | %s | %s |\n", t[i], cell(t[i]), ratio(t[i], "direct"),
+						cell("stream." t[i]), ratio("stream." t[i], "stream.direct")
+		}'
+	echo ""
+	echo "lbd_proxy, haproxy and nginx_stream run in tools/bench/proxy.sh's instance of"
+	echo "the same topology, in the same run; their ratios to direct cross the two."
+}
+
 # The fallback proxy against HAProxy and NGINX stream (tools/bench/proxy.sh,
 # its own instance of the same topology); its rounds join section e2e.
 bench_proxy() {
@@ -779,6 +798,8 @@ if want e2e || want proxy; then
 	want proxy && bench_proxy
 	bench_target e2e lbd_xdp/nftables '>=' 1.0 "lbd XDP vs nftables DNAT (requests/s)"
 	bench_target e2e lbd_proxy/haproxy '>=' 1.0 "lbd proxy vs HAProxy (requests/s)"
+	e2e_matrix >"$RES/e2e-matrix.md"
+	bench_markdown e2e "$RES/e2e-matrix.md"
 	bench_plot e2e requests/s "Short HTTP connections through the balancer (requests/s)"
 	bench_plot e2e MB/s "One stream through the proxies (MB/s)"
 	bench_section_end e2e
