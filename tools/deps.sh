@@ -16,7 +16,7 @@ PKGS=(
 	# examples/app.js, run as a worker by tests/net/test_workers_node.sh
 	nodejs
 	# benchmark peers and tools
-	wrk nftables haproxy nginx-light libnginx-mod-stream gnuplot-nox
+	wrk nftables haproxy nginx-light libnginx-mod-stream gnuplot-nox bsdextrautils
 	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed
 	qemu-system-x86 busybox-static xz-utils
 	# man page checks, the Debian package and its install test (tests/pkg)
