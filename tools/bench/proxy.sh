@@ -10,7 +10,8 @@
 #   - one long stream: 2 GiB client -> backend through the VIP (socat), MB/s
 #   - memory per idle connection: RSS growth with 2000 idle client
 #     connections (user space only; kernel socket buffers are not counted;
-#     HAProxy's figure is its master process when it runs several)
+#     the sum over the process and its children: NGINX's connections live in
+#     its worker processes)
 # NGINX stream needs Debian's libnginx-mod-stream (make deps installs it);
 # without it the run says so and goes on with the other two.
 #
@@ -188,18 +189,23 @@ done
 # Idle connections: RSS before and after IDLE_CONNS connections that send
 # nothing (the backends wait for a request line).
 idle_kib() { # ADDR PID -> KiB per connection
-	local before after
-	before=$(awk '/^VmRSS/ { print $2 }' "/proc/$2/status")
-	in_client python3 - "$1" "$PORT" "$IDLE_CONNS" "$2" >"$TMP/idle.out" 2>&1 <<-'EOF'
+	local before after pids
+	pids=$(pgrep -P "$2" | tr '\n' ,)$2
+	before=$(IFS=,; for p in $pids; do awk '/^VmRSS/ { print $2 }' "/proc/$p/status"; done |
+		awk '{ s += $1 } END { print s + 0 }')
+	in_client python3 - "$1" "$PORT" "$IDLE_CONNS" "$pids" >"$TMP/idle.out" 2>&1 <<-'EOF'
 		import socket, sys, time, resource
 		hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 		resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-		addr, port, n, pid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+		addr, port, n, pids = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 		s = [socket.create_connection((addr, port), timeout=5) for _ in range(n)]
 		time.sleep(1.0)
-		for l in open("/proc/%s/status" % pid):
-		    if l.startswith("VmRSS"):
-		        print(l.split()[1])
+		rss = 0
+		for pid in pids.split(","):
+		    for l in open("/proc/%s/status" % pid):
+		        if l.startswith("VmRSS"):
+		            rss += int(l.split()[1])
+		print(rss)
 		for c in s:
 		    c.close()
 	EOF
@@ -207,7 +213,6 @@ idle_kib() { # ADDR PID -> KiB per connection
 	case $after in ''|*[!0-9]*) echo "-"; cat "$TMP/idle.out" >&2; return ;; esac
 	awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN { printf "%.2f", (a - b) / n }'
 }
-# HAProxy/nginx may run several processes; the first pid is the one measured.
 declare -A IDLE
 for t in "${TARGETS[@]}"; do
 	name=${t%%:*} addr=$(cut -d: -f2 <<<"$t") pid=$(cut -d: -f3 <<<"$t")
