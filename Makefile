@@ -166,7 +166,7 @@ install: $(LBD) $(LBCTL) $(BPF_OBJS)
 	$(Q)install -D -m 0644 -t $(DESTDIR)$(MANDIR)/man5 tools/lbd.conf.5
 	$(Q)install -D -m 0644 tools/lbctl.bash-completion $(DESTDIR)$(COMPDIR)/lbctl
 	$(Q)install -d $(DESTDIR)$(UNITDIR)
-	$(Q)sed 's|/usr/local/sbin/|$(SBINDIR)/|g; s|/etc/lbd/|$(SYSCONFDIR)/lbd/|g' \
+	$(Q)sed '1,/^\[Unit\]/{/^#/d}; s|/usr/local/sbin/|$(SBINDIR)/|g; s|/etc/lbd/|$(SYSCONFDIR)/lbd/|g' \
 		examples/lbd.service >$(DESTDIR)$(UNITDIR)/lbd.service
 	$(Q)install -D -m 0644 examples/lbd.conf $(DESTDIR)$(SYSCONFDIR)/lbd/lbd.conf
 

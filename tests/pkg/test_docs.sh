@@ -10,6 +10,7 @@
 #   - lbctl(8) names every command of lbctl's table and every subcommand of
 #     cmd_remote.c
 #   - the README names every metric family lbd exports
+#   - examples/lbd.service passes systemd-analyze verify
 . "$(dirname "$0")/../net/lib.sh"
 
 t_require_cmd mandoc man awk
@@ -82,5 +83,24 @@ mapfile -t fams < <(grep -ohE '"lbd_[a-z_]+"' userspace/*.c | tr -d '"' | sort -
 miss=$(missing word README.md "${fams[@]}")
 [ "${#fams[@]}" -ge 10 ] || miss="(no metric families found in userspace/)"
 t_check "README names every metric family (${#fams[@]})" "missing: $miss" [ -z "$miss" ]
+
+# The systemd unit: systemd-analyze verify, with lbd at its built path and
+# the man pages its Documentation= names findable.
+if ! command -v systemd-analyze >/dev/null; then
+	t_skip "systemd-analyze verify lbd.service" "systemd-analyze not installed"
+elif [ ! -x "$LBD" ]; then
+	t_skip "systemd-analyze verify lbd.service" "$LBD not built"
+else
+	tmp=$(mktemp -d)
+	mkdir -p "$tmp/man/man8" "$tmp/man/man5"
+	cp tools/lbd.8 tools/lbctl.8 "$tmp/man/man8/"
+	cp tools/lbd.conf.5 "$tmp/man/man5/"
+	sed "s|/usr/local/sbin/lbd|$LBD|g" examples/lbd.service >"$tmp/lbd.service"
+	out=$(MANPATH=$tmp/man timeout 30 systemd-analyze verify "$tmp/lbd.service" 2>&1)
+	rc=$?
+	rm -rf "$tmp"
+	[ $rc -eq 0 ] && [ -z "$out" ] && rc=ok
+	t_check "systemd-analyze verify lbd.service" "exit $rc: $out" [ "$rc" = ok ]
+fi
 
 t_done
