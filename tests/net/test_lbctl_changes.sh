@@ -40,16 +40,18 @@ write_conf ""
 lbd_start || { t_fail "$T_NAME" "lbd did not start"; exit 1; }
 instances() { lbctl -j worker list | jq -r "[.[] | select(.state == \"online\")] | length"; }
 test_instances() { [ "$(instances)" = "$1" ]; }
+json_ok() { jq -e "$@" >/dev/null; }   # jq -e ARGS... <JSON, quietly
 lbd_gone() { ! kill -0 "$LBD_PID" 2>/dev/null; }
 pins_gone() { [ -z "$(ls -A "$PIN" 2>/dev/null)" ]; }
 # the worker settles first: its own state changes are not ours to see
 wait_for -t 5 test_instances 1
 
-# lbd's state: status without what moves by itself (clocks, the workers' CPU
-# and memory), the runtime layer, the workers' instances.
+# lbd's state: status without what moves by itself (clocks and times since
+# something, the workers' CPU and memory), the runtime layer, the workers'
+# instances.
 state() {
-	lbctl -j status | jq -S 'walk(if type == "object" then
-		del(.now_ms, .uptime_ms, .uptime_s, .cpu_seconds, .memory_kib) else . end)'
+	lbctl -j status | jq -S 'walk(if type == "object" then with_entries(select(.key |
+		test("_ms$|_ms_ago$|^uptime_s$|^cpu_seconds$|^memory_kib$") | not)) else . end)'
 	cat "$RT" 2>/dev/null
 	lbctl -j worker list | jq -c '[.[] | [.name, .instance, .pid, .state]]'
 }
@@ -104,6 +106,11 @@ t_check "dry run: backend set: nothing changed" "state moved: $(diff <(echo "$be
 real "backend set" "$(printf 'ok: backend set %s state=drain vip=web\nchanged backend %s of vip web: state up -> drain' "$BE1" "$BE1")" \
 	backend set "$BE1" state=drain vip=web
 
+# -j: the same lines as the "changes" of a JSON answer
+out=$(lbctl -j -n backend set "$BE1" weight=4 vip=web 2>&1)
+t_check "dry run -j: backend set" "got: $out" json_ok --arg w "would change backend $BE1 of vip web: weight 1 -> 4" \
+	'.dry_run == true and .changes == [$w] and (.vips[0].slots > 0)' <<<"$out"
+
 # a bad command fails the same with -n, and changes nothing
 before=$(state)
 out=$(lbctl -n backend set 198.18.1.99:3000 weight=3 vip=web 2>&1)
@@ -124,6 +131,9 @@ dry "reload" "$(printf 'dry run: reload of %s\nwould add vip api (198.18.0.11:80
 real "reload" "$(printf 'reloaded %s\nadded vip api (198.18.0.11:80 tcp, method maglev, forward nat, 1 backend(s))\nadded backend %s to vip api (weight 1, up)' "$CONF" "$BE2")" \
 	reload
 real "reload, nothing new" "$(printf 'reloaded %s\nno change' "$CONF")" reload
+out=$(lbctl -j -n reload 2>&1)
+t_check "dry run -j: reload" "got: $out" json_ok --arg c "$CONF" \
+	'.dry_run == true and .config == $c and .changes == [] and .vips == []' <<<"$out"
 
 # workers
 dry "worker scale" "dry run: worker sleeper: would scale from 1 to 2 instance(s)" worker scale sleeper 2
