@@ -86,8 +86,10 @@ else
 fi
 
 if want pkg; then
+	# test_deb's first run debootstraps a base root while the package builds
+	# (each bounded inside): 5-6 min on a loaded 2-core machine.
 	for t in tests/pkg/test_*.sh; do
-		[ -f "$t" ] && run "pkg/$(basename "$t" .sh)" env O="$O" bash "$t"
+		[ -f "$t" ] && TEST_TIMEOUT=${TEST_TIMEOUT:-1200} run "pkg/$(basename "$t" .sh)" env O="$O" bash "$t"
 	done
 fi
 
