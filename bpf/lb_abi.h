@@ -87,8 +87,10 @@ enum lb_event {
 	LB_EV_FLOW_RESELECT,    /* flow's backend was gone; picked again */
 	LB_EV_REDIRECT_NEIGH,   /* TC: no neighbour entry, the kernel resolves it
 	                         * and sends the packet (bpf_redirect_neigh) */
-	LB_EV_LOCAL,            /* delivered to a local instance (forward local) */
-	LB_EV_LOCAL_REPLY,      /* a local instance's reply reversed at TC egress */
+	LB_EV_LOCAL,            /* forward local: passed up to the stack as is */
+	LB_EV_LOCAL_SOCK,       /* forward local: a new connection (or UDP
+	                         * datagram) given to an instance's socket by
+	                         * the socket-lookup program */
 	LB_EVENTS,
 };
 
@@ -171,8 +173,6 @@ static inline void lb_flow_key4(struct lb_flow_key4 *k4, const struct lb_flow_ke
 #define LB_FLOW_F_CLOSING     (1u << 0) /* FIN or RST seen: counted out */
 #define LB_FLOW_F_ESTABLISHED (1u << 1) /* backend answered the SYN */
 #define LB_FLOW_F_COUNTED     (1u << 2) /* counted in backend_conns */
-#define LB_FLOW_F_LOCAL       (1u << 3) /* `nat` entry of a local flow: its
-                                         * replies are reversed at TC egress */
 
 /*
  * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so
@@ -245,6 +245,21 @@ struct lb_backend_stats {
 	__u64 rst_syn;    /* RSTs it answered a SYN with (refused) */
 };
 
+/*
+ * Key of `local_socks` (a SOCKHASH): the socket of a `forward local`
+ * backend, a worker instance, for the socket-lookup program. One entry
+ * per backend, family and protocol; a dual-stack IPv6 socket is entered
+ * for both families.
+ */
+struct lb_sock_key {
+	__u32 backend_id;
+	__u8  family;   /* enum lb_family */
+	__u8  proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u16 pad;
+};
+
+#define LB_MAX_LOCAL_SOCKS 4096
+
 /* Map names, so pins and tools agree. */
 #define LB_MAP_VIPS        "vips"
 #define LB_MAP_BACKENDS    "backends"
@@ -260,6 +275,7 @@ struct lb_backend_stats {
 #define LB_MAP_BE_STATS    "backend_stats"
 #define LB_MAP_DROPS       "drop_stats"
 #define LB_MAP_EVENTS      "event_stats"
+#define LB_MAP_LOCAL_SOCKS "local_socks"
 
 /*
  * tools/lbgen, the benchmarks' packet generator (bpf/lbgen.bpf.c), not part

@@ -43,7 +43,6 @@ static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_looku
 #define LB_DATA(ctx)            ((void *)(long)(ctx)->data)
 #define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
 #define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp, 1)
-#define LB_LOCAL_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp, 0)
 #define LB_FIB_TOT_LEN(p)       0
 #define LB_NO_NEIGH(ctx, p, fib) lb_tc_no_neigh(p, fib)
 
@@ -135,28 +134,6 @@ int lb_tc(struct __sk_buff *skb)
 	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
 		bpf_skb_pull_data(skb, skb->len);
 	return lb_process(skb);
-}
-
-/*
- * clsact egress of the interfaces facing the clients: replies of local
- * instances (forward local) get the VIP's address and port back. Locally
- * generated TCP is CHECKSUM_PARTIAL on most devices; lb_tc_nat handles it.
- */
-SEC("tc")
-int lb_tc_egress(struct __sk_buff *skb)
-{
-	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
-		bpf_skb_pull_data(skb, skb->len);
-	return lb_local_reply(skb);
-}
-
-/* clsact ingress of lo: this node's own connections to local VIPs. */
-SEC("tc")
-int lb_tc_lo(struct __sk_buff *skb)
-{
-	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
-		bpf_skb_pull_data(skb, skb->len);
-	return lb_local_ingress(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -2,21 +2,25 @@
 #include "dataplane.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
+#include <netinet/in.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "lb_xdp.skel.h"
 #include "lb_tc.skel.h"
+#include "lb_sk.skel.h"
 
 #define LB_DP_MAX_LINKS 32
 
@@ -39,6 +43,8 @@ struct lb_dp_link {
 struct lb_dp {
 	struct lb_xdp *xdp;
 	struct lb_tc *tc;       /* NULL unless lb_dp_opts.load_tc */
+	struct lb_sk *sk;       /* socket lookup (forward local); loaded on attach */
+	int sk_link;            /* its netns link; -1: not attached */
 	char pin_root[PATH_MAX - 64];
 	bool pinned;
 	bool adopted;
@@ -47,11 +53,29 @@ struct lb_dp {
 	int nlinks;
 };
 
-/* The TC object shares every map of the XDP object (same fds), so both
- * programs see one conntrack and one set of VIPs whatever is pinned. */
-int lb_dp_load_tc(struct lb_dp *dp)
+/* The other objects (TC, socket lookup) share every map of the XDP object
+ * (same fds), so all programs see one conntrack and one set of VIPs
+ * whatever is pinned. */
+static int reuse_maps(const struct lb_dp *dp, struct bpf_object *obj)
 {
 	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, obj) {
+		struct bpf_map *xm = bpf_object__find_map_by_name(dp->xdp->obj, bpf_map__name(m));
+		int err;
+
+		bpf_map__set_pin_path(m, NULL);
+		if (!xm)
+			continue; /* the object's own .rodata and the like */
+		err = bpf_map__reuse_fd(m, bpf_map__fd(xm));
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int lb_dp_load_tc(struct lb_dp *dp)
+{
 	int err;
 
 	if (!dp)
@@ -61,16 +85,9 @@ int lb_dp_load_tc(struct lb_dp *dp)
 	dp->tc = lb_tc__open();
 	if (!dp->tc)
 		return -errno;
-	bpf_object__for_each_map(m, dp->tc->obj) {
-		struct bpf_map *xm = bpf_object__find_map_by_name(dp->xdp->obj, bpf_map__name(m));
-
-		bpf_map__set_pin_path(m, NULL);
-		if (!xm)
-			continue; /* the object's own .rodata and the like */
-		err = bpf_map__reuse_fd(m, bpf_map__fd(xm));
-		if (err)
-			goto fail;
-	}
+	err = reuse_maps(dp, dp->tc->obj);
+	if (err)
+		goto fail;
 	err = lb_tc__load(dp->tc);
 	if (!err)
 		return 0;
@@ -108,7 +125,7 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_FLOW_RESELECT] = "flow_reselect",
 	[LB_EV_REDIRECT_NEIGH] = "redirect_neigh",
 	[LB_EV_LOCAL] = "local",
-	[LB_EV_LOCAL_REPLY] = "local_reply",
+	[LB_EV_LOCAL_SOCK] = "local_sock",
 };
 
 const char *lb_drop_name(unsigned int r)
@@ -156,6 +173,7 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
 		return -ENOMEM;
+	dp->sk_link = -1;
 	dp->ncpus = libbpf_num_possible_cpus();
 	if (dp->ncpus <= 0) {
 		err = dp->ncpus ? dp->ncpus : -EINVAL;
@@ -217,6 +235,9 @@ void lb_dp_close(struct lb_dp *dp)
 	for (int i = 0; i < dp->nlinks; i++)
 		if (dp->links[i].fd >= 0)
 			close(dp->links[i].fd); /* pinned links live on */
+	if (dp->sk_link >= 0)
+		close(dp->sk_link);
+	lb_sk__destroy(dp->sk);
 	lb_tc__destroy(dp->tc);
 	lb_xdp__destroy(dp->xdp);
 	free(dp);
@@ -239,20 +260,6 @@ int lb_dp_tc_prog_fd(const struct lb_dp *dp)
 	if (!dp)
 		return -ENODEV;
 	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc) : -ENOENT;
-}
-
-int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp)
-{
-	if (!dp)
-		return -ENODEV;
-	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_egress) : -ENOENT;
-}
-
-int lb_dp_tc_lo_prog_fd(const struct lb_dp *dp)
-{
-	if (!dp)
-		return -ENODEV;
-	return dp->tc ? bpf_program__fd(dp->tc->progs.lb_tc_lo) : -ENOENT;
 }
 
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name)
@@ -524,9 +531,10 @@ static struct lb_dp_link *link_find(struct lb_dp *dp, int ifindex, enum lb_dp_mo
 	return NULL;
 }
 
-/* A pinned link from an earlier lbd, if it is attached to this very
- * interface (an interface re-created under the same name is not). */
-static int link_adopt(const char *path, int ifindex)
+/* A pinned link from an earlier lbd, if it is attached to this very place:
+ * for an XDP link the interface `where` (one re-created under the same name
+ * is not), for a netns link the namespace whose inode is `where`. */
+static int link_adopt(const char *path, __u32 type, __u64 where)
 {
 	struct bpf_link_info info;
 	__u32 len = sizeof(info);
@@ -535,8 +543,8 @@ static int link_adopt(const char *path, int ifindex)
 	if (fd < 0)
 		return -errno;
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != BPF_LINK_TYPE_XDP ||
-	    (int)info.xdp.ifindex != ifindex) {
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.type != type ||
+	    (type == BPF_LINK_TYPE_XDP ? info.xdp.ifindex : info.netns.netns_ino) != where) {
 		close(fd);
 		unlink(path);
 		return -ENOENT;
@@ -553,7 +561,7 @@ static int attach_xdp(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)
 	lo.flags = mode == LB_DP_XDP ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 	if (dp->pinned) {
 		link_pin_path(dp, ifindex, mode, path, sizeof(path));
-		fd = link_adopt(path, ifindex);
+		fd = link_adopt(path, BPF_LINK_TYPE_XDP, (__u64)ifindex);
 		if (fd >= 0) {
 			if (bpf_link_update(fd, prog, NULL)) {
 				int err = -errno;
@@ -628,29 +636,12 @@ static int detach_tc(int ifindex)
 	return tc_hook_detach(ifindex, BPF_TC_INGRESS);
 }
 
-/* Same handle/priority as ingress, on the egress hook: adopted and replaced
- * the same way. Idempotent. */
-int lb_dp_attach_egress(struct lb_dp *dp, int ifindex)
-{
-	int err = lb_dp_load_tc(dp);
-
-	return err ? err : tc_hook_attach(ifindex, BPF_TC_EGRESS, lb_dp_tc_egress_prog_fd(dp));
-}
-
+/* What an earlier lbd's local delivery (a rewrite at ingress, reversed at
+ * TC egress) left on an interface or lo: removed, so that no old program
+ * rewrites what the socket lookup now delivers as it is. Idempotent. */
 int lb_dp_detach_egress(int ifindex)
 {
 	return tc_hook_detach(ifindex, BPF_TC_EGRESS);
-}
-
-int lb_dp_attach_lo(struct lb_dp *dp, int ifindex)
-{
-	int err = lb_dp_load_tc(dp);
-
-	if (!err)
-		err = tc_hook_attach(ifindex, BPF_TC_INGRESS, lb_dp_tc_lo_prog_fd(dp));
-	if (!err)
-		err = lb_dp_attach_egress(dp, ifindex);
-	return err;
 }
 
 int lb_dp_detach_lo(int ifindex)
@@ -658,6 +649,164 @@ int lb_dp_detach_lo(int ifindex)
 	int err = tc_hook_detach(ifindex, BPF_TC_INGRESS);
 
 	return err ? err : lb_dp_detach_egress(ifindex);
+}
+
+/* --- socket lookup (forward local) --- */
+
+static int sk_load(struct lb_dp *dp)
+{
+	int err;
+
+	if (dp->sk)
+		return 0;
+	dp->sk = lb_sk__open();
+	if (!dp->sk)
+		return -errno;
+	err = reuse_maps(dp, dp->sk->obj);
+	if (!err)
+		err = lb_sk__load(dp->sk);
+	if (err) {
+		lb_sk__destroy(dp->sk);
+		dp->sk = NULL;
+	}
+	return err;
+}
+
+int lb_dp_sk_prog_fd(struct lb_dp *dp)
+{
+	int err = dp ? sk_load(dp) : -ENODEV;
+
+	return err ? err : bpf_program__fd(dp->sk->progs.lb_sk_lookup);
+}
+
+static void sk_pin_path(const struct lb_dp *dp, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/link_sk_lookup", dp->pin_root);
+}
+
+
+int lb_dp_attach_sk_lookup(struct lb_dp *dp)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int err, ns, fd = -ENOENT, prog;
+
+	if (!dp)
+		return -ENODEV;
+	if (dp->sk_link >= 0)
+		return 0;
+	prog = lb_dp_sk_prog_fd(dp);
+	if (prog < 0)
+		return prog;
+	ns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (ns < 0 || fstat(ns, &st)) {
+		err = -errno;
+		if (ns >= 0)
+			close(ns);
+		return err;
+	}
+	if (dp->pinned) {
+		sk_pin_path(dp, path, sizeof(path));
+		fd = link_adopt(path, BPF_LINK_TYPE_NETNS, (__u64)st.st_ino);
+		if (fd >= 0 && bpf_link_update(fd, prog, NULL)) {
+			err = -errno;
+			close(fd);
+			close(ns);
+			return err;
+		}
+	}
+	if (fd < 0) {
+		fd = bpf_link_create(prog, ns, BPF_SK_LOOKUP, NULL);
+		if (fd < 0) {
+			err = -errno;
+			close(ns);
+			return err;
+		}
+		if (dp->pinned && bpf_obj_pin(fd, path)) {
+			err = -errno;
+			close(fd);
+			close(ns);
+			return err;
+		}
+	}
+	close(ns);
+	dp->sk_link = fd;
+	return 0;
+}
+
+int lb_dp_detach_sk_lookup(struct lb_dp *dp)
+{
+	char path[PATH_MAX];
+	int err = 0;
+
+	if (!dp)
+		return -ENODEV;
+	if (dp->pinned) {
+		sk_pin_path(dp, path, sizeof(path));
+		if (unlink(path) && errno != ENOENT)
+			err = -errno;
+	}
+	if (dp->sk_link >= 0) {
+		bpf_link_detach(dp->sk_link);
+		close(dp->sk_link);
+		dp->sk_link = -1;
+	}
+	return err;
+}
+
+static int sock_opt(int fd, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, level, name, &v, &len) ? -errno : v;
+}
+
+int lb_dp_local_sock_set(struct lb_dp *dp, __u32 id, int sock_fd)
+{
+	int fd = lb_dp_map_fd(dp, LB_MAP_LOCAL_SOCKS), domain, proto, v6only = 1, err;
+	struct lb_sock_key k = { .backend_id = id };
+	__u64 v = (__u64)sock_fd;
+
+	if (fd < 0)
+		return fd;
+	domain = sock_opt(sock_fd, SOL_SOCKET, SO_DOMAIN);
+	proto = sock_opt(sock_fd, SOL_SOCKET, SO_PROTOCOL);
+	if (domain < 0 || proto < 0)
+		return domain < 0 ? domain : proto;
+	if ((domain != AF_INET && domain != AF_INET6) ||
+	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
+		return -EAFNOSUPPORT;
+	if (domain == AF_INET6)
+		v6only = sock_opt(sock_fd, IPPROTO_IPV6, IPV6_V6ONLY);
+	k.proto = (__u8)proto;
+	k.family = domain == AF_INET6 ? LB_AF_INET6 : LB_AF_INET;
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		return -errno;
+	/* a dual-stack socket ([::], as Node listens) takes IPv4 too */
+	if (domain == AF_INET6 && v6only == 0) {
+		k.family = LB_AF_INET;
+		err = bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+		if (err)
+			return -errno;
+	}
+	return 0;
+}
+
+int lb_dp_local_sock_del(struct lb_dp *dp, __u32 id)
+{
+	int fd = lb_dp_map_fd(dp, LB_MAP_LOCAL_SOCKS);
+	static const __u8 fams[] = { LB_AF_INET, LB_AF_INET6 }, protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+
+	if (fd < 0)
+		return fd;
+	for (int f = 0; f < 2; f++)
+		for (int p = 0; p < 2; p++) {
+			struct lb_sock_key k = { .backend_id = id, .family = fams[f], .proto = protos[p] };
+
+			bpf_map_delete_elem(fd, &k); /* ENOENT is fine */
+		}
+	return 0;
 }
 
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode)

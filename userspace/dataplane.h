@@ -36,11 +36,6 @@ int lb_dp_load_tc(struct lb_dp *dp);
 
 int lb_dp_xdp_prog_fd(const struct lb_dp *dp);
 int lb_dp_tc_prog_fd(const struct lb_dp *dp);
-/* The clsact egress program of `forward local` (replies of local instances
- * get the VIP's address:port back), from the TC object. */
-int lb_dp_tc_egress_prog_fd(const struct lb_dp *dp);
-/* lo's clsact ingress program: local VIPs only (see lb_dp_attach_lo). */
-int lb_dp_tc_lo_prog_fd(const struct lb_dp *dp);
 /* fd of a map by its name in lb_abi.h (LB_MAP_*), or -ENOENT. */
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
 /* A flow's entry in LB_MAP_CT (val: struct lb_flow) or LB_MAP_NAT (struct
@@ -83,16 +78,26 @@ int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS]);
  * atomically. Errors are the kernel's (e.g. -ENODEV, -EOPNOTSUPP). */
 int lb_dp_attach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
 int lb_dp_detach(struct lb_dp *dp, int ifindex, enum lb_dp_mode mode);
-/* The egress program on the interfaces replies to clients leave by: a
- * clsact egress filter at our handle/priority, whatever the ingress mode
- * (XDP has no egress hook). Outlives lbd and is replaced atomically, like
- * the TC ingress filter. */
-int lb_dp_attach_egress(struct lb_dp *dp, int ifindex);
+/*
+ * forward local: the socket-lookup program (bpf/lb_sk.bpf.c) on lbd's
+ * network namespace hands new connections to local VIPs to the worker
+ * instances' own sockets. Its link is pinned when pin_root is set, so it
+ * outlives lbd; a restarted lbd adopts it (same namespace) and updates it
+ * in place.
+ */
+int lb_dp_attach_sk_lookup(struct lb_dp *dp);
+/* The socket-lookup program (loaded on first use), for tests. */
+int lb_dp_sk_prog_fd(struct lb_dp *dp);
+int lb_dp_detach_sk_lookup(struct lb_dp *dp);
+/* The socket of local backend id: a listening TCP or bound UDP socket
+ * (the map takes its own reference; sock_fd stays the caller's). A
+ * dual-stack IPv6 socket is entered for IPv4 too. The kernel drops an
+ * entry when its socket closes. */
+int lb_dp_local_sock_set(struct lb_dp *dp, __u32 id, int sock_fd);
+int lb_dp_local_sock_del(struct lb_dp *dp, __u32 id);
+/* Remove the clsact egress (interface) or ingress and egress (lo) filters
+ * an earlier lbd's rewrite-based local delivery left. Idempotent. */
 int lb_dp_detach_egress(int ifindex);
-/* lo (ifindex of the namespace's loopback): the node's own connections to
- * local VIPs, balanced at lo's clsact ingress, replies reversed at its
- * egress. */
-int lb_dp_attach_lo(struct lb_dp *dp, int ifindex);
 int lb_dp_detach_lo(int ifindex);
 
 const char *lb_drop_name(unsigned int reason);

@@ -29,6 +29,7 @@
 #include "loop.h"
 #include "netlink.h"
 #include "metrics.h"
+#include "procsock.h"
 #include "proxy.h"
 #include "service.h"
 #include "supervisor.h"
@@ -45,6 +46,7 @@ struct svc_be {
 	__u32 id;
 	__u64 state_ms;         /* c.state set (or the backend added) then */
 	__u32 slots;            /* entries of its VIP's table that name it */
+	pid_t pid;              /* a worker instance's (forward local), else 0 */
 };
 
 struct svc_vip {
@@ -70,7 +72,14 @@ struct svc_if {
 	int ifindex;
 	int mode;               /* enum lb_dp_mode, -1: not attached */
 	char why[160];          /* last attach failure */
-	bool egress;            /* local-delivery egress program attached */
+};
+
+/* forward local: an instance whose sockets are in local_socks. */
+struct svc_lsock {
+	__u32 id;               /* its backend */
+	pid_t pid;
+	bool found;             /* some socket serves its port (else: retried) */
+	bool seen;              /* still registered (this pass) */
 };
 
 struct svc_rate {
@@ -96,7 +105,9 @@ struct lb_svc {
 	struct svc_rate rate[2]; /* previous and latest tick */
 	struct lb_health *health; /* NULL until lb_svc_health_start */
 	struct lb_sup *sup;       /* worker instances; NULL until lb_svc_workers_start */
-	bool lo_local;            /* lo carries the local-delivery programs */
+	bool sk_local;            /* the socket-lookup program is attached */
+	struct svc_lsock lsock[LB_MAX_LOCAL_SOCKS / 4];
+	int nlsock;
 	__u64 health_t0;          /* backends up since then were added or came back */
 	__u64 start_ms;           /* lbd's uptime in status */
 };
@@ -506,12 +517,15 @@ static int model_replay(struct svc_model *m, char **rt, int nrt)
 /* Ready worker instances are `local` backends of their VIP (VIP address,
  * instance port). They come after the runtime layer and are never
  * persisted: the supervisor knows them. */
-static void model_worker_be(void *ctx, const struct lb_worker_conf *w, uint16_t port, int state)
+static void model_worker_be(void *ctx, const struct lb_worker_conf *w, uint16_t port, int state,
+			    pid_t pid)
 {
 	struct svc_model *m = ctx;
 	struct svc_vip *v = w->vip[0] ? model_vip(m, w->vip) : NULL;
 	struct lb_backend_conf c;
 	char *word = "0.0.0.0:1", err[64];
+
+	struct svc_be *b;
 
 	if (!v || lb_config_parse_backend(&word, 1, &c, err, sizeof(err)))
 		return;
@@ -520,6 +534,9 @@ static void model_worker_be(void *ctx, const struct lb_worker_conf *w, uint16_t 
 	c.state = state;
 	if (!vip_be(v, &c.ep))
 		vip_add_be(v, &c);
+	b = vip_be(v, &c.ep);
+	if (b)
+		b->pid = pid;
 }
 
 /* After a restart, the pinned local backends (worker instances the last
@@ -990,6 +1007,8 @@ int lb_svc_health_start(struct lb_svc *s, struct lb_loop *loop)
  * table, then the VIP entry; removals last, so no packet ever sees a table
  * slot pointing at a released backend.
  */
+static void local_sock_register(struct lb_svc *s, const struct svc_vip *v, struct svc_be *b);
+
 static int apply(struct lb_svc *s, struct svc_model *nm)
 {
 	struct svc_model *om = &s->m;
@@ -1061,6 +1080,9 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 				lb_err("%s: cannot write backend %u: %s", name, b->id, strerror(-err));
 				goto out;
 			}
+			/* before the table that sends it connections */
+			if (v->c.forward == LB_FWD_LOCAL && b->pid > 0)
+				local_sock_register(s, v, b);
 		}
 		vip_snat(s, v);
 		if (v->c.forward == LB_FWD_NAT && !v->snat_ok && v->nbe) {
@@ -1352,7 +1374,6 @@ static int if_attach(struct lb_svc *s, struct svc_if *f)
 
 	f->ifindex = if_nametoindex(f->name);
 	f->mode = -1;
-	f->egress = false;
 	if (!f->ifindex) {
 		snprintf(f->why, sizeof(f->why), "no such interface");
 		lb_err("interface %s: no such interface", f->name);
@@ -1397,9 +1418,8 @@ static void if_detach(struct lb_svc *s, struct svc_if *f)
 	for (int m = LB_DP_XDP; m <= LB_DP_TC; m++)
 		if (!lb_dp_detach(s->dp, idx, m))
 			lb_info("interface %s: detached (%s)", f->name, lb_dp_mode_name(m));
-	lb_dp_detach_egress(idx);
+	lb_dp_detach_egress(idx); /* an earlier lbd's local delivery */
 	f->mode = -1;
-	f->egress = false;
 }
 
 static int ifs_sync(struct lb_svc *s, const struct lb_conf *cf)
@@ -1772,8 +1792,8 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	if (!s)
 		return;
 	if (cleanup) {
-		if (s->lo_local)
-			lb_dp_detach_lo((int)if_nametoindex("lo"));
+		if (s->sk_local)
+			lb_dp_detach_sk_lookup(s->dp);
 		vip_addrs_remove(s);
 		for (int i = 0; i < s->nifs; i++)
 			if_detach(s, &s->ifs[i]);
@@ -2155,38 +2175,94 @@ int lb_svc_reload(struct lb_svc *s, struct lb_buf *errs)
 	return reload(s, errs, NULL);
 }
 
-/* Replies of local instances leave by the client-facing interfaces, whose
- * TC egress program gives them the VIP's port back: attached while some
- * VIP forwards locally, whatever the ingress mode. */
-static void egress_sync(struct lb_svc *s)
+/*
+ * forward local: the socket-lookup program (bpf/lb_sk.bpf.c) runs on this
+ * network namespace while some VIP forwards locally, and hands each new
+ * connection to the socket of the instance its VIP's table picks. This
+ * puts every registered instance's sockets in local_socks (found by port
+ * in the instance process: any program will do) and forgets the ones that
+ * left. See lb_sk.bpf.c for why no packet is rewritten.
+ */
+static struct svc_lsock *lsock_get(struct lb_svc *s, __u32 id)
 {
-	bool want = false, attached = false;
+	for (int i = 0; i < s->nlsock; i++)
+		if (s->lsock[i].id == id)
+			return &s->lsock[i];
+	if (s->nlsock == (int)(sizeof(s->lsock) / sizeof(s->lsock[0])))
+		return NULL;
+	s->lsock[s->nlsock] = (struct svc_lsock){ .id = id };
+	return &s->lsock[s->nlsock++];
+}
+
+/* Instance b of local VIP v: its sockets into local_socks, unless they
+ * are there already (retried while none is found). */
+static void local_sock_register(struct lb_svc *s, const struct svc_vip *v, struct svc_be *b)
+{
+	uint16_t port = ntohs(b->c.ep.port);
+	struct svc_lsock *l = lsock_get(s, b->id);
+	int fds[LB_PROCSOCK_MAX], n, set = 0;
+
+	if (!l || !s->dp)
+		return;
+	l->seen = true;
+	if (l->pid == b->pid && l->found)
+		return;
+	n = lb_procsock_find(b->pid, port, fds, LB_PROCSOCK_MAX);
+	for (int i = 0; i < n; i++) {
+		int err = lb_dp_local_sock_set(s->dp, b->id, fds[i]);
+
+		if (err)
+			lb_err("vip %s: port %u (pid %d): local_socks: %s", v->c.name, port,
+			       (int)b->pid, strerror(-err));
+		set += !err;
+		close(fds[i]); /* the map holds the socket; the instance owns it */
+	}
+	if (set)
+		lb_info("vip %s: %d socket(s) of pid %d on port %u take its connections",
+			v->c.name, set, (int)b->pid, port);
+	else if (l->pid != b->pid) /* said once per instance; retried every tick */
+		lb_warn("vip %s: pid %d: no listening socket on port %u found%s%s", v->c.name,
+			(int)b->pid, port, n < 0 ? ": " : "", n < 0 ? strerror(-n) : "");
+	l->pid = b->pid;
+	l->found = set > 0;
+}
+
+static void local_sync(struct lb_svc *s)
+{
+	bool want = false;
+	int err;
 
 	for (int i = 0; i < s->m.n; i++)
 		want |= s->m.v[i].c.forward == LB_FWD_LOCAL;
-	for (int i = 0; i < s->nifs; i++) {
-		struct svc_if *f = &s->ifs[i];
-		int err;
-
-		attached |= f->mode >= 0;
-		if (f->mode < 0 || f->egress == want)
-			continue;
-		err = want ? lb_dp_attach_egress(s->dp, f->ifindex) : lb_dp_detach_egress(f->ifindex);
-		if (err)
-			lb_err("interface %s: local delivery egress program: %s", f->name, strerror(-err));
-		else
-			lb_info("interface %s: local delivery egress program %s", f->name,
-				want ? "attached" : "detached");
-		f->egress = want; /* said once; retried when the interface comes back */
+	want = want && s->dp;
+	if (want != s->sk_local) {
+		err = want ? lb_dp_attach_sk_lookup(s->dp) : lb_dp_detach_sk_lookup(s->dp);
+		if (err) {
+			lb_err("local delivery: socket lookup program: %s", strerror(-err));
+			return;
+		}
+		lb_info("local delivery: socket lookup program %s", want ? "attached" : "detached");
+		s->sk_local = want;
+		if (want) { /* what an earlier lbd's rewrite left */
+			lb_dp_detach_lo((int)if_nametoindex("lo"));
+			for (int i = 0; i < s->nifs; i++)
+				if (s->ifs[i].ifindex)
+					lb_dp_detach_egress(s->ifs[i].ifindex);
+		}
 	}
-	/* the node's own connections to local VIPs go through lo */
-	if (s->lo_local != (want && attached)) {
-		int lo = (int)if_nametoindex("lo"), err;
-
-		s->lo_local = want && attached;
-		err = !lo ? -ENODEV : s->lo_local ? lb_dp_attach_lo(s->dp, lo) : lb_dp_detach_lo(lo);
-		if (err)
-			lb_err("lo: local delivery programs: %s", strerror(-err));
+	if (!want)
+		return;
+	for (int i = 0; i < s->nlsock; i++)
+		s->lsock[i].seen = false;
+	for (int i = 0; i < s->m.n; i++)
+		for (int j = 0; s->m.v[i].c.forward == LB_FWD_LOCAL && j < s->m.v[i].nbe; j++)
+			if (s->m.v[i].be[j].pid > 0)
+				local_sock_register(s, &s->m.v[i], &s->m.v[i].be[j]);
+	for (int i = 0; i < s->nlsock; i++) {
+		if (s->lsock[i].seen)
+			continue;
+		lb_dp_local_sock_del(s->dp, s->lsock[i].id);
+		s->lsock[i--] = s->lsock[--s->nlsock];
 	}
 }
 
@@ -2215,7 +2291,7 @@ static void on_workers(void *ctx)
 	}
 	if (err)
 		lb_err("workers: the data path refused the instance change: %s", strerror(-err));
-	egress_sync(s);
+	local_sync(s);
 }
 
 int lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop)
@@ -2241,7 +2317,7 @@ void lb_svc_tick(struct lb_svc *s)
 	if (s->dp)
 		lb_dp_fib_bump(s->dp);
 	health_tick(s);
-	egress_sync(s);
+	local_sync(s);
 
 	s->rate[0] = s->rate[1];
 	r->ms = lb_now_ms();

@@ -1194,7 +1194,8 @@ void lb_sup_backends(const struct lb_sup *s, lb_sup_be_fn fn, void *ctx)
 						w->retired[k - w->n] : w->repl;
 
 			if (in && registered(in))
-				fn(ctx, &w->c, in->port, in->st == ST_ONLINE ? LB_BE_UP : LB_BE_DRAIN);
+				fn(ctx, &w->c, in->port, in->st == ST_ONLINE ? LB_BE_UP : LB_BE_DRAIN,
+				   in->pid);
 		}
 	}
 }

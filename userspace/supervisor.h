@@ -15,6 +15,7 @@
 #define LBD_SUPERVISOR_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "config.h"
 #include "control.h"
 
@@ -57,9 +58,10 @@ int  lb_sup_reload(struct lb_sup *s, const char *name);
 int  lb_sup_restart(struct lb_sup *s, const char *name);
 
 /* What the data path should hold: fn once per registered instance with
- * its worker, port (host order) and LB_BE_UP or LB_BE_DRAIN. */
+ * its worker, port (host order), LB_BE_UP or LB_BE_DRAIN, and its pid
+ * (whose sockets take the connections of forward local). */
 typedef void (*lb_sup_be_fn)(void *ctx, const struct lb_worker_conf *w, uint16_t port,
-			     int state);
+			     int state, pid_t pid);
 void lb_sup_backends(const struct lb_sup *s, lb_sup_be_fn fn, void *ctx);
 
 /* Every instance (like pm2 ls): a table, or a JSON array of objects with

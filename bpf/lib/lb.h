@@ -17,8 +17,6 @@
  *   LB_NO_NEIGH(ctx, p, fib)
  *                     verdict when the next hop has no neighbour entry
  *                     (default: pass to the stack)
- *   LB_LOCAL_REWRITE(ctx, p, end, saddr, sport, daddr, dport)
- *                     as LB_NAT_REWRITE but keeping the TTL (local delivery)
  *   LB_FIB_CACHE      1: established flows reuse their cached next hop
  *                     (struct lb_nh) instead of bpf_fib_lookup (default 0)
  */
@@ -42,9 +40,6 @@
 #endif
 #ifndef LB_NO_NEIGH
 #define LB_NO_NEIGH(ctx, p, fib) (lb_event(LB_EV_PASS_NO_NEIGH), LB_PASS)
-#endif
-#ifndef LB_LOCAL_REWRITE
-#define LB_LOCAL_REWRITE(ctx, p, end, s, sp, d, dp) lb_rewrite(p, end, s, sp, d, dp, 0)
 #endif
 #ifndef LB_FIB_CACHE
 #define LB_FIB_CACHE 0
@@ -161,31 +156,6 @@ static __always_inline int lb_fib_xmit(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	return lb_fib_route(ctx, p, end, src, dst, nh, cfg);
 }
 
-/*
- * Local delivery: the instance answers from its own address:port, on the
- * way out. Record that reply tuple in `nat` so the TC egress program can
- * give the client back the VIP's address:port. Unlike NAT, the key holds
- * the client's own address and port, so no port is allocated.
- */
-static __always_inline int lb_local_track(const struct lb_pkt *p, const struct lb_vip *vip,
-					  const struct lb_backend *be, __u32 be_id)
-{
-	struct lb_flow_key rk = {};
-	struct lb_nat *nv;
-
-	lb_addr_copy(&rk.src, &be->addr);
-	lb_addr_copy(&rk.dst, &p->key.src);
-	rk.sport = be->port;
-	rk.dport = p->key.sport;
-	rk.proto = p->key.proto;
-	rk.family = p->key.family;
-	nv = lb_nat_val(p, vip->id, be_id);
-	if (!nv)
-		return -1;
-	nv->flags = LB_FLOW_F_LOCAL;
-	return lb_nat_update(p, &rk, nv, BPF_ANY) ? -1 : 0;
-}
-
 /* A new flow, or one whose backend went away: pick and record a backend. */
 static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vip,
 				       const struct lb_config *cfg, struct lb_flow *nf,
@@ -201,11 +171,6 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	be = bpf_map_lookup_elem(&backends, &be_id);
 	if (!be || be->state == LB_BE_UNUSED)
 		return LB_DROP_NO_BACKEND;
-	/* A local instance that just died is marked down at once, before its
-	 * VIP's table is rebuilt: new flows to it are dropped (TCP retries the
-	 * SYN) instead of being refused by the stack. */
-	if (be->state == LB_BE_DOWN && vip->fwd == LB_FWD_LOCAL)
-		return LB_DROP_NO_BACKEND;
 	nf->backend_id = be_id;
 	nf->backend_gen = be->gen;
 	nf->vip_id = vip->id;
@@ -218,8 +183,6 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
 		if (!nf->snat_port)
 			return LB_DROP_SNAT_EXHAUSTED;
-	} else if (vip->fwd == LB_FWD_LOCAL && lb_local_track(p, vip, be, be_id)) {
-		return LB_DROP_CT_INSERT;
 	}
 	if (p->key.proto == IPPROTO_TCP) {
 		nf->flags |= LB_FLOW_F_COUNTED;
@@ -250,17 +213,6 @@ static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end
 		if (new_flow && (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
 			bs->syn++;
 	}
-	if (f->fwd == LB_FWD_LOCAL) {
-		union lb_addr saddr, daddr;
-
-		/* The stack delivers it to the instance's socket. */
-		lb_addr_copy(&saddr, &p->key.src);
-		lb_addr_copy(&daddr, &be->addr);
-		if (LB_LOCAL_REWRITE(ctx, p, end, &saddr, p->key.sport, &daddr, be->port))
-			return lb_verdict_drop(LB_DROP_TRUNC_L4);
-		lb_event(LB_EV_LOCAL);
-		return LB_PASS;
-	}
 	if (f->fwd == LB_FWD_DSR)
 		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr, &f->nh, cfg);
 	/* Map values stay put while the packet moves (TC helpers). */
@@ -283,7 +235,7 @@ static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct l
  * Client -> VIP on a tracked flow, before (and without) the VIP lookup: the
  * flow has what it needs (backend, mode, SNAT address). A flow whose VIP is
  * gone has lost its backends too. Returns -1 when the flow needs the VIP
- * (reselection, local delivery): lb_forward then handles the packet.
+ * (reselection): lb_forward then handles the packet.
  */
 static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *end,
 					  struct lb_flow *f, const struct lb_config *cfg)
@@ -400,81 +352,6 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 
 #include "icmp.h"
 
-/*
- * TC egress, local delivery: a reply of a local instance (instance
- * address:port -> client) leaves as VIP address:port -> client. Anything
- * else leaves untouched.
- */
-static __always_inline int lb_local_reply(LB_CTX *ctx)
-{
-	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
-	union lb_addr vip, client;
-	struct lb_pkt p = {};
-	struct lb_nat *n;
-	__u16 vport;
-
-	if (lb_parse(data, end, &p) != LB_PARSE_OK ||
-	    (p.key.proto != IPPROTO_TCP && p.key.proto != IPPROTO_UDP))
-		return LB_PASS;
-	n = lb_nat_lookup(&p, &p.key);
-	if (!n || !(n->flags & LB_FLOW_F_LOCAL))
-		return LB_PASS;
-	lb_reply_track(&p, n);
-	lb_count_vip_reply(n->vip_id, p.l3_len);
-	lb_event(LB_EV_LOCAL_REPLY);
-	lb_addr_copy(&vip, &n->vip);
-	lb_addr_copy(&client, &p.key.dst);
-	vport = n->vip_port;
-	if (LB_LOCAL_REWRITE(ctx, &p, end, &vip, vport, &client, p.key.dport))
-		return lb_verdict_drop(LB_DROP_TRUNC_L4);
-	return LB_PASS;
-}
-
-/*
- * lo ingress: connections from this node to a `forward local` VIP never
- * cross an interface lbd attaches to; they are balanced here the same way
- * (and their replies reversed by the egress program on lo). Nothing else
- * is touched: a NAT or DSR VIP is not served to the node itself.
- */
-/* The VIP a packet is for: {addr, port, proto}, then the wildcard port. */
-static __always_inline struct lb_vip *lb_vip_lookup(const struct lb_pkt *p,
-						    const struct lb_config *cfg)
-{
-	struct lb_vip_key vk;
-	struct lb_vip *vip;
-
-	lb_addr_copy(&vk.addr, &p->key.dst);
-	vk.family = p->key.family;
-	vk.port = p->key.dport;
-	vk.proto = p->key.proto;
-	vip = bpf_map_lookup_elem(&vips, &vk);
-	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
-		vk.port = 0;
-		vip = bpf_map_lookup_elem(&vips, &vk);
-	}
-	return vip;
-}
-
-static __always_inline int lb_local_ingress(LB_CTX *ctx)
-{
-	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
-	struct lb_pkt p = {};
-	struct lb_config *cfg;
-	struct lb_vip *vip;
-	__u32 zero = 0;
-
-	if (lb_parse(data, end, &p) != LB_PARSE_OK ||
-	    (p.key.proto != IPPROTO_TCP && p.key.proto != IPPROTO_UDP))
-		return LB_PASS;
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return LB_PASS;
-	/* Built this late: tracked client flows never look their VIP up. */
-	vip = lb_vip_lookup(&p, cfg);
-	if (!vip || vip->fwd != LB_FWD_LOCAL)
-		return LB_PASS;
-	return lb_forward(ctx, &p, end, vip, cfg, lb_ct_lookup(&p, &p.key));
-}
 
 static __always_inline int lb_process(LB_CTX *ctx)
 {
@@ -523,6 +400,15 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	/* Built this late: tracked client flows never look their VIP up. */
 	vip = lb_vip_lookup(&p, cfg);
 	if (vip) {
+		/* forward local: the packet goes up as it is (offloads, GRO and
+		 * all); the socket-lookup program (lb_sk.bpf.c) hands a new
+		 * connection to an instance's socket. Nothing to translate, so
+		 * nothing to track or reverse. */
+		if (vip->fwd == LB_FWD_LOCAL) {
+			lb_count_vip(vip->id, p.l3_len, 0);
+			lb_event(LB_EV_LOCAL);
+			return LB_PASS;
+		}
 		if (snat_range)
 			f = lb_ct_lookup(&p, &p.key);
 		return lb_forward(ctx, &p, end, vip, cfg, f);

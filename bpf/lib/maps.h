@@ -145,4 +145,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } event_stats SEC(".maps");
 
+/* forward local: the worker instances' sockets (struct lb_sock_key), put
+ * there by lbd; the kernel removes a socket when it closes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, LB_MAX_LOCAL_SOCKS);
+	__type(key, struct lb_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local_socks SEC(".maps");
+
 #endif

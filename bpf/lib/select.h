@@ -63,6 +63,25 @@ static __always_inline int lb_least_conn(void *tbl, __u32 n, __u32 *be_id)
 	return 0;
 }
 
+/* The VIP a packet is for: {addr, port, proto}, then the wildcard port. */
+static __always_inline struct lb_vip *lb_vip_lookup(const struct lb_pkt *p,
+						    const struct lb_config *cfg)
+{
+	struct lb_vip_key vk;
+	struct lb_vip *vip;
+
+	lb_addr_copy(&vk.addr, &p->key.dst);
+	vk.family = p->key.family;
+	vk.port = p->key.dport;
+	vk.proto = p->key.proto;
+	vip = bpf_map_lookup_elem(&vips, &vk);
+	if (!vip && (cfg->flags & LB_CFG_F_WILDCARD)) {
+		vk.port = 0;
+		vip = bpf_map_lookup_elem(&vips, &vk);
+	}
+	return vip;
+}
+
 /* Pick a backend id for a new flow. Returns 0, or a drop reason. */
 static __always_inline int lb_select(const struct lb_pkt *p, const struct lb_vip *vip,
 				     __u32 seed, __u32 *be_id)

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * Forward mode `local` through the real objects: a new flow to a local VIP
- * leaves XDP (and TC ingress) as PASS with only the destination port
- * changed to the chosen instance's, checksums right and the TTL kept (the
- * packet is delivered here, not routed); the instance's replies are given
- * the VIP's port back by the TC egress program, byte for byte; traffic that
- * is not a local flow's reply leaves egress untouched.
+ * Forward mode `local` through the real objects. XDP and TC ingress pass a
+ * local VIP's packets up byte for byte (counted, never rewritten, no flow
+ * state); the socket-lookup program (lb_sk.bpf.c, run with
+ * BPF_PROG_TEST_RUN on real sockets of this process) hands each new
+ * connection to the socket of the instance the VIP's table picks, skips an
+ * instance whose socket is gone or that is marked down, takes a dual-stack
+ * socket for IPv4, and leaves every other lookup to the stack.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,25 +15,30 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
 
 #include "harness.h"
+#include "lb_hash.h"
 
-#define INST_PORT 3001
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
 
-/* The instances of a local VIP listen on the VIP's own address. */
-static const struct h_be inst4[] = {
-	{ .id = 1, .addr = H_VIP4, .port = INST_PORT },
-};
-static const struct h_be inst6[] = {
-	{ .id = 1, .addr = H_VIP6, .port = INST_PORT },
-};
 static const struct h_be two4[] = {
 	{ .id = 1, .addr = H_VIP4, .port = 3000 },
 	{ .id = 2, .addr = H_VIP4, .port = 3001 },
+};
+static const struct h_be two6[] = {
+	{ .id = 1, .addr = H_VIP6, .port = 3000 },
+	{ .id = 2, .addr = H_VIP6, .port = 3001 },
 };
 
 static int tc_up(void **state)
@@ -42,227 +48,262 @@ static int tc_up(void **state)
 	return lb_dp_load_tc(h_dp()) ? -1 : 0;
 }
 
-static int tc_run_prog(int fd, const struct h_pkt *in, int ifindex, bool ingress,
-		       struct h_pkt *out)
+static struct h_svc local_vip(int fam, uint8_t proto, const struct h_be *be, size_t nbe)
 {
-	struct __sk_buff ctx = { .ifindex = (__u32)ifindex,
-				 .ingress_ifindex = ingress ? (__u32)ifindex : 0 };
-
-	return h_test_run(fd, &ctx, sizeof(ctx), in, out);
-}
-
-static void add_local_vip(int fam, uint8_t proto, const struct h_be *be, size_t nbe)
-{
-	struct h_svc s = {
+	return (struct h_svc){
 		.vip_id = 5, .family = fam, .vip = fam == 6 ? H_VIP6 : H_VIP4, .port = 80,
 		.proto = proto, .method = LB_METHOD_MAGLEV, .fwd = LB_FWD_LOCAL,
 		.be = be, .nbe = nbe,
 	};
+}
+
+static void add_local_vip(int fam, uint8_t proto, const struct h_be *be, size_t nbe)
+{
+	struct h_svc s = local_vip(fam, proto, be, nbe);
 
 	h_svc_add(&s);
 }
 
+/* ---- XDP and TC ingress: up as it is ---------------------------------- */
+
 enum entry { XDP, TC };
 
-/* Client's SYN in: PASS, dport = the instance's, nothing else changed. */
-static void deliver(enum entry e, const struct h_spec *in, uint16_t want_port)
+static void pass_untouched(enum entry e, int fam, uint8_t proto, uint8_t ttl)
 {
-	struct h_pkt pin, out, want;
-	struct h_spec w = *in;
+	struct h_spec in = h_from_client(fam, proto, 40000, 80);
+	struct h_pkt pin, out;
+	uint32_t be;
 	int v;
 
-	h_build(in, &pin);
-	if (e == XDP)
+	add_local_vip(fam, proto, fam == 6 ? two6 : two4, 2);
+	in.ttl = ttl;
+	h_build(&in, &pin);
+	if (e == XDP) {
 		v = h_run(&pin, h_ifindex_client(), &out);
-	else
-		v = tc_run_prog(lb_dp_tc_prog_fd(h_dp()), &pin, h_ifindex_client(), true, &out);
-	w.dport = want_port;
-	h_build(&w, &want);
-	h_expect(v, e == XDP ? XDP_PASS : TC_ACT_OK, &out, &want);
-}
+	} else {
+		struct __sk_buff ctx = { .ifindex = (__u32)h_ifindex_client(),
+					 .ingress_ifindex = (__u32)h_ifindex_client() };
 
-/* The instance's answer (VIP:instance port -> client) as it leaves. */
-static struct h_spec from_instance(const struct h_spec *in, uint16_t port)
-{
-	static const char resp[] = "HTTP/1.0 200 OK\r\n\r\nHere we are!\n";
-	struct h_spec r = {
-		.family = in->family, .src = in->dst, .dst = in->src, .proto = in->proto,
-		.sport = port, .dport = in->sport, .ttl = 64, .tcp_flags = 0x12,
-		.seq = 777, .ack = in->seq + 1, .ip_id = 0x4321,
-		.payload = resp, .plen = sizeof(resp) - 1,
-	};
-
-	memcpy(r.smac, h_mac_client_if, 6);
-	h_mac_client(1, r.dmac);
-	return r;
-}
-
-static void reverse(const struct h_spec *r, uint16_t vip_port)
-{
-	struct h_pkt pin, out, want;
-	struct h_spec w = *r;
-	int v;
-
-	h_build(r, &pin);
-	v = tc_run_prog(lb_dp_tc_egress_prog_fd(h_dp()), &pin, h_ifindex_client(), false, &out);
-	w.sport = vip_port;
-	h_build(&w, &want);
-	h_expect(v, TC_ACT_OK, &out, &want);
-}
-
-static void local_flow(enum entry e, int fam, uint8_t proto)
-{
-	struct h_spec in = h_from_client(fam, proto, 40000, 80), r;
-
-	add_local_vip(fam, proto, fam == 6 ? inst6 : inst4, 1);
-	deliver(e, &in, INST_PORT);
+		v = h_test_run(lb_dp_tc_prog_fd(h_dp()), &ctx, sizeof(ctx), &pin, &out);
+	}
+	h_expect(v, e == XDP ? XDP_PASS : TC_ACT_OK, &out, &pin);
 	assert_int_equal(h_event(LB_EV_LOCAL), 1);
-	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 0);
 	assert_int_equal(h_event(LB_EV_PASS_TTL), 0);
-
-	r = from_instance(&in, INST_PORT);
-	reverse(&r, 80);
-	assert_int_equal(h_event(LB_EV_LOCAL_REPLY), 1);
-
-	/* The client's next segment stays with the flow. */
-	in.tcp_flags = 0x10;
-	in.seq = 1001;
-	deliver(e, &in, INST_PORT);
-	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
-	assert_int_equal(h_event(LB_EV_LOCAL), 2);
+	/* nothing tracked: there is nothing to reverse */
+	assert_int_not_equal(h_flow_backend(fam, fam == 6 ? H_CL6 : H_CL4, 40000,
+					    fam == 6 ? H_VIP6 : H_VIP4, 80, proto, &be), 0);
 }
 
-static void test_xdp_tcp4(void **st) { (void)st; local_flow(XDP, 4, IPPROTO_TCP); }
-static void test_xdp_udp4(void **st) { (void)st; local_flow(XDP, 4, IPPROTO_UDP); }
-static void test_xdp_tcp6(void **st) { (void)st; local_flow(XDP, 6, IPPROTO_TCP); }
-static void test_xdp_udp6(void **st) { (void)st; local_flow(XDP, 6, IPPROTO_UDP); }
-static void test_tc_tcp4(void **st)  { (void)st; local_flow(TC, 4, IPPROTO_TCP); }
-static void test_tc_tcp6(void **st)  { (void)st; local_flow(TC, 6, IPPROTO_TCP); }
-
+static void test_xdp_tcp4(void **st) { (void)st; pass_untouched(XDP, 4, IPPROTO_TCP, 64); }
+static void test_xdp_udp6(void **st) { (void)st; pass_untouched(XDP, 6, IPPROTO_UDP, 64); }
+static void test_tc_tcp6(void **st)  { (void)st; pass_untouched(TC, 6, IPPROTO_TCP, 64); }
 /* Delivered, not routed: a TTL that would expire on a router is fine. */
-static void test_ttl1_delivered(void **st)
+static void test_xdp_ttl1(void **st) { (void)st; pass_untouched(XDP, 4, IPPROTO_TCP, 1); }
+
+/* ---- socket lookup ------------------------------------------------------ */
+
+struct inst {
+	int fd;
+	uint64_t cookie;
+};
+
+/* A socket of this process standing in for an instance's: a TCP listener
+ * or a bound UDP socket on an ephemeral loopback port (the program may
+ * hand a connection to any socket, whatever it is bound to). */
+static struct inst inst_open(int fam, uint8_t proto, int v6only)
 {
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40001, 80);
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int type = proto == IPPROTO_TCP ? SOCK_STREAM : SOCK_DGRAM;
+	struct inst in = { .fd = socket(fam == 6 ? AF_INET6 : AF_INET, type, 0) };
+	socklen_t len = sizeof(in.cookie);
+
+	assert_true(in.fd >= 0);
+	if (fam == 6) {
+		if (!v6only) /* [::] for both families, as Node listens */
+			a6.sin6_addr = in6addr_any;
+		assert_int_equal(setsockopt(in.fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)), 0);
+		assert_int_equal(bind(in.fd, (struct sockaddr *)&a6, sizeof(a6)), 0);
+	} else {
+		assert_int_equal(bind(in.fd, (struct sockaddr *)&a4, sizeof(a4)), 0);
+	}
+	if (type == SOCK_STREAM)
+		assert_int_equal(listen(in.fd, 8), 0);
+	assert_int_equal(getsockopt(in.fd, SOL_SOCKET, SO_COOKIE, &in.cookie, &len), 0);
+	return in;
+}
+
+static void inst_register(uint32_t id, const struct inst *in)
+{
+	assert_int_equal(lb_dp_local_sock_set(h_dp(), id, in->fd), 0);
+}
+
+/* One lookup, client CL:sport -> VIP:dport. Returns the verdict; *cookie is
+ * the chosen socket's (0: none chosen). */
+static int lookup(int fam, uint8_t proto, uint16_t sport, uint16_t dport, uint64_t *cookie)
+{
+	struct bpf_sk_lookup ctx = {
+		.family = fam == 6 ? AF_INET6 : AF_INET,
+		.protocol = proto,
+		.remote_port = htons(sport),
+		.local_port = dport,
+	};
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = &ctx, .ctx_size_in = sizeof(ctx),
+		    .ctx_out = &ctx, .ctx_size_out = sizeof(ctx), .repeat = 1);
+	union lb_addr a;
+
+	if (fam == 6) {
+		h_addr(6, H_CL6, &a);
+		memcpy(ctx.remote_ip6, a.v6, 16);
+		h_addr(6, H_VIP6, &a);
+		memcpy(ctx.local_ip6, a.v6, 16);
+	} else {
+		h_addr(4, H_CL4, &a);
+		ctx.remote_ip4 = a.v4;
+		h_addr(4, H_VIP4, &a);
+		ctx.local_ip4 = a.v4;
+	}
+	if (bpf_prog_test_run_opts(lb_dp_sk_prog_fd(h_dp()), &o))
+		fail_msg("bpf_prog_test_run_opts(sk_lookup): %s", strerror(errno));
+	*cookie = ctx.cookie;
+	return (int)o.retval;
+}
+
+/* The backend id the VIP's Maglev table gives client port sport. */
+static uint32_t table_choice(const struct h_svc *s, uint16_t sport)
+{
+	struct lb_flow_key k = { .sport = htons(sport), .dport = htons(s->port),
+				 .proto = s->proto, .family = (__u8)s->family };
+	__u32 *tbl, n, id;
+
+	h_addr(s->family, s->family == 6 ? H_CL6 : H_CL4, &k.src);
+	h_addr(s->family, s->vip, &k.dst);
+	h_svc_table(s, s->be, s->nbe, &tbl, &n);
+	id = tbl[lb_hash_flow(&k, 0x5eed) % n];
+	free(tbl);
+	return id;
+}
+
+/* Each new connection goes to the socket of the instance the table picks
+ * (the same lb_hash.h choice as XDP, TC and the proxy). */
+static void picks_table_choice(int fam, uint8_t proto)
+{
+	struct h_svc s = local_vip(fam, proto, fam == 6 ? two6 : two4, 2);
+	struct inst a = inst_open(fam, proto, 1), b = inst_open(fam, proto, 1);
+	int seen[3] = { 0, 0, 0 };
+	uint64_t c;
+
+	h_svc_add(&s);
+	inst_register(1, &a);
+	inst_register(2, &b);
+	for (uint16_t sp = 41000; sp < 41064; sp++) {
+		uint32_t want = table_choice(&s, sp);
+
+		assert_int_equal(lookup(fam, proto, sp, 80, &c), SK_PASS);
+		assert_true(c == (want == 1 ? a.cookie : b.cookie));
+		seen[want]++;
+	}
+	print_message("  instance 1 got %d, instance 2 got %d of 64\n", seen[1], seen[2]);
+	assert_true(seen[1] > 8 && seen[2] > 8);
+	assert_int_equal(h_event(LB_EV_LOCAL_SOCK), 64);
+	close(a.fd);
+	close(b.fd);
+}
+
+static void test_sk_tcp4(void **st) { (void)st; picks_table_choice(4, IPPROTO_TCP); }
+static void test_sk_tcp6(void **st) { (void)st; picks_table_choice(6, IPPROTO_TCP); }
+static void test_sk_udp4(void **st) { (void)st; picks_table_choice(4, IPPROTO_UDP); }
+
+/* A dual-stack IPv6 socket ([::], v6only off) takes the VIP's IPv4
+ * connections; a v6-only one does not. */
+static void test_sk_dual_stack(void **st)
+{
+	static const struct h_be one[] = { { .id = 1, .addr = H_VIP4, .port = 3000 } };
+	struct inst d = inst_open(6, IPPROTO_TCP, 0), o = inst_open(6, IPPROTO_TCP, 1);
+	uint64_t c;
 
 	(void)st;
-	add_local_vip(4, IPPROTO_TCP, inst4, 1);
-	in.ttl = 1;
-	deliver(XDP, &in, INST_PORT);
-	assert_int_equal(h_event(LB_EV_PASS_TTL), 0);
+	add_local_vip(4, IPPROTO_TCP, one, 1);
+	inst_register(1, &o);
+	assert_int_equal(lookup(4, IPPROTO_TCP, 42000, 80, &c), SK_DROP);
+	assert_int_equal(h_drops(LB_DROP_NO_BACKEND), 1);
+	inst_register(1, &d);
+	assert_int_equal(lookup(4, IPPROTO_TCP, 42000, 80, &c), SK_PASS);
+	assert_true(c == d.cookie);
+	close(d.fd);
+	close(o.fd);
 }
 
-/* Flows spread over the instances by the VIP's table. */
-static void test_two_instances(void **st)
+/* An instance that died (its socket closed: the kernel drops it from the
+ * map) or is marked down: another instance takes its connections at once,
+ * before the table is rebuilt. None left: dropped, so TCP retries the SYN. */
+static void test_sk_dead_instance(void **st)
 {
-	int seen[2] = { 0, 0 };
+	struct h_svc s = local_vip(4, IPPROTO_TCP, two4, 2);
+	struct inst a = inst_open(4, IPPROTO_TCP, 1), b = inst_open(4, IPPROTO_TCP, 1);
+	uint16_t sp1 = 0, sp2 = 0;
+	uint64_t c;
+
+	(void)st;
+	h_svc_add(&s);
+	inst_register(1, &a);
+	inst_register(2, &b);
+	for (uint16_t sp = 43000; sp < 43100 && (!sp1 || !sp2); sp++)
+		*(table_choice(&s, sp) == 1 ? &sp1 : &sp2) = sp;
+	assert_true(sp1 && sp2);
+
+	close(a.fd);
+	assert_int_equal(lookup(4, IPPROTO_TCP, sp1, 80, &c), SK_PASS);
+	assert_true(c == b.cookie);
+
+	h_backend_state(2, LB_BE_DOWN);
+	assert_int_equal(lookup(4, IPPROTO_TCP, sp2, 80, &c), SK_DROP);
+	assert_int_equal(c, 0);
+	assert_int_equal(h_drops(LB_DROP_NO_BACKEND), 1);
+	h_backend_state(2, LB_BE_UP);
+	assert_int_equal(lookup(4, IPPROTO_TCP, sp2, 80, &c), SK_PASS);
+	assert_true(c == b.cookie);
+	close(b.fd);
+}
+
+/* Not a local VIP (another port, a NAT VIP): the stack's own lookup. */
+static void test_sk_others_untouched(void **st)
+{
+	struct h_svc nat = {
+		.vip_id = 6, .family = 4, .vip = H_VIP4, .port = 443, .proto = IPPROTO_TCP,
+		.method = LB_METHOD_MAGLEV, .fwd = LB_FWD_NAT, .be = two4, .nbe = 2,
+	};
+	struct inst a = inst_open(4, IPPROTO_TCP, 1);
+	uint64_t c;
 
 	(void)st;
 	add_local_vip(4, IPPROTO_TCP, two4, 2);
-	for (uint16_t sp = 41000; sp < 41064; sp++) {
-		struct h_spec in = h_from_client(4, IPPROTO_TCP, sp, 80), r;
-		struct h_pkt pin, out;
-		uint16_t port;
-
-		h_build(&in, &pin);
-		assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_PASS);
-		port = ntohs(h_port(&out, 1));
-		assert_true(port == 3000 || port == 3001);
-		seen[port - 3000]++;
-		r = from_instance(&in, port);
-		reverse(&r, 80);
-	}
-	print_message("  instances: 3000 got %d, 3001 got %d of 64\n", seen[0], seen[1]);
-	assert_true(seen[0] > 8 && seen[1] > 8);
-}
-
-/* Egress leaves everything else alone: a reply with no local flow, the
- * instance port seen from another client, a NAT VIP's traffic. */
-static void test_egress_untouched(void **st)
-{
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40002, 80), r;
-	struct h_pkt pin, out;
-
-	(void)st;
-	add_local_vip(4, IPPROTO_TCP, inst4, 1);
-	r = from_instance(&in, INST_PORT); /* no flow yet */
-	h_build(&r, &pin);
-	h_expect(tc_run_prog(lb_dp_tc_egress_prog_fd(h_dp()), &pin, h_ifindex_client(), false,
-			     &out), TC_ACT_OK, &out, &pin);
-
-	deliver(XDP, &in, INST_PORT);
-	r = from_instance(&in, INST_PORT);
-	r.dport = 40003; /* another connection of the same client */
-	h_build(&r, &pin);
-	h_expect(tc_run_prog(lb_dp_tc_egress_prog_fd(h_dp()), &pin, h_ifindex_client(), false,
-			     &out), TC_ACT_OK, &out, &pin);
-	assert_int_equal(h_event(LB_EV_LOCAL_REPLY), 0);
-}
-
-/* The client closing is counted out through the egress path too. */
-static void test_fin_counted_out(void **st)
-{
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40004, 80), r;
-
-	(void)st;
-	add_local_vip(4, IPPROTO_TCP, inst4, 1);
-	deliver(XDP, &in, INST_PORT);
-	assert_int_equal(h_conns(1), 1);
-	r = from_instance(&in, INST_PORT);
-	r.tcp_flags = 0x11; /* FIN|ACK from the instance */
-	reverse(&r, 80);
-	assert_int_equal(h_conns(1), 0);
-}
-
-/* lo: the node's own connection (VIP -> VIP) is balanced like a client's;
- * a NAT VIP's is left alone there. */
-static void test_lo_local_only(void **st)
-{
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 50000, 80), w, r;
-	struct h_pkt pin, out, want;
-	struct h_svc nat = {
-		.vip_id = 6, .family = 4, .vip = H_VIP4, .port = 443, .proto = IPPROTO_TCP,
-		.method = LB_METHOD_MAGLEV, .fwd = LB_FWD_NAT, .be = inst4, .nbe = 1,
-	};
-	int lo_fd = lb_dp_tc_lo_prog_fd(h_dp());
-
-	(void)st;
-	add_local_vip(4, IPPROTO_TCP, inst4, 1);
 	h_svc_add(&nat);
-	memset(in.smac, 0, 6);
-	memset(in.dmac, 0, 6);
-	in.src = H_VIP4;
-	h_build(&in, &pin);
-	w = in;
-	w.dport = INST_PORT;
-	h_build(&w, &want);
-	h_expect(tc_run_prog(lo_fd, &pin, 1, true, &out), TC_ACT_OK, &out, &want);
-	assert_int_equal(h_event(LB_EV_LOCAL), 1);
-	r = from_instance(&in, INST_PORT);
-	reverse(&r, 80);
-
-	in.dport = 443;
-	in.sport = 50001;
-	h_build(&in, &pin);
-	h_expect(tc_run_prog(lo_fd, &pin, 1, true, &out), TC_ACT_OK, &out, &pin);
-	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
+	inst_register(1, &a);
+	assert_int_equal(lookup(4, IPPROTO_TCP, 44000, 3000, &c), SK_PASS);
+	assert_int_equal(c, 0);
+	assert_int_equal(lookup(4, IPPROTO_TCP, 44000, 443, &c), SK_PASS);
+	assert_int_equal(c, 0);
+	assert_int_equal(lookup(4, IPPROTO_UDP, 44000, 80, &c), SK_PASS);
+	assert_int_equal(c, 0);
+	assert_int_equal(h_event(LB_EV_LOCAL_SOCK), 0);
+	close(a.fd);
 }
 
-/* An instance marked down (it died; its table is being rebuilt): its new
- * flows are dropped, so TCP retries instead of being refused. */
-static void test_down_instance_drops_syn(void **st)
+/* lbd's registration: deleting forgets every family and protocol. */
+static void test_sk_del(void **st)
 {
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40005, 80);
-	struct h_pkt pin, out;
+	static const struct h_be one[] = { { .id = 1, .addr = H_VIP4, .port = 3000 } };
+	struct inst d = inst_open(6, IPPROTO_TCP, 0);
+	uint64_t c;
 
 	(void)st;
-	add_local_vip(4, IPPROTO_TCP, inst4, 1);
-	h_backend_state(1, LB_BE_DOWN);
-	h_build(&in, &pin);
-	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_DROP);
-	assert_int_equal(h_drops(LB_DROP_NO_BACKEND), 1);
-	assert_int_equal(h_event(LB_EV_LOCAL), 0);
-	h_backend_state(1, LB_BE_UP);
-	deliver(XDP, &in, INST_PORT);
+	add_local_vip(4, IPPROTO_TCP, one, 1);
+	inst_register(1, &d);
+	assert_int_equal(lb_dp_local_sock_del(h_dp(), 1), 0);
+	assert_int_equal(lookup(4, IPPROTO_TCP, 45000, 80, &c), SK_DROP);
+	close(d.fd);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tc_up, h_dp_down)
@@ -271,17 +312,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_xdp_tcp4),
-		T(test_xdp_udp4),
-		T(test_xdp_tcp6),
 		T(test_xdp_udp6),
-		T(test_tc_tcp4),
 		T(test_tc_tcp6),
-		T(test_ttl1_delivered),
-		T(test_two_instances),
-		T(test_egress_untouched),
-		T(test_fin_counted_out),
-		T(test_lo_local_only),
-		T(test_down_instance_drops_syn),
+		T(test_xdp_ttl1),
+		T(test_sk_tcp4),
+		T(test_sk_tcp6),
+		T(test_sk_udp4),
+		T(test_sk_dual_stack),
+		T(test_sk_dead_instance),
+		T(test_sk_others_untouched),
+		T(test_sk_del),
 	};
 
 	h_init();

@@ -54,11 +54,12 @@ struct be_set {
 	int n;
 };
 
-static void be_cb(void *ctx, const struct lb_worker_conf *w, uint16_t port, int state)
+static void be_cb(void *ctx, const struct lb_worker_conf *w, uint16_t port, int state, pid_t pid)
 {
 	struct be_set *b = ctx;
 
 	(void)w;
+	(void)pid;
 	if (state == LB_BE_UP)
 		b->up++;
 	else
