@@ -220,7 +220,7 @@ vm-test: vm
 
 # Three VMs (lbd against IPVS over multi-queue virtio-net), then a quick
 # subset of tools/bench/run.sh inside one VM; VM_BENCH=multi or suite for one.
-# Each is bounded (10 and 15 min); under TCG they take about 5 and 10.
+# Each is bounded (12 and 15 min); under TCG they take about 7 and 10.
 VM_BENCH ?= multi,suite
 vm-bench: vm
 	@case ,$(VM_BENCH), in *,multi,*) O=$(O) VM_RESULTS=bench-results vm/run.sh multi ;; esac

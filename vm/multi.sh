@@ -13,7 +13,7 @@
 # Each NIC is a virtio-net-pci with mq=on and VM_QUEUES (2) queue pairs on a
 # tap opened with queues=VM_QUEUES; each VM has VM_SMP (1) vCPU and VM_MEM
 # (1024) MiB. vm/mvm.sh is the guest side (one role per VM); the client VM
-# drives the run, and the whole run is bounded by VM_TIMEOUT (600 s): the
+# drives the run, and the whole run is bounded by VM_TIMEOUT (720 s): the
 # other two VMs are stopped when the client's ends, or at that bound.
 # Results: bench-results/vm-<time>/ (VM_RESULTS=dir to choose) holds
 # vm-bench.csv and vm-bench.md; the consoles are $VM_DIR/multi-<role>.log.
@@ -103,38 +103,59 @@ boot_s() {
 dir=${VM_RESULTS:-$VM_DIR/results}/vm-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$dir"
 {
-	echo "peer,metric,value,note"
-	for r in client lb backend; do echo "$r,boot_to_init_s,$(boot_s "$r"),kernel start to init"; done
+	echo "peer,round,metric,value,note"
+	for r in client lb backend; do echo "$r,,boot_to_init_s,$(boot_s "$r"),kernel start to init"; done
 	tr -d '\r' <"$LOG" | sed -n 's/^BENCH: //p'
 } >"$dir/vm-bench.csv"
 tally=$(tr -d '\r' <"$LOG" | grep -m1 '^vm-bench: [0-9]* passed')
+# The markdown section: per peer and measure the median over the rounds with
+# its range, and the ratios of the medians.
 awk -F, -v kernel="$(cat "$VM_DIR/kernel.version" 2>/dev/null)" -v accel="$ACCEL" \
 	-v smp="$VM_SMP" -v mem="$VM_MEM" -v q="$VM_QUEUES" -v rev="$(git rev-parse --short HEAD 2>/dev/null)" \
-	-v secs="$secs" -v tally="$tally" -v pin="${MVM_CPUS[lb]:+the lb VM alone on host CPU ${MVM_CPUS[lb]}, the others on CPU ${MVM_CPUS[client]}}" -v when="$(date -u '+%Y-%m-%d %H:%M UTC')" '
+	-v secs="$secs" -v tally="$tally" -v when="$(date -u '+%Y-%m-%d %H:%M UTC')" \
+	-v pin="${MVM_CPUS[lb]:+the lb VM alone on host CPU ${MVM_CPUS[lb]}, the others on CPU ${MVM_CPUS[client]}}" '
 	NR == 1 { next }
-	$2 == "boot_to_init_s" { boot = boot sprintf("%s%s %s s", boot == "" ? "" : ", ", $1, $3); next }
-	$2 == "requests_per_s" || $2 == "packets_per_s" { v[$1, $2] = $3 }
+	$3 == "boot_to_init_s" { boot = boot sprintf("%s%s %s s", boot == "" ? "" : ", ", $1, $4); next }
+	$3 == "start_s" { start = start sprintf("%s%s", start == "" ? "" : ", ", $4); next }
+	$3 == "requests_per_s" || $3 == "packets_per_s" { k = $1 SUBSEP $3; x[k, ++n[k]] = $4 + 0; if ($2 > rounds) rounds = $2 }
+	function median(k,   i, j, t, a, c) {
+		c = n[k]
+		for (i = 1; i <= c; i++) a[i] = x[k, i]
+		for (i = 2; i <= c; i++)
+			for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+		lo[k] = a[1]; hi[k] = a[c]
+		return c % 2 ? a[(c + 1) / 2] : (a[c / 2] + a[c / 2 + 1]) / 2
+	}
+	function cell(p, m,   k) {
+		k = p SUBSEP m
+		if (!n[k]) return "-"
+		med[k] = median(k)
+		return n[k] > 1 ? sprintf("%d (%d-%d)", med[k], lo[k], hi[k]) : sprintf("%d", med[k])
+	}
 	function ratio(a, b) { return b > 0 ? sprintf("%.2fx", a / b) : "n/a" }
-	function row(name, m) {
-		printf "| %s | %s | %s | %s | %s | %s |\n", name, v["lbd", m], v["ipvs", m],
-			ratio(v["lbd", m], v["ipvs", m]), v["route", m], ratio(v["lbd", m], v["route", m])
+	function row(name, m,   l, i, r) {
+		l = cell("lbd", m); i = cell("ipvs", m); r = cell("route", m)
+		printf "| %s | %s | %s | %s | %s | %s |\n", name, l, i,
+			ratio(med["lbd", m], med["ipvs", m]), r, ratio(med["lbd", m], med["route", m])
 	}
 	END {
 		printf "## VM lab: lbd against IPVS across three VMs (%s)\n\n", when
-		printf "`make vm-bench` (vm/run.sh multi), build %s: kernel %s under %s; client, lb and\n", rev, kernel, toupper(accel)
-		printf "backend VMs with %s vCPU and %s MiB each, joined by virtio-net (mq=on, %s queue\n", smp, mem, q
-		printf "pairs) on taps bridged in a network namespace of the host. lbd runs native XDP\n"
-		printf "on both virtio_net NICs of the lb VM; IPVS runs NAT, round robin, on the same VM.\n"
+		printf "`make vm-bench` (vm/run.sh multi), build %s: kernel %s under %s; client,\n", rev, kernel, toupper(accel)
+		printf "lb and backend VMs with %s vCPU and %s MiB each, joined by virtio-net (mq=on,\n", smp, mem
+		printf "%s queue pairs) on taps bridged in a network namespace of the host. lbd runs\n", q
+		printf "native XDP on both virtio_net NICs of the lb VM; IPVS runs NAT, round robin,\n"
+		printf "on the same VM; routing only: the lb VM forwards client to one backend, no\n"
+		printf "balancer (the ceiling of this path).\n"
 		if (pin != "") printf "Pinned: %s.\n", pin
-		printf "\n"
+		printf "\nMedian (min-max) over %d rounds, each round running the three in another order.\n\n", rounds
 		printf "| measure | lbd (XDP, NAT) | IPVS (NAT) | lbd / IPVS | routing only | lbd / routing |\n"
 		printf "|---|---|---|---|---|---|\n"
 		row("requests/s (a connection each)", "requests_per_s")
 		row("packets/s (64-byte UDP, 256 flows)", "packets_per_s")
-		printf "\nRouting only: the lb VM forwards client to one backend, no balancer (the\n"
-		printf "ceiling of this path). Boot to init: %s. Guest checks: %s. %s s in all.\n", boot, tally, secs
+		printf "\nBoot to init: %s. lbd answering after its start: %s s. Guest checks:\n", boot, start
+		printf "%s. %s s in all.\n", tally, secs
 		if (accel == "tcg")
-			printf "Under TCG every guest instruction is emulated and the three vCPUs share the\nhost cores: the figures compare lbd with IPVS in this run only, not with hardware.\n"
+			printf "Under TCG every guest instruction is emulated and the three vCPUs share the\nhost cores: the figures compare the peers in this run only, not with hardware.\n"
 	}' "$dir/vm-bench.csv" >"$dir/vm-bench.md"
 cat "$dir/vm-bench.md"
 say "results: $dir/vm-bench.csv, $dir/vm-bench.md"

@@ -18,9 +18,10 @@
 #                 the VIP, measures requests/s (lbload, one HTTP request per
 #                 connection) and packets/s (pktgen UDP to the VIP, counted on
 #                 the backend VM); then the same straight to one backend with
-#                 the lb VM only routing (the path's ceiling). It prints
-#                 "BENCH: PEER,METRIC,VALUE,NOTE" lines that vm/multi.sh
-#                 turns into bench-results/ files.
+#                 the lb VM only routing (the path's ceiling); BENCH_ROUNDS
+#                 (3) rounds, BENCH_SECS (10) s per measurement. It prints
+#                 "BENCH: PEER,ROUND,METRIC,VALUE,NOTE" lines that
+#                 vm/multi.sh turns into bench-results/ files.
 # The control channel is one line over TCP port 7000 (socat on the server,
 # bash's /dev/tcp on the client); the reply is the handler's output.
 # `vm/mvm.sh ctl` is that handler (socat runs it per connection).
@@ -33,7 +34,7 @@ CLIENT=198.18.0.1 LB_FRONT=198.18.0.254 LB_BACK=198.18.1.254
 BE=(198.18.1.2 198.18.1.3)
 CTL_PORT=7000
 UDP_PORT=9000
-SECS=${BENCH_SECS:-15}
+SECS=${BENCH_SECS:-10}
 TOPO_DIR=/run/mvm
 PIN=/sys/fs/bpf/mvm
 mkdir -p "$TOPO_DIR"
@@ -185,28 +186,61 @@ pktgen_run() {
 	awk '/pkts-sofar:/ { print $2 }' "$pg/front"
 }
 
-# measure PEER DST HTTP_PORT: checks and figures for whichever balancer the
-# lb VM runs (DST the VIP), or for plain forwarding (DST a backend).
+# measure PEER ROUND DST HTTP_PORT: checks and figures for whichever
+# balancer the lb VM runs (DST the VIP), or for plain routing (DST a backend).
 measure() {
-	local peer=$1 dst=$2 port=$3 ok=0 out n r f before after sent
+	local peer=$1 round=$2 dst=$3 port=$4 ok=0 out n r f before after sent
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
 		curl -s -m 5 "http://$dst:$port/" 2>/dev/null | grep -q "^Here we are! be[12]" && ok=$((ok + 1))
 	done
-	t_check "$peer-requests ($ok/10)" "only $ok of 10 requests through $peer answered" test "$ok" -eq 10
+	t_check "$peer-requests-$round ($ok/10)" "only $ok of 10 requests through $peer answered" test "$ok" -eq 10
 	out=$("$LBLOAD" -t 2000 -p 16 --duration "$SECS" "$dst:$port" 2>/dev/null)
 	n=$(field ok "$out") r=$(field rate "$out") f=$(field failed "$out")
-	echo "BENCH: $peer,requests_per_s,${r:-0},lbload ${SECS}s 16 parallel one HTTP request per connection; ok=${n:-0} failed=${f:-?}"
-	t_check "$peer-load" "lbload through $peer: $(tr '\n' ' ' <<<"$out")" test "${n:-0}" -gt 0 -a "${f:-1}" -eq 0
+	echo "BENCH: $peer,$round,requests_per_s,${r:-0},lbload ${SECS}s 16 parallel one HTTP request per connection; ok=${n:-0} failed=${f:-?}"
+	t_check "$peer-load-$round" "lbload through $peer: $(tr '\n' ' ' <<<"$out")" test "${n:-0}" -gt 0 -a "${f:-1}" -eq 0
 	before=$(ctl "${BE[0]}" udp)
 	sent=$(pktgen_run "$SECS" "$dst")
 	sleep 1 # the last packets in flight
 	after=$(ctl "${BE[0]}" udp)
 	n=$((after - before))
-	echo "BENCH: $peer,packets_per_s,$((n / SECS)),pktgen 64-byte UDP 256 flows ${SECS}s; sent=$sent delivered=$n ($((sent / SECS)) sent/s)"
-	t_check "$peer-pps" "no UDP packet through $peer reached the backend VM (sent $sent)" test "$n" -gt 0
+	echo "BENCH: $peer,$round,packets_per_s,$((n / SECS)),pktgen 64-byte UDP 256 flows ${SECS}s; sent=$sent delivered=$n ($((sent / SECS)) sent/s)"
+	t_check "$peer-pps-$round" "no UDP packet through $peer reached the backend VM (sent $sent)" test "$n" -gt 0
 }
 
+# peer PEER ROUND: sets the lb VM up as PEER (lbd, ipvs, or route: its
+# kernel only routing, the client going to one backend directly, the
+# ceiling of this path), measures, and takes it down again.
+peer() {
+	local peer=$1 round=$2 reply
+	if [ "$peer" = route ]; then
+		measure route "$round" "${BE[0]}" 3000
+		return
+	fi
+	reply=$(ctl "$LB_FRONT" "$peer")
+	while read -r l; do echo "  lb: $l"; done <<<"$reply"
+	if [ "$peer" = lbd ]; then
+		if grep -q '^OK .*front: .* xdp ' <<<"$reply" && ! grep -q xdpgeneric <<<"$reply"; then
+			t_pass "lbd-native-xdp-on-virtio_net-$round"
+			echo "BENCH: lbd,$round,xdp_mode,native,virtio_net queue pairs in use/max with XDP on: $(sed -n 's/^queues //p' <<<"$reply"); XDP_TX on $(sed -n 's/^xdp_tx //p' <<<"$reply")"
+		else
+			t_fail "lbd-native-xdp-on-virtio_net-$round" "lb VM: $(tr '\n' ' ' <<<"$reply")"
+		fi
+		echo "BENCH: lbd,$round,start_s,$(sed -n 's/^started in \([0-9]*\) s$/\1/p' <<<"$reply"),from exec to lbctl status answering (the verifier runs under emulation)"
+	fi
+	if grep -q '^OK' <<<"$reply"; then
+		measure "$peer" "$round" "$VIP" 80
+	else
+		t_fail "$peer-setup-$round" "lb VM: $(tr '\n' ' ' <<<"$reply")"
+	fi
+	reply=$(ctl "$LB_FRONT" stop)
+	t_check "$peer-stop-$round" "lb VM: $reply" grep -q '^OK' <<<"$reply"
+}
+
+# client: ROUNDS (BENCH_ROUNDS, 3) rounds of the three peers, each round in
+# another order (lbd ipvs route, ipvs route lbd, route lbd ipvs, ...), so a
+# drift in the host's load spreads over all of them.
 client() {
+	local peers=(lbd ipvs route) round i
 	nic 52:54:00:12:00:01 front "$CLIENT/24" || exit 1
 	ip route add "$VIP/32" via "$LB_FRONT"
 	ip route add 198.18.1.0/24 via "$LB_FRONT"
@@ -216,30 +250,11 @@ client() {
 		return 1
 	fi
 	echo "vm-bench: all three VMs up $(cut -d' ' -f1 /proc/uptime)s after the client's kernel start"
-	local reply
-	reply=$(ctl "$LB_FRONT" lbd)
-	while read -r l; do echo "  lb: $l"; done <<<"$reply"
-	if grep -q '^OK .*front: .* xdp ' <<<"$reply" && ! grep -q xdpgeneric <<<"$reply"; then
-		t_pass "lbd-native-xdp-on-virtio_net"
-		echo "BENCH: lbd,xdp_mode,native,virtio_net queue pairs in use/max with XDP on: $(sed -n 's/^queues //p' <<<"$reply"); XDP_TX on $(sed -n 's/^xdp_tx //p' <<<"$reply")"
-	else
-		t_fail "lbd-native-xdp-on-virtio_net" "lb VM: $(tr '\n' ' ' <<<"$reply")"
-	fi
-	echo "BENCH: lbd,start_s,$(sed -n 's/^started in \([0-9]*\) s$/\1/p' <<<"$reply"),from exec to lbctl status answering (the verifier runs under emulation)"
-	grep -q '^OK' <<<"$reply" && measure lbd "$VIP" 80
-	reply=$(ctl "$LB_FRONT" stop)
-	t_check "lbd-stop" "lb VM: $reply" grep -q '^OK' <<<"$reply"
-	reply=$(ctl "$LB_FRONT" ipvs)
-	while read -r l; do echo "  lb: $l"; done <<<"$reply"
-	if grep -q '^OK' <<<"$reply"; then
-		measure ipvs "$VIP" 80
-	else
-		t_fail "ipvs-setup" "lb VM: $reply"
-	fi
-	ctl "$LB_FRONT" stop >/dev/null
-	# The ceiling of this path: the lb VM's kernel only routes, client to
-	# one backend directly (no balancer, no NAT).
-	measure route "${BE[0]}" 3000
+	for ((round = 1; round <= ${BENCH_ROUNDS:-3}; round++)); do
+		for i in 0 1 2; do
+			peer "${peers[(i + round - 1) % 3]}" "$round"
+		done
+	done
 	t_done
 }
 

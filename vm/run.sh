@@ -35,7 +35,7 @@ LOG=$VM_DIR/console.log
 case $RUN in
 smoke | probe) VM_TIMEOUT=${VM_TIMEOUT:-480} ;;
 virtio) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
-multi) VM_TIMEOUT=${VM_TIMEOUT:-600} ;;
+multi) VM_TIMEOUT=${VM_TIMEOUT:-720} ;;
 # Under TCG the verifier is ~10x slower and some BPF test programs load the
 # data path once per case: each suite program gets 30 min, the run 2 h.
 test | bench) VM_TIMEOUT=${VM_TIMEOUT:-7200} ;;
