@@ -140,9 +140,9 @@ awk -F, -v kernel="$(cat "$VM_DIR/kernel.version" 2>/dev/null)" -v accel="$ACCEL
 	}
 	END {
 		printf "## VM lab: lbd against IPVS across three VMs (%s)\n\n", when
-		printf "`make vm-bench` (vm/run.sh multi), build %s: kernel %s under %s; client,\n", rev, kernel, toupper(accel)
-		printf "lb and backend VMs with %s vCPU and %s MiB each, joined by virtio-net (mq=on,\n", smp, mem
-		printf "%s queue pairs) on taps bridged in a network namespace of the host. lbd runs\n", q
+		printf "`make vm-bench` (vm/run.sh multi), build %s, kernel %s under %s.\n", rev, kernel, toupper(accel)
+		printf "Client, lb and backend VMs with %s vCPU and %s MiB each, joined by virtio-net\n", smp, mem
+		printf "(mq=on, %s queue pairs) on taps bridged in a network namespace of the host. lbd runs\n", q
 		printf "native XDP on both virtio_net NICs of the lb VM; IPVS runs NAT, round robin,\n"
 		printf "on the same VM; routing only: the lb VM forwards client to one backend, no\n"
 		printf "balancer (the ceiling of this path).\n"
@@ -152,8 +152,8 @@ awk -F, -v kernel="$(cat "$VM_DIR/kernel.version" 2>/dev/null)" -v accel="$ACCEL
 		printf "|---|---|---|---|---|---|\n"
 		row("requests/s (a connection each)", "requests_per_s")
 		row("packets/s (64-byte UDP, 256 flows)", "packets_per_s")
-		printf "\nBoot to init: %s. lbd answering after its start: %s s. Guest checks:\n", boot, start
-		printf "%s. %s s in all.\n", tally, secs
+		printf "\nBoot to init: %s.\nlbd answering after its start: %s s.\n", boot, start
+		printf "Guest checks: %s. %s s in all.\n", tally, secs
 		if (accel == "tcg")
 			printf "Under TCG every guest instruction is emulated and the three vCPUs share the\nhost cores: the figures compare the peers in this run only, not with hardware.\n"
 	}' "$dir/vm-bench.csv" >"$dir/vm-bench.md"
