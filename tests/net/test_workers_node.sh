@@ -7,6 +7,8 @@
 #     answer "Here we are! N" from the client and from the node itself
 #   - each got PORT, LBD_INSTANCE and LBD_WORKER and runs on its own core
 #   - lbctl worker reload under load: zero failed requests
+#   - lbctl worker logs -n and -f: the tail, then new lines as they come,
+#     across a rotation (copy and truncate), ended when its stdout closes
 #   - lbctl worker stop: SIGTERM ends them (app.js closes its server)
 #     before kill_timeout, no SIGKILL
 # The other supervisor behaviours are tested with the C worker
@@ -43,6 +45,8 @@ worker app {
     env NODE_ENV=production;
     kill_timeout 5s;
     log $TOPO_DIR/app-%i.log;
+    log_max_size 4K;
+    log_keep 2;
 }
 EOF
 
@@ -90,6 +94,36 @@ lout=$(bg_log "$LOAD_PID")
 echo "  rolling reload: $(grep total= <<<"$lout")"
 t_check "node-rolling-reload-zero-failed" "rc=$rc old=$p0 new=$(ipid 0): $(grep -E 'total=|failed' <<<"$lout" | head -5)" \
 	test $rc -eq 0 -a "$(ipid 0)" != "$p0" -a -n "$(field total "$lout")" -a "$(field failed "$lout")" = 0
+
+# ---------------------------------------------------------------- logs
+LOG0=$TOPO_DIR/app-0.log
+out=$(lbctl worker logs app -n 1)
+tail_ok() { grep -q "==> $LOG0 (instance 0) <==" <<<"$out" && [ "$(grep -c 'app.js: instance' <<<"$out")" -eq 2 ]; }
+t_check "logs-tail" "want each file's header and app.js's start line: $out" tail_ok
+# -f: the last line, then what the instance writes, across a rotation
+# (lines appended here stand in for the instance's output)
+LBCTL_FOLLOW_SECONDS=15 lbctl worker logs app -f -n 1 >"$TOPO_DIR/follow.out" 2>&1 &
+FOLLOW_PID=$!
+sleep 0.5
+echo "follow-line-A" >>"$LOG0"
+head -c 6000 /dev/zero | tr '\0' 'x' | fold -w 100 >>"$LOG0" # > log_max_size
+rotated() { [ -s "$LOG0.1" ] && [ "$(stat -c %s "$LOG0")" -lt 4096 ]; }
+wait_for -t 5 rotated; rot=$?
+echo "follow-line-C" >>"$LOG0"
+wait_for -t 5 grep -q follow-line-C "$TOPO_DIR/follow.out"
+kill "$FOLLOW_PID" 2>/dev/null
+wait "$FOLLOW_PID" 2>/dev/null
+f=$(grep -c . "$TOPO_DIR/follow.out")
+echo "  logs -f: $f lines, rotated: $([ $rot = 0 ] && echo yes || echo no)"
+t_check "logs-follow-across-rotation" "rotation $rot; got: $(grep -v xxxx "$TOPO_DIR/follow.out" | head -12)" \
+	test $rot = 0 -a "$(grep -c 'follow-line-A' "$TOPO_DIR/follow.out")" = 1 \
+	-a "$(grep -c 'follow-line-C' "$TOPO_DIR/follow.out")" = 1
+# bounded: a reader that goes away (head) ends it
+t0=$(date +%s%N)
+first=$( { timeout 20 "$LBCTL" -s "$SOCK" worker logs app -f -n 1; echo "rc=$?" >"$TOPO_DIR/follow.rc"; } | head -n 1)
+ms=$((($(date +%s%N) - t0) / 1000000))
+t_check "logs-follow-ends-with-stdout" "first line '$first', $(cat "$TOPO_DIR/follow.rc"), $ms ms" \
+	test "$(cat "$TOPO_DIR/follow.rc")" = rc=0 -a "$ms" -lt 5000
 
 # SIGTERM: app.js closes its server and exits well before kill_timeout (5 s)
 p0=$(ipid 0) p1=$(ipid 1)

@@ -5,7 +5,9 @@
  * what they mean is lbd's to judge, so lbctl never disagrees with it.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "control.h"
@@ -49,7 +51,7 @@ static const struct sub worker_subs[] = {
 	{ "start", 1, 1 },
 	{ "stop", 1, 1 },
 	{ "scale", 2, 2 },
-	{ "logs", 1, 3 },
+	{ "logs", 1, 4 },
 	{ NULL, 0, 0 },
 };
 
@@ -96,14 +98,15 @@ static const struct remote remotes[] = {
 	  "       lbctl worker restart NAME\n"
 	  "       lbctl worker start|stop NAME\n"
 	  "       lbctl worker scale NAME N\n"
-	  "       lbctl worker logs NAME [-n LINES]\n"
+	  "       lbctl worker logs NAME [-f] [-n LINES]\n"
 	  "\n"
 	  "list: every instance with pid, port, core, CPU, memory, uptime, restarts\n"
 	  "and state (like pm2 ls). reload: rolling, one instance at a time, the new\n"
 	  "one ready before the old one drains and stops. restart: stop, then start\n"
 	  "(also brings back an errored instance). stop keeps them down until start.\n"
 	  "scale holds until the next config reload. logs: the last LINES (20) of\n"
-	  "each instance's log file.\n",
+	  "each instance's log file; -f follows them (across rotation) until\n"
+	  "interrupted or stdout closes.\n",
 	  worker_subs, 0 },
 	{ "stop",
 	  "usage: lbctl stop\n"
@@ -207,6 +210,31 @@ int cmd_remote_check(int argc, char **argv)
 	return wants_help(argc, argv) ? LBCTL_EXIT_OK : check_shape(r, argc, argv);
 }
 
+/* `worker logs NAME [-f] [-n LINES]` with -f: followed here, not by lbd.
+ * Returns -1 when the line is not that. */
+static int logs_follow(const struct remote *r, const char *sock, int argc, char **argv)
+{
+	long lines = 20;
+	bool follow = false;
+	char *end;
+
+	if (argc < 3 || strcmp(argv[0], "worker") || strcmp(argv[1], "logs"))
+		return -1;
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "-f")) {
+			follow = true;
+		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+			errno = 0;
+			lines = strtol(argv[++i], &end, 10);
+			if (errno || *end || lines < 1 || lines > 10000)
+				return usage_error(r, "-n wants 1..10000 lines, not '%s'", argv[i]);
+		} else {
+			return usage_error(r, "unexpected argument '%s'", argv[i]);
+		}
+	}
+	return follow ? cmd_logs_follow(sock, argv[2], lines) : -1;
+}
+
 int cmd_remote(int argc, char **argv)
 {
 	const struct lbctl_opts *o = lbctl_opts();
@@ -222,6 +250,9 @@ int cmd_remote(int argc, char **argv)
 	}
 	rc = cmd_remote_check(argc, argv);
 	if (rc)
+		return rc;
+	rc = logs_follow(r, o->sock, argc, argv);
+	if (rc >= 0)
 		return rc;
 	if (o->json)
 		flags[nf++] = 'j';

@@ -52,6 +52,9 @@ int cmd_top_check(int argc, char **argv);
 /* Every command that lbd answers (status, vip, backend, ...): argv[0] says
  * which; the words go to lbd over the control socket. */
 int cmd_remote(int argc, char **argv);
+/* `worker logs NAME -f`: lbd names the files, lbctl prints their last
+ * LINES and follows them (across rotation) until stdout goes away. */
+int cmd_logs_follow(const char *sock, const char *name, long lines);
 int cmd_remote_check(int argc, char **argv);
 
 #endif

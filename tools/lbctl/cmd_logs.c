@@ -1,0 +1,232 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * `lbctl worker logs NAME -f [-n LINES]`: like `tail -F` over every
+ * instance's log file. lbd answers requests and never holds one open, so it
+ * only names the files (the headers of its `worker logs` answer); lbctl
+ * prints their last LINES and follows them itself, on the same host:
+ *   - rotation (lbd renames app-0.log to app-0.log.1 and starts a new one)
+ *     and truncation are noticed by the path's inode and size: the rest of
+ *     the old file is printed, then the new one from its start;
+ *   - a file that does not exist yet (an instance not started) is waited for;
+ *   - it ends when stdout goes away (a pipe to `head` that closed: POLLERR
+ *     on stdout, or EPIPE on a write), on SIGINT/SIGTERM, or when LBCTL_
+ *     FOLLOW_SECONDS (tests) have passed. A check every 200 ms is cheap and
+ *     treats rename, copy-truncate and re-creation alike, which inotify
+ *     watches of files and directories would each need their own case for.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "lbctl.h"
+
+#define FOLLOW_MAX_FILES 256
+#define FOLLOW_TICK_MS   200
+#define TAIL_MAX_BYTES   (1 << 20) /* read back for the last LINES */
+
+struct followed {
+	char path[PATH_MAX];
+	int inst;
+	int fd;        /* -1: not open (yet) */
+	ino_t ino;
+	off_t off;     /* printed up to here */
+};
+
+static int last_shown = -1; /* the file whose header was printed last */
+
+/* Write all of buf to stdout; -1 when stdout is gone. */
+static int out(const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(STDOUT_FILENO, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int header(const struct followed *f, int i)
+{
+	char h[PATH_MAX + 64];
+	int n;
+
+	if (last_shown == i)
+		return 0;
+	n = snprintf(h, sizeof(h), "%s==> %s (instance %d) <==\n", last_shown < 0 ? "" : "\n",
+		     f->path, f->inst);
+	last_shown = i;
+	return out(h, (size_t)n);
+}
+
+/* Open f->path (if it exists): *tail_lines of its end are to be printed
+ * (0: from where it starts, a new file after rotation). */
+static void fopen_at(struct followed *f, long tail_lines)
+{
+	struct stat st;
+	char *buf;
+	off_t start;
+	ssize_t n;
+	long nl = 0;
+
+	f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0 || fstat(f->fd, &st)) {
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		return;
+	}
+	f->ino = st.st_ino;
+	f->off = 0;
+	if (tail_lines <= 0 || st.st_size == 0)
+		return;
+	/* the last tail_lines lines, looked for in the last MiB */
+	start = st.st_size > TAIL_MAX_BYTES ? st.st_size - TAIL_MAX_BYTES : 0;
+	buf = malloc((size_t)(st.st_size - start));
+	if (!buf)
+		return;
+	n = pread(f->fd, buf, (size_t)(st.st_size - start), start);
+	f->off = st.st_size;
+	for (ssize_t i = n - 1; i >= 0; i--) {
+		if (buf[i] == '\n' && i != n - 1 && ++nl == tail_lines) {
+			f->off = start + i + 1;
+			break;
+		}
+		if (i == 0)
+			f->off = start;
+	}
+	free(buf);
+}
+
+/* Print what f gained; reopen it when its path now names another file
+ * (rotated) or it shrank (truncated). -1: stdout is gone. */
+static int drain(struct followed *f, int i)
+{
+	char buf[16384];
+	struct stat st;
+	bool rotated;
+	ssize_t n;
+
+	if (f->fd < 0) {
+		fopen_at(f, 0);
+		if (f->fd < 0)
+			return 0;
+	}
+	for (;;) {
+		n = pread(f->fd, buf, sizeof(buf), f->off);
+		if (n <= 0)
+			break;
+		if (header(f, i) || out(buf, (size_t)n))
+			return -1;
+		f->off += n;
+	}
+	rotated = stat(f->path, &st) || st.st_ino != f->ino;
+	if (!rotated && st.st_size >= f->off)
+		return 0;
+	close(f->fd);
+	f->fd = -1;
+	fopen_at(f, 0); /* the new file, or the truncated one, from its start */
+	return 0;
+}
+
+/* Paths from the headers of lbd's answer: "==> PATH (instance K) <==". */
+static int parse_paths(const char *text, struct followed *fs, int max)
+{
+	int n = 0;
+
+	for (const char *p = text; p && *p && n < max; p = strchr(p, '\n'), p = p ? p + 1 : p) {
+		const char *end, *inst;
+		size_t len;
+
+		if (strncmp(p, "==> ", 4))
+			continue;
+		end = strchr(p, '\n');
+		inst = strstr(p, " (instance ");
+		if (!inst || (end && inst > end))
+			continue;
+		len = (size_t)(inst - (p + 4));
+		if (len >= sizeof(fs[n].path))
+			continue;
+		memcpy(fs[n].path, p + 4, len);
+		fs[n].path[len] = '\0';
+		fs[n].inst = atoi(inst + 11);
+		fs[n].fd = -1;
+		n++;
+	}
+	return n;
+}
+
+static volatile sig_atomic_t stop;
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+int cmd_logs_follow(const char *sock, const char *name, long lines)
+{
+	static struct followed fs[FOLLOW_MAX_FILES];
+	char *argv[] = { "worker", "logs", (char *)name, "-n", "1" };
+	const char *limit = getenv("LBCTL_FOLLOW_SECONDS");
+	long deadline = limit ? now_ms() + atol(limit) * 1000L : 0;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct lb_buf ans = { 0 };
+	int rc, n;
+
+	rc = lb_ctl_call(sock, "", 5, argv, 30000, &ans);
+	if (rc != LBCTL_EXIT_OK) {
+		if (rc > 0 && ans.len)
+			fwrite(ans.data, 1, ans.len, stderr);
+		lb_buf_free(&ans);
+		return rc < 0 ? lbctl_fail("worker", "talking to lbd at %s: %s", sock, strerror(-rc))
+			      : rc;
+	}
+	lb_buf_append(&ans, "", 1);
+	n = parse_paths(ans.data, fs, FOLLOW_MAX_FILES);
+	if (!n) { /* no log file: lbd says where the output goes */
+		fwrite(ans.data, 1, strlen(ans.data), stdout);
+		lb_buf_free(&ans);
+		return LBCTL_EXIT_OK;
+	}
+	lb_buf_free(&ans);
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	for (int i = 0; i < n; i++) {
+		fopen_at(&fs[i], lines);
+		if (header(&fs[i], i) || drain(&fs[i], i))
+			stop = 1;
+	}
+	while (!stop && (!deadline || now_ms() < deadline)) {
+		struct pollfd p = { .fd = STDOUT_FILENO, .events = 0 };
+
+		/* POLLERR/POLLHUP: the reader of our pipe is gone */
+		if (poll(&p, 1, FOLLOW_TICK_MS) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			break;
+		for (int i = 0; i < n && !stop; i++)
+			if (drain(&fs[i], i))
+				stop = 1;
+	}
+	for (int i = 0; i < n; i++)
+		if (fs[i].fd >= 0)
+			close(fs[i].fd);
+	return LBCTL_EXIT_OK;
+}
