@@ -273,6 +273,8 @@ static void metrics_sync(struct lbd *d)
 	struct lb_metrics *nm = NULL;
 	bool on = lb_svc_metrics_addr(d->svc, &ep);
 
+	if (d->handed_over) /* the port is the successor's */
+		return;
 	if (on == !!d->metrics && (!on || lb_endpoint_eq(&ep, &d->metrics_ep)))
 		return;
 	if (on && metrics_open(d, &ep, &nm) == -EADDRINUSE && d->metrics) {
