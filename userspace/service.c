@@ -2468,10 +2468,10 @@ static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_
 	lb_endpoint_str(&b->c.ep, ep, sizeof(ep));
 	if (r->json) {
 		lb_buf_printf(o, "%s{\"address\":\"%s\",\"id\":%u,\"state\":\"%s\",\"weight\":%u,"
-			      "\"backup\":%s,\"conns\":%lld,\"table_slots\":%u,\"state_ms_ago\":%llu",
+			      "\"backup\":%s,\"conns\":%lld,\"table_slots\":%u,\"state_since_ms\":%llu",
 			      first ? "" : ",", ep, b->id, lb_backend_state_name(b->c.state), b->c.weight,
 			      b->c.backup ? "true" : "false", t.conns, b->slots,
-			      (unsigned long long)(lb_now_ms() - b->state_ms));
+			      (unsigned long long)b->state_ms);
 		out_traffic(o, &t);
 	} else
 		lb_buf_printf(o, "    %-24s %-6s weight %-5u conns %lld%s", ep,

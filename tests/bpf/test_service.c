@@ -112,7 +112,7 @@ static void drop_member(char *js, const char *key)
  * them compare equal when nothing changed. */
 static char *status(struct lb_svc *s)
 {
-	static const char *const clock[] = { "now_ms", "uptime_ms", "state_ms_ago" };
+	static const char *const clock[] = { "now_ms", "uptime_ms" };
 	char *o;
 
 	assert_int_equal(cmd(s, true, false, &o, "status", NULL), 0);

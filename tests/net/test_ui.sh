@@ -7,7 +7,7 @@
 # local VIP, and steady traffic through the VIP meanwhile.
 #   - lbctl -j status carries what the views draw: traffic counters, table
 #     slots (1/3, 2/3, none for the drained one), check latency, workers,
-#     the time of each backend's last state change
+#     when each backend's state last changed
 #   - /api/status is the same document as lbctl -j status (volatile numbers
 #     aside), JSON, read-only (POST 405), and only on the configured address
 #   - lbctl top, stdout not a terminal: exactly -n plain frames, every
@@ -125,7 +125,7 @@ fi
 # ---------------------------------------------------------------- /api/status
 stable() { # the document without the numbers that move between two reads
 	jq -S 'del(.now_ms, .uptime_ms) | walk(if type == "object" then
-		del(.packets, .bytes, .new_flows, .conns, .last_check_ms_ago, .last_change_ms_ago, .state_ms_ago,
+		del(.packets, .bytes, .new_flows, .conns, .last_check_ms_ago, .last_change_ms_ago,
 		    .health_latency_us, .health_checks, .health_ok_run, .cpu_seconds, .uptime_s,
 		    .memory_kib, .health_reason) else . end)'
 }
@@ -231,9 +231,11 @@ grep -q '<section data-vip="web">' <<<"$dom" && grep -q '<section data-vip="app"
 t_check "page-renders-in-chromium" "$why $(head -c 600 <<<"$dom") $(tail -5 "$TOPO_DIR/chrome.log")" test $ok = 1
 
 lbctl backend set "$B1" state=down vip=web >/dev/null
-be() { lbctl -j status | jq -r --arg b "$1" ".vips[].backends[] | select(.address == \$b) | .$2"; }
-a1=$(be "$B1" state_ms_ago) a2=$(be "$B2" state_ms_ago)
-n1=$(be "$B1" table_slots) n2=$(be "$B2" table_slots)
+be() { # BACKEND JQ: JQ of the backend's object ($now: the document's now_ms)
+	lbctl -j status | jq -r --arg b "$1" ".now_ms as \$now | .vips[].backends[] | select(.address == \$b) | $2"
+}
+a1=$(be "$B1" '$now - .state_since_ms') a2=$(be "$B2" '$now - .state_since_ms')
+n1=$(be "$B1" .table_slots) n2=$(be "$B2" .table_slots)
 if [ "$a1" -lt 1000 ] 2>/dev/null && [ "$a2" -gt "$a1" ] && [ "$n1" = 0 ] && [ "$n2" = "$m" ]; then
 	t_pass "state-change-time-and-share (be1 ${a1} ms ago, be2 ${a2} ms)"
 else

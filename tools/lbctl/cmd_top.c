@@ -314,10 +314,12 @@ static void draw_header(const struct top *t, struct top_out *o)
 	eol(o);
 }
 
-/* The last change of state (the operator's, or added) or of health. */
-static double changed_ms(const json_t *b)
+/* How long ago the last change of state (the operator's, or added) or of
+ * health was: state_since_ms is on the clock of now_ms. */
+static double changed_ms(const struct top *t, const json_t *b)
 {
-	double st = num(b, "state_ms_ago"), hc = num(b, "last_change_ms_ago");
+	double st = num(t->cur, "now_ms") - num(b, "state_since_ms");
+	double hc = num(b, "last_change_ms_ago");
 
 	if (!(hc >= 0))
 		return st;
@@ -347,7 +349,7 @@ static void draw_backend(const struct top *t, struct top_out *o, const json_t *v
 	    fmt_si(s3, sizeof(s3), rate(t, b, ob, "packets")),
 	    fmt_bytes(s4, sizeof(s4), rate(t, b, ob, "bytes")),
 	    fmt_latency(s5, sizeof(s5), num(b, "health_latency_us")),
-	    fmt_dur(s6, sizeof(s6), changed_ms(b)));
+	    fmt_dur(s6, sizeof(s6), changed_ms(t, b)));
 	eol(o);
 }
 
