@@ -200,9 +200,13 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	}
 	/* ct_size flows of each family (lb_abi.h: struct lb_flow_key4). */
 	bpf_map__set_max_entries(dp->xdp->maps.ct, ct);
-	bpf_map__set_max_entries(dp->xdp->maps.nat, ct);
+	/* Twice the room for reply mappings: under LRU pressure a live flow then
+	 * loses its conntrack entry first, which the next packet recreates with
+	 * the same SNAT port (lb_nat_is_ours); a lost reply mapping would make
+	 * the node's stack reset the connection. */
+	bpf_map__set_max_entries(dp->xdp->maps.nat, ct * 2);
 	bpf_map__set_max_entries(dp->xdp->maps.ct4, ct);
-	bpf_map__set_max_entries(dp->xdp->maps.nat4, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.nat4, ct * 2);
 	err = lb_xdp__load(dp->xdp);
 	if (err)
 		goto fail;

@@ -50,4 +50,10 @@ static __always_inline void lb_addr_copy(union lb_addr *d, const union lb_addr *
 	d->v6[3] = s->v6[3];
 }
 
+static __always_inline int lb_addr_eq(const union lb_addr *a, const union lb_addr *b)
+{
+	return ((a->v6[0] ^ b->v6[0]) | (a->v6[1] ^ b->v6[1]) |
+		(a->v6[2] ^ b->v6[2]) | (a->v6[3] ^ b->v6[3])) == 0;
+}
+
 #endif

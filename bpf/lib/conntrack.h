@@ -185,6 +185,21 @@ static __always_inline int lb_snat_reclaim(const struct lb_pkt *p, const struct 
  * choice spreads without shared state) and probe a few ports. BPF_NOEXIST
  * makes the claim atomic across CPUs. Returns the port (network order), or 0.
  */
+/* The reply tuple rk is already this client's: its conntrack entry was
+ * evicted (LRU) while the nat entry lived on. Keeping the port keeps the
+ * connection; another one would reach the backend as a stranger's ACK and be
+ * reset. rk holds the backend, so only the client side needs comparing. */
+static __always_inline int lb_nat_is_ours(const struct lb_pkt *p, const struct lb_flow_key *rk,
+					  const struct lb_nat *nv)
+{
+	struct lb_nat *old = lb_nat_lookup(p, rk);
+
+	if (!old || old->client_port != nv->client_port || old->vip_port != nv->vip_port ||
+	    !lb_addr_eq(&old->client, &nv->client) || !lb_addr_eq(&old->vip, &nv->vip))
+		return 0;
+	return lb_nat_update(p, rk, nv, BPF_ANY) == 0;
+}
+
 static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct lb_vip *vip,
 					   const struct lb_backend *be, __u32 be_id,
 					   const struct lb_config *cfg)
@@ -208,7 +223,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i) % range));
 
 		lb_nat_key(&rk, p, be, vip, port);
-		if (lb_nat_update(p, &rk, nv, BPF_NOEXIST) == 0)
+		if (lb_nat_update(p, &rk, nv, BPF_NOEXIST) == 0 || lb_nat_is_ours(p, &rk, nv))
 			return port;
 	}
 #pragma clang loop unroll(full)

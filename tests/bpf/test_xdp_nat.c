@@ -188,6 +188,32 @@ static void test_established_keeps_backend(void **st)
 	assert_int_equal(id, 2);
 }
 
+/* LRU pressure evicted the flow's conntrack entry but not its nat entry:
+ * the next packet recreates the flow with the same SNAT port (the nat entry
+ * is its own), not the next free one, which the backend would reset. */
+static void test_evicted_flow_keeps_snat_port(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40004, 80);
+	struct lb_flow_key k = { .sport = htons(40004), .dport = htons(80),
+				 .proto = IPPROTO_TCP, .family = 4 };
+	uint16_t port;
+
+	(void)st;
+	h_svc_add(&s);
+	port = forward_ok(&in);
+	h_addr(4, CL4, &k.src);
+	h_addr(4, VIP4, &k.dst);
+	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT), &k), 0);
+	in.tcp_flags = 0x10;
+	in.seq++;
+	assert_int_equal(forward_ok(&in), port);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 2);
+	/* Another client's flow never takes a port that is still in use. */
+	in = h_from_client(4, IPPROTO_TCP, 40005, 80);
+	assert_int_not_equal(forward_ok(&in), port);
+}
+
 /* Draining: no new flows, established ones stay. */
 static void test_drain_keeps_flows(void **st)
 {
@@ -686,6 +712,7 @@ int main(void)
 		T(test_udp6_reply),
 		T(test_reply_unknown_port_passes),
 		T(test_established_keeps_backend),
+		T(test_evicted_flow_keeps_snat_port),
 		T(test_drain_keeps_flows),
 		T(test_ttl4_expiry),
 		T(test_ttl6_expiry),
