@@ -197,6 +197,7 @@ static void test_evicted_flow_keeps_snat_port(void **st)
 	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40004, 80);
 	struct lb_flow_key k = { .sport = htons(40004), .dport = htons(80),
 				 .proto = IPPROTO_TCP, .family = 4 };
+	struct lb_flow_key4 k4;
 	uint16_t port;
 
 	(void)st;
@@ -204,7 +205,8 @@ static void test_evicted_flow_keeps_snat_port(void **st)
 	port = forward_ok(&in);
 	h_addr(4, CL4, &k.src);
 	h_addr(4, VIP4, &k.dst);
-	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT), &k), 0);
+	lb_flow_key4(&k4, &k);
+	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT4), &k4), 0);
 	in.tcp_flags = 0x10;
 	in.seq++;
 	assert_int_equal(forward_ok(&in), port);
