@@ -45,8 +45,8 @@
  * cycled, and new flows), each selection method (new flows), and 1000,
  * 100000 and 1000000 live flows cycled (established), all on one data path
  * with a conntrack of 2^21 entries. bench_sink gives frame n the tuple of
- * flow n % flows. bytes_per_flow is what an IPv4 flow holds: its ct4 and
- * nat4 elements, from the maps' memlock over their size.
+ * flow n % flows. bytes_per_flow is the map memory per IPv4 flow of room:
+ * ct4's and nat4's memlock (nat4 has twice the entries) over ct4's size.
  *
  * ns figures are the kernel's own per-packet time (opts.duration: the
  * test-run loop only, preemption excluded), median over runs; min and max
@@ -662,7 +662,7 @@ static long map_memlock(int fd)
 	return v;
 }
 
-/* Bytes a tracked IPv4 flow costs: its ct4 and its nat4 element. */
+/* Map memory per IPv4 flow of room: ct4's and nat4's over ct4's entries. */
 static double flow_bytes(struct ctx *c)
 {
 	int ct = lb_dp_map_fd(c->dp, LB_MAP_CT4), nat = lb_dp_map_fd(c->dp, LB_MAP_NAT4);
