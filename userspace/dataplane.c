@@ -641,18 +641,10 @@ static int detach_tc(int ifindex)
 }
 
 /* What an earlier lbd's local delivery (a rewrite at ingress, reversed at
- * TC egress) left on an interface or lo: removed, so that no old program
- * rewrites what the socket lookup now delivers as it is. Idempotent. */
+ * TC egress) left on an interface: removed with it. Idempotent. */
 int lb_dp_detach_egress(int ifindex)
 {
 	return tc_hook_detach(ifindex, BPF_TC_EGRESS);
-}
-
-int lb_dp_detach_lo(int ifindex)
-{
-	int err = tc_hook_detach(ifindex, BPF_TC_INGRESS);
-
-	return err ? err : lb_dp_detach_egress(ifindex);
 }
 
 /* --- socket lookup (forward local) --- */

@@ -95,10 +95,9 @@ int lb_dp_detach_sk_lookup(struct lb_dp *dp);
  * entry when its socket closes. */
 int lb_dp_local_sock_set(struct lb_dp *dp, __u32 id, int sock_fd);
 int lb_dp_local_sock_del(struct lb_dp *dp, __u32 id);
-/* Remove the clsact egress (interface) or ingress and egress (lo) filters
- * an earlier lbd's rewrite-based local delivery left. Idempotent. */
+/* Remove the clsact egress filter an earlier lbd's rewrite-based local
+ * delivery left on an interface. Idempotent. */
 int lb_dp_detach_egress(int ifindex);
-int lb_dp_detach_lo(int ifindex);
 
 const char *lb_drop_name(unsigned int reason);
 const char *lb_event_name(unsigned int ev);

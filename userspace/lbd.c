@@ -551,6 +551,9 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	if (!cf->keep_caps) {
 		struct lb_privs_need need = { .workers = cf->nworkers > 0 };
 
+		for (int i = 0; i < cf->nworkers; i++)
+			need.local |= cf->workers[i].vip[0] != '\0';
+
 		err = lb_privs_drop(&need);
 		if (err)
 			goto out_metrics; /* said why */

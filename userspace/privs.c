@@ -24,6 +24,10 @@ static const cap_value_t base_caps[] = {
 	CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE,
 };
 static const cap_value_t worker_caps[] = { CAP_SETUID, CAP_SETGID, CAP_KILL };
+/* sys_ptrace: pidfd_getfd of an instance that runs as another user (local
+ * delivery hands connections to the instance's own socket); no more than
+ * setuid already allows. */
+static const cap_value_t local_caps[] = { CAP_SYS_PTRACE };
 
 #define LB_PRIVS_MAX 16
 
@@ -36,6 +40,9 @@ static int keep_list(const struct lb_privs_need *need, cap_value_t *out)
 	if (need->workers)
 		for (size_t i = 0; i < sizeof(worker_caps) / sizeof(worker_caps[0]); i++)
 			out[n++] = worker_caps[i];
+	if (need->workers && need->local)
+		for (size_t i = 0; i < sizeof(local_caps) / sizeof(local_caps[0]); i++)
+			out[n++] = local_caps[i];
 	return n;
 }
 

@@ -8,6 +8,8 @@
 
 struct lb_privs_need {
 	bool workers; /* supervise processes: setuid/setgid, signal them */
+	bool local;   /* some worker serves a VIP (forward local): take its
+	               * instances' sockets, pidfd_getfd across users */
 };
 
 /* Reduces the permitted, effective and bounding sets of the calling thread

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "procsock.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -58,44 +57,34 @@ static bool seen(const int *fds, int n, int fd)
 
 int lb_procsock_find(pid_t pid, uint16_t port, int *fds, int max)
 {
-	char dir[64], path[320], link[64];
-	struct dirent *e;
-	int pidfd, n = 0, err = 0;
-	DIR *d;
+	int pidfd, n = 0, err = 0, misses = 0;
 
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0)
 		return -errno;
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	d = opendir(dir);
-	if (!d) {
-		err = -errno;
-		close(pidfd);
-		return err;
-	}
-	while (n < max && (e = readdir(d))) {
-		ssize_t l;
-		int fd;
+	/* Descriptor numbers are tried in turn rather than listed from
+	 * /proc/PID/fd, which lbd cannot read for an instance of another user
+	 * once it has dropped CAP_DAC_*; pidfd_getfd needs only the ptrace
+	 * right. A listener is opened early: the first LB_PROCSOCK_SCAN
+	 * numbers, and the search stops after a long run of unused ones. */
+	for (int i = 0; i < LB_PROCSOCK_SCAN && n < max && misses < 256; i++) {
+		struct stat st;
+		int fd = (int)syscall(SYS_pidfd_getfd, pidfd, i, 0);
 
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		l = readlink(path, link, sizeof(link) - 1);
-		if (l <= 0)
-			continue;
-		link[l] = '\0';
-		if (strncmp(link, "socket:", 7))
-			continue;
-		fd = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(e->d_name), 0);
 		if (fd < 0) {
-			if (errno == EPERM)
-				err = -EPERM;
+			if (errno == EPERM || errno == ESRCH) {
+				err = -errno;
+				break;
+			}
+			misses++;
 			continue;
 		}
-		if (serves(fd, port) && !seen(fds, n, fd))
+		misses = 0;
+		if (!fstat(fd, &st) && S_ISSOCK(st.st_mode) && serves(fd, port) && !seen(fds, n, fd))
 			fds[n++] = fd;
 		else
 			close(fd);
 	}
-	closedir(d);
 	close(pidfd);
 	return n ? n : err;
 }

@@ -2243,12 +2243,6 @@ static void local_sync(struct lb_svc *s)
 		}
 		lb_info("local delivery: socket lookup program %s", want ? "attached" : "detached");
 		s->sk_local = want;
-		if (want) { /* what an earlier lbd's rewrite left */
-			lb_dp_detach_lo((int)if_nametoindex("lo"));
-			for (int i = 0; i < s->nifs; i++)
-				if (s->ifs[i].ifindex)
-					lb_dp_detach_egress(s->ifs[i].ifindex);
-		}
 	}
 	if (!want)
 		return;

@@ -5,7 +5,9 @@
 # PM2 cluster-mode case lbd replaces (tests/net/lib.sh topology):
 #   - 2 instances of `node examples/app.js` behind a `forward local` VIP
 #     answer "Here we are! N" from the client and from the node itself
-#   - each got PORT, LBD_INSTANCE and LBD_WORKER and runs on its own core
+#   - each got PORT, LBD_INSTANCE and LBD_WORKER and runs on its own core,
+#     as user nobody (lbd, with its reduced capabilities, still takes the
+#     instance's listening socket for local delivery)
 #   - lbctl worker reload under load: zero failed requests
 #   - lbctl worker logs -n and -f: the tail, then new lines as they come,
 #     across a rotation (copy and truncate), ended when its stdout closes
@@ -17,6 +19,7 @@
 
 t_require_root
 t_require_cmd ip nsenter node curl taskset
+id nobody >/dev/null 2>&1 || { t_skip "$T_NAME" "no user nobody on this machine"; exit 0; }
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD"
 
 APP=$REPO_DIR/examples/app.js
@@ -43,6 +46,7 @@ worker app {
     vip web;
     ready tcp;
     env NODE_ENV=production;
+    user nobody;                # another user: lbd takes its socket all the same
     kill_timeout 5s;
     log $TOPO_DIR/app-%i.log;
     log_max_size 4K;
@@ -74,12 +78,12 @@ for i in 0 1; do
 	pid=$(ipid "$i")
 	env=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null)
 	aff=$(taskset -pc "$pid" 2>/dev/null | awk '{ print $NF }')
-	echo "  instance $i: pid $pid cpus $aff $(grep -E '^(PORT|LBD_INSTANCE|LBD_WORKER|NODE_ENV)=' <<<"$env" | tr '\n' ' ')"
+	echo "  instance $i: pid $pid user $(stat -c %U "/proc/$pid") cpus $aff $(grep -E '^(PORT|LBD_INSTANCE|LBD_WORKER|NODE_ENV)=' <<<"$env" | tr '\n' ' ')"
 	grep -qx "PORT=$((3000 + i))" <<<"$env" && grep -qx "LBD_INSTANCE=$i" <<<"$env" &&
 		grep -qx "LBD_WORKER=app" <<<"$env" && grep -qx "NODE_ENV=production" <<<"$env" &&
-		[ "$aff" = "$((i % $(nproc)))" ] || ok=0
+		[ "$aff" = "$((i % $(nproc)))" ] && [ "$(stat -c %U "/proc/$pid")" = nobody ] || ok=0
 done
-t_check "node-env-and-core" "PORT/LBD_INSTANCE/LBD_WORKER/NODE_ENV or the core are wrong" test $ok = 1
+t_check "node-env-core-user" "PORT/LBD_INSTANCE/LBD_WORKER/NODE_ENV, the core or the user are wrong" test $ok = 1
 
 bg_start "$NS_CLIENT" "$LBLOAD" -t 3000 -p 4 --duration 5 "$VIP:80"
 LOAD_PID=$BG_PID
