@@ -3,7 +3,7 @@
  * lbload - a bounded load client for lbd's tests and benchmarks.
  *
  *   lbload -c COUNT [-p PARALLEL] [-t TIMEOUT_MS] [--udp] [--http|--ping]
- *          [--duration SEC] [--keep N] [-j] ADDR:PORT
+ *          [--duration SEC] [--keep N [--keep-period MS]] [-j] ADDR:PORT
  *
  * Opens COUNT short connections, PARALLEL at a time (one epoll loop, all
  * sockets non-blocking), each sending one request: an HTTP/1.0 GET (default),
@@ -12,8 +12,9 @@
  * demo_backend writes it). --duration keeps PARALLEL requests in flight until
  * the time is up (COUNT, if given, still bounds it) and reports each failure
  * on stderr as it happens. --keep N also holds N keep-alive HTTP/1.1
- * connections for the whole run, one request each per 100 ms, and reports for
- * each whether it failed or ever answered from another backend.
+ * connections for the whole run, one request each per 100 ms (--keep-period),
+ * and reports for each whether it failed or ever answered from another
+ * backend.
  *
  * Output: "NAME COUNT" per backend, then
  * "total=N ok=N failed=N elapsed_ms=N rate=N/s"; with -j one JSON object.
@@ -36,7 +37,7 @@
 #include "addr.h"
 
 #define MAX_PARALLEL   10000
-#define MAX_KEEP       1000
+#define MAX_KEEP       15000  /* 10k open connections, under the fd limit */
 #define MAX_DURATION_S 86400
 #define MAX_NAMES      256
 #define NAME_LEN       64
@@ -75,14 +76,14 @@ struct slot {
 
 static struct {
 	long count;
-	int parallel, timeout_ms, duration_s, keep;
+	int parallel, timeout_ms, duration_s, keep, keep_period_ms;
 	enum mode mode;
 	bool json;
 	struct lb_endpoint ep;
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	char target[LB_ADDRSTRLEN];
-} opt = { .count = -1, .parallel = 1, .timeout_ms = 2000 };
+} opt = { .count = -1, .parallel = 1, .timeout_ms = 2000, .keep_period_ms = KEEP_PERIOD_MS };
 
 static struct {
 	long started, ok, failed;
@@ -290,7 +291,7 @@ static void on_reply(struct slot *s, const char *name)
 	else if (strcmp(s->first, name))
 		s->switched = true;
 	s->state = S_IDLE;
-	s->next_req = now_ms() + KEEP_PERIOD_MS;
+	s->next_req = now_ms() + opt.keep_period_ms;
 	ep_set(s, 0, EPOLL_CTL_MOD);
 }
 
@@ -532,7 +533,7 @@ static void usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 		"usage: lbload -c COUNT [-p PARALLEL] [-t TIMEOUT_MS] [--udp] [--http|--ping]\n"
-		"              [--duration SEC] [--keep N] [-j] ADDR:PORT\n"
+		"              [--duration SEC] [--keep N [--keep-period MS]] [-j] ADDR:PORT\n"
 		"  -c COUNT        requests to make (with --duration: at most)\n"
 		"  -p PARALLEL     requests in flight at once (default 1, max %d)\n"
 		"  -t TIMEOUT_MS   per connect and per reply (default 2000)\n"
@@ -541,7 +542,8 @@ static void usage(int code)
 		"  --udp           a datagram from a fresh socket per request\n"
 		"  --duration SEC  run steadily for SEC seconds (max %d)\n"
 		"  --keep N        also hold N keep-alive HTTP/1.1 connections, a request\n"
-		"                  each per %d ms; report if any failed or switched backend\n"
+		"                  each per period; report if any failed or switched backend\n"
+		"  --keep-period MS  the keep connections' request period (default %d)\n"
 		"  -j              JSON output\n",
 		MAX_PARALLEL, MAX_DURATION_S, KEEP_PERIOD_MS);
 	exit(code);
@@ -569,6 +571,7 @@ static void parse_args(int argc, char **argv)
 		{ "ping", no_argument, NULL, 'P' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "keep", required_argument, NULL, 'k' },
+		{ "keep-period", required_argument, NULL, 'K' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -585,6 +588,7 @@ static void parse_args(int argc, char **argv)
 		case 'P': opt.mode = M_PING; break;
 		case 'd': opt.duration_s = (int)num_arg(optarg, 1, MAX_DURATION_S); break;
 		case 'k': opt.keep = (int)num_arg(optarg, 0, MAX_KEEP); break;
+		case 'K': opt.keep_period_ms = (int)num_arg(optarg, 1, 3600000); break;
 		case 'j': opt.json = true; break;
 		case 'h': usage(0); break;
 		default: usage(2);

@@ -159,6 +159,7 @@ struct ctl_client {
 	uint64_t deadline_ms;  /* reading: since accept; writing: since progress */
 	uid_t uid;
 	bool readonly;          /* only in control_readonly_group */
+	bool evicted;           /* dropped for a newcomer; freed by the tick */
 	gid_t gid;
 	pid_t pid;
 	struct ctl_client *prev, *next;
@@ -180,6 +181,7 @@ struct lb_ctl {
 	void *ctx;
 	int timeout_ms;
 	int max_clients;
+	int evicted;           /* clients dropped for newcomers since the tick */
 	size_t max_request;
 	int nclients;
 	struct ctl_client *clients;
@@ -222,7 +224,10 @@ static void client_free(struct ctl_client *cl)
 {
 	struct lb_ctl *c = cl->ctl;
 
-	lb_loop_del(c->loop, cl->fd);
+	if (!cl->evicted) {
+		lb_loop_del(c->loop, cl->fd);
+		c->nclients--;
+	}
 	close(cl->fd);
 	if (cl->prev)
 		cl->prev->next = cl->next;
@@ -230,7 +235,6 @@ static void client_free(struct ctl_client *cl)
 		c->clients = cl->next;
 	if (cl->next)
 		cl->next->prev = cl->prev;
-	c->nclients--;
 	close_fds(cl);
 	free(cl->body);
 	lb_buf_free(&cl->out);
@@ -442,6 +446,8 @@ static void client_on_event(void *arg, uint32_t events)
 {
 	struct ctl_client *cl = arg;
 
+	if (cl->evicted) /* an event of the current batch; the tick frees it */
+		return;
 	if (cl->st == ST_WRITE) {
 		if (events & (EPOLLERR | EPOLLHUP))
 			client_free(cl);
@@ -532,12 +538,35 @@ static void reject_now(int fd, int status, const char *msg)
 	close(fd);
 }
 
+/* Full: make room by dropping the client that has waited longest without
+ * sending a whole request (idle or slow), as NGINX reuses idle connections.
+ * A newcomer, lbctl, sends its request at once, so a flood of idle clients
+ * cannot lock it out. The client may have an event in the loop's current
+ * batch: it is only unhooked here and freed by the next tick. */
+static bool evict_oldest_reader(struct lb_ctl *c)
+{
+	struct ctl_client *victim = NULL;
+
+	for (struct ctl_client *cl = c->clients; cl; cl = cl->next)
+		if (!cl->evicted && cl->st != ST_WRITE)
+			victim = cl; /* newest first: the last match is the oldest */
+	if (!victim)
+		return false;
+	victim->evicted = true;
+	lb_loop_del(c->loop, victim->fd);
+	shutdown(victim->fd, SHUT_RDWR);
+	c->nclients--;
+	return true;
+}
+
 static void ctl_accept_one(struct lb_ctl *c, int fd)
 {
 	struct ctl_client *cl;
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
+	if (c->nclients >= c->max_clients && evict_oldest_reader(c))
+		c->evicted++;
 	if (c->nclients >= c->max_clients) {
 		lb_warn("control: %d clients already, turning one away", c->nclients);
 		reject_now(fd, LB_CTL_FAILED, "lbd: busy: too many control clients\n");
@@ -932,8 +961,17 @@ void lb_ctl_tick(struct lb_ctl *c)
 
 	if (!c)
 		return;
+	if (c->evicted) {
+		lb_warn("control: full (%d clients): dropped %d that sent no whole request",
+			c->max_clients, c->evicted);
+		c->evicted = 0;
+	}
 	for (cl = c->clients; cl; cl = next) {
 		next = cl->next;
+		if (cl->evicted) {
+			client_free(cl);
+			continue;
+		}
 		if (now < cl->deadline_ms)
 			continue;
 		lb_info("control: dropping client pid %d: idle for %d ms", (int)cl->pid,

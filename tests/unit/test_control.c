@@ -682,19 +682,35 @@ static void test_pending(void **state)
 	server_stop(s);
 }
 
+/* Full of clients that sent no whole request: a newcomer is served and the
+ * oldest of them is dropped for it. Full of clients whose answers are still
+ * being written: a newcomer is told busy. */
 static void test_busy(void **state)
 {
 	struct lb_ctl_opts o = { .max_clients = 2 };
 	struct server *s = *state;
 	struct lb_buf out = { 0 };
 	char *argv[] = { "status" };
+	struct pollfd pfd = { .events = POLLIN };
+	char c;
 	int a, b;
 
 	server_dirs(s);
 	server_start_opts(s, &o);
 	a = raw_connect(s->path);
 	b = raw_connect(s->path);
-	/* accept() takes connections in order: a and b come first. */
+	usleep(100 * 1000); /* the server accepts a, then b */
+	assert_int_equal(call(s, "", 1, argv, &out), 0);
+	pfd.fd = a;
+	assert_int_equal(poll(&pfd, 1, 2000), 1);
+	assert_int_equal(recv(a, &c, 1, 0), 0); /* a, the oldest, was dropped */
+	close(a);
+	close(b);
+	a = request_big(s->path);
+	b = request_big(s->path);
+	/* Both answers (1 MiB each) stall, unread, in the socket buffers. */
+	for (int i = 0; i < 100 && atomic_load(&s->calls) < 3; i++)
+		usleep(10 * 1000);
 	assert_int_equal(call(s, "", 1, argv, &out), 1);
 	assert_non_null(strstr(out.data, "busy"));
 	close(a);
