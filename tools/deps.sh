@@ -11,7 +11,7 @@ PKGS=(
 	# make fuzz: libFuzzer and the sanitizer runtimes of clang 14
 	libclang-rt-14-dev
 	# tests and demo
-	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq
+	iproute2 curl procps util-linux libcap2-bin valgrind ethtool tcpdump socat jq python3
 	chromium tmux  # the stats page in a real browser; lbctl top on a pty
 	# examples/app.js, run as a worker by tests/net/test_workers_node.sh
 	nodejs
