@@ -281,13 +281,37 @@ int lb_nl_source_addr(struct lb_nl *nl, const union lb_addr *dst, __u8 family,
 	return 0;
 }
 
+static int neigh_state_valid(struct nl_msg *m, void *arg)
+{
+	const struct ndmsg *nd = nlmsg_data(nlmsg_hdr(m));
+
+	*(int *)arg = nd->ndm_state;
+	return NL_OK;
+}
+
+/* The state of the neighbour entry of na on ifindex; -ENOENT when none. */
+static int neigh_state(struct lb_nl *nl, int ifindex, __u8 family, struct nl_addr *na, int *state)
+{
+	struct ndmsg nd = { .ndm_family = (__u8)af_of(family), .ndm_ifindex = ifindex };
+	struct nl_msg *m = nlmsg_alloc_simple(RTM_GETNEIGH, 0);
+
+	if (!m)
+		return -ENOMEM;
+	if (nlmsg_append(m, &nd, sizeof(nd), NLMSG_ALIGNTO) < 0 || nla_put_addr(m, NDA_DST, na) < 0) {
+		nlmsg_free(m);
+		return -ENOMEM;
+	}
+	*state = -1;
+	return request(nl, m, neigh_state_valid, state);
+}
+
 int lb_nl_neigh_warm(struct lb_nl *nl, const union lb_addr *dst, __u8 family)
 {
 	struct rtnl_neigh *n;
 	struct nl_addr *na;
 	struct lb_nl_route r;
 	struct nl_msg *m = NULL;
-	int err = lb_nl_route_get(nl, dst, family, &r);
+	int state, err = lb_nl_route_get(nl, dst, family, &r);
 
 	if (err)
 		return err;
@@ -296,7 +320,12 @@ int lb_nl_neigh_warm(struct lb_nl *nl, const union lb_addr *dst, __u8 family)
 	n = rtnl_neigh_alloc();
 	na = build_addr(&r.nexthop, family);
 	err = -ENOMEM;
-	if (n && na) {
+	/* An operator's static entry is resolved already, and the request
+	 * below would replace it with one the kernel must resolve again. */
+	if (n && na && !neigh_state(nl, r.ifindex, family, na, &state) && state >= 0 &&
+	    (state & (NUD_PERMANENT | NUD_NOARP)))
+		err = 0;
+	else if (n && na) {
 		rtnl_neigh_set_ifindex(n, r.ifindex);
 		rtnl_neigh_set_family(n, af_of(family));
 		rtnl_neigh_set_dst(n, na);

@@ -437,6 +437,13 @@ static void test_neigh_warm(void **st)
 	assert_int_equal(lb_nl_neigh_warm(nl, &a, fam), 0);
 	assert_int_equal(lb_addr_parse("203.0.113.1", &a, &fam), 0);
 	assert_int_equal(lb_nl_neigh_warm(nl, &a, fam), -ENETUNREACH);
+	/* An operator's static entry stays as it is (a replace would leave it
+	 * INCOMPLETE until the kernel resolves it again). */
+	sh("ip neigh replace 198.18.11.7 lladdr 02:00:00:00:11:07 nud permanent dev lbn0");
+	assert_int_equal(lb_addr_parse("198.18.11.7", &a, &fam), 0);
+	assert_int_equal(lb_nl_neigh_warm(nl, &a, fam), 0);
+	assert_true(neigh_state("198.18.11.7", "lbn0", "PERMANENT"));
+	assert_true(neigh_state("198.18.11.7", "lbn0", "02:00:00:00:11:07"));
 
 	lb_nl_close(nl);
 	sh("ip link del lbn0");
