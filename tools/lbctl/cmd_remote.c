@@ -201,38 +201,50 @@ static bool wants_help(int argc, char **argv)
 	return false;
 }
 
+static bool is_worker_logs(int argc, char **argv)
+{
+	return argc >= 3 && !strcmp(argv[0], "worker") && !strcmp(argv[1], "logs");
+}
+
+/* The options of `worker logs NAME [-f] [-n LINES]`: -f is lbctl's (it
+ * follows the files itself), -n goes to lbd too. */
+static int logs_args(const struct remote *r, int argc, char **argv, bool *follow, long *lines)
+{
+	char *end;
+
+	*follow = false;
+	*lines = 20;
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "-f")) {
+			*follow = true;
+		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
+			errno = 0;
+			*lines = strtol(argv[++i], &end, 10);
+			if (errno || *end || *lines < 1 || *lines > 10000)
+				return usage_error(r, "-n wants 1..10000 lines, not '%s'", argv[i]);
+		} else {
+			return usage_error(r, "unexpected argument '%s'", argv[i]);
+		}
+	}
+	return LBCTL_EXIT_OK;
+}
+
 int cmd_remote_check(int argc, char **argv)
 {
 	const struct remote *r = find_remote(argv[0]);
 
 	if (!r)
 		return lbctl_usage_error(argv[0], "not a remote command");
-	return wants_help(argc, argv) ? LBCTL_EXIT_OK : check_shape(r, argc, argv);
-}
+	bool follow;
+	long lines;
+	int rc;
 
-/* `worker logs NAME [-f] [-n LINES]` with -f: followed here, not by lbd.
- * Returns -1 when the line is not that. */
-static int logs_follow(const struct remote *r, const char *sock, int argc, char **argv)
-{
-	long lines = 20;
-	bool follow = false;
-	char *end;
-
-	if (argc < 3 || strcmp(argv[0], "worker") || strcmp(argv[1], "logs"))
-		return -1;
-	for (int i = 3; i < argc; i++) {
-		if (!strcmp(argv[i], "-f")) {
-			follow = true;
-		} else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-			errno = 0;
-			lines = strtol(argv[++i], &end, 10);
-			if (errno || *end || lines < 1 || lines > 10000)
-				return usage_error(r, "-n wants 1..10000 lines, not '%s'", argv[i]);
-		} else {
-			return usage_error(r, "unexpected argument '%s'", argv[i]);
-		}
-	}
-	return follow ? cmd_logs_follow(sock, argv[2], lines) : -1;
+	if (wants_help(argc, argv))
+		return LBCTL_EXIT_OK;
+	rc = check_shape(r, argc, argv);
+	if (!rc && is_worker_logs(argc, argv))
+		rc = logs_args(r, argc, argv, &follow, &lines);
+	return rc;
 }
 
 int cmd_remote(int argc, char **argv)
@@ -251,9 +263,16 @@ int cmd_remote(int argc, char **argv)
 	rc = cmd_remote_check(argc, argv);
 	if (rc)
 		return rc;
-	rc = logs_follow(r, o->sock, argc, argv);
-	if (rc >= 0)
-		return rc;
+	if (is_worker_logs(argc, argv)) {
+		bool follow;
+		long lines;
+
+		logs_args(r, argc, argv, &follow, &lines); /* checked above */
+		if (follow) {
+			rc = cmd_logs_follow(o->sock, argv[2], lines);
+			return rc < 0 ? report_call_error(r->name, o->sock, rc) : rc;
+		}
+	}
 	if (o->json)
 		flags[nf++] = 'j';
 	if (o->dry_run)

@@ -53,7 +53,8 @@ int cmd_top_check(int argc, char **argv);
  * which; the words go to lbd over the control socket. */
 int cmd_remote(int argc, char **argv);
 /* `worker logs NAME -f`: lbd names the files, lbctl prints their last
- * LINES and follows them (across rotation) until stdout goes away. */
+ * LINES and follows them (across rotation) until stdout goes away.
+ * Returns an exit code, or a negative errno when lbd was not reached. */
 int cmd_logs_follow(const char *sock, const char *name, long lines);
 int cmd_remote_check(int argc, char **argv);
 
