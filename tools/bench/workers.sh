@@ -13,7 +13,7 @@
 #     `sink`, VIP :5001), MB/s
 #
 # Environment: O (build dir), WRK_SECONDS (3), WRK_CONNS (32), WRK_THREADS
-# (2), WORKERS_ROUNDS (3), WORKERS_MODE (lbd attach mode: xdp), STREAM_MB
+# (2), WORKERS_ROUNDS (5), WORKERS_MODE (lbd attach mode: xdp), STREAM_MB
 # (512), WORKERS_INSTANCES (1; with more, the direct target spreads the
 # connections over every instance port, one wrk each), WORKERS_RES
 # (results dir; default bench-results/latest).
@@ -28,7 +28,7 @@ export O
 WRK_SECONDS=${WRK_SECONDS:-3}
 WRK_CONNS=${WRK_CONNS:-32}
 WRK_THREADS=${WRK_THREADS:-2}
-ROUNDS=${WORKERS_ROUNDS:-3}
+ROUNDS=${WORKERS_ROUNDS:-5}
 MODE=${WORKERS_MODE:-xdp}
 STREAM_MB=${STREAM_MB:-512}
 NINST=${WORKERS_INSTANCES:-1}
@@ -154,5 +154,12 @@ awk -F, 'NR > 1 { r[$1] = $2; s[$1] = $4; if ($3 > 0) printf "WARNING: workers %
 		if (s["direct"] && s["local"])
 			printf "local / direct stream: %.2fx\n", s["local"] / s["direct"]
 	}' "$CSV" | tee -a "$SUMMARY"
+# The same ratio paired within each round (both targets ran back to back),
+# median over the rounds: steadier when the machine's load drifts.
+awk -F, 'NR > 1 { v[$2 "," $1] = $3 } END {
+		for (r = 1; (r "," "local") in v; r++) if (v[r ",direct"] > 0) x[n++] = v[r ",local"] / v[r ",direct"]
+		for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (x[j] < x[i]) { t = x[i]; x[i] = x[j]; x[j] = t }
+		if (n) printf "local / direct requests/s paired by round: median %.2fx (min %.2fx, max %.2fx, %d rounds)\n",
+			x[int((n - 1) / 2)], x[0], x[n - 1], n }' "$RUNS" | tee -a "$SUMMARY"
 grep -q '^local,' "$CSV" && grep -q '^direct,' "$CSV" || failed=1
 exit $failed
