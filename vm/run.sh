@@ -86,7 +86,12 @@ if [ -z "$ACCEL" ]; then
 fi
 case $ACCEL in
 kvm) ACC=(-accel kvm -cpu max) ;;
-tcg) ACC=(-accel tcg,thread=multi -cpu max) ;;
+# One host thread for all vCPUs by default: with a thread per vCPU (QEMU's
+# multi-threaded TCG) a 2-vCPU guest oopsed on an int3 while its kernel
+# live-patched code the other vCPU was running (vm/README.md); in one thread
+# a code write invalidates the other vCPU's translations before it runs
+# again. VM_TCG_THREAD=multi for the faster, racy mode.
+tcg) ACC=(-accel "tcg,thread=${VM_TCG_THREAD:-single}" -cpu max) ;;
 *) say "VM_ACCEL=$ACCEL: want kvm or tcg" >&2; exit 2 ;;
 esac
 
