@@ -25,9 +25,11 @@
  * towards the instance port directly could have its replies rewritten by a
  * stale entry.
  *
- * least_conn has no connection counts here (no conntrack for these flows)
- * and picks at random by weight; passive health has no SYN/RST counts
- * either (the supervisor knows its instances).
+ * What this gives up, for local VIPs only: least_conn has no connection
+ * counts (no conntrack for these flows) and picks at random by weight;
+ * passive health has no SYN/RST counts (the supervisor knows its
+ * instances); per-backend counters have new flows, not packets or bytes
+ * (the VIP's packets are counted by XDP/TC).
  */
 #include "lib/common.h"
 #include "lib/maps.h"
