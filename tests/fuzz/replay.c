@@ -4,12 +4,16 @@
  * on the command line, or every file of a directory named there, once.
  * `make test` runs it over tests/fuzz/NAME/, so a crash once found stays
  * fixed. Prints "PASS: fuzz NAME: N inputs replayed" at the end; a broken
- * invariant or a sanitizer report aborts with the input's name on stderr.
+ * invariant, a crash or a sanitizer report ends it with the name of the
+ * input on stderr (REPLAY_VERBOSE=1 names every input as it goes).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 
@@ -18,6 +22,41 @@ __attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	return 0;
+}
+
+/* The sanitizers' hook, there only in a sanitized build. */
+__attribute__((weak)) void __sanitizer_set_death_callback(void (*cb)(void));
+
+static const char *current;
+static bool verbose;
+
+/* Async-signal-safe: the input that was running when it all ended. */
+static void say_current(void)
+{
+	static const char pre[] = "replay: the input that failed: ";
+
+	if (!current)
+		return;
+	(void)!write(2, pre, sizeof(pre) - 1);
+	(void)!write(2, current, strlen(current));
+	(void)!write(2, "\n", 1);
+}
+
+static void on_fatal(int sig)
+{
+	say_current();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void catch_fatal(void)
+{
+	static const int sigs[] = { SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL };
+
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		signal(sigs[i], on_fatal);
+	if (__sanitizer_set_death_callback)
+		__sanitizer_set_death_callback(say_current);
 }
 
 static int replay_file(const char *path)
@@ -49,8 +88,11 @@ static int replay_file(const char *path)
 		len += n;
 	}
 	fclose(f);
-	fprintf(fz_stderr(), "replay: %s (%zu bytes)\n", path, len);
+	if (verbose)
+		fprintf(fz_stderr(), "replay: %s (%zu bytes)\n", path, len);
+	current = path;
 	LLVMFuzzerTestOneInput(buf, len);
+	current = NULL;
 	free(buf);
 	return 0;
 }
@@ -108,7 +150,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s FILE|DIR...\n", name);
 		return 2;
 	}
+	verbose = getenv("REPLAY_VERBOSE") != NULL;
 	LLVMFuzzerInitialize(&argc, &argv);
+	catch_fatal();
 	for (int i = 1; i < argc && !rc; i++) {
 		struct stat st;
 
