@@ -95,6 +95,7 @@ fi
 
 # ---------------------------------------------------------------- delivery
 out=$(load -c 400 -p 8)
+field failed "$out" | grep -qx 0 || { lbctl stats; bg_log "$LBD_PID" | tail -20; }
 echo "$out"
 if [ "$(field failed "$out")" = 0 ] && [ "$(count 0 "$out")" -ge 50 ] && [ "$(count 1 "$out")" -ge 50 ]; then
 	t_pass "local-delivery-both-instances"
