@@ -63,6 +63,7 @@ struct conn {
 	bool peer_eof;           /* the client shut down its side */
 	bool dead;               /* closed; freed after the current event batch */
 	struct conn *next_dead;
+	struct conn *prev, *next; /* cfg.live, while open */
 	bool close_after;        /* close once `out` is written */
 	size_t skip;             /* request body bytes still to discard */
 	size_t in_len, out_len, out_off;
@@ -77,6 +78,7 @@ static struct {
 	unsigned delay_ms;
 	int epfd;
 	struct conn *dead;       /* closed this batch, events may still name them */
+	struct conn *live;       /* open connections, closed at exit (no leak) */
 } cfg = { .status = 200 };
 
 static void die(const char *what)
@@ -163,6 +165,12 @@ static void conn_close(struct conn *c)
 	if (c->timer.fd >= 0)
 		close(c->timer.fd);
 	close(c->sock.fd); /* also drops it from the epoll set */
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		cfg.live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	c->dead = true;
 	c->next_dead = cfg.dead;
 	cfg.dead = c;
@@ -200,6 +208,10 @@ static void on_accept(struct ev *l)
 		}
 		c->sock = (struct ev){ .kind = EV_CONN, .fd = fd };
 		c->timer = (struct ev){ .kind = EV_TIMER, .fd = -1 };
+		c->next = cfg.live;
+		if (cfg.live)
+			cfg.live->prev = c;
+		cfg.live = c;
 		ep_ctl(EPOLL_CTL_ADD, &c->sock, EPOLLIN | EPOLLRDHUP);
 	}
 }
@@ -601,9 +613,14 @@ int main(int argc, char **argv)
 
 		if (n < 0 && errno != EINTR)
 			die("epoll_wait");
-		for (int i = 0; i < n; i++)
-			if (dispatch(evs[i].data.ptr, evs[i].events))
-				return 0;
+		for (int i = 0; i < n; i++) {
+			if (!dispatch(evs[i].data.ptr, evs[i].events))
+				continue;
+			while (cfg.live)
+				conn_close(cfg.live);
+			free_dead();
+			return 0;
+		}
 		free_dead();
 	}
 }

@@ -14,7 +14,15 @@ cd "$(dirname "$0")/.."
 
 passed=0 failed=0 skipped=0
 failed_names=()
-log=$(mktemp); trap 'rm -f "$log"' EXIT
+log=$(mktemp)
+# Sanitizer reports (make test SAN=1) go to files, one per process, so that
+# a report of a process no test waits for (lbd in a network test, at exit
+# too: leaks) fails the test that ran it. Anyone may write there: some
+# tests run lbd as another user.
+san=$(mktemp -d); chmod 1777 "$san"
+trap 'rm -f "$log"; rm -rf "$san"' EXIT
+export ASAN_OPTIONS="log_path=$san/asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="log_path=$san/ubsan:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 # Count cmocka's summary lines and PASS:/FAIL:/SKIP: lines of shell suites.
 tally() { # name exit-code
@@ -38,7 +46,12 @@ run() { # name command...
 	[ -z "$FILTER" ] || [[ "$name" == *"$FILTER"* ]] || return 0
 	echo "=== $name"
 	timeout --kill-after=10 "${TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1
-	local rc=$?
+	local rc=$? r
+	for r in "$san"/*; do
+		[ -f "$r" ] || continue
+		{ cat "$r"; echo "FAIL: $name: sanitizer report (${r##*/})"; } >>"$log"
+		rm -f "$r"
+	done
 	cat "$log"
 	[ $rc -eq 124 ] && echo "FAIL: $name timed out"
 	tally "$name" "$rc"
