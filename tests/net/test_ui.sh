@@ -27,37 +27,23 @@ t_require_root
 t_require_cmd ip nsenter ethtool curl ss jq tmux chromium timeout
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
 TMUX_SOCK=lbd-ui-$$
+lbd_topo_up 3
 cleanup() {
 	tmux -L "$TMUX_SOCK" kill-server >/dev/null 2>&1
 	topo_down
-	rm -rf "$PIN"
 }
-topo_up 3 || { t_fail "$T_NAME" "topology"; exit 1; }
 trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT
 trap 'cleanup; trap - EXIT; exit 143' TERM
-start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
 
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
 VIP=198.18.0.10
 MURL=http://127.0.0.1:9464
 B1=${BE_ADDRS[1]}:3000 B2=${BE_ADDRS[2]}:3000 B3=${BE_ADDRS[3]}:3000
 ARTIFACTS=$O/test-artifacts
 mkdir -p "$ARTIFACTS"
 
-cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0 eth1;
-    mode $MODE;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-    metrics 127.0.0.1:9464;
-}
+{ lbd_conf_head "metrics 127.0.0.1:9464;"; cat <<EOF; } >"$CONF"
 # active checks only (max_fails=0): the views show their state and latency
 vip web {
     listen $VIP:80;
