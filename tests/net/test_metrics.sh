@@ -22,30 +22,12 @@ t_require_root
 t_require_cmd ip nsenter ethtool curl ss jq
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN"; }
-topo_up 3 || { t_fail "$T_NAME" "topology"; exit 1; }
-trap cleanup EXIT
-trap 'cleanup; trap - EXIT; exit 130' INT
-trap 'cleanup; trap - EXIT; exit 143' TERM
-start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
-
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
+lbd_topo_up 3
 VIP=198.18.0.10
 MURL=http://127.0.0.1:9464
 
 write_conf() { # METRICS-LINE
-	cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0 eth1;
-    mode $MODE;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-    $1
-}
+	{ lbd_conf_head ${1:+"$1"}; cat <<EOF; } >"$CONF"
 vip web {
     listen $VIP:80;
     backend ${BE_ADDRS[1]}:3000 weight=1;
