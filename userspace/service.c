@@ -56,6 +56,7 @@ struct svc_vip {
 	__u32 id;
 	__u32 *table;           /* what the data path has (applied models only) */
 	__u32 table_n;
+	__u64 digest;           /* of table, over identities (lb_table_digest) */
 	union lb_addr snat;
 	bool snat_ok;
 	bool runtime;           /* created by `vip add` */
@@ -710,6 +711,27 @@ static void vip_snat(struct lb_svc *s, struct svc_vip *v)
  * added after lbd started) ramps from 1/10 to 10/10 over slow_start. */
 /* Each backend's share of v's table (its slots), counted once per table
  * rather than at every status request. */
+static void vip_count_slots(struct svc_vip *v);
+
+/* The table digest operators compare across nodes (lbctl status). */
+static void vip_digest(const struct lb_svc *s, struct svc_vip *v)
+{
+	struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
+
+	v->digest = 0;
+	if (!mb)
+		return;
+	for (int i = 0; i < v->nbe; i++) {
+		mb[i].addr = v->be[i].c.ep.addr;
+		mb[i].port = v->be[i].c.ep.port;
+		mb[i].family = v->be[i].c.ep.family;
+		mb[i].id = v->be[i].id;
+	}
+	v->digest = lb_table_digest(v->c.method, s->file.hash_seed, v->table, v->table_n, mb,
+				    (size_t)v->nbe);
+	free(mb);
+}
+
 static void vip_count_slots(struct svc_vip *v)
 {
 	int *pos = calloc(LB_MAX_BACKENDS, sizeof(*pos)); /* id -> index + 1 */
@@ -892,6 +914,7 @@ static void vip_refresh(struct lb_svc *s, struct svc_vip *v)
 	v->table = tab;
 	v->table_n = n;
 	vip_count_slots(v);
+	vip_digest(s, v);
 	err = vip_write(s, v);
 	if (err)
 		lb_err("%s: cannot write it: %s", name, strerror(-err));
@@ -1098,6 +1121,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 			goto out;
 		}
 		vip_count_slots(v);
+		vip_digest(s, v);
 		{
 			struct svc_vip *o = model_vip(om, v->c.name);
 			bool same = o && o->id == v->id &&
@@ -2490,9 +2514,11 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
 		lb_buf_json_str(o, v->c.name);
 		lb_buf_printf(o, ",\"listen\":\"%s\",\"proto\":\"%s\",\"method\":\"%s\",\"forward\":\"%s\","
-			      "\"snat\":\"%s\",\"id\":%u,\"table_size\":%u,\"runtime\":%s", ep,
+			      "\"snat\":\"%s\",\"id\":%u,\"table_size\":%u,\"table_digest\":\"%016llx\","
+			      "\"runtime\":%s", ep,
 			      proto_name(v->c.proto), lb_method_name(v->c.method), lb_fwd_name(v->c.forward),
-			      sn, v->id, v->table_n, v->runtime ? "true" : "false");
+			      sn, v->id, v->table_n, (unsigned long long)v->digest,
+			      v->runtime ? "true" : "false");
 		vip_traffic(s, v, &t);
 		out_traffic(o, &t);
 		lb_buf_printf(o, ",\"conns\":%lld", t.conns);
@@ -2505,9 +2531,10 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		lb_buf_printf(o, "}");
 		return;
 	}
-	lb_buf_printf(o, "  %-12s %s %s  method %s  forward %s  snat %s  table %u%s\n", v->c.name, ep,
-		      proto_name(v->c.proto), lb_method_name(v->c.method), lb_fwd_name(v->c.forward),
-		      sn, v->table_n, v->runtime ? "  (runtime)" : "");
+	lb_buf_printf(o, "  %-12s %s %s  method %s  forward %s  snat %s  table %u  digest %016llx%s\n",
+		      v->c.name, ep, proto_name(v->c.proto), lb_method_name(v->c.method),
+		      lb_fwd_name(v->c.forward), sn, v->table_n, (unsigned long long)v->digest,
+		      v->runtime ? "  (runtime)" : "");
 	if (backends) {
 		for (int i = 0; i < v->nbe; i++)
 			out_backend(s, r, o, &v->be[i], i == 0);

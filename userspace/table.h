@@ -17,4 +17,15 @@
 int lb_table_build(enum lb_method method, const struct lb_maglev_backend *b, size_t n,
 		   __u32 seed, __u32 maglev_size, __u32 **out, __u32 *out_n);
 
+/*
+ * A 64-bit digest of a built table, for operators comparing nodes: over the
+ * method, the seed and the table with every slot read as its backend's
+ * identity (family, address, port), never as its id, since ids depend on
+ * each node's history of changes. b[0..n) maps the table's ids to their
+ * identities (backends not in the table are ignored). Two nodes forward a
+ * flow to the same backend when their digests are equal.
+ */
+__u64 lb_table_digest(enum lb_method method, __u32 seed, const __u32 *tab, __u32 tab_n,
+		      const struct lb_maglev_backend *b, size_t n);
+
 #endif
