@@ -569,6 +569,212 @@ static int model_build(const struct lb_conf *cf, char **rt, int nrt, const struc
 	return err;
 }
 
+/* ---- model self-check (the service fuzz target) ----------------------- */
+
+/* Everything a statement may change, one line a VIP and a backend, in model
+ * order: equal dumps are equal models for what lbd applies and persists. */
+static void model_dump(const struct svc_model *m, struct lb_buf *out)
+{
+	for (int i = 0; i < m->n; i++) {
+		const struct svc_vip *v = &m->v[i];
+		char ep[LB_ADDRSTRLEN], sn[LB_ADDRSTRLEN] = "";
+
+		lb_endpoint_str(&v->c.listen, ep, sizeof(ep));
+		if (v->c.snat_set)
+			lb_addr_str(&v->c.snat, v->c.listen.family, sn, sizeof(sn));
+		lb_buf_printf(out, "vip %s %s p%u m%d f%d snat=%s rt%d\n", v->c.name, ep, v->c.proto,
+			      v->c.method, v->c.forward, sn, v->runtime);
+		for (int j = 0; j < v->nbe; j++) {
+			const struct lb_backend_conf *b = &v->be[j].c;
+
+			lb_endpoint_str(&b->ep, ep, sizeof(ep));
+			lb_buf_printf(out, " be %s w%u mf%u ft%llu hc%d bk%d st%d\n", ep, b->weight,
+				      b->max_fails, (unsigned long long)b->fail_timeout_ms,
+				      b->health_check, b->backup, b->state);
+		}
+	}
+}
+
+static bool buf_eq(const struct lb_buf *a, const struct lb_buf *b)
+{
+	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
+}
+
+static int model_rules(const struct svc_model *m, char *err, size_t errlen)
+{
+	if ((__u32)m->n > m->max_vips && m->n > 0) {
+		snprintf(err, errlen, "%d VIPs > max_vips %u", m->n, m->max_vips);
+		return -EPROTO;
+	}
+	for (int i = 0; i < m->n; i++) {
+		const struct svc_vip *v = &m->v[i];
+
+		if (!name_ok(v->c.name)) {
+			snprintf(err, errlen, "VIP name '%s' accepted", v->c.name);
+			return -EPROTO;
+		}
+		for (int k = 0; k < i; k++)
+			if (!strcmp(m->v[k].c.name, v->c.name) || same_key(&m->v[k].c, &v->c)) {
+				snprintf(err, errlen, "VIPs %s and %s collide", m->v[k].c.name, v->c.name);
+				return -EPROTO;
+			}
+		if ((__u32)v->nbe > m->max_be || v->nbe > LB_CONF_MAX_BACKENDS) {
+			snprintf(err, errlen, "vip %s: %d backends > max_backends %u", v->c.name,
+				 v->nbe, m->max_be);
+			return -EPROTO;
+		}
+		for (int j = 0; j < v->nbe; j++) {
+			const struct lb_backend_conf *b = &v->be[j].c;
+
+			if (b->ep.family != v->c.listen.family || b->weight > 65535 || b->vip[0]) {
+				snprintf(err, errlen, "vip %s: backend %d (family %u, weight %u)",
+					 v->c.name, j, b->ep.family, b->weight);
+				return -EPROTO;
+			}
+			for (int k = 0; k < j; k++)
+				if (lb_endpoint_eq(&v->be[k].c.ep, &b->ep)) {
+					snprintf(err, errlen, "vip %s: backend %d twice", v->c.name, j);
+					return -EPROTO;
+				}
+		}
+	}
+	return 0;
+}
+
+/* Every VIP's selection table, as vip_table builds it with every backend
+ * healthy: an entry is an id of a backend that takes new flows. */
+static int model_tables(const struct svc_model *m, const struct lb_conf *cf, char *err,
+			size_t errlen)
+{
+	for (int i = 0; i < m->n; i++) {
+		const struct svc_vip *v = &m->v[i];
+		struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
+		__u32 *tab = NULL, n = 0;
+		int k = 0, rc;
+
+		if (!mb)
+			return -ENOMEM;
+		for (int pass = 0; pass < 2 && !k; pass++)
+			for (int j = 0; j < v->nbe; j++) {
+				const struct lb_backend_conf *b = &v->be[j].c;
+
+				if (b->state != LB_BE_UP || b->backup != (pass == 1) || !b->weight)
+					continue;
+				mb[k] = (struct lb_maglev_backend){ .addr = b->ep.addr, .port = b->ep.port,
+					.family = b->ep.family, .weight = b->weight, .id = 1000 + j };
+				k++;
+			}
+		rc = k ? lb_table_build(v->c.method, mb, k, cf->hash_seed, cf->maglev_size, &tab, &n)
+		       : 0;
+		free(mb);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc || (k && !n)) {
+			snprintf(err, errlen, "vip %s: table of %d backends: %d (%u entries)",
+				 v->c.name, k, rc, n);
+			free(tab);
+			return -EPROTO;
+		}
+		for (__u32 e = 0; e < n; e++) {
+			__u32 j = tab[e] - 1000;
+
+			if (tab[e] < 1000 || j >= (__u32)v->nbe || v->be[j].c.state != LB_BE_UP ||
+			    !v->be[j].c.weight) {
+				snprintf(err, errlen, "vip %s: table entry %u is %u", v->c.name, e, tab[e]);
+				free(tab);
+				return -EPROTO;
+			}
+		}
+		free(tab);
+	}
+	return 0;
+}
+
+int lb_svc_model_check(const struct lb_conf *cf, char *const *stmts, int n, char *err,
+		       size_t errlen)
+{
+	struct lb_buf before = { 0 }, after = { 0 }, replayed = { 0 };
+	struct svc_model m, r;
+	char **canon = calloc(n ? n : 1, sizeof(*canon));
+	int ncanon = 0, rc;
+
+	err[0] = '\0';
+	if (!canon)
+		return -ENOMEM;
+	rc = model_from_conf(cf, &m);
+	if (rc) {
+		free(canon);
+		return rc;
+	}
+	rc = model_rules(&m, err, errlen);
+	for (int i = 0; !rc && i < n; i++) {
+		char buf[SVC_STMT_MAX * 2], msg[256] = "", cs[SVC_STMT_MAX] = "", *w[SVC_MAX_WORDS];
+		int nw = lb_config_split(stmts[i], w, SVC_MAX_WORDS, buf, sizeof(buf), msg,
+					 sizeof(msg));
+
+		if (nw <= 0)
+			continue;
+		before.len = 0;
+		model_dump(&m, &before);
+		rc = model_stmt(&m, w, nw, false, cs, sizeof(cs), msg, sizeof(msg));
+		if (rc == -ENOMEM)
+			break;
+		after.len = 0;
+		model_dump(&m, &after);
+		if (before.oom || after.oom) {
+			rc = -ENOMEM;
+		} else if (rc) {
+			rc = 0;
+			if (!msg[0])
+				snprintf(err, errlen, "'%s' refused without a message", stmts[i]);
+			else if (!buf_eq(&before, &after))
+				snprintf(err, errlen, "'%s' refused (%s) but changed the model",
+					 stmts[i], msg);
+		} else if (!cs[0] || !(canon[ncanon] = strdup(cs))) {
+			snprintf(err, errlen, "'%s' accepted without a canonical form", stmts[i]);
+		} else {
+			ncanon++;
+			rc = model_rules(&m, err, errlen);
+		}
+		if (!rc && err[0])
+			rc = -EPROTO;
+	}
+	/* What lbd persists (the canonical statements) must bring a restarted
+	 * lbd to the same model, strictly statement by statement as well. */
+	if (!rc && !(rc = model_from_conf(cf, &r))) {
+		for (int i = 0; !rc && i < ncanon; i++) {
+			char buf[SVC_STMT_MAX * 2], msg[256] = "", cs[SVC_STMT_MAX], *w[SVC_MAX_WORDS];
+			int nw = lb_config_split(canon[i], w, SVC_MAX_WORDS, buf, sizeof(buf), msg,
+						 sizeof(msg));
+
+			if (nw <= 0 || model_stmt(&r, w, nw, false, cs, sizeof(cs), msg, sizeof(msg))) {
+				snprintf(err, errlen, "persisted '%s' does not replay: %s", canon[i], msg);
+				rc = -EPROTO;
+			}
+		}
+		after.len = 0;
+		model_dump(&m, &after);
+		model_dump(&r, &replayed);
+		if (!rc && (after.oom || replayed.oom))
+			rc = -ENOMEM;
+		else if (!rc && !buf_eq(&after, &replayed)) {
+			snprintf(err, errlen, "the persisted layer replays to another model");
+			rc = -EPROTO;
+		}
+		model_free(&r);
+	}
+	if (!rc)
+		rc = model_tables(&m, cf, err, errlen);
+	for (int i = 0; i < ncanon; i++)
+		free(canon[i]);
+	free(canon);
+	model_free(&m);
+	lb_buf_free(&before);
+	lb_buf_free(&after);
+	lb_buf_free(&replayed);
+	return rc;
+}
+
 /* ---- persistence ------------------------------------------------------ */
 
 static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
