@@ -394,17 +394,6 @@ stop_backend() {
 # The tests that run lbd set CONF (its configuration), SOCK (its control
 # socket) and PIN (its bpffs directory, one per run: topo_down removes it).
 
-# lbd_block MODE [LINE...]: the lbd { } block of a test's CONF: both lb
-# interfaces, MODE, this run's SOCK, state dir, PIN and pid file, then LINEs.
-lbd_block() {
-	local mode=$1 l
-	shift
-	printf 'lbd {\n    interfaces eth0 eth1;\n    mode %s;\n    control %s;\n' "$mode" "$SOCK"
-	printf '    state_dir %s/state;\n    bpffs %s;\n    pid_file %s/lbd.pid;\n' "$TOPO_DIR" "$PIN" "$TOPO_DIR"
-	for l in "$@"; do printf '    %s\n' "$l"; done
-	printf '}\n'
-}
-
 # lbctl ARGS...: lbctl on this run's socket.
 lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
 lbd_up() { lbctl status >/dev/null 2>&1; }
@@ -414,7 +403,8 @@ lbd_up() { lbctl status >/dev/null 2>&1; }
 lbd_start() {
 	bg_start @lb "$LBD" -f -c "$CONF"
 	LBD_PID=$BG_PID
-	if ! wait_for -t 10 lbd_up; then
+	# generous: the verifier takes seconds on a loaded machine
+	if ! wait_for -t "${LBD_START_WAIT:-30}" lbd_up; then
 		echo "lbd did not come up:" >&2
 		bg_log "$LBD_PID" >&2
 		return 1
@@ -422,24 +412,25 @@ lbd_start() {
 }
 
 # lbd_topo_up [NBACKENDS] [PORT]: the usual start of an lbd test: the
-# topology with NBACKENDS backends (3) serving PORT (3000), and CONF, SOCK,
-# PIN set for this run (topo_down removes all of it). Fails the test if any
-# step fails.
+# topology with NBACKENDS backends (3) serving PORT (3000; none: the test
+# starts what serves itself), and CONF, SOCK, PIN set for this run (topo_down
+# removes all of it). Fails the test if any step fails.
 lbd_topo_up() {
 	PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
 	topo_up "${1:-3}" || { t_fail "$T_NAME" "topology"; exit 1; }
-	start_backends "${2:-3000}" || { t_fail "$T_NAME" "backends"; exit 1; }
+	[ "${2:-}" = none ] || start_backends "${2:-3000}" || { t_fail "$T_NAME" "backends"; exit 1; }
 	CONF=$TOPO_DIR/lbd.conf
 	SOCK=$TOPO_DIR/lbd.sock
 }
 
-# lbd_conf_head [LINE...]: the lbd block of this run (interfaces of the lb
-# namespace, $MODE, this run's socket, state, pins and pid file) with LINEs
-# added inside it. Print the VIP blocks after it.
+# lbd_conf_head [LINE...]: the lbd block of this run (the interfaces
+# LBD_IFACES, eth0 and eth1 of the lb namespace by default, $MODE, this
+# run's socket, state, pins and pid file) with LINEs added inside it. Print
+# the VIP blocks after it.
 lbd_conf_head() {
 	local l
-	printf 'lbd {\n    interfaces eth0 eth1;\n    mode %s;\n    control %s;\n' \
-		"${MODE:-xdp}" "$SOCK"
+	printf 'lbd {\n    interfaces %s;\n    mode %s;\n    control %s;\n' \
+		"${LBD_IFACES:-eth0 eth1}" "${MODE:-xdp}" "$SOCK"
 	printf '    state_dir %s/state;\n    bpffs %s;\n    pid_file %s/lbd.pid;\n' \
 		"$TOPO_DIR" "$PIN" "$TOPO_DIR"
 	for l in "$@"; do printf '    %s\n' "$l"; done

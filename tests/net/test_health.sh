@@ -20,16 +20,7 @@ t_require_root
 t_require_cmd ip nsenter ethtool curl ss jq
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN"; }
-topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
-trap cleanup EXIT
-trap 'cleanup; trap - EXIT; exit 130' INT
-trap 'cleanup; trap - EXIT; exit 143' TERM
-start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
-
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
+lbd_topo_up 4
 VIP=198.18.0.10
 B1=${BE_ADDRS[1]}:3000 B2=${BE_ADDRS[2]}:3000 B3=${BE_ADDRS[3]}:3000 B4=${BE_ADDRS[4]}:3000
 # nothing listens on 3001 in be3: its kernel answers every SYN with a RST
@@ -38,15 +29,7 @@ P3=${BE_ADDRS[3]}:3001 P4=${BE_ADDRS[4]}:3000
 P5=${BE_ADDRS[3]}:3002
 
 cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0 eth1;
-    mode $MODE;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-    metrics 127.0.0.1:9464;
-}
+$(lbd_conf_head "metrics 127.0.0.1:9464;")
 # active http checks only (max_fails=0), so the timings are the checks'
 vip web {
     listen $VIP:80;

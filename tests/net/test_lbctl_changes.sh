@@ -15,16 +15,14 @@ t_require_root
 t_require_cmd ip nsenter ethtool jq
 t_require_bin "$LBD" "$LBCTL"
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-topo_up 2 || { t_fail "$T_NAME" "topology"; exit 1; }
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
+MODE=tc
+lbd_topo_up 2
 RT=$TOPO_DIR/state/runtime.conf
 BE1=${BE_ADDRS[1]}:3000 BE2=${BE_ADDRS[2]}:3000
 
 write_conf() { # EXTRA-VIP-BLOCK
 	cat >"$CONF" <<EOF
-$(lbd_block tc)
+$(lbd_conf_head)
 vip web {
     listen 198.18.0.10:80;
     backend $BE1 weight=1;

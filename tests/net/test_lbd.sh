@@ -22,16 +22,8 @@ t_require_root
 t_require_cmd ip nsenter ethtool curl ss
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN"; }
-topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
-trap cleanup EXIT
-trap 'cleanup; trap - EXIT; exit 130' INT
-trap 'cleanup; trap - EXIT; exit 143' TERM
-start_backends 3000 || { t_fail "$T_NAME" "backends"; exit 1; }
-
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
+LBD_IFACES="eth0 eth1 ext0"
+lbd_topo_up 4
 VIP=198.18.0.10
 VIP6=2001:2::10
 LBD_PID=
@@ -39,15 +31,7 @@ LBD_PID=
 write_conf() { # extra lines for the web VIP
 	cat >"$CONF" <<EOF
 # lbd test configuration ($MODE mode)
-lbd {
-    interfaces eth0 eth1 ext0;
-    mode $MODE;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-    hash_seed 0x5eed;
-}
+$(lbd_conf_head "hash_seed 0x5eed;")
 vip web {
     listen $VIP:80;
     method maglev;

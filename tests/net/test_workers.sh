@@ -23,27 +23,13 @@ t_require_root
 t_require_cmd ip nsenter ethtool ss
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-cleanup() { topo_down; rm -rf "$PIN"; }
-topo_up 1 || { t_fail "$T_NAME" "topology"; exit 1; }
-trap cleanup EXIT
-trap 'cleanup; trap - EXIT; exit 130' INT
-trap 'cleanup; trap - EXIT; exit 143' TERM
-
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
+LBD_IFACES=eth0
+lbd_topo_up 1 none
 VIP=198.18.0.10
 
 write_conf() { # extra env line for the worker
 	cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0;
-    mode $MODE;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-    pid_file $TOPO_DIR/lbd.pid;
-}
+$(lbd_conf_head)
 vip app {
     listen $VIP:80;
     forward local;
@@ -63,12 +49,8 @@ $1
 EOF
 }
 
-lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
-lbd_up() { lbctl status >/dev/null 2>&1; }
 online() { [ "$(lbctl worker list | grep -c ' online$')" -eq "${1:-2}" ]; }
 load() { in_client "$LBLOAD" -t 2000 "$@" "$VIP:80" 2>&1; }
-field() { grep -o "$1=[0-9]*" <<<"$2" | head -1 | cut -d= -f2; }
-count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
 ipid() { # the pid of instance I from lbctl worker list
 	lbctl worker list | awk -v i="$1" '$1 == "app" && $2 == i && $NF == "online" { print $3 }'
 }

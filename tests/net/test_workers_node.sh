@@ -23,18 +23,11 @@ id nobody >/dev/null 2>&1 || { t_skip "$T_NAME" "no user nobody on this machine"
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD"
 
 APP=$REPO_DIR/examples/app.js
-PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-topo_up 1 || { t_fail "$T_NAME" "topology"; exit 1; }
-CONF=$TOPO_DIR/lbd.conf
-SOCK=$TOPO_DIR/lbd.sock
+LBD_IFACES=eth0 MODE=auto
+lbd_topo_up 1 none
 VIP=198.18.0.10
 cat >"$CONF" <<EOF
-lbd {
-    interfaces eth0;
-    control $SOCK;
-    state_dir $TOPO_DIR/state;
-    bpffs $PIN;
-}
+$(lbd_conf_head)
 vip web {
     listen $VIP:80;
     forward local;
