@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "control.h"
+#include "proxy.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1196,6 +1197,17 @@ static void d_health_concurrency(struct parser *ps, const struct stmt *st, struc
 	set_count(ps, st, &b->cfg->health_concurrency, 0, 65535);
 }
 
+/* proxy_workers auto|N: 0 stands for auto (one per CPU). */
+static void d_proxy_workers(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	if (!strcmp(st->w[1], "auto"))
+		b->cfg->proxy_workers = 0;
+	else if (parse_u32(st->w[1], LB_PROXY_MAX_WORKERS, &b->cfg->proxy_workers) ||
+		 !b->cfg->proxy_workers)
+		perr(ps, st->at, "invalid proxy_workers \"%s\" (expected auto or 1..%d)", st->w[1],
+		     LB_PROXY_MAX_WORKERS);
+}
+
 static void d_log_level(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	const char *v = st->w[1];
@@ -1232,6 +1244,7 @@ static const struct directive lbd_dirs[] = {
 	{ "control_max_request", 1, 1, false, d_control_max_request },
 	{ "control_max_clients", 1, 1, false, d_control_max_clients },
 	{ "health_concurrency", 1, 1, false, d_health_concurrency },
+	{ "proxy_workers", 1, 1, false, d_proxy_workers },
 };
 
 /* ------------------------------------------------------------- vip block */

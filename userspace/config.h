@@ -152,6 +152,7 @@ struct lb_conf {
 	__u32 control_max_request;                /* bytes, LB_CTL_MAX_REQ */
 	__u32 control_max_clients;                /* LB_CTL_MAX_CLIENTS */
 	__u32 health_concurrency;                 /* checks in flight, 0 = no limit */
+	__u32 proxy_workers;                      /* proxy processes, 0 = auto (one per CPU) */
 	struct lb_vip_conf *vips;
 	int nvips;
 	struct lb_worker_conf *workers;

@@ -5,7 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,9 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -33,18 +39,51 @@
 #define PX_UDP_BUCKETS   4096
 #define PX_MAX_TRIES     8
 #define PX_DGRAM_MAX     65536
+/* Counter slots of VIPs: a removed VIP's slot is reused only once no
+ * worker can count on it any more, hence more slots than VIPs. */
+#define PX_VSLOTS        (2 * LB_MAX_VIPS)
+#define PX_MSG_FDS       64           /* listeners per message */
+#define PX_SNAP_MAGIC    0x6c627073u
+#define PX_RESTART_MAX_MS 10000
+#define PX_MIN_UPTIME_MS 1000
 
-enum { T_EVENT, T_LISTEN, T_CLIENT, T_BACKEND, T_UDP_BE };
+enum { T_CTL, T_LISTEN, T_CLIENT, T_BACKEND, T_UDP_BE };
+
+/* lbd -> worker, on the worker's socket (SOCK_SEQPACKET). */
+enum { M_LISTEN = 1, M_SNAP, M_STOP };
+
+struct pmsg {
+	__u32 type;
+	__u32 n;                /* M_LISTEN: listeners (fds) in this message */
+	__u64 gen;              /* M_SNAP */
+	__u32 slot[PX_MSG_FDS]; /* M_LISTEN: the VIP slot of each fd */
+};
 
 struct ptag {
 	int kind;
 };
 
+/* ---- shared counters ------------------------------------------------------
+ * One MAP_SHARED mapping made before the first fork: every worker has a row
+ * that only it writes (plain loads and stores, no locked instruction, no
+ * cache line shared with another worker), lbd sums the rows. Two totals
+ * are shared read-modify-write atomics because decisions need them exact
+ * across workers: a VIP's live connections (max_conns) and a backend's
+ * (least_conn). A worker's own share of them sits in its row, so when it
+ * dies lbd takes exactly that share back out of the totals. */
 typedef _Atomic __u64 cnt_t;
+typedef _Atomic __s64 act_t;
 
-static inline void cnt_add(cnt_t *c, __u64 v)
+static inline void own_add(cnt_t *c, __u64 v)
 {
-	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
+}
+
+static inline void own_act(act_t *c, __s64 v)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+			      memory_order_relaxed);
 }
 
 static inline __u64 cnt_get(cnt_t *c)
@@ -52,40 +91,34 @@ static inline __u64 cnt_get(cnt_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-struct pbstat {
-	cnt_t conns, connected, fails, bytes_in, bytes_out;
-	_Atomic __s64 active;
-};
-
-struct pworker;
-struct svip;
-
-/* One worker's listener of a VIP. Only that worker touches it after the
- * update that bound it. */
-struct plisten {
-	struct ptag tag;
-	struct pvip *pv;
-	int fd;
-	bool armed;             /* in the worker's epoll */
-	bool paused;            /* out of fds: re-armed by the sweep */
-	struct svip *sv;        /* the VIP in the worker's current snapshot */
-	__u32 rr;               /* round_robin cursor of this worker */
-};
-
-/* What persists of a VIP across updates: listeners and counters. */
-struct pvip {
-	_Atomic int ref;
-	char name[LB_CONF_NAME_MAX];
-	struct lb_endpoint listen;
-	__u8 proto;
-	bool bound;
-	struct plisten *l;      /* one per worker */
-	int nl;
-	_Atomic __s64 active;
+struct vcnt {
 	cnt_t accepted, refused_limit, no_backend, connect_fail, retries, idle_closed;
 	cnt_t bytes_in, bytes_out, dgrams_in, dgrams_out;
+	act_t active;           /* this worker's share of vip_active */
 };
 
+struct bcnt {
+	cnt_t conns, connected, fails, bytes_in, bytes_out;
+	act_t active;           /* this worker's share of be_active */
+};
+
+struct prow {
+	_Alignas(64) _Atomic __u64 gen; /* the last configuration it applied */
+	struct vcnt v[PX_VSLOTS];
+	struct bcnt b[LB_MAX_BACKENDS];
+};
+
+struct pshm {
+	act_t vip_active[PX_VSLOTS];
+	act_t be_active[LB_MAX_BACKENDS];
+	struct prow w[];
+};
+
+/* ---- configuration snapshots ---------------------------------------------
+ * lbd writes each VIP set once into a sealed memfd and passes it to every
+ * worker, which maps it read-only and forwards straight from it: tables
+ * and backend addresses are never copied, never change under a reader, and
+ * a connection keeps the snapshot it started with. */
 struct sbe {
 	struct sockaddr_storage sa;
 	socklen_t salen;
@@ -93,22 +126,87 @@ struct sbe {
 	bool in_table;          /* may take new flows */
 };
 
-struct svip {
-	struct pvip *pv;
-	enum lb_method method;
-	__u32 seed;
-	__u32 max_conns;
+struct mvip {
+	char name[LB_CONF_NAME_MAX];
+	struct lb_endpoint listen;
+	__u32 method, seed, max_conns;
+	__u32 slot;             /* counters and listeners */
+	__u32 n, nbe;           /* table slots, backends */
+	__u64 be_off, tab_off;  /* struct sbe[nbe]; __u32[n]: indexes into be */
+	__u8 proto;
 	bool pp2;               /* PROXY v2 header first on each backend connection */
-	__u32 *tab;             /* slots: indexes into be[] */
+};
+
+struct mhdr {
+	__u32 magic;
 	__u32 n;
-	struct sbe *be;
-	int nbe;
+	__u64 gen;
+	struct mvip v[];
+};
+
+/* ---- lbd's side ---------------------------------------------------------- */
+
+/* What persists of a VIP across updates: its counter slot and listeners. */
+struct pvip {
+	char name[LB_CONF_NAME_MAX];
+	struct lb_endpoint listen;
+	__u8 proto;
+	__u32 slot;
+	bool bound;
+	bool fresh;             /* bound by this update: its workers lack it */
+	int *fd;                /* one SO_REUSEPORT listener per worker; lbd keeps
+				 * them so a worker that restarts finds its queue */
+};
+
+/* One worker process. */
+struct pproc {
+	pid_t pid;              /* 0: not running */
+	int pidfd, sock;
+	__u64 t_start, t_due;   /* started; restart not before */
+	int quick_exits;        /* in a row, each before PX_MIN_UPTIME_MS */
+};
+
+struct lb_proxy {
+	struct lb_proxy_opts o;
+	struct pshm *sh;
+	size_t shlen;
+	struct pvip **v;        /* the current VIP set */
+	int nv;
+	int snapfd;             /* its snapshot, -1 before the first update */
+	__u64 gen;
+	bool slot_busy[PX_VSLOTS];
+	__u64 slot_freed[PX_VSLOTS]; /* the gen that removed its VIP, 0: in use */
+	int *inh;               /* handed-over listeners not taken yet (-1: taken) */
+	int ninh;
+	bool handed_over;       /* a successor accepts: listen no more */
+	struct pproc *w;
+	int nw;
+};
+
+/* ---- worker's side ------------------------------------------------------- */
+
+struct svip {
+	const struct mvip *m;
+	const struct sbe *be;
+	const __u32 *tab;
 };
 
 struct psnap {
-	_Atomic int ref;
+	int ref;
+	void *map;
+	size_t len;
 	struct svip *v;
 	int n;
+};
+
+/* A worker's listener of a VIP (by slot). */
+struct plisten {
+	struct ptag tag;
+	int fd;
+	bool armed;             /* in the worker's epoll */
+	bool paused;            /* out of fds: re-armed by the sweep */
+	struct svip *sv;        /* the VIP in the worker's current snapshot */
+	__u32 rr;               /* round_robin cursor of this worker */
 };
 
 struct pdir {
@@ -120,6 +218,8 @@ struct pdir {
 	bool bulk;              /* a read filled the buffer: splice from now on */
 };
 
+/* Sides: 0 the client socket, 1 the backend one. Directions: 0 client ->
+ * backend, 1 backend -> client (direction i reads side i). */
 struct pconn {
 	struct ptag ctag, btag;
 	struct pconn *prev, *next;
@@ -131,9 +231,12 @@ struct pconn {
 	int tries;
 	int tried[PX_MAX_TRIES];
 	bool connecting, dead;
+	/* Readiness as edge-triggered epoll last said it: a side known to be
+	 * drained or full costs no syscall until its next event. */
+	bool rd[2], wr[2], rdhup[2];
 	__u64 deadline;         /* connect deadline */
 	__u64 last;             /* last activity */
-	struct pdir d[2];       /* 0: client -> backend, 1: backend -> client */
+	struct pdir d[2];
 };
 
 struct pudp {
@@ -152,14 +255,14 @@ struct pudp {
 };
 
 struct pworker {
-	struct ptag tag;        /* T_EVENT: the eventfd */
-	struct lb_proxy *p;
-	int idx;
-	pthread_t th;
-	bool started;
-	int epfd, evfd;
+	struct ptag tag;        /* T_CTL: the socket from lbd */
+	int idx, sock, epfd;
+	const struct lb_proxy_opts *o;
+	struct pshm *sh;
+	struct prow *row;
 	struct psnap *snap;
-	unsigned int gen;
+	struct plisten *ls;     /* PX_VSLOTS, by VIP slot */
+	bool stopped;           /* M_STOP: a successor accepts */
 	struct pconn *conns;    /* live connections, any state */
 	struct pconn *dead;     /* freed after the event batch */
 	struct pudp *udp;       /* live sessions */
@@ -171,294 +274,123 @@ struct pworker {
 	__u64 now, next_sweep;
 };
 
-struct lb_proxy {
-	struct lb_proxy_opts o;
-	int *inh;               /* handed-over listeners not taken yet (-1: taken) */
-	int ninh;
-	_Atomic bool handed_over; /* a successor accepts: listen no more */
-	pthread_mutex_t lock;   /* cur */
-	struct psnap *cur;
-	_Atomic unsigned int gen;
-	_Atomic bool stopping;
-	struct pbstat *bs;      /* LB_MAX_BACKENDS */
-	struct pworker *w;
-	int nw;
-};
+/* ---- counters (worker) --------------------------------------------------- */
 
-/* ---- snapshots --------------------------------------------------------- */
-
-static void pvip_unref(struct pvip *pv)
+static struct vcnt *vc_of(struct pworker *w, const struct svip *sv)
 {
-	if (!pv || atomic_fetch_sub(&pv->ref, 1) != 1)
-		return;
-	for (int i = 0; i < pv->nl; i++)
-		if (pv->l[i].fd >= 0)
-			close(pv->l[i].fd);
-	free(pv->l);
-	free(pv);
+	return &w->row->v[sv->m->slot];
 }
+
+static struct bcnt *bc_of(struct pworker *w, const struct svip *sv, int be)
+{
+	return &w->row->b[sv->be[be].id];
+}
+
+/* A new connection (UDP: session) of a VIP: counted in, or refused when
+ * the VIP's total over all workers is at max_conns. */
+static bool limit_take(struct pworker *w, const struct svip *sv)
+{
+	struct vcnt *vc = vc_of(w, sv);
+	__s64 a;
+
+	own_act(&vc->active, 1);
+	a = atomic_fetch_add(&w->sh->vip_active[sv->m->slot], 1);
+	if (sv->m->max_conns && a >= (__s64)sv->m->max_conns) {
+		atomic_fetch_sub(&w->sh->vip_active[sv->m->slot], 1);
+		own_act(&vc->active, -1);
+		own_add(&vc->refused_limit, 1);
+		return false;
+	}
+	own_add(&vc->accepted, 1);
+	return true;
+}
+
+static void limit_put(struct pworker *w, const struct svip *sv)
+{
+	own_act(&vc_of(w, sv)->active, -1);
+	atomic_fetch_sub(&w->sh->vip_active[sv->m->slot], 1);
+}
+
+static void be_take(struct pworker *w, const struct svip *sv, int be)
+{
+	struct bcnt *b = bc_of(w, sv, be);
+
+	own_act(&b->active, 1);
+	own_add(&b->conns, 1);
+	atomic_fetch_add(&w->sh->be_active[sv->be[be].id], 1);
+}
+
+static void be_put(struct pworker *w, const struct svip *sv, int be)
+{
+	own_act(&bc_of(w, sv, be)->active, -1);
+	atomic_fetch_sub(&w->sh->be_active[sv->be[be].id], 1);
+}
+
+/* ---- snapshots (worker) -------------------------------------------------- */
 
 static void snap_unref(struct psnap *s)
 {
-	if (!s || atomic_fetch_sub(&s->ref, 1) != 1)
+	if (!s || --s->ref)
 		return;
-	for (int i = 0; i < s->n; i++) {
-		pvip_unref(s->v[i].pv);
-		free(s->v[i].tab);
-		free(s->v[i].be);
-	}
+	munmap(s->map, s->len);
 	free(s->v);
 	free(s);
 }
 
-static void snap_ref(struct psnap *s)
+/* Map a snapshot lbd wrote; everything in it is checked against its size
+ * before a pointer into it is kept. */
+static struct psnap *snap_map(int fd)
 {
-	atomic_fetch_add(&s->ref, 1);
-}
+	struct psnap *s = calloc(1, sizeof(*s));
+	const struct mhdr *h;
+	struct stat st;
 
-static int listen_socket(const struct pvip *pv)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = lb_endpoint_sockaddr(&pv->listen, &ss);
-	int type = pv->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
-	int one = 1, fd, err;
-
-	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* the VIP address may be added to the host after we bind */
-	if (ss.ss_family == AF_INET6) {
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
-	} else {
-		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	if (!s || fstat(fd, &st) || (size_t)st.st_size < sizeof(*h))
+		goto bad;
+	s->len = (size_t)st.st_size;
+	s->map = mmap(NULL, s->len, PROT_READ, MAP_SHARED, fd, 0);
+	if (s->map == MAP_FAILED) {
+		s->map = NULL;
+		goto bad;
 	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, (struct sockaddr *)&ss, sl) ||
-	    (type == SOCK_STREAM && listen(fd, 4096))) {
-		err = -errno;
-		close(fd);
-		return err;
+	h = s->map;
+	if (h->magic != PX_SNAP_MAGIC || h->n > PX_VSLOTS ||
+	    sizeof(*h) + (size_t)h->n * sizeof(h->v[0]) > s->len)
+		goto bad;
+	s->v = calloc(h->n ? h->n : 1, sizeof(*s->v));
+	if (!s->v)
+		goto bad;
+	for (__u32 i = 0; i < h->n; i++) {
+		const struct mvip *m = &h->v[i];
+
+		if (m->slot >= PX_VSLOTS || m->be_off > s->len ||
+		    (s->len - m->be_off) / sizeof(struct sbe) < m->nbe || m->tab_off > s->len ||
+		    (s->len - m->tab_off) / sizeof(__u32) < m->n || (m->n && !m->nbe))
+			goto bad;
+		s->v[i].m = m;
+		s->v[i].be = (const struct sbe *)((const char *)s->map + m->be_off);
+		s->v[i].tab = (const __u32 *)((const char *)s->map + m->tab_off);
+		for (__u32 k = 0; k < m->n; k++)
+			if (s->v[i].tab[k] >= m->nbe)
+				goto bad;
+		for (__u32 k = 0; k < m->nbe; k++)
+			if (s->v[i].be[k].id >= LB_MAX_BACKENDS)
+				goto bad;
 	}
-	return fd;
-}
-
-/* A handed-over listener bound where pv listens, or -1. */
-static int inherit_take(struct lb_proxy *p, const struct pvip *pv)
-{
-	struct sockaddr_storage want;
-	int want_type = pv->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
-
-	lb_endpoint_sockaddr(&pv->listen, &want);
-	for (int i = 0; i < p->ninh; i++) {
-		struct sockaddr_storage ss = { 0 };
-		socklen_t sl = sizeof(ss), tl = sizeof(int);
-		int fd = p->inh[i], type = -1;
-
-		if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || type != want_type ||
-		    getsockname(fd, (struct sockaddr *)&ss, &sl) || !lb_proxy_client_eq(&ss, &want))
-			continue;
-		p->inh[i] = -1;
-		return fd;
-	}
-	return -1;
-}
-
-/* After the first update: what no VIP took goes (its queued connections
- * with it: the successor's configuration no longer has that VIP). */
-static void inherit_drop(struct lb_proxy *p)
-{
-	int n = 0;
-
-	for (int i = 0; i < p->ninh; i++) {
-		if (p->inh[i] >= 0) {
-			close(p->inh[i]);
-			n++;
-		}
-	}
-	if (n)
-		lb_info("proxy: closed %d handed-over listener(s) no VIP uses", n);
-	free(p->inh);
-	p->inh = NULL;
-	p->ninh = 0;
-}
-
-/* Bind one listener per worker (or take the handed-over ones); all or
- * none. */
-static int pvip_bind(struct lb_proxy *p, struct pvip *pv)
-{
-	char ep[LB_ADDRSTRLEN];
-	int err = 0, taken = 0;
-
-	if (!pv->listen.port) {
-		lb_err("proxy: vip %s: a wildcard-port VIP cannot be proxied", pv->name);
-		return -EOPNOTSUPP;
-	}
-	for (int i = 0; i < p->nw && !err; i++) {
-		int fd = inherit_take(p, pv);
-
-		if (fd >= 0)
-			taken++;
-		else
-			fd = listen_socket(pv);
-		if (fd < 0)
-			err = fd;
-		else
-			pv->l[i].fd = fd;
-	}
-	if (err) {
-		for (int i = 0; i < p->nw; i++) {
-			if (pv->l[i].fd >= 0)
-				close(pv->l[i].fd);
-			pv->l[i].fd = -1;
-		}
-		lb_err("proxy: vip %s: cannot listen on %s%s: %s", pv->name,
-		       lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
-		       pv->proto == IPPROTO_UDP ? " udp" : "", strerror(-err));
-		return err;
-	}
-	pv->bound = true;
-	lb_info("proxy: vip %s: listening on %s%s (%d workers, %d listener(s) handed over)",
-		pv->name, lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
-		pv->proto == IPPROTO_UDP ? " udp" : "", p->nw, taken);
-	return 0;
-}
-
-static struct pvip *pvip_find(const struct psnap *s, const struct lb_proxy_vip *v)
-{
-	for (int i = 0; s && i < s->n; i++) {
-		struct pvip *pv = s->v[i].pv;
-
-		if (!strcmp(pv->name, v->name) && pv->proto == v->proto &&
-		    lb_endpoint_eq(&pv->listen, &v->listen))
-			return pv;
-	}
+	s->n = (int)h->n;
+	s->ref = 1;
+	return s;
+bad:
+	lb_err("proxy: an invalid configuration snapshot: ignored");
+	if (s && s->map)
+		munmap(s->map, s->len);
+	if (s)
+		free(s->v);
+	free(s);
 	return NULL;
 }
 
-static struct pvip *pvip_new(struct lb_proxy *p, const struct lb_proxy_vip *v)
-{
-	struct pvip *pv = calloc(1, sizeof(*pv));
-
-	if (!pv || !(pv->l = calloc(p->nw, sizeof(*pv->l)))) {
-		free(pv);
-		return NULL;
-	}
-	atomic_init(&pv->ref, 1);
-	snprintf(pv->name, sizeof(pv->name), "%s", v->name);
-	pv->listen = v->listen;
-	pv->proto = v->proto;
-	pv->nl = p->nw;
-	for (int i = 0; i < p->nw; i++) {
-		pv->l[i].tag.kind = T_LISTEN;
-		pv->l[i].pv = pv;
-		pv->l[i].fd = -1;
-	}
-	return pv;
-}
-
-static int svip_fill(struct svip *sv, const struct lb_proxy_vip *v)
-{
-	int *idx;
-
-	sv->method = v->method;
-	sv->seed = v->hash_seed;
-	sv->max_conns = v->max_conns;
-	sv->pp2 = v->proxy_protocol && v->proto == IPPROTO_TCP;
-	sv->nbe = v->nbe;
-	sv->be = calloc(v->nbe ? v->nbe : 1, sizeof(*sv->be));
-	sv->tab = calloc(v->table_n ? v->table_n : 1, sizeof(*sv->tab));
-	idx = malloc(LB_MAX_BACKENDS * sizeof(*idx));
-	if (!sv->be || !sv->tab || !idx) {
-		free(idx);
-		return -ENOMEM;
-	}
-	memset(idx, 0xff, LB_MAX_BACKENDS * sizeof(*idx));
-	for (int i = 0; i < v->nbe; i++) {
-		if (v->be[i].id >= LB_MAX_BACKENDS) {
-			free(idx);
-			return -EINVAL;
-		}
-		sv->be[i].salen = lb_endpoint_sockaddr(&v->be[i].ep, &sv->be[i].sa);
-		sv->be[i].id = v->be[i].id;
-		sv->be[i].weight = v->be[i].weight;
-		idx[v->be[i].id] = i;
-	}
-	/* slots hold backend ids; workers want indexes into be[] */
-	for (__u32 s = 0; s < v->table_n; s++) {
-		int k = v->table[s] < LB_MAX_BACKENDS ? idx[v->table[s]] : -1;
-
-		if (k < 0) {
-			free(idx);
-			return -EINVAL;
-		}
-		sv->tab[s] = (__u32)k;
-		sv->be[k].in_table = true;
-	}
-	free(idx);
-	sv->n = v->table_n;
-	return 0;
-}
-
-int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
-{
-	struct psnap *ns, *old;
-	int err = 0, first_bind = 0;
-
-	ns = calloc(1, sizeof(*ns));
-	if (!ns || !(ns->v = calloc(n ? n : 1, sizeof(*ns->v)))) {
-		free(ns);
-		return -ENOMEM;
-	}
-	atomic_init(&ns->ref, 1);
-	pthread_mutex_lock(&p->lock);
-	old = p->cur;
-	if (old)
-		snap_ref(old);
-	pthread_mutex_unlock(&p->lock);
-	for (int i = 0; i < n && !err; i++) {
-		struct svip *sv = &ns->v[i];
-		struct pvip *pv = pvip_find(old, &v[i]);
-
-		if (pv)
-			atomic_fetch_add(&pv->ref, 1);
-		else if (!(pv = pvip_new(p, &v[i])))
-			err = -ENOMEM;
-		sv->pv = pv;
-		ns->n = i + 1;
-		if (!err)
-			err = svip_fill(sv, &v[i]);
-		if (!err && !pv->bound && !atomic_load(&p->handed_over)) {
-			int e = pvip_bind(p, pv);
-
-			if (e && !first_bind)
-				first_bind = e;
-		}
-	}
-	if (err) {
-		snap_unref(old);
-		snap_unref(ns);
-		lb_err("proxy: cannot apply the VIP set: %s", strerror(-err));
-		return err;
-	}
-	pthread_mutex_lock(&p->lock);
-	p->cur = ns;
-	atomic_fetch_add(&p->gen, 1);
-	pthread_mutex_unlock(&p->lock);
-	snap_unref(old); /* our reference */
-	snap_unref(old); /* the proxy's */
-	inherit_drop(p);
-	for (int i = 0; i < p->nw; i++) {
-		__u64 one = 1;
-
-		if (write(p->w[i].evfd, &one, sizeof(one)) < 0)
-			lb_warn("proxy: cannot wake worker %d: %s", i, strerror(errno));
-	}
-	return first_bind;
-}
-
-/* ---- backend choice ---------------------------------------------------- */
+/* ---- backend choice ------------------------------------------------------ */
 
 static void sa_addr(const struct sockaddr_storage *ss, union lb_addr *a, __u16 *port, __u8 *fam)
 {
@@ -504,30 +436,31 @@ __u32 lb_proxy_hash_slot(enum lb_method method, const struct lb_flow_key *k, __u
 static __u32 first_slot(struct plisten *l, const struct svip *sv,
 			const struct sockaddr_storage *client)
 {
+	const struct mvip *m = sv->m;
 	struct lb_flow_key k;
 
-	if (sv->method == LB_METHOD_ROUND_ROBIN || sv->method == LB_METHOD_LEAST_CONN) {
-		__u32 s = l->rr < sv->n ? l->rr : 0;
+	if (m->method == LB_METHOD_ROUND_ROBIN || m->method == LB_METHOD_LEAST_CONN) {
+		__u32 s = l->rr < m->n ? l->rr : 0;
 
 		l->rr = s + 1;
 		return s;
 	}
-	lb_proxy_flow_key(client, &l->pv->listen, l->pv->proto, &k);
-	return lb_proxy_hash_slot(sv->method, &k, sv->seed, sv->n);
+	lb_proxy_flow_key(client, &m->listen, m->proto, &k);
+	return lb_proxy_hash_slot((enum lb_method)m->method, &k, m->seed, m->n);
 }
 
 /* Fewest live connections per unit of weight, over the backends in the
- * table, ties broken from the slot (the cursor) on. */
-static __u32 pick_least(struct lb_proxy *p, const struct svip *sv, __u32 slot)
+ * table, ties broken from the slot (the cursor) on. The counts are the
+ * totals of every worker: exact at the moment of the choice. */
+static __u32 pick_least(struct pworker *w, const struct svip *sv, __u32 slot)
 {
-	__u32 best = slot;
+	__u32 nbe = sv->m->nbe, best = sv->tab[slot], bw = 1;
 	__s64 bc = -1;
-	__u32 bw = 1;
 
-	for (__u32 i = 0; i < (__u32)sv->nbe; i++) {
-		__u32 k = (sv->tab[slot] + i) % (__u32)sv->nbe;
+	for (__u32 i = 0; i < nbe; i++) {
+		__u32 k = (sv->tab[slot] + i) % nbe;
 		const struct sbe *b = &sv->be[k];
-		__s64 c = atomic_load_explicit(&p->bs[b->id].active, memory_order_relaxed);
+		__s64 c = atomic_load_explicit(&w->sh->be_active[b->id], memory_order_relaxed);
 
 		if (!b->in_table || !b->weight)
 			continue;
@@ -551,26 +484,27 @@ static bool tried(const struct pconn *c, int be)
 }
 
 /* The next backend, in table order, not tried yet by this connection. */
-static int next_backend(struct lb_proxy *p, struct pconn *c)
+static int next_backend(struct pworker *w, struct pconn *c)
 {
 	const struct svip *sv = c->sv;
+	__u32 n = sv->m->n;
 
-	if (!sv->n)
+	if (!n)
 		return -1;
-	if (!c->tries && sv->method == LB_METHOD_LEAST_CONN)
-		return (int)pick_least(p, sv, c->slot);
-	for (__u32 i = c->tries ? 1 : 0; i < sv->n; i++) {
-		int k = (int)sv->tab[(c->slot + i) % sv->n];
+	if (!c->tries && sv->m->method == LB_METHOD_LEAST_CONN)
+		return (int)pick_least(w, sv, c->slot);
+	for (__u32 i = c->tries ? 1 : 0; i < n; i++) {
+		int k = (int)sv->tab[(c->slot + i) % n];
 
 		if (!tried(c, k)) {
-			c->slot = (c->slot + i) % sv->n;
+			c->slot = (c->slot + i) % n;
 			return k;
 		}
 	}
 	return -1;
 }
 
-/* ---- TCP ---------------------------------------------------------------- */
+/* ---- TCP ------------------------------------------------------------------ */
 
 static void conn_kill(struct pworker *w, struct pconn *c);
 
@@ -607,34 +541,41 @@ static int pipe_get(struct pworker *w, struct pdir *d)
 
 static void count_bytes(struct pworker *w, struct pconn *c, int dir, size_t n)
 {
-	struct pbstat *b = &w->p->bs[c->sv->be[c->be].id];
+	struct vcnt *vc = vc_of(w, c->sv);
+	struct bcnt *b = bc_of(w, c->sv, c->be);
 
-	cnt_add(dir ? &c->sv->pv->bytes_out : &c->sv->pv->bytes_in, n);
-	cnt_add(dir ? &b->bytes_out : &b->bytes_in, n);
+	own_add(dir ? &vc->bytes_out : &vc->bytes_in, n);
+	own_add(dir ? &b->bytes_out : &b->bytes_in, n);
 	c->last = w->now;
 }
 
-/* Move what src has to dst until one side would block. 0, or -errno when
- * the connection is broken. */
+/* Move what side `dir` has to the other side until one would block. 0, or
+ * -errno when the connection is broken. */
 static int pump(struct pworker *w, struct pconn *c, int dir)
 {
 	struct pdir *d = &c->d[dir];
-	int src = dir ? c->bfd : c->cfd, dst = dir ? c->cfd : c->bfd;
+	int src = dir ? c->bfd : c->cfd, dst = dir ? c->cfd : c->bfd, out = !dir;
 	/* Small exchanges are cheaper through the worker's buffer (no pipe);
 	 * splice takes over once a direction carries bulk data, as HAProxy's
 	 * splice-auto does. */
-	bool use_splice = !w->p->o.no_splice && d->bulk && !d->buf;
+	bool use_splice = !w->o->no_splice && d->bulk && !d->buf;
 	ssize_t n;
 
 	for (;;) {
 		if (d->pending) {
+			if (!c->wr[out])
+				return 0;
 			if (d->buf)
 				n = send(dst, d->buf + d->off, d->pending, MSG_NOSIGNAL | MSG_DONTWAIT);
 			else
 				n = splice(d->pipe[0], NULL, dst, NULL, d->pending,
 					   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-			if (n < 0)
-				return errno == EAGAIN ? 0 : -errno;
+			if (n < 0) {
+				if (errno != EAGAIN)
+					return -errno;
+				c->wr[out] = false;
+				return 0;
+			}
 			d->pending -= (size_t)n;
 			d->off += (size_t)n;
 			count_bytes(w, c, dir, (size_t)n);
@@ -653,6 +594,10 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 			pipe_put(w, d);
 			return 0;
 		}
+		if (!c->rd[dir]) {
+			pipe_put(w, d); /* an idle connection holds no pipe */
+			return 0;
+		}
 		if (use_splice && pipe_get(w, d))
 			use_splice = false;
 		if (use_splice) {
@@ -661,8 +606,8 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 			if (n < 0) {
 				if (errno != EAGAIN)
 					return -errno;
-				pipe_put(w, d); /* an idle connection holds no pipe */
-				return 0;
+				c->rd[dir] = false;
+				continue;
 			}
 			if (!n)
 				d->eof = true;
@@ -670,21 +615,33 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 			continue;
 		}
 		n = recv(src, w->buf, PX_BUF_SIZE, MSG_DONTWAIT);
-		if (n < 0)
-			return errno == EAGAIN ? 0 : -errno;
+		if (n < 0) {
+			if (errno != EAGAIN)
+				return -errno;
+			c->rd[dir] = false;
+			continue;
+		}
 		if (!n) {
 			d->eof = true;
 			continue;
 		}
 		if (n == PX_BUF_SIZE)
 			d->bulk = true;
+		else if (!c->rdhup[dir])
+			/* A short read emptied the receive queue: what arrives
+			 * after it raises a new edge. (Not so for splice, which
+			 * also stops short when the pipe's slots run out.) */
+			c->rd[dir] = false;
 		{
-			ssize_t m = send(dst, w->buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			ssize_t m = c->wr[out] ? send(dst, w->buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT)
+					       : -1;
 
-			if (m < 0 && errno != EAGAIN)
+			if (m < 0 && c->wr[out] && errno != EAGAIN)
 				return -errno;
 			if (m < 0)
 				m = 0;
+			if (m < n)
+				c->wr[out] = false;
 			count_bytes(w, c, dir, (size_t)m);
 			if (m < n) {
 				/* keep the rest; stop reading until it is written */
@@ -713,21 +670,20 @@ static void conn_pump(struct pworker *w, struct pconn *c)
 static void be_release(struct pworker *w, struct pconn *c)
 {
 	if (c->be >= 0)
-		atomic_fetch_sub(&w->p->bs[c->sv->be[c->be].id].active, 1);
+		be_put(w, c->sv, c->be);
 	c->be = -1;
 	if (c->bfd >= 0)
 		close(c->bfd);
 	c->bfd = -1;
+	c->rd[1] = c->wr[1] = c->rdhup[1] = false;
 }
 
 static void connect_next(struct pworker *w, struct pconn *c);
 
 static void connect_failed(struct pworker *w, struct pconn *c)
 {
-	struct pbstat *b = &w->p->bs[c->sv->be[c->be].id];
-
-	cnt_add(&b->fails, 1);
-	cnt_add(&c->sv->pv->connect_fail, 1);
+	own_add(&bc_of(w, c->sv, c->be)->fails, 1);
+	own_add(&vc_of(w, c->sv)->connect_fail, 1);
 	be_release(w, c);
 	connect_next(w, c);
 }
@@ -793,6 +749,7 @@ static int pp2_send(struct pconn *c)
 		return -errno;
 	if (m < 0)
 		m = 0;
+	c->wr[1] = false;
 	d->buf = malloc((size_t)(n - m));
 	if (!d->buf)
 		return -ENOMEM;
@@ -804,17 +761,14 @@ static int pp2_send(struct pconn *c)
 
 static void connected(struct pworker *w, struct pconn *c)
 {
-	int one = 1;
-
 	c->connecting = false;
 	c->last = w->now;
-	cnt_add(&w->p->bs[c->sv->be[c->be].id].connected, 1);
-	setsockopt(c->bfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (c->sv->pp2) {
+	own_add(&bc_of(w, c->sv, c->be)->connected, 1);
+	if (c->sv->m->pp2) {
 		int err = pp2_send(c);
 
 		if (err) {
-			lb_debug("proxy: vip %s: PROXY header: %s", c->sv->pv->name, strerror(-err));
+			lb_debug("proxy: vip %s: PROXY header: %s", c->sv->m->name, strerror(-err));
 			conn_kill(w, c);
 			return;
 		}
@@ -824,31 +778,31 @@ static void connected(struct pworker *w, struct pconn *c)
 
 static void connect_next(struct pworker *w, struct pconn *c)
 {
-	struct lb_proxy *p = w->p;
+	const struct lb_proxy_opts *o = w->o;
 
-	while (c->tries < p->o.connect_tries) {
-		int k = next_backend(p, c), fd;
+	while (c->tries < o->connect_tries) {
+		int k = next_backend(w, c), fd, one = 1;
 		const struct sbe *b;
 
 		if (k < 0)
 			break;
 		if (c->tries)
-			cnt_add(&c->sv->pv->retries, 1);
+			own_add(&vc_of(w, c->sv)->retries, 1);
 		c->tried[c->tries++] = k;
 		b = &c->sv->be[k];
 		c->be = k;
-		atomic_fetch_add(&p->bs[b->id].active, 1);
-		cnt_add(&p->bs[b->id].conns, 1);
+		be_take(w, c->sv, k);
 		fd = socket(b->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0) {
-			lb_warn("proxy: vip %s: socket: %s", c->sv->pv->name, strerror(errno));
+			lb_warn("proxy: vip %s: socket: %s", c->sv->m->name, strerror(errno));
 			be_release(w, c);
 			break;
 		}
 		c->bfd = fd;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(fd, (const struct sockaddr *)&b->sa, b->salen) && errno != EINPROGRESS) {
-			cnt_add(&p->bs[b->id].fails, 1);
-			cnt_add(&c->sv->pv->connect_fail, 1);
+			own_add(&bc_of(w, c->sv, k)->fails, 1);
+			own_add(&vc_of(w, c->sv)->connect_fail, 1);
 			be_release(w, c);
 			continue;
 		}
@@ -861,10 +815,10 @@ static void connect_next(struct pworker *w, struct pconn *c)
 			break;
 		}
 		c->connecting = true;
-		c->deadline = w->now + p->o.connect_timeout_ms;
+		c->deadline = w->now + o->connect_timeout_ms;
 		return;
 	}
-	cnt_add(&c->sv->pv->no_backend, 1);
+	own_add(&vc_of(w, c->sv)->no_backend, 1);
 	conn_kill(w, c);
 }
 
@@ -881,7 +835,7 @@ static void conn_kill(struct pworker *w, struct pconn *c)
 		return;
 	c->dead = true;
 	/* counted out before the client can see the close */
-	atomic_fetch_sub(&c->sv->pv->active, 1);
+	limit_put(w, c->sv);
 	be_release(w, c);
 	close(c->cfd);
 	for (int i = 0; i < 2; i++) {
@@ -901,19 +855,6 @@ static void conn_kill(struct pworker *w, struct pconn *c)
 	w->dead = c;
 }
 
-static bool limit_take(struct pvip *pv, const struct svip *sv)
-{
-	__s64 a = atomic_fetch_add(&pv->active, 1);
-
-	if (sv->max_conns && a >= (__s64)sv->max_conns) {
-		atomic_fetch_sub(&pv->active, 1);
-		cnt_add(&pv->refused_limit, 1);
-		return false;
-	}
-	cnt_add(&pv->accepted, 1);
-	return true;
-}
-
 static void listen_pause(struct pworker *w, struct plisten *l)
 {
 	struct epoll_event ev = { .events = 0, .data.ptr = &l->tag };
@@ -924,28 +865,30 @@ static void listen_pause(struct pworker *w, struct plisten *l)
 
 static void tcp_accept(struct pworker *w, struct plisten *l)
 {
+	struct svip *sv = l->sv;
+
 	for (int i = 0; i < PX_ACCEPT_BURST; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		struct svip *sv = l->sv;
 		struct pconn *c;
-		int one = 1;
+		/* TCP_NODELAY comes from the listener */
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				lb_warn("proxy: vip %s: accept: %s", l->pv->name, strerror(errno));
+				lb_warn("proxy: vip %s: accept: %s", sv ? sv->m->name : "?",
+					strerror(errno));
 				listen_pause(w, l);
 			}
 			return;
 		}
-		if (!sv || !limit_take(l->pv, sv)) {
+		if (!sv || !limit_take(w, sv)) {
 			close(fd);
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
 		if (!c) {
-			atomic_fetch_sub(&l->pv->active, 1);
+			limit_put(w, sv);
 			close(fd);
 			continue;
 		}
@@ -956,14 +899,13 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 		c->be = -1;
 		c->d[0].pipe[0] = c->d[0].pipe[1] = c->d[1].pipe[0] = c->d[1].pipe[1] = -1;
 		c->snap = w->snap;
-		snap_ref(c->snap);
+		c->snap->ref++;
 		c->sv = sv;
 		c->last = w->now;
 		c->next = w->conns;
 		if (w->conns)
 			w->conns->prev = c;
 		w->conns = c;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct epoll_event ev = {
 			.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 			.data.ptr = &c->ctag,
@@ -972,8 +914,8 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 			conn_kill(w, c);
 			continue;
 		}
-		if (!sv->n) {
-			cnt_add(&sv->pv->no_backend, 1);
+		if (!sv->m->n) {
+			own_add(&vc_of(w, sv)->no_backend, 1);
 			conn_kill(w, c);
 			continue;
 		}
@@ -982,8 +924,20 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 	}
 }
 
+/* What epoll says of one side of a connection. */
+static void conn_ready(struct pconn *c, int side, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		c->rd[side] = true;
+	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+		c->wr[side] = true;
+	if (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
+		c->rdhup[side] = true;
+}
+
 static void backend_event(struct pworker *w, struct pconn *c, uint32_t events)
 {
+	conn_ready(c, 1, events);
 	if (c->connecting) {
 		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			return;
@@ -997,7 +951,7 @@ static void backend_event(struct pworker *w, struct pconn *c, uint32_t events)
 	conn_pump(w, c);
 }
 
-/* ---- UDP ---------------------------------------------------------------- */
+/* ---- UDP ------------------------------------------------------------------ */
 
 __u32 lb_proxy_client_hash(const struct sockaddr_storage *ss, uintptr_t scope)
 {
@@ -1038,8 +992,8 @@ static void udp_kill(struct pworker *w, struct pudp *u)
 	if (*pp)
 		*pp = u->hnext;
 	close(u->fd);
-	atomic_fetch_sub(&w->p->bs[u->sv->be[u->be].id].active, 1);
-	atomic_fetch_sub(&u->sv->pv->active, 1);
+	be_put(w, u->sv, u->be);
+	limit_put(w, u->sv);
 	if (u->prev)
 		u->prev->next = u->next;
 	else
@@ -1053,33 +1007,30 @@ static void udp_kill(struct pworker *w, struct pudp *u)
 static struct pudp *udp_session(struct pworker *w, struct plisten *l,
 				const struct sockaddr_storage *ss, socklen_t sl)
 {
-	__u32 h = lb_proxy_client_hash(ss, (uintptr_t)l->pv);
-	struct pudp *u;
+	__u32 h = lb_proxy_client_hash(ss, (uintptr_t)l);
 	struct svip *sv = l->sv;
-	struct sbe *b;
+	const struct sbe *b;
+	struct pudp *u;
+	__u32 slot;
 	int k;
 
 	for (u = w->ubucket[h % PX_UDP_BUCKETS]; u; u = u->hnext)
 		if (u->l == l && lb_proxy_client_eq(&u->client, ss))
 			return u;
-	if (!sv || !sv->n) {
+	if (!sv || !sv->m->n) {
 		if (sv)
-			cnt_add(&sv->pv->no_backend, 1);
+			own_add(&vc_of(w, sv)->no_backend, 1);
 		return NULL;
 	}
-	if (!limit_take(l->pv, sv))
+	if (!limit_take(w, sv))
 		return NULL;
 	u = calloc(1, sizeof(*u));
 	if (!u) {
-		atomic_fetch_sub(&l->pv->active, 1);
+		limit_put(w, sv);
 		return NULL;
 	}
-	{
-		__u32 slot = first_slot(l, sv, ss);
-
-		k = sv->method == LB_METHOD_LEAST_CONN ? (int)pick_least(w->p, sv, slot)
-						       : (int)sv->tab[slot];
-	}
+	slot = first_slot(l, sv, ss);
+	k = sv->m->method == LB_METHOD_LEAST_CONN ? (int)pick_least(w, sv, slot) : (int)sv->tab[slot];
 	b = &sv->be[k];
 	u->tag.kind = T_UDP_BE;
 	u->l = l;
@@ -1093,18 +1044,17 @@ static struct pudp *udp_session(struct pworker *w, struct plisten *l,
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &u->tag };
 	if (u->fd < 0 || connect(u->fd, (const struct sockaddr *)&b->sa, b->salen) ||
 	    epoll_ctl(w->epfd, EPOLL_CTL_ADD, u->fd, &ev)) {
-		lb_warn("proxy: vip %s: udp session: %s", l->pv->name, strerror(errno));
+		lb_warn("proxy: vip %s: udp session: %s", sv->m->name, strerror(errno));
 		if (u->fd >= 0)
 			close(u->fd);
 		free(u);
-		atomic_fetch_sub(&l->pv->active, 1);
-		cnt_add(&sv->pv->connect_fail, 1);
+		limit_put(w, sv);
+		own_add(&vc_of(w, sv)->connect_fail, 1);
 		return NULL;
 	}
 	u->snap = w->snap;
-	snap_ref(u->snap);
-	atomic_fetch_add(&w->p->bs[b->id].active, 1);
-	cnt_add(&w->p->bs[b->id].conns, 1);
+	u->snap->ref++;
+	be_take(w, sv, k);
 	u->hnext = w->ubucket[h % PX_UDP_BUCKETS];
 	w->ubucket[h % PX_UDP_BUCKETS] = u;
 	u->next = w->udp;
@@ -1128,11 +1078,11 @@ static void udp_from_client(struct pworker *w, struct plisten *l)
 		if (!u)
 			continue;
 		u->last = w->now;
-		cnt_add(&l->pv->dgrams_in, 1);
-		cnt_add(&l->pv->bytes_in, (__u64)n);
-		cnt_add(&w->p->bs[u->sv->be[u->be].id].bytes_in, (__u64)n);
+		own_add(&vc_of(w, u->sv)->dgrams_in, 1);
+		own_add(&vc_of(w, u->sv)->bytes_in, (__u64)n);
+		own_add(&bc_of(w, u->sv, u->be)->bytes_in, (__u64)n);
 		if (send(u->fd, w->buf, (size_t)n, MSG_DONTWAIT) < 0 && errno == ECONNREFUSED)
-			cnt_add(&w->p->bs[u->sv->be[u->be].id].fails, 1);
+			own_add(&bc_of(w, u->sv, u->be)->fails, 1);
 	}
 }
 
@@ -1143,22 +1093,22 @@ static void udp_from_backend(struct pworker *w, struct pudp *u)
 
 		if (n < 0) {
 			if (errno == ECONNREFUSED)
-				cnt_add(&w->p->bs[u->sv->be[u->be].id].fails, 1);
+				own_add(&bc_of(w, u->sv, u->be)->fails, 1);
 			return;
 		}
 		u->last = w->now;
 		if (u->l->fd < 0)
 			return;
-		cnt_add(&u->sv->pv->dgrams_out, 1);
-		cnt_add(&u->sv->pv->bytes_out, (__u64)n);
-		cnt_add(&w->p->bs[u->sv->be[u->be].id].bytes_out, (__u64)n);
+		own_add(&vc_of(w, u->sv)->dgrams_out, 1);
+		own_add(&vc_of(w, u->sv)->bytes_out, (__u64)n);
+		own_add(&bc_of(w, u->sv, u->be)->bytes_out, (__u64)n);
 		/* from the VIP's own socket: the client sees the VIP answer */
 		sendto(u->l->fd, w->buf, (size_t)n, MSG_DONTWAIT,
 		       (const struct sockaddr *)&u->client, u->clen);
 	}
 }
 
-/* ---- worker ------------------------------------------------------------- */
+/* ---- worker ---------------------------------------------------------------- */
 
 static void listen_arm(struct pworker *w, struct plisten *l)
 {
@@ -1170,21 +1120,11 @@ static void listen_arm(struct pworker *w, struct plisten *l)
 		l->armed = true;
 }
 
-/* Out of the epoll set first: a handed-over socket stays open in the other
- * lbd, and close() alone would leave it registered here. */
-static void listen_close(struct pworker *w, struct plisten *l)
-{
-	if (l->fd >= 0) {
-		if (l->armed)
-			epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
-		close(l->fd);
-	}
-	l->fd = -1;
-	l->armed = false;
-}
-
-/* A listener that accepts no more: its UDP sessions go too (replies leave
- * through the listener's socket; the successor or nobody serves them). */
+/* A listener that accepts no more here (its VIP is gone, or a successor
+ * took the sockets over): its UDP sessions go too, as replies leave
+ * through the listener's socket. Out of the epoll set first: lbd (or the
+ * successor) still holds the socket, and close() alone would leave it
+ * registered here. */
 static void listen_retire(struct pworker *w, struct plisten *l)
 {
 	for (struct pudp *u = w->udp, *nx; u; u = nx) {
@@ -1192,53 +1132,109 @@ static void listen_retire(struct pworker *w, struct plisten *l)
 		if (u->l == l)
 			udp_kill(w, u);
 	}
-	listen_close(w, l);
+	if (l->fd >= 0) {
+		if (l->armed)
+			epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+		close(l->fd);
+	}
+	l->fd = -1;
+	l->armed = l->paused = false;
 }
 
-static bool snap_has(const struct psnap *s, const struct pvip *pv)
+static bool snap_has(const struct psnap *s, __u32 slot)
 {
 	for (int i = 0; s && i < s->n; i++)
-		if (s->v[i].pv == pv)
+		if (s->v[i].m->slot == slot)
 			return true;
 	return false;
 }
 
-/* Switch to the proxy's current snapshot: arm new listeners, close the ones
- * of VIPs that are gone (their connections go on with the old snapshot). */
-static void worker_resync(struct pworker *w)
+/* Switch to a new snapshot: arm the listeners of its VIPs, retire those of
+ * VIPs that are gone (their connections go on with the old snapshot). */
+static void worker_switch(struct pworker *w, struct psnap *ns)
 {
-	struct lb_proxy *p = w->p;
-	struct psnap *ns, *os = w->snap;
-	unsigned int gen = atomic_load(&p->gen);
+	struct psnap *os = w->snap;
 
-	if (gen == w->gen)
-		return;
-	pthread_mutex_lock(&p->lock);
-	ns = p->cur;
-	if (ns)
-		snap_ref(ns);
-	w->gen = atomic_load(&p->gen);
-	pthread_mutex_unlock(&p->lock);
-	for (int i = 0; ns && i < ns->n; i++) {
-		struct plisten *l = &ns->v[i].pv->l[w->idx];
+	for (int i = 0; i < ns->n; i++) {
+		struct plisten *l = &w->ls[ns->v[i].m->slot];
 
 		l->sv = &ns->v[i];
-		if (atomic_load(&p->handed_over))
+		if (w->stopped)
 			listen_retire(w, l);
 		else
 			listen_arm(w, l);
 	}
 	for (int i = 0; os && i < os->n; i++) {
-		struct pvip *pv = os->v[i].pv;
-		struct plisten *l = &pv->l[w->idx];
+		__u32 slot = os->v[i].m->slot;
 
-		if (snap_has(ns, pv))
+		if (snap_has(ns, slot))
 			continue;
-		listen_retire(w, l);
-		l->sv = NULL;
+		listen_retire(w, &w->ls[slot]);
+		w->ls[slot].sv = NULL;
 	}
 	w->snap = ns;
 	snap_unref(os);
+}
+
+/* Messages from lbd. Its end closed: lbd is gone, and so is this worker
+ * (lbd stops its workers itself when it exits in order). */
+static void worker_ctl(struct pworker *w)
+{
+	for (;;) {
+		char cbuf[CMSG_SPACE(sizeof(int) * PX_MSG_FDS)];
+		struct pmsg m = { 0 };
+		struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+				     .msg_controllen = sizeof(cbuf) };
+		int fds[PX_MSG_FDS], nfd = 0;
+		ssize_t n = recvmsg(w->sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			_exit(0);
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); k++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(cm) + k * sizeof(int), sizeof(int));
+				if (nfd < PX_MSG_FDS)
+					fds[nfd++] = fd;
+				else
+					close(fd);
+			}
+		}
+		if (m.type == M_LISTEN) {
+			for (int k = 0; k < nfd; k++) {
+				__u32 s = (__u32)k < m.n ? m.slot[k] : PX_VSLOTS;
+
+				if (s >= PX_VSLOTS) {
+					close(fds[k]);
+					continue;
+				}
+				listen_retire(w, &w->ls[s]);
+				w->ls[s].fd = fds[k];
+			}
+		} else if (m.type == M_SNAP && nfd == 1) {
+			struct psnap *ns = snap_map(fds[0]);
+
+			close(fds[0]);
+			if (ns) {
+				worker_switch(w, ns);
+				atomic_store(&w->row->gen, m.gen);
+			}
+		} else {
+			if (m.type == M_STOP) {
+				w->stopped = true;
+				for (int i = 0; i < PX_VSLOTS; i++)
+					listen_retire(w, &w->ls[i]);
+			}
+			for (int k = 0; k < nfd; k++)
+				close(fds[k]);
+		}
+	}
 }
 
 static void worker_reap(struct pworker *w)
@@ -1261,7 +1257,7 @@ static void worker_reap(struct pworker *w)
 
 static void worker_sweep(struct pworker *w)
 {
-	const struct lb_proxy_opts *o = &w->p->o;
+	const struct lb_proxy_opts *o = w->o;
 
 	for (struct pconn *c = w->conns, *nx; c; c = nx) {
 		nx = c->next;
@@ -1269,19 +1265,19 @@ static void worker_sweep(struct pworker *w)
 			if (w->now >= c->deadline)
 				connect_failed(w, c);
 		} else if (w->now - c->last >= o->idle_timeout_ms) {
-			cnt_add(&c->sv->pv->idle_closed, 1);
+			own_add(&vc_of(w, c->sv)->idle_closed, 1);
 			conn_kill(w, c);
 		}
 	}
 	for (struct pudp *u = w->udp, *nx; u; u = nx) {
 		nx = u->next;
 		if (w->now - u->last >= o->udp_idle_timeout_ms) {
-			cnt_add(&u->sv->pv->idle_closed, 1);
+			own_add(&vc_of(w, u->sv)->idle_closed, 1);
 			udp_kill(w, u);
 		}
 	}
 	for (int i = 0; w->snap && i < w->snap->n; i++) {
-		struct plisten *l = &w->snap->v[i].pv->l[w->idx];
+		struct plisten *l = &w->ls[w->snap->v[i].m->slot];
 
 		if (l->paused && l->fd >= 0) {
 			struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &l->tag };
@@ -1296,20 +1292,15 @@ static void worker_sweep(struct pworker *w)
 static void dispatch(struct pworker *w, struct ptag *t, uint32_t events)
 {
 	switch (t->kind) {
-	case T_EVENT: {
-		__u64 v;
-
-		if (read(w->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			lb_warn("proxy: worker %d: eventfd: %s", w->idx, strerror(errno));
-		worker_resync(w);
+	case T_CTL:
+		worker_ctl(w);
 		break;
-	}
 	case T_LISTEN: {
 		struct plisten *l = (struct plisten *)t;
 
 		if (l->fd < 0)
 			break;
-		if (l->pv->proto == IPPROTO_UDP)
+		if (l->sv && l->sv->m->proto == IPPROTO_UDP)
 			udp_from_client(w, l);
 		else
 			tcp_accept(w, l);
@@ -1318,7 +1309,10 @@ static void dispatch(struct pworker *w, struct ptag *t, uint32_t events)
 	case T_CLIENT: {
 		struct pconn *c = (struct pconn *)((char *)t - offsetof(struct pconn, ctag));
 
-		if (!c->dead && !c->connecting)
+		if (c->dead)
+			break;
+		conn_ready(c, 0, events);
+		if (!c->connecting)
 			conn_pump(w, c);
 		break;
 	}
@@ -1339,75 +1333,631 @@ static void dispatch(struct pworker *w, struct ptag *t, uint32_t events)
 	}
 }
 
-static void *worker_main(void *arg)
+/* The worker process, from fork to its end: it owns nothing of lbd but the
+ * shared counters (mapped before the fork) and its socket from lbd. */
+static void __attribute__((noreturn))
+worker_run(const struct lb_proxy *p, int idx, int sock, pid_t parent)
 {
-	struct pworker *w = arg;
+	struct pworker w = { .tag.kind = T_CTL, .idx = idx, .o = &p->o, .sh = p->sh };
 	struct epoll_event ev[PX_EVENTS];
+	sigset_t none;
 
-	while (!atomic_load(&w->p->stopping)) {
-		int timeout = w->conns || w->udp ? PX_SWEEP_MS : -1, n;
+	/* lbd gone (even SIGKILLed): so are its workers */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(0);
+	/* lbd's terminal signals are for lbd: it stops its workers itself */
+	setpgid(0, 0);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	closelog();
+	if (sock != 3) {
+		dup2(sock, 3);
+		sock = 3;
+	}
+	close_range(4, ~0u, 0);
+	w.sock = sock;
+	w.row = &p->sh->w[idx];
+	w.epfd = epoll_create1(EPOLL_CLOEXEC);
+	w.buf = malloc(PX_DGRAM_MAX);
+	w.ubucket = calloc(PX_UDP_BUCKETS, sizeof(*w.ubucket));
+	w.ls = calloc(PX_VSLOTS, sizeof(*w.ls));
+	if (w.epfd < 0 || !w.buf || !w.ubucket || !w.ls) {
+		lb_err("proxy: worker %d: cannot start: %s", idx, strerror(errno));
+		_exit(1);
+	}
+	for (int i = 0; i < PX_VSLOTS; i++) {
+		w.ls[i].tag.kind = T_LISTEN;
+		w.ls[i].fd = -1;
+	}
+	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &w.tag };
+	if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, sock, &ev[0])) {
+		lb_err("proxy: worker %d: epoll: %s", idx, strerror(errno));
+		_exit(1);
+	}
+	for (;;) {
+		int timeout = w.conns || w.udp ? PX_SWEEP_MS : -1;
+		int n = epoll_wait(w.epfd, ev, PX_EVENTS, timeout);
 
-		n = epoll_wait(w->epfd, ev, PX_EVENTS, timeout);
-		w->now = lb_now_ms();
-		for (int i = 0; i < n; i++)
-			dispatch(w, ev[i].data.ptr, ev[i].events);
-		worker_reap(w);
-		if (w->now >= w->next_sweep) {
-			worker_sweep(w);
-			worker_reap(w);
+		if (n < 0 && errno != EINTR) {
+			lb_err("proxy: worker %d: epoll_wait: %s", idx, strerror(errno));
+			_exit(1);
 		}
+		w.now = lb_now_ms();
+		for (int i = 0; i < n; i++)
+			dispatch(&w, ev[i].data.ptr, ev[i].events);
+		worker_reap(&w);
+		if (w.now >= w.next_sweep) {
+			worker_sweep(&w);
+			worker_reap(&w);
+		}
+	}
+}
+
+/* ---- lbd: listeners ------------------------------------------------------ */
+
+static int listen_socket(const struct pvip *pv)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = lb_endpoint_sockaddr(&pv->listen, &ss);
+	int type = pv->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+	int one = 1, fd, err;
+
+	fd = socket(ss.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* the VIP address may be added to the host after we bind */
+	if (ss.ss_family == AF_INET6) {
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IPV6, IPV6_FREEBIND, &one, sizeof(one));
+	} else {
+		setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
+	}
+	/* accepted sockets inherit it: no setsockopt per connection */
+	if (type == SOCK_STREAM)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, sl) ||
+	    (type == SOCK_STREAM && listen(fd, 4096))) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* A handed-over listener bound where pv listens, or -1. */
+static int inherit_take(struct lb_proxy *p, const struct pvip *pv)
+{
+	struct sockaddr_storage want;
+	int want_type = pv->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM;
+
+	lb_endpoint_sockaddr(&pv->listen, &want);
+	for (int i = 0; i < p->ninh; i++) {
+		struct sockaddr_storage ss = { 0 };
+		socklen_t sl = sizeof(ss), tl = sizeof(int);
+		int fd = p->inh[i], type = -1;
+
+		if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) || type != want_type ||
+		    getsockname(fd, (struct sockaddr *)&ss, &sl) || !lb_proxy_client_eq(&ss, &want))
+			continue;
+		p->inh[i] = -1;
+		return fd;
+	}
+	return -1;
+}
+
+/* After the first update: what no VIP took goes (its queued connections
+ * with it: the successor's configuration no longer has that VIP). */
+static void inherit_drop(struct lb_proxy *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->ninh; i++) {
+		if (p->inh[i] >= 0) {
+			close(p->inh[i]);
+			n++;
+		}
+	}
+	if (n)
+		lb_info("proxy: closed %d handed-over listener(s) no VIP uses", n);
+	free(p->inh);
+	p->inh = NULL;
+	p->ninh = 0;
+}
+
+static void pvip_close(struct lb_proxy *p, struct pvip *pv)
+{
+	for (int i = 0; i < p->nw; i++) {
+		if (pv->fd[i] >= 0)
+			close(pv->fd[i]);
+		pv->fd[i] = -1;
+	}
+	pv->bound = false;
+}
+
+/* Bind one listener per worker (or take the handed-over ones); all or
+ * none. */
+static int pvip_bind(struct lb_proxy *p, struct pvip *pv)
+{
+	char ep[LB_ADDRSTRLEN];
+	int err = 0, taken = 0;
+
+	if (!pv->listen.port) {
+		lb_err("proxy: vip %s: a wildcard-port VIP cannot be proxied", pv->name);
+		return -EOPNOTSUPP;
+	}
+	for (int i = 0; i < p->nw && !err; i++) {
+		int fd = inherit_take(p, pv);
+
+		if (fd >= 0)
+			taken++;
+		else
+			fd = listen_socket(pv);
+		if (fd < 0)
+			err = fd;
+		else
+			pv->fd[i] = fd;
+	}
+	if (err) {
+		pvip_close(p, pv);
+		lb_err("proxy: vip %s: cannot listen on %s%s: %s", pv->name,
+		       lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
+		       pv->proto == IPPROTO_UDP ? " udp" : "", strerror(-err));
+		return err;
+	}
+	pv->bound = pv->fresh = true;
+	lb_info("proxy: vip %s: listening on %s%s (%d workers, %d listener(s) handed over)",
+		pv->name, lb_endpoint_str(&pv->listen, ep, sizeof(ep)),
+		pv->proto == IPPROTO_UDP ? " udp" : "", p->nw, taken);
+	return 0;
+}
+
+/* ---- lbd: counter slots -------------------------------------------------- */
+
+static bool proc_running(const struct pproc *w)
+{
+	return w->pid > 0;
+}
+
+/* A slot is free, or its VIP is gone, every running worker has applied
+ * the update that removed it and none of its connections is left: nothing
+ * will count on it again. */
+static int slot_alloc(struct lb_proxy *p)
+{
+	for (int s = 0; s < PX_VSLOTS; s++) {
+		bool ok = !p->slot_busy[s];
+
+		if (!ok && p->slot_freed[s] &&
+		    !atomic_load(&p->sh->vip_active[s])) {
+			ok = true;
+			for (int i = 0; i < p->nw && ok; i++)
+				ok = !proc_running(&p->w[i]) ||
+				     atomic_load(&p->sh->w[i].gen) >= p->slot_freed[s];
+		}
+		if (!ok)
+			continue;
+		for (int i = 0; i < p->nw; i++)
+			memset(&p->sh->w[i].v[s], 0, sizeof(p->sh->w[i].v[s]));
+		p->slot_busy[s] = true;
+		p->slot_freed[s] = 0;
+		return s;
+	}
+	return -ENOSPC;
+}
+
+static struct pvip *pvip_find(struct lb_proxy *p, const struct lb_proxy_vip *v)
+{
+	for (int i = 0; i < p->nv; i++) {
+		struct pvip *pv = p->v[i];
+
+		if (!strcmp(pv->name, v->name) && pv->proto == v->proto &&
+		    lb_endpoint_eq(&pv->listen, &v->listen))
+			return pv;
 	}
 	return NULL;
 }
 
-static void worker_cleanup(struct pworker *w)
+static struct pvip *pvip_new(struct lb_proxy *p, const struct lb_proxy_vip *v)
 {
-	while (w->conns)
-		conn_kill(w, w->conns);
-	while (w->udp)
-		udp_kill(w, w->udp);
-	worker_reap(w);
-	snap_unref(w->snap);
-	w->snap = NULL;
-	for (int i = 0; i < w->npipes; i++) {
-		close(w->pipes[i][0]);
-		close(w->pipes[i][1]);
+	struct pvip *pv = calloc(1, sizeof(*pv));
+	int s;
+
+	if (!pv || !(pv->fd = calloc(p->nw, sizeof(*pv->fd)))) {
+		free(pv);
+		return NULL;
 	}
-	w->npipes = 0;
-	if (w->epfd >= 0)
-		close(w->epfd);
-	if (w->evfd >= 0)
-		close(w->evfd);
-	free(w->ubucket);
-	free(w->buf);
+	s = slot_alloc(p);
+	if (s < 0) {
+		lb_err("proxy: vip %s: no counter slot free (VIPs removed with connections "
+		       "still open hold theirs)", v->name);
+		free(pv->fd);
+		free(pv);
+		return NULL;
+	}
+	snprintf(pv->name, sizeof(pv->name), "%s", v->name);
+	pv->listen = v->listen;
+	pv->proto = v->proto;
+	pv->slot = (__u32)s;
+	for (int i = 0; i < p->nw; i++)
+		pv->fd[i] = -1;
+	return pv;
 }
 
-static int worker_init(struct lb_proxy *p, struct pworker *w, int idx)
+/* gen: the update that removed the VIP (0: it never served). */
+static void pvip_free(struct lb_proxy *p, struct pvip *pv, __u64 gen)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	pvip_close(p, pv);
+	if (gen)
+		p->slot_freed[pv->slot] = gen;
+	else
+		p->slot_busy[pv->slot] = false;
+	free(pv->fd);
+	free(pv);
+}
 
-	w->p = p;
-	w->idx = idx;
-	w->tag.kind = T_EVENT;
-	w->epfd = epoll_create1(EPOLL_CLOEXEC);
-	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	w->buf = malloc(PX_DGRAM_MAX);
-	w->ubucket = calloc(PX_UDP_BUCKETS, sizeof(*w->ubucket));
-	if (w->epfd < 0 || w->evfd < 0)
-		return -errno;
-	if (!w->buf || !w->ubucket)
+/* ---- lbd: snapshots ------------------------------------------------------ */
+
+static size_t align8(size_t n)
+{
+	return (n + 7) & ~(size_t)7;
+}
+
+/* The VIP set as a sealed memfd (see struct mhdr); -errno, -EINVAL for a
+ * table slot that names no backend of its VIP. */
+static int snap_write(const struct lb_proxy_vip *v, struct pvip **pv, int n, __u64 gen)
+{
+	size_t len = align8(sizeof(struct mhdr) + (size_t)n * sizeof(struct mvip)), off = len;
+	int *idx = malloc(LB_MAX_BACKENDS * sizeof(*idx)), fd = -1, err = 0;
+	struct mhdr *h = MAP_FAILED;
+
+	if (!idx)
 		return -ENOMEM;
-	ev.data.ptr = &w->tag;
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->evfd, &ev))
-		return -errno;
+	for (int i = 0; i < n; i++)
+		len += align8((size_t)v[i].nbe * sizeof(struct sbe)) + align8((size_t)v[i].table_n * 4);
+	fd = memfd_create("lbd-proxy-conf", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, (off_t)len) ||
+	    (h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		err = -errno;
+		goto out;
+	}
+	memset(idx, 0xff, LB_MAX_BACKENDS * sizeof(*idx));
+	h->magic = PX_SNAP_MAGIC;
+	h->n = (__u32)n;
+	h->gen = gen;
+	for (int i = 0; i < n && !err; i++) {
+		struct mvip *m = &h->v[i];
+		struct sbe *be = (struct sbe *)((char *)h + off);
+		__u32 *tab;
+
+		snprintf(m->name, sizeof(m->name), "%s", v[i].name);
+		m->listen = v[i].listen;
+		m->proto = v[i].proto;
+		m->method = v[i].method;
+		m->seed = v[i].hash_seed;
+		m->max_conns = v[i].max_conns;
+		m->pp2 = v[i].proxy_protocol && v[i].proto == IPPROTO_TCP;
+		m->slot = pv[i]->slot;
+		m->nbe = (__u32)v[i].nbe;
+		m->n = v[i].table_n;
+		m->be_off = off;
+		off += align8((size_t)v[i].nbe * sizeof(struct sbe));
+		m->tab_off = off;
+		tab = (__u32 *)((char *)h + off);
+		off += align8((size_t)v[i].table_n * 4);
+		for (int j = 0; j < v[i].nbe && !err; j++) {
+			if (v[i].be[j].id >= LB_MAX_BACKENDS) {
+				err = -EINVAL;
+				break;
+			}
+			be[j].salen = lb_endpoint_sockaddr(&v[i].be[j].ep, &be[j].sa);
+			be[j].id = v[i].be[j].id;
+			be[j].weight = v[i].be[j].weight;
+			idx[v[i].be[j].id] = j;
+		}
+		/* slots hold backend ids; workers want indexes into be[] */
+		for (__u32 s = 0; s < v[i].table_n && !err; s++) {
+			int k = v[i].table[s] < LB_MAX_BACKENDS ? idx[v[i].table[s]] : -1;
+
+			if (k < 0) {
+				err = -EINVAL;
+				break;
+			}
+			tab[s] = (__u32)k;
+			be[k].in_table = true;
+		}
+		for (int j = 0; j < v[i].nbe; j++)
+			if (v[i].be[j].id < LB_MAX_BACKENDS)
+				idx[v[i].be[j].id] = -1;
+	}
+out:
+	if (h != MAP_FAILED)
+		munmap(h, len);
+	free(idx);
+	/* read-only from here on, for every worker that maps it */
+	if (!err && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL))
+		err = -errno;
+	if (err) {
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	return fd;
+}
+
+/* ---- lbd: worker processes ----------------------------------------------- */
+
+static void proc_kill(struct pproc *w)
+{
+	if (proc_running(w))
+		kill(w->pid, SIGKILL);
+}
+
+/* A message that does not go through (the worker is stuck or gone) ends
+ * the worker: the restart gives it the whole state again. */
+static int proc_send(struct pproc *w, int idx, const struct pmsg *m, const int *fds, int nfd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * PX_MSG_FDS)] = { 0 };
+	struct iovec iov = { .iov_base = (void *)m,
+			     .iov_len = offsetof(struct pmsg, slot) + m->n * sizeof(__u32) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (!proc_running(w) || w->sock < 0)
+		return -ESRCH;
+	if (nfd) {
+		struct cmsghdr *cm;
+
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfd);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfd);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfd);
+	}
+	if (sendmsg(w->sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		int err = -errno;
+
+		lb_err("proxy: worker %d (pid %d) does not take its configuration (%s): restarting it",
+		       idx, (int)w->pid, strerror(-err));
+		proc_kill(w);
+		close(w->sock);
+		w->sock = -1;
+		return err;
+	}
 	return 0;
 }
 
+/* Its listeners (all, or those bound by this update), then the snapshot. */
+static void proc_sync(struct lb_proxy *p, int idx, bool all)
+{
+	struct pproc *w = &p->w[idx];
+	struct pmsg m = { .type = M_LISTEN };
+	int fds[PX_MSG_FDS];
+
+	for (int i = 0; i < p->nv && !p->handed_over; i++) {
+		struct pvip *pv = p->v[i];
+
+		if (!pv->bound || (!all && !pv->fresh) || pv->fd[idx] < 0)
+			continue;
+		m.slot[m.n] = pv->slot;
+		fds[m.n++] = pv->fd[idx];
+		if (m.n == PX_MSG_FDS) {
+			if (proc_send(w, idx, &m, fds, (int)m.n))
+				return;
+			m.n = 0;
+		}
+	}
+	if (m.n && proc_send(w, idx, &m, fds, (int)m.n))
+		return;
+	if (p->snapfd >= 0) {
+		m = (struct pmsg){ .type = M_SNAP, .gen = p->gen };
+		proc_send(w, idx, &m, &p->snapfd, 1);
+	}
+	if (p->handed_over) {
+		m = (struct pmsg){ .type = M_STOP };
+		proc_send(w, idx, &m, NULL, 0);
+	}
+}
+
+static int proc_spawn(struct lb_proxy *p, int idx)
+{
+	struct pproc *w = &p->w[idx];
+	int sv[2], err, big = 1 << 20;
+	pid_t parent = getpid(), pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		lb_err("proxy: worker %d: fork: %s", idx, strerror(-err));
+		return err;
+	}
+	if (!pid) {
+		close(sv[0]);
+		worker_run(p, idx, sv[1], parent);
+	}
+	close(sv[1]);
+	w->pid = pid;
+	w->sock = sv[0];
+	w->t_start = lb_now_ms();
+	/* SIGCHLD waits in lbd's signalfd until its loop runs: the pid cannot
+	 * be reaped (and reused) before this */
+	w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (w->pidfd < 0) {
+		err = -errno;
+		lb_err("proxy: worker %d: pidfd_open: %s", idx, strerror(-err));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(w->sock);
+		w->sock = -1;
+		w->pid = 0;
+		return err;
+	}
+	fcntl(w->sock, F_SETFL, O_NONBLOCK);
+	proc_sync(p, idx, true);
+	return 0;
+}
+
+/* The dead worker's share of the shared totals goes: its connections died
+ * with it. Its other counters stay (they only ever grow). */
+static void proc_release(struct lb_proxy *p, int idx)
+{
+	struct prow *r = &p->sh->w[idx];
+
+	for (int s = 0; s < PX_VSLOTS; s++) {
+		__s64 a = atomic_exchange(&r->v[s].active, 0);
+
+		if (a)
+			atomic_fetch_sub(&p->sh->vip_active[s], a);
+	}
+	for (int b = 0; b < LB_MAX_BACKENDS; b++) {
+		__s64 a = atomic_exchange(&r->b[b].active, 0);
+
+		if (a)
+			atomic_fetch_sub(&p->sh->be_active[b], a);
+	}
+}
+
+static void exit_how(const siginfo_t *si, char *how, size_t len)
+{
+	if (si->si_code == CLD_EXITED)
+		snprintf(how, len, "exited with status %d", si->si_status);
+	else
+		snprintf(how, len, "killed by signal %d (%s)", si->si_status, strsignal(si->si_status));
+}
+
+/* Wait for a worker that has ended; block: one lb_proxy_stop() killed. */
+static void proc_reap(struct lb_proxy *p, int idx, bool block, char *how, size_t len)
+{
+	struct pproc *w = &p->w[idx];
+	siginfo_t si = { 0 };
+
+	snprintf(how, len, "exited");
+	/* lbd's SIGCHLD handler may have reaped it first: the status is lost */
+	if (!waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED | (block ? 0 : WNOHANG)) && si.si_pid)
+		exit_how(&si, how, len);
+	close(w->pidfd);
+	if (w->sock >= 0)
+		close(w->sock);
+	w->pidfd = w->sock = -1;
+	w->pid = 0;
+	if (!block) /* lbd stopping the proxy counts no more */
+		proc_release(p, idx);
+}
+
+void lb_proxy_tick(struct lb_proxy *p)
+{
+	__u64 now = lb_now_ms();
+
+	for (int i = 0; p && i < p->nw; i++) {
+		struct pproc *w = &p->w[i];
+
+		if (proc_running(w)) {
+			struct pollfd pfd = { .fd = w->pidfd, .events = POLLIN };
+			__u64 up = now - w->t_start, delay = 0;
+			pid_t pid = w->pid;
+			char how[96];
+
+			if (poll(&pfd, 1, 0) <= 0)
+				continue;
+			proc_reap(p, i, false, how, sizeof(how));
+			if (up < PX_MIN_UPTIME_MS) {
+				w->quick_exits++;
+				delay = 100ull << (w->quick_exits < 7 ? w->quick_exits : 7);
+				if (delay > PX_RESTART_MAX_MS)
+					delay = PX_RESTART_MAX_MS;
+			} else {
+				w->quick_exits = 0;
+			}
+			w->t_due = now + delay;
+			lb_warn("proxy: worker %d (pid %d) %s after %llu ms: restarting it%s", i,
+				(int)pid, how, (unsigned long long)up, delay ? " after a pause" : "");
+		}
+		if (!proc_running(w) && now >= w->t_due && proc_spawn(p, i) == 0)
+			lb_info("proxy: worker %d restarted (pid %d)", i, (int)w->pid);
+	}
+}
+
+int lb_proxy_workers(struct lb_proxy *p, pid_t *pids, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < p->nw && n < max; i++)
+		pids[n++] = p->w[i].pid;
+	return p->nw;
+}
+
+/* ---- lbd: the API ----------------------------------------------------------- */
+
+int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
+{
+	struct pvip **nv = calloc(n ? n : 1, sizeof(*nv));
+	int err = nv ? 0 : -ENOMEM, first_bind = 0, fd = -1;
+
+	for (int i = 0; i < n && !err; i++) {
+		nv[i] = pvip_find(p, &v[i]);
+		if (!nv[i] && !(nv[i] = pvip_new(p, &v[i])))
+			err = -ENOMEM;
+	}
+	if (!err) {
+		fd = snap_write(v, nv, n, p->gen + 1);
+		if (fd < 0)
+			err = fd;
+	}
+	if (err) {
+		for (int i = 0; nv && i < n; i++)
+			if (nv[i] && !pvip_find(p, &v[i]))
+				pvip_free(p, nv[i], 0);
+		free(nv);
+		lb_err("proxy: cannot apply the VIP set: %s", strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < n; i++) {
+		if (!nv[i]->bound && !p->handed_over) {
+			int e = pvip_bind(p, nv[i]);
+
+			if (e && !first_bind)
+				first_bind = e;
+		}
+	}
+	p->gen++;
+	for (int i = 0; i < p->nv; i++) {
+		bool kept = false;
+
+		for (int j = 0; j < n && !kept; j++)
+			kept = nv[j] == p->v[i];
+		if (!kept)
+			pvip_free(p, p->v[i], p->gen);
+	}
+	free(p->v);
+	p->v = nv;
+	p->nv = n;
+	if (p->snapfd >= 0)
+		close(p->snapfd);
+	p->snapfd = fd;
+	inherit_drop(p);
+	for (int i = 0; i < p->nw; i++)
+		proc_sync(p, i, false);
+	for (int i = 0; i < n; i++)
+		nv[i]->fresh = false;
+	return first_bind;
+}
+
 /* Many connections want many fds: two sockets each (and a pipe per
- * direction while bulk data flows). The soft limit goes up to the hard one;
- * the hard one needs CAP_SYS_RESOURCE to rise, so it is what bounds the
- * connections one lbd process can hold: said once at start. */
-static void raise_nofile(void)
+ * direction while bulk data flows). The soft limit goes up to the hard one
+ * (each worker process has that many); the hard one needs
+ * CAP_SYS_RESOURCE to rise, so it and the worker count bound the
+ * connections: said once at start. */
+static void raise_nofile(int nw)
 {
 	struct rlimit rl;
 
@@ -1419,25 +1969,29 @@ static void raise_nofile(void)
 			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur != RLIM_INFINITY)
-		lb_info("proxy: open-file limit %llu: at most about %llu TCP connections at once "
-			"(two sockets each)", (unsigned long long)rl.rlim_cur,
-			(unsigned long long)rl.rlim_cur / 2);
+		lb_info("proxy: open-file limit %llu per worker: at most about %llu TCP connections "
+			"at once (two sockets each)", (unsigned long long)rl.rlim_cur,
+			(unsigned long long)rl.rlim_cur / 2 * (unsigned long long)nw);
 }
 
 int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 {
 	struct lb_proxy *p = calloc(1, sizeof(*p));
-	sigset_t all, old;
 	int err = 0;
 
-	if (!p)
+	if (!p) {
+		for (int i = 0; i < o->ninherit; i++)
+			close(o->inherit[i]);
 		return -ENOMEM;
-	p->o = *o;
-	if (!p->o.workers) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		p->o.workers = n > 0 ? (int)n : 1;
 	}
+	p->o = *o;
+	if (p->o.workers <= 0) {
+		cpu_set_t set;
+
+		p->o.workers = sched_getaffinity(0, sizeof(set), &set) ? 1 : CPU_COUNT(&set);
+	}
+	if (p->o.workers > LB_PROXY_MAX_WORKERS)
+		p->o.workers = LB_PROXY_MAX_WORKERS;
 	if (!p->o.connect_timeout_ms)
 		p->o.connect_timeout_ms = 2000;
 	if (!p->o.idle_timeout_ms)
@@ -1448,8 +2002,8 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 		p->o.connect_tries = 3;
 	if (p->o.connect_tries > PX_MAX_TRIES)
 		p->o.connect_tries = PX_MAX_TRIES;
-	pthread_mutex_init(&p->lock, NULL);
 	p->nw = p->o.workers;
+	p->snapfd = -1;
 	if (o->ninherit > 0) {
 		p->inh = malloc(sizeof(int) * (size_t)o->ninherit);
 		if (!p->inh) {
@@ -1463,59 +2017,53 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 	}
 	p->o.inherit = NULL;
 	p->o.ninherit = 0;
-	p->bs = calloc(LB_MAX_BACKENDS, sizeof(*p->bs));
+	p->shlen = sizeof(struct pshm) + (size_t)p->nw * sizeof(struct prow);
+	p->sh = mmap(NULL, p->shlen, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	p->w = calloc(p->nw, sizeof(*p->w));
-	if (!p->bs || !p->w) {
+	if (p->sh == MAP_FAILED || !p->w) {
+		err = p->sh == MAP_FAILED ? -errno : -ENOMEM;
+		if (p->sh != MAP_FAILED)
+			munmap(p->sh, p->shlen);
 		inherit_drop(p);
-		free(p->bs);
 		free(p->w);
 		free(p);
-		return -ENOMEM;
+		lb_err("proxy: cannot set up: %s", strerror(-err));
+		return err;
 	}
 	for (int i = 0; i < p->nw; i++)
-		p->w[i].epfd = p->w[i].evfd = -1;
+		p->w[i].pidfd = p->w[i].sock = -1;
+	raise_nofile(p->nw);
 	for (int i = 0; i < p->nw && !err; i++)
-		err = worker_init(p, &p->w[i], i);
-	raise_nofile();
-	/* Workers take no signals: lbd's main thread reads them from its
-	 * signalfd, and a SIGPIPE from splice() stays harmlessly pending. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (int i = 0; i < p->nw && !err; i++) {
-		err = -pthread_create(&p->w[i].th, NULL, worker_main, &p->w[i]);
-		p->w[i].started = !err;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+		err = proc_spawn(p, i);
 	if (err) {
 		lb_err("proxy: cannot start its workers: %s", strerror(-err));
 		lb_proxy_stop(p);
 		return err;
 	}
-	lb_info("proxy: %d worker(s), %s forwarding", p->nw, p->o.no_splice ? "read/write" : "splice");
+	lb_info("proxy: %d worker process(es), %s forwarding", p->nw,
+		p->o.no_splice ? "read/write" : "splice");
 	*out = p;
 	return 0;
 }
 
 void lb_proxy_stop(struct lb_proxy *p)
 {
+	char how[96];
+
 	if (!p)
 		return;
-	atomic_store(&p->stopping, true);
-	for (int i = 0; i < p->nw; i++) {
-		__u64 one = 1;
-
-		if (p->w[i].started) {
-			if (write(p->w[i].evfd, &one, sizeof(one)) < 0)
-				lb_warn("proxy: cannot wake worker %d: %s", i, strerror(errno));
-			pthread_join(p->w[i].th, NULL);
-		}
-	}
 	for (int i = 0; i < p->nw; i++)
-		worker_cleanup(&p->w[i]);
-	snap_unref(p->cur);
+		proc_kill(&p->w[i]);
+	for (int i = 0; i < p->nw; i++)
+		if (proc_running(&p->w[i]))
+			proc_reap(p, i, true, how, sizeof(how));
+	for (int i = 0; i < p->nv; i++)
+		pvip_free(p, p->v[i], 0);
+	free(p->v);
+	if (p->snapfd >= 0)
+		close(p->snapfd);
 	inherit_drop(p);
-	pthread_mutex_destroy(&p->lock);
-	free(p->bs);
+	munmap(p->sh, p->shlen);
 	free(p->w);
 	free(p);
 }
@@ -1524,19 +2072,16 @@ int lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *des
 {
 	int n = 0, err = 0;
 
-	pthread_mutex_lock(&p->lock);
-	for (int i = 0; p->cur && i < p->cur->n && !err; i++) {
-		struct pvip *pv = p->cur->v[i].pv;
+	for (int i = 0; i < p->nv && !err; i++) {
+		struct pvip *pv = p->v[i];
 		char ep[LB_ADDRSTRLEN];
 
-		for (int j = 0; j < pv->nl && !err; j++) {
-			/* Only update() (this thread) closes the listeners of a
-			 * current VIP: none goes away under this dup. */
-			if (pv->l[j].fd < 0)
+		for (int j = 0; j < p->nw && !err; j++) {
+			if (pv->fd[j] < 0)
 				continue;
 			if (n == max) {
 				err = -E2BIG;
-			} else if ((fds[n] = fcntl(pv->l[j].fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			} else if ((fds[n] = fcntl(pv->fd[j], F_DUPFD_CLOEXEC, 0)) < 0) {
 				err = -errno;
 			} else {
 				n++;
@@ -1546,7 +2091,6 @@ int lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *des
 			}
 		}
 	}
-	pthread_mutex_unlock(&p->lock);
 	if (err) {
 		while (n)
 			close(fds[--n]);
@@ -1557,74 +2101,72 @@ int lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *des
 
 void lb_proxy_stop_accepting(struct lb_proxy *p)
 {
-	atomic_store(&p->handed_over, true);
-	atomic_fetch_add(&p->gen, 1);
-	for (int i = 0; i < p->nw; i++) {
-		__u64 one = 1;
+	struct pmsg m = { .type = M_STOP };
 
-		if (write(p->w[i].evfd, &one, sizeof(one)) < 0)
-			lb_warn("proxy: cannot wake worker %d: %s", i, strerror(errno));
-	}
+	p->handed_over = true;
+	for (int i = 0; i < p->nw; i++)
+		proc_send(&p->w[i], i, &m, NULL, 0);
+	for (int i = 0; i < p->nv; i++)
+		pvip_close(p, p->v[i]);
 }
 
 __u64 lb_proxy_active(struct lb_proxy *p)
 {
 	__u64 n = 0;
 
-	pthread_mutex_lock(&p->lock);
-	for (int i = 0; p->cur && i < p->cur->n; i++) {
-		__s64 a = atomic_load(&p->cur->v[i].pv->active);
+	for (int i = 0; i < p->nv; i++) {
+		__s64 a = atomic_load(&p->sh->vip_active[p->v[i]->slot]);
 
 		n += a > 0 ? (__u64)a : 0;
 	}
-	pthread_mutex_unlock(&p->lock);
 	return n;
 }
 
 int lb_proxy_vip_stats(struct lb_proxy *p, const char *name, struct lb_proxy_vip_stats *out)
 {
-	int err = -ENOENT;
-
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&p->lock);
-	for (int i = 0; p->cur && i < p->cur->n; i++) {
-		struct pvip *pv = p->cur->v[i].pv;
-		__s64 a = atomic_load(&pv->active);
+	for (int i = 0; i < p->nv; i++) {
+		const struct pvip *pv = p->v[i];
+		__s64 a = atomic_load(&p->sh->vip_active[pv->slot]);
 
 		if (strcmp(pv->name, name))
 			continue;
 		out->listening = pv->bound;
-		out->accepted = cnt_get(&pv->accepted);
 		out->active = a > 0 ? (__u64)a : 0;
-		out->refused_limit = cnt_get(&pv->refused_limit);
-		out->no_backend = cnt_get(&pv->no_backend);
-		out->connect_fail = cnt_get(&pv->connect_fail);
-		out->retries = cnt_get(&pv->retries);
-		out->idle_closed = cnt_get(&pv->idle_closed);
-		out->bytes_in = cnt_get(&pv->bytes_in);
-		out->bytes_out = cnt_get(&pv->bytes_out);
-		out->dgrams_in = cnt_get(&pv->dgrams_in);
-		out->dgrams_out = cnt_get(&pv->dgrams_out);
-		err = 0;
-		break;
+		for (int j = 0; j < p->nw; j++) {
+			struct vcnt *c = &p->sh->w[j].v[pv->slot];
+
+			out->accepted += cnt_get(&c->accepted);
+			out->refused_limit += cnt_get(&c->refused_limit);
+			out->no_backend += cnt_get(&c->no_backend);
+			out->connect_fail += cnt_get(&c->connect_fail);
+			out->retries += cnt_get(&c->retries);
+			out->idle_closed += cnt_get(&c->idle_closed);
+			out->bytes_in += cnt_get(&c->bytes_in);
+			out->bytes_out += cnt_get(&c->bytes_out);
+			out->dgrams_in += cnt_get(&c->dgrams_in);
+			out->dgrams_out += cnt_get(&c->dgrams_out);
+		}
+		return 0;
 	}
-	pthread_mutex_unlock(&p->lock);
-	return err;
+	return -ENOENT;
 }
 
 int lb_proxy_backend_stats(struct lb_proxy *p, __u32 id, struct lb_proxy_be_stats *out)
 {
-	struct pbstat *b;
-
+	memset(out, 0, sizeof(*out));
 	if (id >= LB_MAX_BACKENDS)
 		return -EINVAL;
-	b = &p->bs[id];
-	out->conns = cnt_get(&b->conns);
-	out->connected = cnt_get(&b->connected);
-	out->active = atomic_load(&b->active);
-	out->connect_fail = cnt_get(&b->fails);
-	out->bytes_in = cnt_get(&b->bytes_in);
-	out->bytes_out = cnt_get(&b->bytes_out);
+	for (int j = 0; j < p->nw; j++) {
+		struct bcnt *b = &p->sh->w[j].b[id];
+
+		out->conns += cnt_get(&b->conns);
+		out->connected += cnt_get(&b->connected);
+		out->connect_fail += cnt_get(&b->fails);
+		out->bytes_in += cnt_get(&b->bytes_in);
+		out->bytes_out += cnt_get(&b->bytes_out);
+	}
+	out->active = atomic_load(&p->sh->be_active[id]);
 	return 0;
 }
 

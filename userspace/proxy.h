@@ -2,10 +2,12 @@
 /*
  * The userspace fallback proxy: serves the VIPs where no BPF path attaches.
  *
- * Per-core worker threads, each with its own epoll loop and its own
+ * Per-core worker processes (lbd forks them and restarts one that dies),
+ * each with its own epoll loop, its own open-file budget and its own
  * SO_REUSEPORT listener per VIP, forward TCP (through the worker's buffer,
  * then splice through a pipe per direction once a direction carries bulk
- * data; idle connections hold no pipe) and UDP (per-client sessions). A new
+ * data; idle connections hold no pipe) and UDP (per-client sessions, in the
+ * worker the kernel's SO_REUSEPORT hash gives the client's flow). A new
  * flow picks its backend from the same selection table and with the same
  * hash (bpf/lb_hash.h over the struct lb_flow_key the BPF path builds) as
  * the data path, so a flow lands on the same backend either way:
@@ -13,16 +15,23 @@
  *   ip_hash      lb_hash_addr(client) % table size
  *   round_robin  the weighted sequence, one cursor per worker (the BPF path
  *                keeps one per CPU: the same approximation)
- *   least_conn   exact here: fewest live connections per unit of weight
+ *   least_conn   exact here: fewest live connections per unit of weight,
+ *                counted over all workers
  * A failed or timed-out connect retries the next backend in table order.
  * It is a full proxy: backends see the proxy's address, as with full NAT;
  * a VIP with `proxy_protocol v2` tells them the client's address and port
  * in a PROXY protocol v2 header, the first bytes on each backend connection.
  *
- * Configuration is pushed whole with lb_proxy_update(): the workers switch
- * to the new refcounted snapshot; connections keep the one they started
- * with. A VIP that stays keeps its listeners (no refused connection during a
- * reload); a VIP that goes stops accepting and its connections finish.
+ * lbd and its workers share one mapping of counters (each worker writes its
+ * own row; a VIP's and a backend's live connections are shared atomic
+ * totals, so max_conns and least_conn hold across workers). Configuration
+ * goes to the workers whole, as an immutable snapshot (a sealed memfd they
+ * map) sent over a socket with the listeners: the workers switch to it,
+ * connections keep the one they started with. lbd keeps a copy of every
+ * listener: a VIP that stays keeps its listeners across reloads and worker
+ * restarts (no refused connection); a VIP that goes stops accepting and its
+ * connections finish. A dead worker's connections are gone with it; lbd
+ * takes its share out of the totals and starts it again.
  */
 #ifndef LBD_PROXY_H
 #define LBD_PROXY_H
@@ -31,13 +40,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include "addr.h"
 #include "lb_abi.h"
 
 struct lb_proxy;
 
+#define LB_PROXY_MAX_WORKERS 256
+
 struct lb_proxy_opts {
-	int workers;                 /* 0: one per online CPU */
+	int workers;                 /* processes; 0: one per CPU lbd may run on */
 	__u64 connect_timeout_ms;    /* 0: 2000 */
 	__u64 idle_timeout_ms;       /* TCP, 0: 600000 */
 	__u64 udp_idle_timeout_ms;   /* 0: 30000 */
@@ -103,9 +115,17 @@ struct lb_proxy_be_stats {
 int  lb_proxy_pp2_header(const struct sockaddr_storage *client, const struct sockaddr_storage *vip,
 			 __u8 *out, size_t len);
 
+/* Forks the workers (signals blocked in lbd stay lbd's: workers reset
+ * theirs). */
 int  lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out);
-/* Closes every listener and connection at once. */
+/* Kills the workers: every listener and connection closes at once. */
 void lb_proxy_stop(struct lb_proxy *p);
+/* Once a second from lbd's loop: a worker that died is restarted (at once,
+ * or after a growing pause when it keeps dying young). */
+void lb_proxy_tick(struct lb_proxy *p);
+/* The workers' pids (0: not running) in pids (at most max); returns the
+ * worker count. */
+int  lb_proxy_workers(struct lb_proxy *p, pid_t *pids, int max);
 
 /* Replace the whole VIP set. Listeners of new VIPs are bound here (a VIP
  * whose bind fails is logged and served once a later update can bind it);

@@ -1741,7 +1741,8 @@ static bool proxy_wanted(const struct lb_svc *s)
 /* Takes the handed-over listeners, whatever happens. */
 static int proxy_begin(struct lb_svc *s, const int *inherit, int ninherit)
 {
-	struct lb_proxy_opts o = { .inherit = inherit, .ninherit = ninherit };
+	struct lb_proxy_opts o = { .inherit = inherit, .ninherit = ninherit,
+				   .workers = (int)s->file.proxy_workers };
 	int err = lb_proxy_start(&o, &s->px);
 
 	if (err) {
@@ -2316,6 +2317,8 @@ static int reload_prepare(struct lb_svc *s, struct lb_conf *nc, struct svc_model
 		lb_config_free(nc);
 		return -EINVAL;
 	}
+	if (s->px && nc->proxy_workers != s->file.proxy_workers)
+		lb_warn("proxy_workers changed: it takes effect when lbd restarts");
 	err = model_build(nc, s->rt, s->nrt, s->sup, nm);
 	if (err) {
 		if (eb)
@@ -2542,6 +2545,7 @@ void lb_svc_tick(struct lb_svc *s)
 		lb_dp_fib_bump(s->dp);
 	health_tick(s);
 	local_sync(s);
+	lb_proxy_tick(s->px);
 
 	s->rate[0] = s->rate[1];
 	r->ms = lb_now_ms();
@@ -2767,6 +2771,15 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_buf_printf(o, ",\"bpffs\":");
 		lb_buf_json_str(o, s->file.bpffs);
 		lb_buf_printf(o, ",\"proxy\":%s", s->px ? "true" : "false");
+		if (s->px) {
+			pid_t pids[LB_PROXY_MAX_WORKERS];
+			int n = lb_proxy_workers(s->px, pids, LB_PROXY_MAX_WORKERS);
+
+			lb_buf_printf(o, ",\"proxy_workers\":[");
+			for (int i = 0; i < n; i++)
+				lb_buf_printf(o, "%s%d", i ? "," : "", (int)pids[i]);
+			lb_buf_printf(o, "]");
+		}
 		lb_buf_printf(o, ",\"adopted\":%s,\"hash_seed\":%u,\"interfaces\":[",
 			      lb_dp_adopted(s->dp) ? "true" : "false", s->file.hash_seed);
 		for (int i = 0; i < s->nifs; i++) {
@@ -2791,8 +2804,16 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	lb_buf_printf(o, "lbd %d  config %s  pinned in %s%s  hash_seed 0x%x\n", (int)getpid(),
 		      s->conf_path, s->file.bpffs, lb_dp_adopted(s->dp) ? " (adopted)" : "",
 		      s->file.hash_seed);
-	if (s->px)
-		lb_buf_printf(o, "mode: proxy (userspace; no BPF data path attached)\n");
+	if (s->px) {
+		pid_t pids[LB_PROXY_MAX_WORKERS];
+		int n = lb_proxy_workers(s->px, pids, LB_PROXY_MAX_WORKERS);
+
+		lb_buf_printf(o, "mode: proxy (userspace; no BPF data path attached), %d worker "
+			      "process(es):", n);
+		for (int i = 0; i < n; i++)
+			lb_buf_printf(o, pids[i] ? " %d" : " (restarting)", (int)pids[i]);
+		lb_buf_printf(o, "\n");
+	}
 	lb_buf_printf(o, "interfaces:\n");
 	for (int i = 0; i < s->nifs; i++)
 		lb_buf_printf(o, "  %-12s %s%s%s%s\n", s->ifs[i].name, ifmode_name(&s->ifs[i]),

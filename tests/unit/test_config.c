@@ -256,6 +256,7 @@ static void test_lbd_block_all(void **state)
 		 "  capabilities keep;\n"
 		 "  max_vips 10; max_backends 20; control_max_request 2048;\n"
 		 "  control_max_clients 8; health_concurrency 0;\n"
+		 "  proxy_workers 3;\n"
 		 "}\n", &c);
 	assert_int_equal(c.ninterfaces, 3);
 	assert_string_equal(c.interfaces[2], "veth-lb0");
@@ -278,7 +279,24 @@ static void test_lbd_block_all(void **state)
 	assert_int_equal(c.control_max_request, 2048);
 	assert_int_equal(c.control_max_clients, 8);
 	assert_int_equal(c.health_concurrency, 0);
+	assert_int_equal(c.proxy_workers, 3);
 	lb_config_free(&c);
+}
+
+static void test_proxy_workers(void **state)
+{
+	struct lb_conf c;
+
+	(void)state;
+	parse_ok("lbd { proxy_workers auto; }\n", &c);
+	assert_int_equal(c.proxy_workers, 0);
+	lb_config_free(&c);
+	expect_errors("lbd {\n proxy_workers 0;\n}\n",
+		      "t.conf:2: invalid proxy_workers \"0\" (expected auto or 1..256)");
+	expect_errors("lbd { proxy_workers 257; }\n",
+		      "t.conf:1: invalid proxy_workers \"257\" (expected auto or 1..256)");
+	expect_errors("lbd { proxy_workers two; }\n",
+		      "t.conf:1: invalid proxy_workers \"two\" (expected auto or 1..256)");
 }
 
 static void test_listen_forms(void **state)
@@ -1202,6 +1220,7 @@ int main(void)
 		cmocka_unit_test(test_lbd_block_all),
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_proxy_protocol),
+		cmocka_unit_test(test_proxy_workers),
 		cmocka_unit_test(test_issue5_health),
 		cmocka_unit_test(test_health_full),
 		cmocka_unit_test(test_issue6_worker),
