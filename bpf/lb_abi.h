@@ -227,7 +227,11 @@ struct lb_config {
 	__u32 fib_gen;      /* see struct lb_nh; owned by lb_dp_set_config */
 };
 
-/* Per-CPU counters. */
+/*
+ * Per-CPU counters. The data path counts a forwarded packet once, on its
+ * backend; vip_stats holds only what has no backend (replies, forward
+ * local packets). A VIP's figures are the sum (lb_dp_vip_stats).
+ */
 struct lb_vip_stats {
 	__u64 packets;
 	__u64 bytes;
@@ -272,6 +276,7 @@ struct lb_sock_key {
 #define LB_MAP_CONNS       "backend_conns"
 #define LB_MAP_RR          "rr_cursor"
 #define LB_MAP_VIP_STATS   "vip_stats"
+#define LB_MAP_VIP_RETIRED "vip_retired"
 #define LB_MAP_BE_STATS    "backend_stats"
 #define LB_MAP_DROPS       "drop_stats"
 #define LB_MAP_EVENTS      "event_stats"

@@ -106,7 +106,6 @@ SEC("sk_lookup")
 int lb_sk_lookup(struct bpf_sk_lookup *ctx)
 {
 	struct lb_backend_stats *bs;
-	struct lb_vip_stats *vs;
 	struct lb_pkt p = {};
 	struct lb_config *cfg;
 	struct bpf_sock *sk;
@@ -147,10 +146,8 @@ int lb_sk_lookup(struct bpf_sk_lookup *ctx)
 	bpf_sk_release(sk);
 	if (err)
 		return lb_sk_drop(LB_DROP_NO_BACKEND);
-	/* its packets are counted by XDP/TC, which pass them up */
-	vs = bpf_map_lookup_elem(&vip_stats, &vip->id);
-	if (vs)
-		vs->new_flows++;
+	/* its packets are counted by XDP/TC, which pass them up; the VIP's
+	 * new flows are its backends' (lib/stats.h) */
 	lb_event(LB_EV_LOCAL_SOCK);
 	bs = lb_backend_stats(be_id);
 	if (bs) {

@@ -177,14 +177,23 @@ static int cmd_attach(struct lb_dp *dp, bool attach, int argc, char **argv)
 static int cmd_stats(struct lb_dp *dp)
 {
 	__u64 drops[LB_DROP_REASONS], ev[LB_EVENTS];
+	__u32 ids[MAX_BACKENDS];
 	struct lb_vip_stats vs;
+	size_t n = 0;
 	int err;
 
+	/* VIP 0's backends: the used slots of its range (see `vip`) */
+	for (__u32 id = 0; id < MAX_BACKENDS; id++) {
+		struct lb_backend b;
+
+		if (!lb_dp_backend_get(dp, id, &b) && b.state != LB_BE_UNUSED && b.vip_id == 0)
+			ids[n++] = id;
+	}
 	err = lb_dp_drops(dp, drops);
 	if (!err)
 		err = lb_dp_events(dp, ev);
 	if (!err)
-		err = lb_dp_vip_stats(dp, 0, &vs);
+		err = lb_dp_vip_stats(dp, 0, ids, n, &vs);
 	if (err)
 		return fail("read", "counters", err);
 	printf("vip0 packets=%llu new_flows=%llu reply_packets=%llu\n",

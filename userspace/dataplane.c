@@ -391,13 +391,69 @@ int lb_dp_vip_del(struct lb_dp *dp, const struct lb_vip_key *k)
 	return 0;
 }
 
+static int percpu_sum(struct lb_dp *dp, const char *map, __u32 idx, __u64 *out, size_t nfields);
+
+/* vip_retired[vip_id] += the three counters a VIP takes from a backend. */
+static int retire_add(struct lb_dp *dp, __u32 vip_id, const struct lb_backend_stats *bs)
+{
+	int fd = map_fd(dp, LB_MAP_VIP_RETIRED);
+	struct lb_vip_stats r;
+	int err;
+
+	if (vip_id >= LB_MAX_VIPS)
+		return -ERANGE;
+	err = get(fd, &vip_id, &r);
+	if (err)
+		return err;
+	r.packets += bs->packets;
+	r.bytes += bs->bytes;
+	r.new_flows += bs->new_flows;
+	return upd(fd, &vip_id, &r);
+}
+
+/*
+ * Slot id leaves VIP vip_id (released, or reused for another VIP): its
+ * counters go to the VIP's retired part and the slot starts again from
+ * zero, so the next backend in it is not credited with them. Called after
+ * the slot is rewritten; a packet counted in between (on a flow that had
+ * looked the old backend up) is lost, not counted twice.
+ */
+static int backend_retire(struct lb_dp *dp, __u32 id, __u32 vip_id)
+{
+	size_t vsz = (size_t)dp->ncpus * sizeof(struct lb_backend_stats);
+	struct lb_backend_stats bs;
+	void *zero;
+	int err;
+
+	err = percpu_sum(dp, LB_MAP_BE_STATS, id, (__u64 *)&bs, sizeof(bs) / 8);
+	if (!err)
+		err = retire_add(dp, vip_id, &bs);
+	if (err)
+		return err;
+	zero = calloc(1, vsz);
+	if (!zero)
+		return -ENOMEM;
+	err = upd(map_fd(dp, LB_MAP_BE_STATS), &id, zero);
+	free(zero);
+	return err;
+}
+
 int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b)
 {
+	struct lb_backend old;
+	int err;
+
 	if (!dp)
 		return 0; /* no data path (proxy mode): nothing to program */
 	if (id >= LB_MAX_BACKENDS)
 		return -ERANGE;
-	return upd(map_fd(dp, LB_MAP_BACKENDS), &id, b);
+	err = get(map_fd(dp, LB_MAP_BACKENDS), &id, &old);
+	if (!err)
+		err = upd(map_fd(dp, LB_MAP_BACKENDS), &id, b);
+	if (!err && old.state != LB_BE_UNUSED &&
+	    (b->state == LB_BE_UNUSED || b->vip_id != old.vip_id))
+		err = backend_retire(dp, id, old.vip_id);
+	return err;
 }
 
 int lb_dp_backend_get(struct lb_dp *dp, __u32 id, struct lb_backend *b)
@@ -469,11 +525,43 @@ static int percpu_sum(struct lb_dp *dp, const char *map, __u32 idx, __u64 *out, 
 	return err;
 }
 
-int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out)
+void lb_vip_stats_add(struct lb_vip_stats *v, const struct lb_backend_stats *b)
 {
+	v->packets += b->packets;
+	v->bytes += b->bytes;
+	v->new_flows += b->new_flows;
+}
+
+int lb_dp_vip_base_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out)
+{
+	struct lb_vip_stats r;
+	int err;
+
 	if (!dp)
 		return -ENODEV;
-	return percpu_sum(dp, LB_MAP_VIP_STATS, vip_id, (__u64 *)out, sizeof(*out) / 8);
+	err = percpu_sum(dp, LB_MAP_VIP_STATS, vip_id, (__u64 *)out, sizeof(*out) / 8);
+	if (!err)
+		err = get(map_fd(dp, LB_MAP_VIP_RETIRED), &vip_id, &r);
+	if (err)
+		return err;
+	for (size_t f = 0; f < sizeof(r) / 8; f++)
+		((__u64 *)out)[f] += ((const __u64 *)&r)[f];
+	return 0;
+}
+
+int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, const __u32 *be_ids, size_t nbe,
+		    struct lb_vip_stats *out)
+{
+	int err = lb_dp_vip_base_stats(dp, vip_id, out);
+
+	for (size_t i = 0; !err && i < nbe; i++) {
+		struct lb_backend_stats bs;
+
+		err = lb_dp_backend_stats(dp, be_ids[i], &bs);
+		if (!err)
+			lb_vip_stats_add(out, &bs);
+	}
+	return err;
 }
 
 int lb_dp_backend_stats(struct lb_dp *dp, __u32 id, struct lb_backend_stats *out)

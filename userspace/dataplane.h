@@ -10,6 +10,7 @@
 #define LBD_DATAPLANE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include "lb_abi.h"
 
 struct lb_dp;
@@ -53,6 +54,8 @@ int lb_dp_fib_bump(struct lb_dp *dp);
 int lb_dp_vip_set(struct lb_dp *dp, const struct lb_vip_key *k, const struct lb_vip *v);
 int lb_dp_vip_del(struct lb_dp *dp, const struct lb_vip_key *k);
 
+/* A slot that leaves its VIP (state LB_BE_UNUSED, or another vip_id) hands
+ * its counters to that VIP and starts again from zero. */
 int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b);
 int lb_dp_backend_get(struct lb_dp *dp, __u32 id, struct lb_backend *b);
 
@@ -63,8 +66,18 @@ int lb_dp_backend_get(struct lb_dp *dp, __u32 id, struct lb_backend *b);
 int lb_dp_table_swap(struct lb_dp *dp, __u32 vip_id, const __u32 *ids, __u32 n);
 int lb_dp_table_clear(struct lb_dp *dp, __u32 vip_id);
 
-/* Counters summed over CPUs. */
-int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out);
+/*
+ * Counters summed over CPUs. A VIP's figures are what the data path counts
+ * on the VIP itself (replies, forward local packets), plus the counters of
+ * the backends it had (folded in by lb_dp_backend_set when a slot is
+ * released), plus those of its backends now, be_ids (see bpf/lib/stats.h).
+ * lb_dp_vip_base_stats is the first two; lb_vip_stats_add adds a backend's
+ * counters read already.
+ */
+int lb_dp_vip_stats(struct lb_dp *dp, __u32 vip_id, const __u32 *be_ids, size_t nbe,
+		    struct lb_vip_stats *out);
+int lb_dp_vip_base_stats(struct lb_dp *dp, __u32 vip_id, struct lb_vip_stats *out);
+void lb_vip_stats_add(struct lb_vip_stats *v, const struct lb_backend_stats *b);
 int lb_dp_backend_stats(struct lb_dp *dp, __u32 id, struct lb_backend_stats *out);
 int lb_dp_backend_conns(struct lb_dp *dp, __u32 id, __s64 *out);
 int lb_dp_drops(struct lb_dp *dp, __u64 out[LB_DROP_REASONS]);

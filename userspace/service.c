@@ -2533,6 +2533,21 @@ int lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop)
 	return err;
 }
 
+/* A VIP's data path counters: its own and its backends' (dataplane.h). */
+static int vip_dp_stats(struct lb_svc *s, const struct svc_vip *v, struct lb_vip_stats *st)
+{
+	__u32 *ids = calloc((size_t)v->nbe + 1, sizeof(*ids));
+	int err;
+
+	if (!ids)
+		return -ENOMEM;
+	for (int i = 0; i < v->nbe; i++)
+		ids[i] = v->be[i].id;
+	err = lb_dp_vip_stats(s->dp, v->id, ids, (size_t)v->nbe, st);
+	free(ids);
+	return err;
+}
+
 void lb_svc_tick(struct lb_svc *s)
 {
 	struct svc_rate *r = &s->rate[1];
@@ -2553,7 +2568,7 @@ void lb_svc_tick(struct lb_svc *s)
 		struct lb_vip_stats st;
 		__u32 id = s->m.v[i].id;
 
-		if (!lb_dp_vip_stats(s->dp, id, &st)) {
+		if (!vip_dp_stats(s, &s->m.v[i], &st)) {
 			r->pkts[id] = st.packets + st.reply_packets;
 			r->bytes[id] = st.bytes + st.reply_bytes;
 		}
@@ -2666,7 +2681,7 @@ static void vip_traffic(struct lb_svc *s, const struct svc_vip *v, struct svc_tr
 					   (long long)ps.active };
 		return;
 	}
-	lb_dp_vip_stats(s->dp, v->id, &st);
+	vip_dp_stats(s, v, &st);
 	*t = (struct svc_traffic){ (long long)st.packets, (long long)st.bytes,
 				   (long long)st.new_flows, 0 };
 	for (int i = 0; i < v->nbe; i++) {
@@ -2871,7 +2886,7 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 
 		if (only && strcmp(only, v->c.name))
 			continue;
-		lb_dp_vip_stats(s->dp, v->id, &st);
+		vip_dp_stats(s, v, &st);
 		if (r->json) {
 			lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
 			lb_buf_json_str(o, v->c.name);
@@ -3037,9 +3052,11 @@ int lb_svc_metrics(void *ctx, struct lb_buf *o)
 	for (int i = 0; i < s->m.n; i++) {
 		const struct svc_vip *v = &s->m.v[i];
 
-		lb_dp_vip_stats(s->dp, v->id, &vs[i]);
+		/* the VIP's totals from the backend counters read here */
+		lb_dp_vip_base_stats(s->dp, v->id, &vs[i]);
 		for (int j = 0; j < v->nbe; j++, b++) {
 			lb_dp_backend_stats(s->dp, v->be[j].id, &b->st);
+			lb_vip_stats_add(&vs[i], &b->st);
 			lb_dp_backend_conns(s->dp, v->be[j].id, &b->conns);
 			lb_endpoint_str(&v->be[j].c.ep, b->ep, sizeof(b->ep));
 			if (lb_health_status(s->health, v->c.name, &v->be[j].c.ep, &b->hs))

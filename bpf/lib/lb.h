@@ -202,10 +202,9 @@ static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end
 					struct lb_flow *f, const struct lb_backend *be,
 					const struct lb_config *cfg, int new_flow)
 {
-	struct lb_backend_stats *bs;
+	/* the VIP's figures are its backends' (stats.h) */
+	struct lb_backend_stats *bs = lb_backend_stats(f->backend_id);
 
-	lb_count_vip(f->vip_id, p->l3_len, new_flow);
-	bs = lb_backend_stats(f->backend_id);
 	if (bs) {
 		bs->packets++;
 		bs->bytes += p->l3_len;
@@ -405,7 +404,7 @@ static __always_inline int lb_process(LB_CTX *ctx)
 		 * connection to an instance's socket. Nothing to translate, so
 		 * nothing to track or reverse. */
 		if (vip->fwd == LB_FWD_LOCAL) {
-			lb_count_vip(vip->id, p.l3_len, 0);
+			lb_count_vip(vip->id, p.l3_len);
 			lb_event(LB_EV_LOCAL);
 			return LB_PASS;
 		}

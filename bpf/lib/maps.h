@@ -121,6 +121,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vip_stats SEC(".maps");
 
+/* Userspace's alone (no program touches it): the counters of the backends
+ * a VIP had, folded in when their slot is released, so that the VIP's
+ * totals (vip_stats plus its backends', see stats.h) never go back. Pinned
+ * like the rest: the totals survive a restart of lbd. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_VIPS);
+	__type(key, __u32);
+	__type(value, struct lb_vip_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_retired SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_BACKENDS);

@@ -18,7 +18,14 @@ static __always_inline void lb_event(__u32 ev)
 	lb_count(&event_stats, ev);
 }
 
-static __always_inline void lb_count_vip(__u32 vip_id, __u32 bytes, int new_flow)
+/*
+ * Only what no backend counts goes to vip_stats: packets of forward local
+ * VIPs (passed up before a backend is known) and replies. A forwarded
+ * packet is counted once, on its backend, and userspace derives the VIP's
+ * totals from its backends' (lb_dp_vip_stats): a second per-CPU counter on
+ * every established packet cost about 6 ns of a 30 ns path.
+ */
+static __always_inline void lb_count_vip(__u32 vip_id, __u32 bytes)
 {
 	struct lb_vip_stats *s = bpf_map_lookup_elem(&vip_stats, &vip_id);
 
@@ -26,7 +33,6 @@ static __always_inline void lb_count_vip(__u32 vip_id, __u32 bytes, int new_flow
 		return;
 	s->packets++;
 	s->bytes += bytes;
-	s->new_flows += new_flow;
 }
 
 static __always_inline void lb_count_vip_reply(__u32 vip_id, __u32 bytes)

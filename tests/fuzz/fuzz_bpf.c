@@ -71,8 +71,12 @@ static void counters(__u64 *c)
 	k += LB_EVENTS;
 	for (int i = 0; i < NVIPS; i++, k += 5) {
 		struct lb_vip_stats s;
+		__u32 ids[2];
 
-		FZ_CHECK(lb_dp_vip_stats(h_dp(), svcs[i].vip_id, &s) == 0, "reading vip stats");
+		for (size_t j = 0; j < svcs[i].nbe; j++)
+			ids[j] = svcs[i].be[j].id;
+		FZ_CHECK(lb_dp_vip_stats(h_dp(), svcs[i].vip_id, ids, svcs[i].nbe, &s) == 0,
+			 "reading vip stats");
 		_Static_assert(sizeof(s) == 5 * sizeof(__u64), "lb_vip_stats: 5 counters");
 		memcpy(c + k, &s, sizeof(s));
 	}
