@@ -398,14 +398,38 @@ stop_backend() {
 lbctl() { "$LBCTL" -s "$SOCK" "$@"; }
 lbd_up() { lbctl status >/dev/null 2>&1; }
 
+# _alive PID: PID runs (a zombie, not yet reaped by this shell, does not).
+_alive() {
+	local st
+	st=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null)
+	[ -n "$st" ] && [ "$st" != Z ]
+}
+
+# lbd_wait PID CMD...: runs CMD every 0.1 s until it succeeds (0), for at
+# most LBD_START_WAIT seconds (default 30: loading and verifying the BPF
+# objects takes seconds on a loaded machine, minutes under emulation), and
+# gives up at once (1) when PID (lbd, or whatever CMD waits for) has exited:
+# a generous bound costs nothing when the start fails.
+lbd_wait() {
+	local pid=$1 end=$((SECONDS + ${LBD_START_WAIT:-30}))
+	shift
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		_alive "$pid" || return 1
+		[ "$SECONDS" -lt "$end" ] || return 1
+		sleep 0.1
+	done
+}
+
 # lbd_start: lbd -f -c $CONF in the lb namespace (nsenter: the host's bpffs
-# stays visible, so pins outlive it); waits until it answers. Sets LBD_PID.
+# stays visible, so pins outlive it); waits until it answers (lbd_wait).
+# Sets LBD_PID.
 lbd_start() {
 	bg_start @lb "$LBD" -f -c "$CONF"
 	LBD_PID=$BG_PID
-	# generous: the verifier takes seconds on a loaded machine
-	if ! wait_for -t "${LBD_START_WAIT:-30}" lbd_up; then
-		echo "lbd did not come up:" >&2
+	if ! lbd_wait "$LBD_PID" lbd_up; then
+		_alive "$LBD_PID" && echo "lbd did not answer within ${LBD_START_WAIT:-30} s:" >&2
+		_alive "$LBD_PID" || echo "lbd exited before it answered:" >&2
 		bg_log "$LBD_PID" >&2
 		return 1
 	fi
