@@ -81,3 +81,66 @@ wrk_result() {
 	done
 	echo "$rps $errs"
 }
+
+# The user-space peers of section 3 (run.sh on its topology, proxy.sh on its
+# own), configured alike wherever they run.
+
+# haproxy_cfg VIP PORT SPORT BE_PORT ADDR...: HAProxy in tcp mode as its
+# docs suggest for a TCP balancer (one thread per core, splice both ways, no
+# logging): VIP:PORT round robin over every ADDR:BE_PORT, VIP:SPORT to the
+# first ADDR's SPORT (the stream's sink).
+haproxy_cfg() {
+	local vip=$1 port=$2 sport=$3 bport=$4 i=0 a
+	shift 4
+	cat <<-EOF
+		global
+		    nbthread $(nproc)
+		    maxconn 7000
+		    tune.maxaccept 64
+		defaults
+		    mode tcp
+		    timeout connect 2s
+		    timeout client 60s
+		    timeout server 60s
+		    option splice-auto
+		listen web
+		    bind $vip:$port
+		    balance roundrobin
+	EOF
+	for a in "$@"; do
+		i=$((i + 1))
+		echo "    server be$i $a:$bport"
+	done
+	printf 'listen stream\n    bind %s:%s\n    server be1 %s:%s\n' "$vip" "$sport" "$1" "$sport"
+}
+
+# nginx_stream_module: the path of NGINX's stream module (Debian's
+# libnginx-mod-stream), nothing (and status 1) when it or nginx is missing.
+nginx_stream_module() {
+	command -v nginx >/dev/null && ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null
+}
+
+# nginx_head DIR: the top of an NGINX configuration of a bench peer: a
+# worker per core, in the foreground, its pid and error log (nginx.err) in DIR.
+nginx_head() {
+	printf 'worker_processes auto;\npid %s/nginx.pid;\nerror_log %s/nginx.err warn;\n' "$1" "$1"
+	printf 'daemon off;\nevents { worker_connections 8000; }\n'
+}
+
+# nginx_stream_conf MODULE DIR VIP PORT SPORT BE_PORT ADDR...: NGINX stream,
+# the same two services as haproxy_cfg (nginx_head DIR).
+nginx_stream_conf() {
+	local mod=$1 dir=$2 vip=$3 port=$4 sport=$5 bport=$6 a servers=
+	shift 6
+	for a in "$@"; do servers+="server $a:$bport; "; done
+	echo "load_module $mod;"
+	nginx_head "$dir"
+	cat <<-EOF
+		stream {
+		    upstream web { ${servers% } }
+		    upstream stream { server $1:$sport; }
+		    server { listen $vip:$port reuseport; proxy_pass web; }
+		    server { listen $vip:$sport; proxy_pass stream; }
+		}
+	EOF
+}

@@ -55,9 +55,8 @@ done
 for b in "$O/lbd" "$O/examples/demo_backend"; do
 	[ -x "$b" ] || { say "FAIL: bench proxy: $b not built"; exit 1; }
 done
-NGX_MOD=$(ls /usr/lib/nginx/modules/ngx_stream_module.so 2>/dev/null)
-if [ -z "$NGX_MOD" ] || ! command -v nginx >/dev/null; then
-	NGX_MOD=""
+NGX_MOD=$(nginx_stream_module)
+if [ -z "$NGX_MOD" ]; then
 	say "SKIP: bench proxy: nginx stream: ngx_stream_module.so not installed (libnginx-mod-stream; make deps)"
 fi
 
@@ -111,49 +110,15 @@ EOF
 bg_start @lb "$O/lbd" -f -c "$TMP/lbd.conf"
 LBD_PID=$BG_PID
 
-# HAProxy as its docs suggest for a TCP balancer: one thread per core,
-# splice both ways, no logging.
+# HAProxy and NGINX stream configured as in run.sh (lib.sh)
 topo_add_vip "$HAP_VIP"
-cat >"$TMP/haproxy.cfg" <<EOF
-global
-    nbthread $(nproc)
-    maxconn 7000
-    tune.maxaccept 64
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    option splice-auto
-listen web
-    bind $HAP_VIP:$PORT
-    balance roundrobin
-    server be1 ${BE_ADDRS[1]}:$BE_PORT
-    server be2 ${BE_ADDRS[2]}:$BE_PORT
-    server be3 ${BE_ADDRS[3]}:$BE_PORT
-listen stream
-    bind $HAP_VIP:$SPORT
-    server be1 ${BE_ADDRS[1]}:$SPORT
-EOF
+haproxy_cfg "$HAP_VIP" "$PORT" "$SPORT" "$BE_PORT" "${BE_ADDRS[@]}" >"$TMP/haproxy.cfg"
 bg_start "$NS_LB" haproxy -db -f "$TMP/haproxy.cfg"
 HAP_PID=$BG_PID
 
 if [ -n "$NGX_MOD" ]; then
 	topo_add_vip "$NGX_VIP"
-	cat >"$TMP/nginx.conf" <<EOF
-load_module $NGX_MOD;
-worker_processes auto;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err warn;
-daemon off;
-events { worker_connections 8000; }
-stream {
-    upstream web { server ${BE_ADDRS[1]}:$BE_PORT; server ${BE_ADDRS[2]}:$BE_PORT; server ${BE_ADDRS[3]}:$BE_PORT; }
-    upstream stream { server ${BE_ADDRS[1]}:$SPORT; }
-    server { listen $NGX_VIP:$PORT reuseport; proxy_pass web; }
-    server { listen $NGX_VIP:$SPORT; proxy_pass stream; }
-}
-EOF
+	nginx_stream_conf "$NGX_MOD" "$TMP" "$NGX_VIP" "$PORT" "$SPORT" "$BE_PORT" "${BE_ADDRS[@]}" >"$TMP/nginx.conf"
 	bg_start "$NS_LB" nginx -c "$TMP/nginx.conf"
 	NGX_PID=$BG_PID
 fi

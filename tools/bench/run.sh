@@ -12,20 +12,26 @@
 #
 #   1. xdp     XDP per-packet cost (tools/bench_xdp.c; method there)
 #   2. pps     forwarded packets/s through the namespaces (tools/lbgen.c)
-#   3. e2e     requests/s, short connections, lbd XDP/TC vs nftables, direct
-#      proxy   the fallback proxy vs HAProxy and NGINX stream (proxy.sh)
+#   3. e2e     requests/s, short connections, and one stream: direct, lbd
+#              XDP and TC, nftables DNAT
+#      proxy   lbd's fallback proxy, HAProxy and NGINX stream, in the same
+#              rounds on the same topology as e2e; memory per idle
+#              connection (proxy.sh)
 #   4. maglev  build time, disruption, table swap under traffic
 #   5. control lbctl backend add to the first flow, changes per second
 #   6. workers local delivery vs the same instance reached directly on its
-#              port, requests/s and one stream (workers.sh)
+#              port, app.js under lbd vs PM2 cluster mode + NGINX, memory,
+#              rolling reload under load, crash to serving (workers.sh)
 #
 # Environment: O (build dir), QUICK=1 (about two minutes: fewer and shorter
 # repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control,workers (sections),
 # BENCH_RESULTS (parent dir of the run, default bench-results), BENCH_RUNS
 # (repeats of xdp), WRK_SECONDS, WRK_CONNS, E2E_ROUNDS, PPS_SECONDS,
 # PPS_ROUNDS, PPS_CONTENDERS (forward,nftables,lbd_xdp,lbd_tc), PPS_FLOWS,
-# PPS_NEW (per mille), PPS_PROTO (udp, tcp), LBD_START_WAIT (seconds lbd gets
-# to answer, 30; more under emulation, where the verifier is slow). Sections
+# PPS_NEW (per mille), PPS_PROTO (udp, tcp), LBD_START_WAIT (seconds lbd, or
+# a peer (nftables, HAProxy, NGINX), gets to answer, 30; more under
+# emulation, where the verifier is slow; a start that fails ends the wait at
+# once), workers.sh's and proxy.sh's own (see them). Sections
 # that need root (namespaces, BPF) say so and are skipped otherwise.
 # Everything it starts it stops, also on Ctrl-C.
 set -u
@@ -40,8 +46,9 @@ QUICK=${QUICK:-}
 if [ -n "$QUICK" ]; then
 	BENCH_RUNS=${BENCH_RUNS:-3} WRK_SECONDS=${WRK_SECONDS:-1} E2E_ROUNDS=${E2E_ROUNDS:-1}
 	E2E_STREAM_MB=${E2E_STREAM_MB:-64}
-	export PROXY_ROUNDS=${PROXY_ROUNDS:-1} STREAM_MB=${STREAM_MB:-256} IDLE_CONNS=${IDLE_CONNS:-500}
-	export WORKERS_ROUNDS=${WORKERS_ROUNDS:-1}
+	export STREAM_MB=${STREAM_MB:-256} IDLE_CONNS=${IDLE_CONNS:-500}
+	export WORKERS_ROUNDS=${WORKERS_ROUNDS:-1} CRASH_ROUNDS=${CRASH_ROUNDS:-2}
+	export NODE_INSTANCES=${NODE_INSTANCES:-2} RELOAD_SECONDS=${RELOAD_SECONDS:-15}
 fi
 BENCH_RUNS=${BENCH_RUNS:-7}
 E2E_STREAM_MB=${E2E_STREAM_MB:-512}
@@ -331,6 +338,9 @@ E2E_CSV=       # one row per target: medians over the rounds
 E2E_TMP=
 LBD_PID=
 NFT_VIP=198.18.0.11 # nftables gets its own VIP and SNAT address
+HAP_VIP=198.18.0.12 # the user-space peers theirs
+NGX_VIP=198.18.0.13
+E2E_PEERS=()        # name:VIP of the user-space peers that answered
 E2E_SPORT=5001      # the stream's port, on every target
 NFT_SNAT=198.18.1.253
 
@@ -373,8 +383,11 @@ nft_up() {
 		}
 	EOF
 	[ "$p" = udp ] && return 0
-	wait_http "http://$NFT_VIP:$VIP_PORT/" 5 && return 0
-	say "FAIL: e2e nftables: VIP does not answer"
+	# The ruleset is in place once nft returns; the first answer through
+	# it takes a moment more, and much more under emulation (vm-bench):
+	# the same bound as lbd's.
+	wait_http "http://$NFT_VIP:$VIP_PORT/" "${LBD_START_WAIT:-30}" && return 0
+	say "FAIL: e2e nftables: VIP does not answer within ${LBD_START_WAIT:-30} s"
 	nft_down
 	return 1
 }
@@ -427,11 +440,12 @@ e2e_lbd_up() {
 	done
 	bg_start @lb "$O/lbd" -f -c "$conf"
 	LBD_PID=$BG_PID
-	# loading the BPF objects takes seconds on a busy machine
+	# loading the BPF objects takes seconds on a busy machine (lbd_wait:
+	# up to LBD_START_WAIT, less if lbd exits)
 	if [ "${2:-}" = udp ]; then
-		wait_for -t "${LBD_START_WAIT:-30}" "$O/lbctl" -s "$E2E_TMP/lbd.sock" status && return 0
+		lbd_wait "$LBD_PID" "$O/lbctl" -s "$E2E_TMP/lbd.sock" status && return 0
 	else
-		wait_http "http://$VIP:$VIP_PORT/" "${LBD_START_WAIT:-30}" && return 0
+		lbd_wait "$LBD_PID" in_client curl -s -m 1 -o /dev/null "http://$VIP:$VIP_PORT/" && return 0
 	fi
 	say "FAIL: e2e lbd $1: VIP does not answer through lbd; its log:"
 	bg_log "$LBD_PID" | tail -20 | tee -a "$SUMMARY"
@@ -476,19 +490,59 @@ e2e_stream() {
 e2e_medians() {
 	echo "target,requests_per_s,errors,rounds"
 	local t
-	for t in direct direct_all nftables lbd_xdp lbd_tc; do
+	for t in direct direct_all nftables lbd_xdp lbd_tc lbd_proxy haproxy nginx_stream; do
 		awk -F, -v t="$t" '$1 == t { print $3, $4 }' "$E2E_RUNS" | sort -n | awk -v t="$t" '
 			{ r[NR] = $1; e += $2 }
 			END { if (NR) printf "%s,%.0f,%d,%d\n", t, r[int((NR + 1) / 2)], e, NR }'
 	done
 }
 
+# e2e_peer_up NAME VIP CMD...: starts a user-space peer (HAProxy, NGINX
+# stream) in lb for every round; adds NAME:VIP to E2E_PEERS once it answers.
+e2e_peer_up() {
+	local name=$1 vip=$2
+	shift 2
+	topo_add_vip "$vip"
+	bg_start "$NS_LB" "$@"
+	if lbd_wait "$BG_PID" in_client curl -s -m 1 -o /dev/null "http://$vip:$VIP_PORT/"; then
+		E2E_PEERS+=("$name:$vip")
+	else
+		say "FAIL: e2e $name does not answer on its VIP; its log:"
+		bg_log "$BG_PID" | tail -5 | tee -a "$SUMMARY"
+		failed=1
+	fi
+}
+
+# e2e_peers_up: HAProxy (tcp mode) and NGINX stream, configured as in
+# proxy.sh (lib.sh); what is not installed is said and left out.
+e2e_peers_up() {
+	local mod
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null
+	if command -v haproxy >/dev/null; then
+		haproxy_cfg "$HAP_VIP" "$VIP_PORT" "$E2E_SPORT" "$BE_PORT" "${BE_ADDRS[@]}" >"$E2E_TMP/haproxy.cfg"
+		e2e_peer_up haproxy "$HAP_VIP" haproxy -db -f "$E2E_TMP/haproxy.cfg"
+	else
+		bench_note e2e "haproxy: not installed (make deps)"
+	fi
+	if mod=$(nginx_stream_module); then
+		nginx_stream_conf "$mod" "$E2E_TMP" "$NGX_VIP" "$VIP_PORT" "$E2E_SPORT" "$BE_PORT" "${BE_ADDRS[@]}" \
+			>"$E2E_TMP/nginx.conf"
+		e2e_peer_up nginx_stream "$NGX_VIP" nginx -c "$E2E_TMP/nginx.conf"
+	else
+		bench_note e2e "nginx stream: ngx_stream_module.so not installed (libnginx-mod-stream; make deps)"
+	fi
+}
+
+# bench_e2e: section 3 on one topology, every contender once per round:
+# direct and direct_all always (the baselines); with e2e nftables, lbd XDP
+# and TC; with proxy lbd's fallback proxy, HAProxy and NGINX stream.
 bench_e2e() {
 	say "   e2e: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close, client -> VIP -> 3 demo"
 	say "   backends, $E2E_ROUNDS rounds, every target in turn in each round"
 	if ! is_root; then skip e2e "needs root (network namespaces)"; return; fi
-	local c i r m ok_modes=() keep
-	for c in wrk nft curl ethtool socat; do
+	local c i r m p ok_modes=() keep kernel=0 nft_ok=0
+	want e2e && kernel=1
+	for c in wrk curl ethtool socat $( ((kernel)) && echo nft); do
 		command -v $c >/dev/null || { skip e2e "'$c' not installed (make deps)"; return; }
 	done
 	[ -x "$O/examples/demo_backend" ] || { say "FAIL: $O/examples/demo_backend not built"; failed=1; return; }
@@ -518,19 +572,25 @@ bench_e2e() {
 		e2e_cleanup
 		return
 	fi
-	# The VIPs are on the client's subnet: lb must answer ARP for them.
-	topo_add_vip "$NFT_VIP"
-	in_lb ip addr add "$NFT_SNAT/24" dev eth1
-	local nft_ok=0
-	if nft_up; then nft_ok=1; nft_down; else failed=1; fi
 	# one long stream per target and round: a sink on every backend
 	for ((i = 1; i <= NBACKENDS; i++)); do
 		bg_start "${NS_BE[$i]}" socat -u -b 262144 TCP-LISTEN:$E2E_SPORT,fork,reuseaddr OPEN:/dev/null
 	done
+	# The VIPs are on the client's subnet: lb must answer ARP for them.
+	if ((kernel)); then
+		topo_add_vip "$NFT_VIP"
+		in_lb ip addr add "$NFT_SNAT/24" dev eth1
+		if nft_up; then nft_ok=1; nft_down; else failed=1; fi
+	fi
+	# The user-space peers run through every round: idle, they cost the
+	# others nothing, and they see none of their packets.
+	E2E_PEERS=()
+	want proxy && e2e_peers_up
 	# lbd runs only for its own runs (its XDP program would see the other
 	# targets' packets too), once per mode and round; a mode that does not
 	# come up is said and left out of the later rounds.
-	ok_modes=(xdp tc)
+	((kernel)) && ok_modes=(xdp tc)
+	want proxy && ok_modes+=(proxy)
 	[ -x "$O/lbd" ] || { say "e2e: lbd not built"; ok_modes=(); failed=1; }
 	for ((r = 1; r <= E2E_ROUNDS; r++)); do
 		bench_progress "e2e round $r/$E2E_ROUNDS: direct"
@@ -538,6 +598,11 @@ bench_e2e() {
 		e2e_stream direct "${BE_ADDRS[1]}"
 		wrk_run direct_all "$r" "http://${BE_ADDRS[1]}:$BE_PORT/" \
 			"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
+		for p in "${E2E_PEERS[@]}"; do
+			bench_progress "e2e round $r/$E2E_ROUNDS: ${p%%:*}"
+			wrk_run "${p%%:*}" "$r" "http://${p#*:}:$VIP_PORT/"
+			e2e_stream "${p%%:*}" "${p#*:}"
+		done
 		bench_progress "e2e round $r/$E2E_ROUNDS: nftables"
 		if ((nft_ok)) && nft_up; then
 			wrk_run nftables "$r" "http://$NFT_VIP:$VIP_PORT/"
@@ -572,8 +637,10 @@ bench_e2e() {
 	while IFS=, read -r t _ rps _; do
 		bench_sample e2e "$t" requests/s "$rps"
 	done < <(tail -n +2 "$E2E_RUNS")
-	for t in direct_all nftables lbd_xdp lbd_tc; do bench_baseline e2e "$t" direct; done
-	for t in nftables lbd_xdp lbd_tc; do bench_baseline e2e "stream.$t" stream.direct; done
+	for t in direct_all nftables lbd_xdp lbd_tc haproxy nginx_stream; do bench_baseline e2e "$t" direct; done
+	for t in nftables lbd_xdp lbd_tc haproxy nginx_stream; do bench_baseline e2e "stream.$t" stream.direct; done
+	bench_baseline e2e lbd_proxy haproxy
+	bench_baseline e2e stream.lbd_proxy stream.haproxy
 }
 
 # e2e_matrix: section 3 as one table, a row per contender (Markdown).
@@ -591,40 +658,44 @@ e2e_matrix() {
 						cell("stream." t[i]), ratio("stream." t[i], "stream.direct")
 		}'
 	echo ""
-	echo "lbd_proxy, haproxy and nginx_stream run in tools/bench/proxy.sh's instance of"
-	echo "the same topology, in the same run; their ratios to direct cross the two."
+	echo "Every contender ran on one topology, once per round."
 }
 
-# The fallback proxy against HAProxy and NGINX stream (tools/bench/proxy.sh,
-# its own instance of the same topology); its rounds join section e2e.
+# Memory per idle connection of the user-space proxies (tools/bench/proxy.sh
+# with no rounds: their requests/s and streams are section 3's rounds).
 bench_proxy() {
-	local runs=$RES/proxy-runs.csv t rps mbps
-	bench_progress "proxy: tools/bench/proxy.sh (lbd proxy, HAProxy, NGINX stream)"
-	PROXY_RES=$RES "$BENCH_DIR/proxy.sh" || failed=1
+	local csv=$RES/proxy.csv t kib
+	bench_progress "proxy: tools/bench/proxy.sh (memory per idle connection)"
+	PROXY_RES=$RES PROXY_ROUNDS=0 "$BENCH_DIR/proxy.sh" || failed=1
 	_bench_progress_clear
-	[ -s "$runs" ] || return 0
-	bench_csv e2e "$runs"
-	bench_csv e2e "$RES/proxy.csv"
-	# target,round,requests_per_s,errors,stream_MBps
-	while IFS=, read -r t _ rps _ mbps; do
-		bench_sample e2e "$t" requests/s "$rps"
-		bench_sample e2e "stream.$t" MB/s "$mbps"
-	done < <(tail -n +2 "$runs")
-	bench_baseline e2e lbd_proxy haproxy
-	bench_baseline e2e stream.lbd_proxy stream.haproxy
+	[ -s "$csv" ] || return 0
+	bench_csv e2e "$csv"
+	# target,requests_per_s,errors,stream_MBps,rss_KiB_per_idle_conn
+	while IFS=, read -r t _ _ _ kib; do
+		_bench_num "$kib" 2>/dev/null && bench_stat e2e "idle_rss.$t" KiB/connection "$kib" "$kib" "$kib" 1
+	done < <(tail -n +2 "$csv")
 }
 
 # Workers (issue 6): local delivery against the same instance reached
-# directly on its port (tools/bench/workers.sh, its own topology).
+# directly on its port, app.js under lbd against PM2 cluster mode behind
+# NGINX, memory, rolling reload under load, crash to serving
+# (tools/bench/workers.sh, its own topology).
 bench_workers() {
-	local runs=$RES/workers-runs.csv t rps mbps
-	bench_section workers "Workers: local delivery vs the same instance reached directly on its port"
-	bench_method workers "lbd supervises demo_backend (VIP :80) and a socat sink (VIP :5001) as" \
-		"workers behind forward-local VIPs; wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s" \
-		"with Connection: close and one socat stream from the client namespace, through" \
-		"the VIP (local) or to lb's address and the instance port (direct), both in" \
-		"every round, the order flipped each round."
-	bench_progress "workers: tools/bench/workers.sh (local delivery vs direct)"
+	local runs=$RES/workers-runs.csv figs=$RES/workers-figures.csv t rps mbps f u v lbd pm2 ngx
+	bench_section workers "Workers: local delivery, PM2 cluster mode + NGINX, memory, rolling reload, crash to serving"
+	bench_method workers "lbd supervises demo_backend (VIP :80), a socat sink (VIP :5001), examples/app.js" \
+		"x${NODE_INSTANCES:-8} (VIP :8080) and single-instance crash workers behind forward-local VIPs." \
+		"local/direct: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s with Connection: close and one socat" \
+		"stream from the client namespace, through the VIP (local) or to lb's address and the" \
+		"instance port (direct). node_lbd: the app.js workers through their VIP; node_pm2_nginx:" \
+		"the same app.js under PM2 cluster mode (pm2 start app.js -i ${NODE_INSTANCES:-8}) behind NGINX" \
+		"(reverse proxy, keep-alive upstream) in the same namespace. Every target once untimed," \
+		"then in rounds, the order flipped each round. rss: VmRSS after the rounds (lbd with" \
+		"every instance above; the PM2 daemon; NGINX master and workers). reload: lbload (8 short" \
+		"HTTP connections in flight) during lbctl worker reload of the app.js worker, and during" \
+		"pm2 reload through NGINX. crash_to_serve: kill -9 of a single instance until its" \
+		"replacement answers through the VIP (restart_delay 100 ms included)."
+	bench_progress "workers: tools/bench/workers.sh"
 	WORKERS_RES=$RES "$BENCH_DIR/workers.sh" || failed=1
 	_bench_progress_clear
 	if [ -s "$runs" ]; then
@@ -632,12 +703,33 @@ bench_workers() {
 		# target,round,requests_per_s,errors,stream_MBps
 		while IFS=, read -r t _ rps _ mbps; do
 			bench_sample workers "$t" requests/s "$rps"
-			bench_sample workers "stream.$t" MB/s "$mbps"
+			[ -z "$mbps" ] || bench_sample workers "stream.$t" MB/s "$mbps"
 		done < <(tail -n +2 "$runs")
 		bench_baseline workers local direct
 		bench_baseline workers stream.local stream.direct
+		bench_baseline workers node_lbd node_pm2_nginx
 		bench_target workers local '>=' 0.95 "local delivery vs direct (requests/s)"
-		bench_plot workers requests/s "Short HTTP connections to a worker instance (requests/s)"
+		bench_plot workers requests/s "Short HTTP connections to worker instances (requests/s)"
+	fi
+	if [ -s "$figs" ]; then
+		bench_csv workers "$figs"
+		# figure,unit,value
+		while IFS=, read -r f u v; do
+			bench_sample workers "$f" "$u" "$v"
+		done < <(tail -n +2 "$figs")
+		bench_target workers rss.lbd '<=' 10240 "lbd's resident memory supervising its instances (KiB)"
+		grep -q '^reload.lbd_app_js.failed,' "$figs" &&
+			bench_target workers reload.lbd_app_js.failed '<=' 0 "failed requests during a rolling reload"
+		grep -q '^reload.lbd_demo_backend.failed,' "$figs" &&
+			bench_target workers reload.lbd_demo_backend.failed '<=' 0 "failed requests during a rolling reload"
+		lbd=$(awk -F, '$1 == "rss.lbd" { print $3 }' "$figs")
+		pm2=$(awk -F, '$1 == "rss.pm2_daemon" { print $3 }' "$figs")
+		ngx=$(awk -F, '$1 == "rss.nginx" { print $3 }' "$figs")
+		[ -n "$lbd" ] && [ -n "$pm2" ] && [ -n "$ngx" ] &&
+			bench_note workers "$(awk -v l="$lbd" -v p="$pm2" -v n="$ngx" -v i="$(awk -F, '$1 == "instances.lbd" { print $3 }' "$figs")" \
+				'BEGIN { printf "Supervisor memory: lbd %.1f MiB for %d instances (and the data path); the PM2 daemon %.1f MiB, NGINX %.1f MiB: lbd is %.2fx the PM2 daemon, %.2fx PM2 and NGINX together.", l / 1024, i, p / 1024, n / 1024, l / p, l / (p + n) }')"
+		bench_plot workers KiB "Resident memory (KiB): lbd, the PM2 daemon, NGINX" '^rss[.]'
+		bench_plot workers ms "Crash (kill -9) to serving again through the VIP (ms)" '^crash_to_serve'
 	fi
 	bench_section_end workers
 }
@@ -790,18 +882,21 @@ if want e2e || want proxy; then
 	bench_section e2e "Requests/s with short connections and one stream: direct, lbd XDP, lbd TC, lbd proxy, nftables DNAT, HAProxy, NGINX stream"
 	bench_method e2e "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s with Connection: close from the" \
 		"client namespace to a VIP in front of 3 demo backends (tests/net/lib.sh topology)." \
-		"direct is one backend without a balancer, direct_all all three at once. The" \
-		"kernel-path contenders (e2e) and the user-space proxies (proxy.sh; its own" \
-		"instance of the same topology) each run every contender once per round; a" \
-		"stream is one socat transfer through the VIP."
-	want e2e && bench_e2e
+		"direct is one backend without a balancer, direct_all all three at once. Every" \
+		"contender runs on that one topology once per round, in turn: the kernel paths" \
+		"(nftables DNAT + SNAT, lbd XDP and TC: e2e) and the user-space proxies (lbd's" \
+		"fallback proxy, HAProxy tcp mode, NGINX stream: proxy; each on a VIP of its own," \
+		"configured as in tools/bench/lib.sh). A stream is one $E2E_STREAM_MB MiB socat" \
+		"transfer through the VIP. idle_rss: memory per idle connection of the proxies," \
+		"from tools/bench/proxy.sh (its own topology; IDLE_CONNS connections)."
+	bench_e2e
 	want proxy && bench_proxy
-	bench_target e2e lbd_xdp/nftables '>=' 1.0 "lbd XDP vs nftables DNAT (requests/s)"
-	bench_target e2e lbd_proxy/haproxy '>=' 1.0 "lbd proxy vs HAProxy (requests/s)"
+	want e2e && bench_target e2e lbd_xdp/nftables '>=' 1.0 "lbd XDP vs nftables DNAT (requests/s)"
+	want proxy && bench_target e2e lbd_proxy/haproxy '>=' 1.0 "lbd proxy vs HAProxy (requests/s)"
 	e2e_matrix >"$RES/e2e-matrix.md"
 	bench_markdown e2e "$RES/e2e-matrix.md"
 	bench_plot e2e requests/s "Short HTTP connections through the balancer (requests/s)"
-	bench_plot e2e MB/s "One stream through the proxies (MB/s)"
+	bench_plot e2e MB/s "One stream through each contender (MB/s)"
 	bench_section_end e2e
 fi
 want maglev && bench_maglev
