@@ -140,7 +140,7 @@ trap 'cleanup; trap - EXIT; exit 130' INT
 trap 'cleanup; trap - EXIT; exit 143' TERM
 
 {
-	lbd_conf_head "log_level warn;"
+	LBD_IFACES=eth0 lbd_conf_head "log_level warn;"
 	cat <<-EOF
 		vip web { listen $VIP:$PORT; forward local; }
 		vip stream { listen $VIP:$SINK_PORT; forward local; }
