@@ -587,10 +587,12 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 			continue;
 		}
 		if (d->eof) {
-			if (!d->shut) {
+			/* The other way already ended: the connection closes
+			 * now, and close() sends this FIN (dst's receive queue
+			 * was read to its end). */
+			if (!d->shut && !c->d[!dir].shut)
 				shutdown(dst, SHUT_WR);
-				d->shut = true;
-			}
+			d->shut = true;
 			pipe_put(w, d);
 			return 0;
 		}

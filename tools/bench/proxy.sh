@@ -8,6 +8,10 @@
 # noisy machine.
 #   - short connections: wrk, Connection: close, requests/s
 #   - one long stream: 2 GiB client -> backend through the VIP (socat), MB/s
+#   - CPU the target itself spent per request and per GiB streamed (user +
+#     system time of its processes and threads over the run, from
+#     /proc/PID/task/*/stat): wall-clock rates swing with whatever else the
+#     machine runs; the work each target does per request does not
 #   - memory per idle connection: RSS growth with 2000 idle client
 #     connections (user space only; kernel socket buffers are not counted;
 #     the sum over the process and its children: NGINX's connections live in
@@ -110,7 +114,9 @@ EOF
 bg_start @lb "$O/lbd" -f -c "$TMP/lbd.conf"
 LBD_PID=$BG_PID
 
-# HAProxy and NGINX stream configured as in run.sh (lib.sh)
+# HAProxy and NGINX stream configured as in run.sh (lib.sh). Like for like:
+# lbd's proxy_workers (auto), HAProxy's nbthread and NGINX's
+# worker_processes are all one per CPU.
 topo_add_vip "$HAP_VIP"
 haproxy_cfg "$HAP_VIP" "$PORT" "$SPORT" "$BE_PORT" "${BE_ADDRS[@]}" >"$TMP/haproxy.cfg"
 bg_start "$NS_LB" haproxy -db -f "$TMP/haproxy.cfg"
@@ -137,17 +143,42 @@ done
 # ------------------------------------------------------------ runs
 RUNS=$RES/proxy-runs.csv
 echo "target,round,requests_per_s,errors,stream_MBps" >"$RUNS"
+# apart: run.sh reads RUNS's five columns
+CPU_RUNS=$RES/proxy-cpu-runs.csv
+echo "target,round,cpu_us_per_req,cpu_ms_per_GiB" >"$CPU_RUNS"
+
+# cpu_ticks PID: user + system clock ticks of PID, its children and all
+# their threads so far (lbd's proxy workers and NGINX's are children).
+cpu_ticks() {
+	local p t s=0
+	for p in "$1" $(pgrep -P "$1"); do
+		for t in /proc/"$p"/task/*/stat; do
+			[ -r "$t" ] && s=$((s + $(awk '{ print $14 + $15 }' "$t" 2>/dev/null || echo 0)))
+		done
+	done
+	echo "$s"
+}
+HZ=$(getconf CLK_TCK)
 
 for ((r = 1; r <= ROUNDS; r++)); do
 	# every other round in reverse order: no target always runs first
 	order=("${TARGETS[@]}")
 	((r % 2)) || mapfile -t order < <(printf '%s\n' "${TARGETS[@]}" | tac)
 	for t in "${order[@]}"; do
-		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t")
+		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t") pid=$(cut -d: -f3 <<<"$t")
+		c0=$(cpu_ticks "$pid")
 		wrk_runs "$RES/wrk-proxy-$name-r$r" "http://$addr:$PORT/"
+		c1=$(cpu_ticks "$pid")
 		read -r rps errs < <(wrk_result "$RES/wrk-proxy-$name-r$r" 1) || rps=0 errs=0
+		reqs=$(awk '/ requests in / { print $1 }' "$RES/wrk-proxy-$name-r$r-1.txt" 2>/dev/null)
 		mbps=$(stream_mbps "$addr" "$SPORT" "$STREAM_MB")
+		c2=$(cpu_ticks "$pid")
+		cpu_req=$(awk -v c=$((c1 - c0)) -v n="${reqs:-0}" -v hz="$HZ" \
+			'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / hz / n; else print 0 }')
+		cpu_gib=$(awk -v c=$((c2 - c1)) -v mb="$STREAM_MB" -v hz="$HZ" \
+			'BEGIN { printf "%.0f", c * 1e3 / hz / (mb / 1024) }')
 		echo "$name,$r,$rps,$errs,$mbps" >>"$RUNS"
+		echo "$name,$r,$cpu_req,$cpu_gib" >>"$CPU_RUNS"
 	done
 done
 
@@ -187,22 +218,48 @@ done
 
 CSV=$RES/proxy.csv
 echo "target,requests_per_s,errors,stream_MBps,rss_KiB_per_idle_conn" >"$CSV"
+# apart: run.sh reads CSV's five columns
+CPU_CSV=$RES/proxy-cpu.csv
+echo "target,cpu_us_per_req,cpu_ms_per_GiB" >"$CPU_CSV"
 for t in "${TARGETS[@]}"; do
 	name=${t%%:*}
-	med() { awk -F, -v t="$name" -v c="$1" '$1 == t { print $c }' "$RUNS" | median; }
+	med() { awk -F, -v t="$name" -v c="$1" '$1 == t { print $c }' "${2:-$RUNS}" | median; }
+	cmed() { # one decimal: CPU per request is tens of microseconds
+		awk -F, -v t="$name" -v c="$1" '$1 == t { print $c }' "$CPU_RUNS" | sort -n |
+			awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", v[int((NR + 1) / 2)] }'
+	}
 	errs=$(awk -F, -v t="$name" '$1 == t { e += $4 } END { print e + 0 }' "$RUNS")
-	echo "$name,$(med 3),$errs,$(med 5),${IDLE[$name]}"
-done >>"$CSV"
+	echo "$name,$(med 3),$errs,$(med 5),${IDLE[$name]}" >>"$CSV"
+	[ "$ROUNDS" -gt 0 ] && echo "$name,$(cmed 3),$(med 4 "$CPU_RUNS")" >>"$CPU_CSV"
+done
 column -t -s, "$CSV" | tee -a "$SUMMARY"
-awk -F, 'NR > 1 { r[$1] = $2; s[$1] = $4; if ($3 > 0) printf "WARNING: %s: %d failed requests\n", $1, $3 }
+[ "$ROUNDS" -gt 0 ] && column -t -s, "$CPU_CSV" | tee -a "$SUMMARY"
+join -t, <(tail -n +2 "$CSV" | sort) <(tail -n +2 "$CPU_CSV" | sort) |
+awk -F, '{ r[$1] = $2; s[$1] = $4; c[$1] = $6; g[$1] = $7
+		if ($3 > 0) printf "WARNING: %s: %d failed requests\n", $1, $3 }
 	END {
 		if (r["haproxy"] && r["lbd_proxy"])
 			printf "proxy / haproxy requests/s: %.2fx (target >= 1.00x)\n", r["lbd_proxy"] / r["haproxy"]
 		if (s["haproxy"] && s["lbd_proxy"])
 			printf "proxy / haproxy stream: %.2fx (target >= 0.90x)\n", s["lbd_proxy"] / s["haproxy"]
+		if (c["haproxy"] && c["lbd_proxy"])
+			printf "proxy / haproxy CPU per request: %.2fx (lower is less work)\n", c["lbd_proxy"] / c["haproxy"]
+		if (g["haproxy"] && g["lbd_proxy"])
+			printf "proxy / haproxy CPU per GiB streamed: %.2fx (lower is less work)\n", g["lbd_proxy"] / g["haproxy"]
 		if (r["nginx_stream"] && r["lbd_proxy"])
 			printf "proxy / nginx stream requests/s: %.2fx\n", r["lbd_proxy"] / r["nginx_stream"]
 		if (s["nginx_stream"] && s["lbd_proxy"])
 			printf "proxy / nginx stream stream: %.2fx\n", s["lbd_proxy"] / s["nginx_stream"]
-	}' "$CSV" | tee -a "$SUMMARY"
+	}' | tee -a "$SUMMARY"
+# Each round runs the targets back to back: the ratio within a round
+# compares like conditions; the range over rounds says how noisy it was.
+awk -F, 'NR > 1 { r[$2, $1] = $3; s[$2, $1] = $5; if ($2 > n) n = $2 }
+	END {
+		for (i = 1; i <= n; i++) {
+			if (r[i, "haproxy"] > 0) rl = rl sprintf(" %.2f", r[i, "lbd_proxy"] / r[i, "haproxy"])
+			if (s[i, "haproxy"] > 0) sl = sl sprintf(" %.2f", s[i, "lbd_proxy"] / s[i, "haproxy"])
+		}
+		if (rl != "") printf "proxy / haproxy requests/s per round:%s\n", rl
+		if (sl != "") printf "proxy / haproxy stream per round:%s\n", sl
+	}' "$RUNS" | tee -a "$SUMMARY"
 exit $failed
