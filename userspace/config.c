@@ -545,6 +545,7 @@ struct parser {
 	struct loc *worker_vip_loc;
 	bool lbd_seen;
 	struct loc lbd_loc;
+	struct loc bgp_loc;       /* the bgp block, line 0 if none */
 };
 
 static void perr(struct parser *ps, struct loc at, const char *fmt, ...)
@@ -668,7 +669,7 @@ struct directive {
 	dir_fn fn;
 };
 
-enum ctx { C_TOP, C_LBD, C_VIP, C_WORKER, C_SKIP };
+enum ctx { C_TOP, C_LBD, C_BGP, C_VIP, C_WORKER, C_SKIP };
 
 #define DIRS_MAX 32
 
@@ -1246,6 +1247,275 @@ static const struct directive lbd_dirs[] = {
 	{ "health_concurrency", 1, 1, false, d_health_concurrency },
 	{ "proxy_workers", 1, 1, false, d_proxy_workers },
 };
+
+/* ------------------------------------------------------------- bgp block */
+
+static bool parse_onoff(const char *v, bool *out)
+{
+	if (!strcmp(v, "on"))
+		*out = true;
+	else if (!strcmp(v, "off"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+static void set_onoff(struct parser *ps, const struct stmt *st, bool *dst)
+{
+	if (!parse_onoff(st->w[1], dst))
+		perr(ps, st->at, "invalid %s \"%s\" (expected on or off)", st->w[0], st->w[1]);
+}
+
+/* An AS number: 1..4294967295 (4-byte ASNs, RFC 6793). */
+static int parse_asn(const char *v, __u32 *out)
+{
+	__u64 x;
+
+	if (parse_u64(v, UINT32_MAX, &x) || !x)
+		return -EINVAL;
+	*out = (__u32)x;
+	return 0;
+}
+
+static void d_router_id(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	union lb_addr a;
+	__u8 fam;
+
+	if (lb_addr_parse(st->w[1], &a, &fam) || fam != LB_AF_INET || !a.v4) {
+		perr(ps, st->at, "invalid router_id \"%s\" (expected an IPv4 address)", st->w[1]);
+		return;
+	}
+	b->cfg->bgp.router_id = a.v4;
+}
+
+static void d_local_as(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	if (parse_asn(st->w[1], &b->cfg->bgp.local_as))
+		perr(ps, st->at, "invalid local_as \"%s\" (expected 1..4294967295)", st->w[1]);
+}
+
+/* neighbor ADDR as=N [bfd=on|off] */
+static void d_neighbor(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	struct lb_bgp_conf *g = &b->cfg->bgp;
+	struct lb_bgp_neighbor n = { .bfd = -1 };
+	bool as_set = false;
+
+	if (lb_addr_parse(st->w[1], &n.addr, &n.family)) {
+		perr(ps, st->at, "invalid neighbor address \"%s\" (expected an IPv4 or IPv6 address)",
+		     st->w[1]);
+		return;
+	}
+	for (int i = 2; i < st->n; i++) {
+		const char *w = st->w[i], *eq = strchr(w, '=');
+		bool on;
+
+		if (eq && !strncmp(w, "as=", 3)) {
+			if (as_set || parse_asn(eq + 1, &n.as)) {
+				perr(ps, st->at, "%s neighbor option \"%s\" (expected as=1..4294967295)",
+				     as_set ? "duplicate" : "invalid", w);
+				return;
+			}
+			as_set = true;
+		} else if (eq && !strncmp(w, "bfd=", 4)) {
+			if (n.bfd >= 0 || !parse_onoff(eq + 1, &on)) {
+				perr(ps, st->at, "%s neighbor option \"%s\" (expected bfd=on or bfd=off)",
+				     n.bfd >= 0 ? "duplicate" : "invalid", w);
+				return;
+			}
+			n.bfd = on;
+		} else {
+			perr(ps, st->at, "unknown neighbor option \"%s\" (expected as=N, bfd=on|off)", w);
+			return;
+		}
+	}
+	if (!as_set) {
+		perr(ps, st->at, "neighbor %s needs its AS: neighbor ADDR as=N", st->w[1]);
+		return;
+	}
+	for (int i = 0; i < g->nnb; i++)
+		if (g->nb[i].family == n.family && !memcmp(&g->nb[i].addr, &n.addr, sizeof(n.addr))) {
+			perr(ps, st->at, "duplicate neighbor %s", st->w[1]);
+			return;
+		}
+	if (g->nnb >= LB_BGP_MAX_NEIGHBORS) {
+		perr(ps, st->at, "too many neighbors (max %d)", LB_BGP_MAX_NEIGHBORS);
+		return;
+	}
+	g->nb[g->nnb++] = n;
+}
+
+static void d_bfd(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_onoff(ps, st, &b->cfg->bgp.bfd);
+}
+
+static void d_bfd_interval(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	__u64 ms;
+
+	if (lb_parse_duration_ms(st->w[1], &ms) || ms < 10 || ms > 60000) {
+		perr(ps, st->at, "invalid bfd_interval \"%s\" (expected 10ms..60s)", st->w[1]);
+		return;
+	}
+	b->cfg->bgp.bfd_interval_ms = ms;
+}
+
+static void d_bfd_multiplier(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_count(ps, st, &b->cfg->bgp.bfd_multiplier, 1, 255);
+}
+
+/* community ASN:VALUE..., standard communities (RFC 1997), 16 bits each */
+static void d_community(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	struct lb_bgp_conf *g = &b->cfg->bgp;
+
+	for (int i = 1; i < st->n; i++) {
+		const char *w = st->w[i], *colon = strchr(w, ':');
+		char hi_s[8];
+		__u32 hi, lo;
+
+		if (!colon || (size_t)(colon - w) >= sizeof(hi_s)) {
+			perr(ps, st->at, "invalid community \"%s\" (expected ASN:VALUE, 0..65535 each)", w);
+			continue;
+		}
+		memcpy(hi_s, w, (size_t)(colon - w));
+		hi_s[colon - w] = '\0';
+		if (parse_u32(hi_s, 65535, &hi) || parse_u32(colon + 1, 65535, &lo)) {
+			perr(ps, st->at, "invalid community \"%s\" (expected ASN:VALUE, 0..65535 each)", w);
+			continue;
+		}
+		if (g->ncommunities >= LB_BGP_MAX_COMMUNITIES) {
+			perr(ps, st->at, "too many communities at \"%s\" (max %d)", w,
+			     LB_BGP_MAX_COMMUNITIES);
+			return;
+		}
+		g->communities[g->ncommunities++] = hi << 16 | lo;
+	}
+}
+
+static void d_next_hop_self(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_onoff(ps, st, &b->cfg->bgp.next_hop_self);
+}
+
+static void d_source(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	struct lb_bgp_conf *g = &b->cfg->bgp;
+
+	if (lb_addr_parse(st->w[1], &g->source, &g->source_family)) {
+		perr(ps, st->at, "invalid source \"%s\" (expected an IPv4 or IPv6 address)", st->w[1]);
+		return;
+	}
+	g->source_set = true;
+}
+
+static void d_bird(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	static const char *const names[] = { "own", "external" };
+	int v = pick(ps, st, st->w[1], "bird", names, ARRAY_SIZE(names), 0);
+
+	if (v >= 0)
+		b->cfg->bgp.external = v == 1;
+}
+
+static void d_bird_binary(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_str(ps, st, b->cfg->bgp.bird, sizeof(b->cfg->bgp.bird), false);
+}
+
+static void d_bird_dir(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_str(ps, st, b->cfg->bgp.dir, sizeof(b->cfg->bgp.dir), true);
+}
+
+static void d_bird_socket(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_str(ps, st, b->cfg->bgp.socket, sizeof(b->cfg->bgp.socket), true);
+}
+
+static void set_drain_dur(struct parser *ps, const struct stmt *st, __u64 *out, bool zero_ok)
+{
+	__u64 ms;
+
+	if (lb_parse_duration_ms(st->w[1], &ms) || (!zero_ok && !ms) || ms > 3600 * 1000) {
+		perr(ps, st->at, "invalid %s \"%s\" (expected a duration %s..1h such as 5s)", st->w[0],
+		     st->w[1], zero_ok ? "0" : "above 0");
+		return;
+	}
+	*out = ms;
+}
+
+static void d_drain_grace(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_drain_dur(ps, st, &b->cfg->bgp.drain_grace_ms, true);
+}
+
+static void d_drain_quiet(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_drain_dur(ps, st, &b->cfg->bgp.drain_quiet_ms, false);
+}
+
+static void d_stop_drain(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	set_drain_dur(ps, st, &b->cfg->bgp.stop_drain_ms, true);
+}
+
+static const struct directive bgp_dirs[] = {
+	{ "router_id", 1, 1, false, d_router_id },
+	{ "local_as", 1, 1, false, d_local_as },
+	{ "neighbor", 1, 3, true, d_neighbor },
+	{ "bfd", 1, 1, false, d_bfd },
+	{ "bfd_interval", 1, 1, false, d_bfd_interval },
+	{ "bfd_multiplier", 1, 1, false, d_bfd_multiplier },
+	{ "community", 1, -1, true, d_community },
+	{ "next_hop_self", 1, 1, false, d_next_hop_self },
+	{ "source", 1, 1, false, d_source },
+	{ "bird", 1, 1, false, d_bird },
+	{ "bird_binary", 1, 1, false, d_bird_binary },
+	{ "bird_dir", 1, 1, false, d_bird_dir },
+	{ "bird_socket", 1, 1, false, d_bird_socket },
+	{ "drain_grace", 1, 1, false, d_drain_grace },
+	{ "drain_quiet", 1, 1, false, d_drain_quiet },
+	{ "stop_drain", 1, 1, false, d_stop_drain },
+};
+
+/* `bgp { ... }` inside the lbd block. */
+static int lbd_bgp(struct parser *ps, struct src *s, const struct stmt *st)
+{
+	struct block b = {
+		.kind = C_BGP, .dirs = bgp_dirs, .ndirs = ARRAY_SIZE(bgp_dirs),
+		.what = "bgp block", .cfg = ps->cfg,
+	};
+
+	if (st->n != 1)
+		perr(ps, st->at, "unexpected \"%s\" after \"bgp\"", st->w[1]);
+	if (ps->bgp_loc.line)
+		perr(ps, st->at, "duplicate \"bgp\" block (first at %s:%d)", ps->bgp_loc.file,
+		     ps->bgp_loc.line);
+	ps->bgp_loc = st->at;
+	ps->cfg->bgp.set = true;
+	return parse_block(ps, s, &b, true, st->at);
+}
+
+static void bgp_checks(struct parser *ps)
+{
+	const struct lb_bgp_conf *g = &ps->cfg->bgp;
+
+	if (!g->set)
+		return;
+	if (!g->router_id)
+		perr(ps, ps->bgp_loc, "bgp block without router_id");
+	if (!g->local_as)
+		perr(ps, ps->bgp_loc, "bgp block without local_as");
+	if (!g->nnb && !g->external)
+		perr(ps, ps->bgp_loc, "bgp block without a neighbor (or `bird external;`)");
+	if (g->external && !g->socket[0])
+		perr(ps, ps->bgp_loc, "`bird external` needs bird_socket (the running BIRD's control socket)");
+}
 
 /* ------------------------------------------------------------- vip block */
 
@@ -2021,6 +2291,12 @@ static int dispatch(struct parser *ps, struct src *s, struct block *b, struct st
 		return is_block ? skip_block(ps, s, st->at) : 0;
 	if (b->kind == C_TOP)
 		return top_stmt(ps, s, st, is_block);
+	if (b->kind == C_LBD && !strcmp(st->w[0], "bgp")) {
+		if (is_block)
+			return lbd_bgp(ps, s, st);
+		perr(ps, st->at, "\"bgp\" needs a block: bgp { ... }");
+		return 0;
+	}
 	for (i = 0; i < b->ndirs; i++) {
 		if (!strcmp(b->dirs[i].name, st->w[0])) {
 			d = &b->dirs[i];
@@ -2050,6 +2326,7 @@ static void final_checks(struct parser *ps)
 	struct lb_conf *c = ps->cfg;
 	long total = 0;
 
+	bgp_checks(ps);
 	for (int i = 0; i < c->nworkers; i++) {
 		const struct lb_worker_conf *w = &c->workers[i];
 
@@ -2096,6 +2373,14 @@ static void conf_defaults(struct lb_conf *c)
 	c->snat_port_lo = LB_SNAT_PORT_LO;
 	c->snat_port_hi = LB_SNAT_PORT_HI;
 	c->log_level = LB_LOG_INFO;
+	c->bgp.bfd_interval_ms = 100;
+	c->bgp.bfd_multiplier = 3;
+	c->bgp.next_hop_self = true;
+	snprintf(c->bgp.bird, sizeof(c->bgp.bird), "bird");
+	snprintf(c->bgp.dir, sizeof(c->bgp.dir), "/run/lbd/bird");
+	c->bgp.drain_grace_ms = 2000;
+	c->bgp.drain_quiet_ms = 5000;
+	c->bgp.stop_drain_ms = 10000;
 }
 
 static int finish(struct parser *ps, int rc, struct lb_conf *tmp, struct lb_conf *cfg)

@@ -127,6 +127,42 @@ struct lb_worker_conf {
 	__u32 log_keep;            /* 5 */
 };
 
+#define LB_BGP_MAX_NEIGHBORS   16
+#define LB_BGP_MAX_COMMUNITIES 16
+
+struct lb_bgp_neighbor {
+	union lb_addr addr;
+	__u8 family;               /* LB_AF_INET or LB_AF_INET6 */
+	__u32 as;
+	int bfd;                   /* -1: the block's `bfd`, 0 off, 1 on */
+};
+
+/* The `bgp` block of the lbd block: lbd announces its VIPs through BIRD2
+ * (bgp.c). */
+struct lb_bgp_conf {
+	bool set;                  /* a bgp block is present */
+	__u32 router_id;           /* IPv4 address, network order */
+	__u32 local_as;
+	struct lb_bgp_neighbor nb[LB_BGP_MAX_NEIGHBORS];
+	int nnb;
+	bool bfd;                  /* default for neighbours: off */
+	__u64 bfd_interval_ms;     /* 100 */
+	__u32 bfd_multiplier;      /* 3 */
+	__u32 communities[LB_BGP_MAX_COMMUNITIES]; /* (ASN << 16) | VALUE */
+	int ncommunities;
+	bool next_hop_self;        /* on */
+	bool source_set;
+	union lb_addr source;
+	__u8 source_family;
+	bool external;             /* `bird external`: use a running BIRD */
+	char bird[LB_CONF_PATH_MAX];        /* the binary: "bird" */
+	char dir[LB_CONF_PATH_MAX];         /* generated files: /run/lbd/bird */
+	char socket[LB_CONF_SOCK_MAX];      /* "" = DIR/bird.ctl */
+	__u64 drain_grace_ms;      /* graceful-shutdown announcement before withdrawal: 2 s */
+	__u64 drain_quiet_ms;      /* no new flow for this long: drained, 5 s */
+	__u64 stop_drain_ms;       /* SIGTERM drains this long at most, 10 s; 0: no drain */
+};
+
 struct lb_conf {
 	char interfaces[LB_CONF_MAX_IFACES][LB_CONF_IFNAME_MAX];
 	int ninterfaces;
@@ -153,6 +189,7 @@ struct lb_conf {
 	__u32 control_max_clients;                /* LB_CTL_MAX_CLIENTS */
 	__u32 health_concurrency;                 /* checks in flight, 0 = no limit */
 	__u32 proxy_workers;                      /* proxy processes, 0 = auto (one per CPU) */
+	struct lb_bgp_conf bgp;
 	struct lb_vip_conf *vips;
 	int nvips;
 	struct lb_worker_conf *workers;

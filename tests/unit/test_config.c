@@ -299,6 +299,48 @@ static void test_proxy_workers(void **state)
 		      "t.conf:1: invalid proxy_workers \"two\" (expected auto or 1..256)");
 }
 
+static void test_bgp_block(void **state)
+{
+	struct lb_conf c;
+
+	(void)state;
+	parse_ok("lbd {\n bgp {\n  router_id 198.18.10.11;\n  local_as 4200000001;\n"
+		 "  neighbor 198.18.10.1 as=65000 bfd=off;\n  neighbor 2001:db8::1 as=65000;\n"
+		 "  bfd on;\n  bfd_interval 50ms;\n  bfd_multiplier 4;\n"
+		 "  community 65001:100 65535:1;\n  community 1:2;\n  next_hop_self off;\n"
+		 "  source 198.18.10.11;\n  bird_binary /usr/sbin/bird;\n  bird_dir /run/x;\n"
+		 "  bird_socket /run/x.ctl;\n  drain_grace 0;\n  drain_quiet 3s;\n  stop_drain 0;\n"
+		 " }\n}\n", &c);
+	assert_true(c.bgp.set);
+	assert_int_equal(c.bgp.router_id, htonl(0xc6120a0b));
+	assert_int_equal(c.bgp.local_as, 4200000001u);
+	assert_int_equal(c.bgp.nnb, 2);
+	assert_int_equal(c.bgp.nb[0].bfd, 0);
+	assert_int_equal(c.bgp.nb[1].bfd, -1);
+	assert_int_equal(c.bgp.nb[1].family, LB_AF_INET6);
+	assert_true(c.bgp.bfd);
+	assert_int_equal(c.bgp.bfd_interval_ms, 50);
+	assert_int_equal(c.bgp.bfd_multiplier, 4);
+	assert_int_equal(c.bgp.ncommunities, 3);
+	assert_int_equal(c.bgp.communities[1], 0xffff0001u);
+	assert_false(c.bgp.next_hop_self);
+	assert_true(c.bgp.source_set);
+	assert_string_equal(c.bgp.bird, "/usr/sbin/bird");
+	assert_string_equal(c.bgp.dir, "/run/x");
+	assert_string_equal(c.bgp.socket, "/run/x.ctl");
+	assert_int_equal(c.bgp.drain_grace_ms, 0);
+	assert_int_equal(c.bgp.drain_quiet_ms, 3000);
+	assert_int_equal(c.bgp.stop_drain_ms, 0);
+	lb_config_free(&c);
+	/* without the block: off, with the defaults a block would get */
+	parse_ok("lbd { }\n", &c);
+	assert_false(c.bgp.set);
+	assert_int_equal(c.bgp.drain_grace_ms, 2000);
+	assert_int_equal(c.bgp.stop_drain_ms, 10000);
+	assert_string_equal(c.bgp.dir, "/run/lbd/bird");
+	lb_config_free(&c);
+}
+
 static void test_listen_forms(void **state)
 {
 	struct lb_conf c;
@@ -571,6 +613,30 @@ static const struct err_case err_cases[] = {
 	{ "over_max_backends", V4 " backend 198.18.1.2:80;\n backend 198.18.1.3:80;\n}\n"
 	  "lbd { max_backends 1; }\n",
 	  "t.conf:1: vip \"web\" has 2 backends, more than max_backends 1" },
+	{ "bgp_errors", "lbd {\n bgp {\n  router_id 2001:db8::1;\n  local_as 0;\n"
+	  "  neighbor 198.18.10.1 as=65000 bfd=yes;\n  neighbor 198.18.10.2;\n"
+	  "  neighbor 198.18.10.3 as=1 ttl=2;\n  community 1:2 65536:1;\n  bfd_interval 5ms;\n"
+	  "  bird internal;\n  drain_quiet 0;\n  peer x;\n }\n bgp;\n}\n",
+	  "t.conf:3: invalid router_id \"2001:db8::1\" (expected an IPv4 address)\n"
+	  "t.conf:4: invalid local_as \"0\" (expected 1..4294967295)\n"
+	  "t.conf:5: invalid neighbor option \"bfd=yes\" (expected bfd=on or bfd=off)\n"
+	  "t.conf:6: neighbor 198.18.10.2 needs its AS: neighbor ADDR as=N\n"
+	  "t.conf:7: unknown neighbor option \"ttl=2\" (expected as=N, bfd=on|off)\n"
+	  "t.conf:8: invalid community \"65536:1\" (expected ASN:VALUE, 0..65535 each)\n"
+	  "t.conf:9: invalid bfd_interval \"5ms\" (expected 10ms..60s)\n"
+	  "t.conf:10: unknown bird \"internal\" (expected own, external)\n"
+	  "t.conf:11: invalid drain_quiet \"0\" (expected a duration above 0..1h such as 5s)\n"
+	  "t.conf:12: unknown directive \"peer\" in bgp block\n"
+	  "t.conf:14: \"bgp\" needs a block: bgp { ... }\n"
+	  "t.conf:2: bgp block without router_id\n"
+	  "t.conf:2: bgp block without local_as\n"
+	  "t.conf:2: bgp block without a neighbor (or `bird external;`)" },
+	{ "bgp_duplicates", "lbd {\n bgp {\n  router_id 1.2.3.4;\n  local_as 1;\n"
+	  "  neighbor 10.0.0.1 as=2;\n  neighbor 10.0.0.1 as=3;\n  bird external;\n }\n"
+	  " bgp {\n }\n}\n",
+	  "t.conf:6: duplicate neighbor 10.0.0.1\n"
+	  "t.conf:9: duplicate \"bgp\" block (first at t.conf:2)\n"
+	  "t.conf:9: `bird external` needs bird_socket (the running BIRD's control socket)" },
 	{ "unknown_top", "server {\n}\n",
 	  "t.conf:1: unknown directive \"server\" (expected lbd, vip, worker, include)" },
 	{ "unknown_top_stmt", "\nlisten 1.2.3.4:80;\n",
@@ -1218,6 +1284,7 @@ int main(void)
 		cmocka_unit_test(test_examples_parse),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_lbd_block_all),
+		cmocka_unit_test(test_bgp_block),
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_proxy_protocol),
 		cmocka_unit_test(test_proxy_workers),
