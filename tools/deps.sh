@@ -17,6 +17,8 @@ PKGS=(
 	nodejs
 	# benchmark peers and tools
 	wrk nftables haproxy nginx-light libnginx-mod-stream gnuplot-nox bsdextrautils
+	# BGP: the bgp block runs BIRD2; tests/net/test_bgp.sh runs a router with it
+	bird2
 	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed
 	qemu-system-x86 busybox-static xz-utils
 	# man page checks, the Debian package and its install test (tests/pkg)
@@ -38,7 +40,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian enables and starts these on install; lbd's benchmark runs its own.
-for svc in haproxy nginx; do
+for svc in haproxy nginx bird; do
 	$SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 echo "deps: done"

@@ -63,6 +63,7 @@ struct lbd {
 	bool takeover;                  /* --takeover */
 	bool handed_over;               /* a successor took the listeners */
 	uint64_t drain_end;             /* set once control and metrics are let go */
+	uint64_t stop_end;              /* SIGTERM: draining the node until then */
 };
 
 static void usage(FILE *f)
@@ -85,7 +86,8 @@ static void usage(FILE *f)
 		"\n"
 		"Signals: SIGHUP reloads the file (only the difference is applied; an invalid\n"
 		"file changes nothing). SIGTERM/SIGINT exit and leave the data path forwarding\n"
-		"for the next lbd to adopt; `lbctl stop` or `lbd --cleanup` remove it.\n");
+		"for the next lbd to adopt; `lbctl stop` or `lbd --cleanup` remove it. With a\n"
+		"bgp block, SIGTERM first drains the node (at most stop_drain).\n");
 }
 
 static void print_err(void *ctx, const char *msg)
@@ -207,6 +209,12 @@ static void on_signal(void *arg, uint32_t events)
 			break;
 		case SIGTERM:
 		case SIGINT:
+			/* a node that announces VIPs drains first (bounded); a
+			 * second signal does not wait */
+			if (!d->stop_end && d->svc && lb_svc_drain_for_stop(d->svc)) {
+				d->stop_end = lb_now_ms() + lb_svc_stop_drain_ms(d->svc);
+				break;
+			}
 			lb_info("%s: exiting", strsignal(si.ssi_signo));
 			d->quit = true;
 			break;
@@ -575,6 +583,9 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	err = lb_svc_workers_start(d->svc, d->loop);
 	if (err)
 		lb_err("workers: cannot start: %s", strerror(-err));
+	err = lb_svc_bgp_start(d->svc, d->loop);
+	if (err)
+		lb_err("bgp: the VIPs are not announced: %s", strerror(-err));
 	lb_info("lbd %s started (pid %d), control socket %s", LBD_VERSION, (int)getpid(), sock);
 	sd_notifyf(0, "READY=1\nMAINPID=%d", (int)getpid());
 	if (ready_fd >= 0) {
@@ -598,6 +609,15 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 		}
 		if (d->handed_over)
 			handover_drain(d);
+		if (d->stop_end && !d->quit) {
+			if (lb_svc_drained(d->svc)) {
+				lb_info("drained: exiting");
+				d->quit = true;
+			} else if (lb_now_ms() >= d->stop_end) {
+				lb_warn("stop_drain over and new flows still arrive: exiting");
+				d->quit = true;
+			}
+		}
 	}
 	err = 0;
 	sd_notify(0, "STOPPING=1");

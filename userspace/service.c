@@ -23,7 +23,9 @@
 #include <bpf/bpf.h>
 
 #include "addr.h"
+#include "bgp.h"
 #include "dataplane.h"
+#include "file.h"
 #include "health.h"
 #include "log.h"
 #include "loop.h"
@@ -111,6 +113,8 @@ struct lb_svc {
 	int nlsock;
 	__u64 health_t0;          /* backends up since then were added or came back */
 	__u64 start_ms;           /* lbd's uptime in status */
+	struct lb_loop *loop;     /* set by lb_svc_bgp_start */
+	struct lb_bgp *bgp;       /* announcements (bgp block); NULL without */
 };
 
 /* ---- model ---------------------------------------------------------- */
@@ -777,63 +781,6 @@ int lb_svc_model_check(const struct lb_conf *cf, char *const *stmts, int n, char
 
 /* ---- persistence ------------------------------------------------------ */
 
-static int write_atomic(const char *dir, const char *name, const char *data, size_t len)
-{
-	char tmp[LB_CONF_PATH_MAX + 64], dst[LB_CONF_PATH_MAX + 64];
-	int fd, dfd, err = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			err = -errno;
-			break;
-		}
-		off += w;
-	}
-	if (!err && fsync(fd))
-		err = -errno;
-	close(fd);
-	if (!err && rename(tmp, dst))
-		err = -errno;
-	if (err) {
-		unlink(tmp);
-		return err;
-	}
-	/* the rename itself must survive a power cut */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char p[LB_CONF_PATH_MAX];
-
-	snprintf(p, sizeof(p), "%s", path);
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) && errno != EEXIST)
-			return -errno;
-		*s = '/';
-	}
-	if (mkdir(p, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int rt_save(struct lb_svc *s, char **rt, int nrt)
 {
 	struct lb_buf b = { 0 };
@@ -847,9 +794,9 @@ static int rt_save(struct lb_svc *s, char **rt, int nrt)
 		lb_buf_free(&b);
 		return -ENOMEM;
 	}
-	err = mkdir_p(s->file.state_dir, 0700);
+	err = lb_mkdir_p(s->file.state_dir, 0700);
 	if (!err)
-		err = write_atomic(s->file.state_dir, SVC_RT_FILE, b.data, b.len);
+		err = lb_write_atomic(s->file.state_dir, SVC_RT_FILE, b.data, b.len);
 	lb_buf_free(&b);
 	if (err)
 		lb_err("cannot write %s/%s: %s", s->file.state_dir, SVC_RT_FILE, strerror(-err));
@@ -1085,6 +1032,104 @@ static void vip_log_name(const struct svc_vip *v, char *buf, size_t len)
 		 v->c.proto == IPPROTO_UDP ? " udp" : "");
 }
 
+/* ---- announcements (bgp.c) --------------------------------------------- */
+
+/* A backend that takes new flows because it is up, weighted and healthy:
+ * the fail-open table of a VIP whose backends are all down does not count. */
+static bool vip_healthy(const struct lb_svc *s, const struct svc_vip *v)
+{
+	for (int i = 0; i < v->nbe; i++) {
+		const struct svc_be *b = &v->be[i];
+
+		if (b->c.state == LB_BE_UP && b->c.weight &&
+		    lb_health_up(s->health, v->c.name, &b->c.ep))
+			return true;
+	}
+	return false;
+}
+
+static bool dp_attached(const struct lb_svc *s)
+{
+	if (s->px)
+		return true;
+	for (int i = 0; i < s->nifs; i++)
+		if (s->ifs[i].mode >= 0)
+			return true;
+	return false;
+}
+
+/* What the node may announce: every VIP address with a healthy backend,
+ * while a data path serves it. Called after every change that can move
+ * either (apply, health, link events, ticks); bgp.c acts on differences. */
+static void bgp_sync(struct lb_svc *s)
+{
+	struct lb_bgp_route r[LB_MAX_VIPS];
+	int n = 0;
+
+	if (!s->bgp)
+		return;
+	for (int i = 0; dp_attached(s) && i < s->m.n && n < LB_MAX_VIPS; i++) {
+		const struct svc_vip *v = &s->m.v[i];
+
+		if (!vip_healthy(s, v))
+			continue;
+		r[n].addr = v->c.listen.addr;
+		r[n].family = v->c.listen.family;
+		n++;
+	}
+	lb_bgp_set_routes(s->bgp, r, n);
+}
+
+int lb_svc_bgp_start(struct lb_svc *s, struct lb_loop *loop)
+{
+	int err;
+
+	s->loop = loop;
+	if (!s->file.bgp.set)
+		return 0;
+	err = lb_bgp_new(loop, &s->file.bgp, s->file.state_dir, &s->bgp);
+	if (!err)
+		bgp_sync(s);
+	return err;
+}
+
+/* A reload's bgp block: started, changed or removed. */
+static void bgp_reload(struct lb_svc *s, const struct lb_conf *nc)
+{
+	if (!s->loop)
+		return;
+	if (s->bgp && !nc->bgp.set) {
+		lb_info("bgp: block removed: withdrawing and stopping");
+		lb_bgp_free(s->bgp);
+		s->bgp = NULL;
+	} else if (s->bgp) {
+		lb_bgp_reconf(s->bgp, &nc->bgp);
+	} else if (nc->bgp.set && lb_bgp_new(s->loop, &nc->bgp, nc->state_dir, &s->bgp)) {
+		s->bgp = NULL;
+	}
+	bgp_sync(s);
+}
+
+bool lb_svc_drain_for_stop(struct lb_svc *s)
+{
+	if (!s->bgp || !s->file.bgp.stop_drain_ms || lb_bgp_state(s->bgp) == LB_NODE_DRAINED)
+		return false;
+	if (lb_bgp_drain(s->bgp, true))
+		lb_info("stopping: draining first (at most %.1f s; a second signal stops at once)",
+			s->file.bgp.stop_drain_ms / 1000.0);
+	return true;
+}
+
+__u64 lb_svc_stop_drain_ms(const struct lb_svc *s)
+{
+	return s->file.bgp.stop_drain_ms;
+}
+
+bool lb_svc_drained(const struct lb_svc *s)
+{
+	return !s->bgp || lb_bgp_state(s->bgp) == LB_NODE_DRAINED;
+}
+
 /* ---- health ---------------------------------------------------------- */
 
 /* One VIP's table again, after a health change or a slow-start step; the
@@ -1137,6 +1182,7 @@ static void on_health(void *ctx, const char *vip, const struct lb_endpoint *ep, 
 	(void)ep, (void)up, (void)reason; /* health.c logged the change */
 	if (v)
 		vip_refresh(s, v);
+	bgp_sync(s);
 }
 
 /* Passive checks need both directions of a TCP flow: full NAT only (the
@@ -1389,6 +1435,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 		/* flows route again: cached next hops (struct lb_nh) */
 		if (s->dp)
 			lb_dp_fib_bump(s->dp);
+		bgp_sync(s);
 	}
 out:
 	free(vused);
@@ -1829,6 +1876,7 @@ static void on_link(void *arg, enum lb_nl_link_ev ev, int ifindex, const char *n
 				vip_addrs_sync(s, NULL);
 		}
 	}
+	bgp_sync(s);
 }
 
 int lb_svc_netlink_start(struct lb_svc *s, struct lb_loop *loop)
@@ -1881,9 +1929,9 @@ static int owner_check(const struct lb_conf *cf, bool adopted)
 		       "(use another bpffs directory, or lbd --cleanup in its namespace)", cf->bpffs, have);
 		return -EEXIST;
 	}
-	err = mkdir_p(cf->state_dir, 0700);
+	err = lb_mkdir_p(cf->state_dir, 0700);
 	if (!err)
-		err = write_atomic(cf->state_dir, SVC_OWNER_FILE, want, strlen(want));
+		err = lb_write_atomic(cf->state_dir, SVC_OWNER_FILE, want, strlen(want));
 	if (err)
 		lb_err("cannot write %s: %s", path, strerror(-err));
 	return err;
@@ -1914,7 +1962,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit
 	s->start_ms = lb_now_ms();
 	s->file = *conf;
 	/* mode proxy needs no BPF (nor root); mode auto goes on without it */
-	err = conf->mode == LB_ATTACH_PROXY ? 0 : mkdir_p(conf->bpffs, 0700);
+	err = conf->mode == LB_ATTACH_PROXY ? 0 : lb_mkdir_p(conf->bpffs, 0700);
 	if (err)
 		lb_err("cannot create %s: %s", conf->bpffs, strerror(-err));
 	if (!err && conf->mode != LB_ATTACH_PROXY) {
@@ -2022,6 +2070,9 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 {
 	if (!s)
 		return;
+	/* withdrawn before anything stops forwarding */
+	lb_bgp_free(s->bgp);
+	s->bgp = NULL;
 	if (cleanup) {
 		if (s->sk_local)
 			lb_dp_detach_sk_lookup(s->dp);
@@ -2396,6 +2447,7 @@ static int reload(struct lb_svc *s, struct lb_buf *errs, struct svc_diff *d)
 		lb_log_set_level(nc.log_level);
 		lb_config_free(&old);
 		s->file = nc;
+		bgp_reload(s, &nc);
 	}
 	lb_info("reloaded %s: %d VIP(s), %d change(s)", s->conf_path, s->m.n, logd.n);
 	log_changes("reload", &chg);
@@ -2551,6 +2603,7 @@ static int vip_dp_stats(struct lb_svc *s, const struct svc_vip *v, struct lb_vip
 void lb_svc_tick(struct lb_svc *s)
 {
 	struct svc_rate *r = &s->rate[1];
+	__u64 flows = 0;
 
 	/* entries go stale and are collected: XDP traffic never refreshes them */
 	if (++s->ticks % 10 == 0)
@@ -2571,6 +2624,7 @@ void lb_svc_tick(struct lb_svc *s)
 		if (!vip_dp_stats(s, &s->m.v[i], &st)) {
 			r->pkts[id] = st.packets + st.reply_packets;
 			r->bytes[id] = st.bytes + st.reply_bytes;
+			flows += st.new_flows;
 		}
 	}
 	/* interfaces that were missing or re-created get attached again */
@@ -2590,6 +2644,8 @@ void lb_svc_tick(struct lb_svc *s)
 			snprintf(f->why, sizeof(f->why), "interface is gone");
 		}
 	}
+	bgp_sync(s);
+	lb_bgp_tick(s->bgp, flows);
 }
 
 /* ---- control commands ------------------------------------------------- */
@@ -2806,7 +2862,12 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_buf_printf(o, "],\"vips\":[");
 		for (int i = 0; i < s->m.n; i++)
 			out_vip(s, r, o, &s->m.v[i], i == 0, true);
-		lb_buf_printf(o, "],\"workers\":");
+		lb_buf_printf(o, "],\"node\":");
+		if (s->bgp)
+			lb_bgp_status(s->bgp, true, o);
+		else
+			lb_buf_printf(o, "null");
+		lb_buf_printf(o, ",\"workers\":");
 		lb_sup_list(s->sup, true, o);
 		lb_buf_printf(o, ",\"runtime\":[");
 		for (int i = 0; i < s->nrt; i++) {
@@ -2833,6 +2894,8 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	for (int i = 0; i < s->nifs; i++)
 		lb_buf_printf(o, "  %-12s %s%s%s%s\n", s->ifs[i].name, ifmode_name(&s->ifs[i]),
 			      s->ifs[i].why[0] ? "  (" : "", s->ifs[i].why, s->ifs[i].why[0] ? ")" : "");
+	if (s->bgp)
+		lb_bgp_status(s->bgp, false, o);
 	lb_buf_printf(o, "vips:\n");
 	for (int i = 0; i < s->m.n; i++)
 		out_vip(s, r, o, &s->m.v[i], i == 0, true);
@@ -3122,6 +3185,8 @@ int lb_svc_metrics(void *ctx, struct lb_buf *o)
 	m_sample(o, "lbd_runtime_changes", (unsigned long long)s->nrt, NULL);
 	lb_metrics_head(o, "lbd_build_info", "gauge", "lbd's version (always 1).");
 	m_sample(o, "lbd_build_info", 1, "version", LBD_VERSION, NULL);
+	if (s->bgp)
+		lb_bgp_metrics(s->bgp, o);
 	free(vs);
 	free(bs);
 	return o->oom ? -ENOMEM : 0;
@@ -3446,6 +3511,51 @@ static int cmd_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *
 	return cmd_change(s, r, o);
 }
 
+/* `node status|drain|undrain`: the node's announcements (bgp block). */
+static int cmd_node(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
+{
+	const char *sub = r->argc > 1 ? r->argv[1] : "status";
+	bool drain = !strcmp(sub, "drain");
+
+	if (r->argc > 2 || (strcmp(sub, "status") && !drain && strcmp(sub, "undrain"))) {
+		lb_buf_printf(o, "usage: node [status|drain|undrain]\n");
+		return LB_CTL_USAGE;
+	}
+	if (!s->bgp) {
+		lb_buf_printf(o, "node %s: no bgp block in the lbd block: this node announces nothing\n",
+			      sub);
+		return LB_CTL_FAILED;
+	}
+	if (!strcmp(sub, "status")) {
+		lb_bgp_status(s->bgp, r->json, o);
+		lb_buf_printf(o, r->json ? "\n" : "");
+		return LB_CTL_OK;
+	}
+	{
+		bool active = lb_bgp_state(s->bgp) == LB_NODE_ACTIVE;
+		bool change = drain == active;
+		const char *what = drain ? (change ? "draining: VIPs announced with GRACEFUL_SHUTDOWN, "
+						     "then withdrawn; open flows go on"
+						   : "already draining")
+					 : (change ? "undrained: VIPs announced again" : "already active");
+
+		if (change && !r->dry_run)
+			lb_bgp_drain(s->bgp, drain);
+		if (r->json) {
+			lb_buf_printf(o, "{\"%s\":true,\"changes\":[", r->dry_run ? "dry_run" : "ok");
+			if (change)
+				lb_buf_json_str(o, what);
+			lb_buf_printf(o, "]}\n");
+		} else if (r->dry_run) {
+			lb_buf_printf(o, "dry run: %s%s\nnothing was changed\n", change ? "would be " : "",
+				      what);
+		} else {
+			lb_buf_printf(o, "node %s\n", what);
+		}
+	}
+	return LB_CTL_OK;
+}
+
 /* What a member of control_readonly_group may run: nothing that changes
  * state, and no dry run either (it would still take the change path). */
 static bool reads_only(const struct lb_ctl_req *r)
@@ -3455,6 +3565,7 @@ static bool reads_only(const struct lb_ctl_req *r)
 	if (r->dry_run)
 		return false;
 	return !strcmp(c, "status") || !strcmp(c, "stats") ||
+	       (!strcmp(c, "node") && (r->argc < 2 || !strcmp(sub, "status"))) ||
 	       (!strcmp(c, "worker") && (!strcmp(sub, "list") || !strcmp(sub, "logs")));
 }
 
@@ -3484,6 +3595,9 @@ int lb_svc_command(void *ctx, const struct lb_ctl_req *r, struct lb_buf *o)
 		return cmd_reload(s, r, o);
 	if (!strcmp(c, "stop"))
 		return cmd_stop(s, r, o);
-	lb_buf_printf(o, "unknown command \"%s\" (status, vip, backend, stats, worker, reload, stop)\n", c);
+	if (!strcmp(c, "node"))
+		return cmd_node(s, r, o);
+	lb_buf_printf(o, "unknown command \"%s\" (status, vip, backend, stats, worker, node, reload, "
+		      "stop)\n", c);
 	return LB_CTL_USAGE;
 }

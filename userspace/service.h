@@ -60,6 +60,16 @@ int  lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop);
  * attached, removed ones detached. */
 int  lb_svc_netlink_start(struct lb_svc *s, struct lb_loop *loop);
 
+/* With a bgp block: writes BIRD's files, starts or finds BIRD and announces
+ * the VIPs that have a healthy backend (bgp.c). Reloads follow the block. */
+int  lb_svc_bgp_start(struct lb_svc *s, struct lb_loop *loop);
+/* SIGTERM: start draining the node (bgp block, stop_drain > 0, not drained
+ * yet); true when lbd should wait for lb_svc_drained, at most
+ * lb_svc_stop_drain_ms. */
+bool lb_svc_drain_for_stop(struct lb_svc *s);
+bool lb_svc_drained(const struct lb_svc *s);
+__u64 lb_svc_stop_drain_ms(const struct lb_svc *s);
+
 /* Once a second: rate snapshots, link re-checks. */
 void lb_svc_tick(struct lb_svc *s);
 

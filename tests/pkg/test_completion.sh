@@ -29,13 +29,14 @@ expect() {
 	t_check "complete '$1'" "got '$got', want '$2'" [ "$got" = "$2" ]
 }
 
-expect "lbctl " "backend help maglev reload stats status stop top vip worker"
+expect "lbctl " "backend help maglev node reload stats status stop top vip worker"
 expect "lbctl st" "stats status stop"
 expect "lbctl -j -n st" "stats status stop"
 expect "lbctl --d" "--dry-run"
 expect "lbctl vip " "add del list show"
 expect "lbctl back " "add del set"
 expect "lbctl worker " "list logs reload restart scale start stop"
+expect "lbctl node " "drain status undrain"
 expect "lbctl help w" "worker"
 expect "lbctl stats " "vip"
 expect "lbctl backend set 198.18.1.2:3000 " "state= vip= weight="

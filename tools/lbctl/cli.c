@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{ "top",     cmd_top,    cmd_top_check,    "live view of VIPs, backends and workers (q quits)" },
 	{ "reload",  cmd_remote, cmd_remote_check, "re-read the config file and apply the difference" },
 	{ "worker",  cmd_remote, cmd_remote_check, "list, reload or restart supervised worker instances" },
+	{ "node",    cmd_remote, cmd_remote_check, "drain, undrain or show the node's BGP announcements" },
 	{ "stop",    cmd_remote, cmd_remote_check, "stop lbd and remove its data path (SIGTERM keeps it)" },
 	{ "maglev",  cmd_maglev, cmd_maglev_check, "print the Maglev table for a set of backends (offline)" },
 };

@@ -55,6 +55,13 @@ static const struct sub worker_subs[] = {
 	{ NULL, 0, 0 },
 };
 
+static const struct sub node_subs[] = {
+	{ "status", 0, 0 },
+	{ "drain", 0, 0 },
+	{ "undrain", 0, 0 },
+	{ NULL, 0, 0 },
+};
+
 static const struct remote remotes[] = {
 	{ "status",
 	  "usage: lbctl status\n"
@@ -108,6 +115,18 @@ static const struct remote remotes[] = {
 	  "each instance's log file; -f follows them (across rotation) until\n"
 	  "interrupted or stdout closes.\n",
 	  worker_subs, 0 },
+	{ "node",
+	  "usage: lbctl node status\n"
+	  "       lbctl node drain\n"
+	  "       lbctl node undrain\n"
+	  "\n"
+	  "The node's BGP announcements (the bgp block of lbd.conf). drain announces\n"
+	  "the VIPs with the GRACEFUL_SHUTDOWN community (65535:0) for drain_grace,\n"
+	  "then withdraws them; flows that still arrive are forwarded. status shows\n"
+	  "draining until no new flow arrived for drain_quiet, then drained, with the\n"
+	  "time since the last new flow, and the BGP sessions. undrain announces\n"
+	  "again. The state is persisted: a drained node stays drained after a restart.\n",
+	  node_subs, 0 },
 	{ "stop",
 	  "usage: lbctl stop\n"
 	  "\n"

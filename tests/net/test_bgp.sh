@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#
+# Scale-out behind BGP/ECMP (issue 10), in namespaces, all bounded:
+#
+#   client 198.18.0.1 -- router 198.18.0.254 | 198.18.10.1 --[fabric]--+-- n1 198.18.10.11 | 198.18.1.251 --+
+#                        BIRD2, ECMP (merge paths,                     +-- n2 198.18.10.12 | 198.18.1.252 --+-- be1..be3
+#                        L4 multipath hash, fixed seed)                +-- n3 198.18.10.13 | 198.18.1.253 --+   198.18.1.2..4
+#
+# Three lbd nodes (XDP, full NAT: each SNATs to its own address), each with
+# its own BIRD2 started by lbd (bgp block), announce VIP 198.18.100.10 to the
+# router's BIRD2 (eBGP, BFD). Asserted:
+#   - the router has one next hop per node for the VIP
+#   - a node whose backends all fail their health checks withdraws (and
+#     comes back), drain withdraws, undrain announces again
+#   - per-node share of new connections within 10% of 1/N
+#   - status (text and JSON) and metrics show the node and session state
+#   - SIGTERM drains before lbd exits
+# Measured and printed (BGP_FIGURES=FILE appends "key value" lines there,
+# for tools/bench/cluster.sh): established connections broken by a drain
+# (plain withdrawal: full NAT has no shared state yet), by a node crash
+# (kill -9 of lbd and its BIRD) with BFD, and the router's failover time.
+# shellcheck source=tests/net/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+t_require_root
+t_require_cmd ip nsenter ethtool curl ss jq bird birdc
+t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
+
+N=3
+VIP=198.18.100.10
+KEEP=${BGP_KEEP:-60}        # long-lived connections held through each scenario
+FIG=${BGP_FIGURES:-}
+NS_R="" NS_N=()
+PINS=()
+
+cleanup() {
+	local p
+	topo_down
+	for p in "${PINS[@]}"; do rm -rf "$p"; done
+}
+
+fig() { # KEY VALUE: a measured figure
+	echo "figure: $1 $2"
+	[ -z "$FIG" ] || echo "$1 $2" >>"$FIG"
+}
+
+build() {
+	set -e
+	local i
+	for ns in "$NS_CLIENT" "$NS_R" "$NS_SW" "${NS_N[@]:1}" "${NS_BE[@]:1}"; do _ns_setup "$ns"; done
+	in_ns "$NS_SW" ip link add fab type bridge stp_state 0
+	in_ns "$NS_SW" ip link add bes type bridge stp_state 0
+	in_ns "$NS_SW" ip link set fab up
+	in_ns "$NS_SW" ip link set bes up
+
+	_veth "$NS_CLIENT" eth0 "$NS_R" eth0
+	in_client ip addr add "$CLIENT_ADDR/24" dev eth0
+	in_client ip route add default via 198.18.0.254
+	in_client sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
+	in_ns "$NS_R" ip addr add 198.18.0.254/24 dev eth0
+	_veth "$NS_R" eth1 "$NS_SW" r
+	in_ns "$NS_SW" ip link set r master fab
+	in_ns "$NS_R" ip addr add 198.18.10.1/24 dev eth1
+	in_ns "$NS_R" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1
+	# a fixed seed: the same flows take the same paths in every run
+	in_ns "$NS_R" sysctl -qw net.ipv4.fib_multipath_hash_seed=4242 2>/dev/null || true
+
+	for ((i = 1; i <= N; i++)); do
+		_veth "${NS_N[$i]}" eth0 "$NS_SW" "n${i}f"
+		_veth "${NS_N[$i]}" eth1 "$NS_SW" "n${i}b"
+		in_ns "$NS_SW" ip link set "n${i}f" master fab
+		in_ns "$NS_SW" ip link set "n${i}b" master bes
+		_gro_refresh "$NS_SW" "n${i}f"
+		_gro_refresh "$NS_SW" "n${i}b"
+		in_ns "${NS_N[$i]}" ip addr add "198.18.10.1$i/24" dev eth0
+		in_ns "${NS_N[$i]}" ip addr add "198.18.1.25$i/24" dev eth1
+		in_ns "${NS_N[$i]}" ip route add default via 198.18.10.1
+		in_ns "${NS_N[$i]}" sysctl -qw net.ipv4.ip_forward=1 \
+			net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+	done
+	for ((i = 1; i <= NBACKENDS; i++)); do
+		_veth "${NS_BE[$i]}" eth0 "$NS_SW" "be$i"
+		in_ns "$NS_SW" ip link set "be$i" master bes
+		_gro_refresh "$NS_SW" "be$i"
+		in_ns "${NS_BE[$i]}" ip addr add "${BE_ADDRS[$i]}/24" dev eth0
+	done
+}
+
+router_conf() {
+	local i
+	cat <<EOF
+router id 198.18.10.1;
+log stderr all;
+protocol device { }
+protocol kernel {
+	ipv4 { import none; export all; };
+	merge paths on;
+}
+protocol bfd {
+	interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 5; };
+}
+# RFC 8326: a route with GRACEFUL_SHUTDOWN loses to the others
+filter from_node {
+	if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
+	accept;
+}
+template bgp node {
+	local 198.18.10.1 as 65000;
+	bfd on;
+	connect retry time 2;
+	error wait time 1, 10;
+	ipv4 { import filter from_node; export none; };
+}
+EOF
+	for ((i = 1; i <= N; i++)); do
+		echo "protocol bgp n$i from node { neighbor 198.18.10.1$i as 65001; }"
+	done
+}
+
+node_conf() { # I [FORWARD]
+	local i=$1 b
+	cat <<EOF
+lbd {
+    interfaces eth0 eth1;
+    mode xdp;
+    control $TOPO_DIR/n$i/lbd.sock;
+    state_dir $TOPO_DIR/n$i/state;
+    bpffs ${PINS[$i]};
+    pid_file $TOPO_DIR/n$i/lbd.pid;
+    metrics 127.0.0.1:9464;
+    bgp {
+        router_id 198.18.10.1$i;
+        local_as 65001;
+        neighbor 198.18.10.1 as=65000;
+        bfd on;
+        bfd_multiplier 5;
+        community 65001:$i;
+        bird_dir $TOPO_DIR/n$i/bird;
+        drain_grace 1s;
+        drain_quiet 2s;
+        stop_drain 8s;
+    }
+}
+vip web {
+    listen $VIP:80;
+    health_check tcp interval=300ms timeout=250ms rise=1 fall=2;
+EOF
+	for ((b = 1; b <= NBACKENDS; b++)); do
+		echo "    backend ${BE_ADDRS[$b]}:3000 max_fails=0;"
+	done
+	echo "}"
+}
+
+nctl() { local i=$1; shift; "$LBCTL" -s "$TOPO_DIR/n$i/lbd.sock" "$@"; }
+
+NODE_PID=()
+node_start() { # I
+	local i=$1
+	mkdir -p "$TOPO_DIR/n$i"
+	node_conf "$i" >"$TOPO_DIR/n$i/lbd.conf"
+	bg_start - nsenter --net="/run/netns/${NS_N[$i]}" "$LBD" -f -c "$TOPO_DIR/n$i/lbd.conf"
+	NODE_PID[$i]=$BG_PID
+	wait_for -t 15 nctl "$i" status || { echo "n$i did not come up:"; bg_log "$BG_PID"; return 1; }
+	# BFD at 100 ms wants its packets answered in time on a loaded host
+	wait_for -t 5 eval '[ "$(nctl '"$i"' -j status | jq .node.bgp.bird_pid)" -gt 0 ]'
+	renice -n -10 -p "$(nctl "$i" -j status | jq .node.bgp.bird_pid)" >/dev/null 2>&1
+	return 0
+}
+
+# next hops of the VIP's route in the router, as "198.18.10.11 198.18.10.12"
+nexthops() {
+	in_ns "$NS_R" ip -4 route show "$VIP/32" 2>/dev/null | grep -o 'via [0-9.]*' | awk '{print $2}' | sort | xargs
+}
+want_nexthops() { [ "$(nexthops)" = "$1" ]; }
+all_nodes() { local i s=""; for ((i = 1; i <= N; i++)); do s+="198.18.10.1$i "; done; echo "${s% }"; }
+without() { all_nodes | tr ' ' '\n' | grep -vx "198.18.10.1$1" | xargs; }
+
+new_flows() { # I: the VIP's new flows on node I
+	nctl "$1" -j stats | jq '[.vips[].new_flows] | add // 0' 2>/dev/null || echo 0
+}
+
+# keep_run SECONDS ACTION...: KEEP long-lived connections and a stream of
+# new ones for SECONDS; ACTION runs after 2 s. Prints lbload's output;
+# KEEP_FAILED, NEW_FAILED are set.
+keep_run() {
+	local secs=$1 out pid
+	shift
+	out=$TOPO_DIR/keep.out
+	in_client timeout $((secs + 20)) "$LBLOAD" -c 100000000 -p 2 -t 1000 --duration "$secs" \
+		--keep "$KEEP" --keep-period 100 "$VIP:80" >"$out" 2>"$out.err" &
+	pid=$!
+	sleep 2
+	"$@"
+	wait "$pid"
+	KEEP_FAILED=$(field keep_failed "$(cat "$out")")
+	NEW_FAILED=$(field failed "$(cat "$out")")
+	KEEP_FAILED=${KEEP_FAILED:-$KEEP} NEW_FAILED=${NEW_FAILED:-0}
+}
+
+# ------------------------------------------------------------------ setup
+
+TOPO_PREFIX=${TOPO_PREFIX:-lbg$$-}
+NS_CLIENT=${TOPO_PREFIX}client NS_R=${TOPO_PREFIX}router NS_SW=${TOPO_PREFIX}sw
+NBACKENDS=3
+for ((i = 1; i <= N; i++)); do
+	NS_N[$i]=${TOPO_PREFIX}n$i
+	PINS[$i]=/sys/fs/bpf/${TOPO_PREFIX}n$i
+done
+for ((i = 1; i <= NBACKENDS; i++)); do
+	NS_BE[$i]=${TOPO_PREFIX}be$i
+	BE_ADDRS[$i]=198.18.1.$((i + 1))
+done
+[ -z "$(_topo_namespaces)" ] || { t_fail "$T_NAME" "namespaces $TOPO_PREFIX* exist"; exit 1; }
+TOPO_DIR=$(mktemp -d "${TMPDIR:-/tmp}/${TOPO_PREFIX}XXXXXX")
+trap cleanup EXIT
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+(build) || { t_fail "$T_NAME" "topology"; exit 1; }
+for ((i = 1; i <= NBACKENDS; i++)); do
+	bg_start "${NS_BE[$i]}" "$DEMO_BACKEND" -n "be$i" -l "0.0.0.0:3000"
+	wait_for eval "in_ns ${NS_BE[$i]} ss -Hltn 'sport = :3000' | grep -q ." ||
+		{ t_fail "$T_NAME" "be$i does not listen"; exit 1; }
+done
+
+router_conf >"$TOPO_DIR/router.conf"
+bg_start - nsenter --net="/run/netns/$NS_R" bird -f -c "$TOPO_DIR/router.conf" -s "$TOPO_DIR/router.ctl"
+rbirdc() { birdc -s "$TOPO_DIR/router.ctl" "$@"; }
+wait_for -t 10 rbirdc show status || { t_fail "router BIRD" "$(bg_log "$BG_PID")"; exit 1; }
+renice -n -10 -p "$BG_PID" >/dev/null 2>&1
+
+for ((i = 1; i <= N; i++)); do
+	node_start "$i" || { t_fail "$T_NAME" "lbd n$i"; exit 1; }
+done
+
+# ------------------------------------------------------------------ routes
+
+if wait_for -t 30 want_nexthops "$(all_nodes)"; then
+	t_pass "router: one next hop per node for $VIP ($(nexthops))"
+else
+	t_fail "router: one next hop per node" "have '$(nexthops)'; $(rbirdc show protocols 2>&1 | tr '\n' ' ')"
+	for ((i = 1; i <= N; i++)); do nctl "$i" status; bg_log "${NODE_PID[$i]}" | tail -20; done
+	exit 1
+fi
+
+st=$(nctl 1 status)
+if grep -q "^node: active" <<<"$st" && grep -Eq "198\.18\.10\.1 .* up +Established" <<<"$st"; then
+	t_pass "status: node active, session established"
+else
+	t_fail "status: node active, session established" "$st"
+fi
+js=$(nctl 1 -j status)
+t_check "status -j: node and session" "$(jq -c .node <<<"$js")" \
+	jq -e >/dev/null '.node.state == "active" and .node.announced == ["198.18.100.10"] and
+		.node.bgp.sessions[0].established and .node.bgp.bird_pid > 0' <<<"$js"
+m=$(in_ns "${NS_N[1]}" curl -s -m 5 http://127.0.0.1:9464/metrics)
+t_check "metrics: lbd_node_state, lbd_bgp_session_up" "$(grep -E '^lbd_(node|bgp)' <<<"$m")" \
+	grep -q '^lbd_bgp_session_up{neighbor="198.18.10.1"} 1' <<<"$m"
+# the communities reach the router
+t_check "router sees community 65001:2 on n2's route" "$(rbirdc show route "$VIP/32" all 2>&1)" \
+	grep -q "(65001,2)" <<<"$(rbirdc show route "$VIP/32" all protocol n2 2>&1)"
+
+# ------------------------------------------------------------------ share
+
+for ((i = 1; i <= N; i++)); do F0[$i]=$(new_flows "$i"); done
+out=$(in_client timeout 60 "$LBLOAD" -c 3000 -p 8 -t 1000 "$VIP:80" 2>&1)
+total=0
+for ((i = 1; i <= N; i++)); do D[$i]=$(($(new_flows "$i") - F0[i])); total=$((total + D[i])); done
+ok=1 shares=""
+for ((i = 1; i <= N; i++)); do
+	shares+="n$i=${D[$i]} "
+	within "${D[$i]}" $((total / N)) 10 || ok=0
+	fig "share_n$i" "$(awk -v a="${D[$i]}" -v t="$total" 'BEGIN { printf "%.3f", t ? a / t : 0 }')"
+done
+if [ $ok = 1 ] && [ "$(field failed "$out")" = 0 ]; then
+	t_pass "share of new connections within 10% of 1/$N ($shares)"
+else
+	t_fail "share of new connections within 10% of 1/$N" "$shares; $(tail -1 <<<"$out")"
+fi
+
+# ------------------------------------------------------------------ health
+
+# n3 loses its way to every backend (its backend-side link), the others do not
+in_ns "${NS_N[3]}" ip link set eth1 down
+t0=$(date +%s%N)
+if wait_for -t 10 want_nexthops "$(without 3)"; then
+	t_pass "a node whose backends are all down withdraws ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
+else
+	t_fail "a node whose backends are all down withdraws" "next hops '$(nexthops)'"
+fi
+in_ns "${NS_N[3]}" ip link set eth1 up
+_gro_refresh "${NS_N[3]}" eth1
+t_check "it announces again once they are back" "next hops '$(nexthops)'" \
+	wait_for -t 15 want_nexthops "$(all_nodes)"
+
+# ------------------------------------------------------------------ drain
+
+out=$(nctl 2 node drain)
+t_check "node drain" "$out" grep -q "draining" <<<"$out"
+st=$(nctl 2 -j node status)
+t_check "status: draining with graceful shutdown first" "$st" \
+	jq -e '.state == "draining" and .graceful_shutdown' >/dev/null <<<"$st"
+t_check "drain withdraws (next hops without n2)" "next hops '$(nexthops)'" \
+	wait_for -t 10 want_nexthops "$(without 2)"
+t_check "status: drained once no new flow arrives" "$(nctl 2 node status)" \
+	wait_for -t 10 eval '[ "$(nctl 2 -j node status | jq -r .state)" = drained ]'
+st=$(nctl 2 node status)
+t_check "status text: drained, time since the last new flow" "$st" \
+	grep -Eq "^node: drained .*last new flow" <<<"$st"
+nctl 2 node undrain >/dev/null
+t_check "undrain announces again" "next hops '$(nexthops)'" \
+	wait_for -t 10 want_nexthops "$(all_nodes)"
+
+# The baseline: nothing happens, nothing breaks.
+keep_run 6 true
+fig idle_keep_broken "$KEEP_FAILED"
+t_check "baseline: $KEEP long-lived connections and new ones, nothing changes, none breaks" \
+	"$KEEP_FAILED long-lived and $NEW_FAILED new failed: $(cat "$TOPO_DIR/keep.out.err" | tail -3)" \
+	[ "$KEEP_FAILED" = 0 ] && [ "$NEW_FAILED" = 0 ]
+
+# Established connections through a drain: plain withdrawal, full NAT.
+# The router moves n2's flows to n1/n3, which have no state for them.
+wait_for -t 5 want_nexthops "$(all_nodes)"
+keep_run 12 nctl 2 node drain
+fig drain_keep_broken_fullnat "$KEEP_FAILED"
+fig drain_keep_total "$KEEP"
+fig drain_new_failed_fullnat "$NEW_FAILED"
+echo "info: drain of n2 with $KEEP long-lived connections: $KEEP_FAILED broken, $NEW_FAILED new failed"
+nctl 2 node undrain >/dev/null
+wait_for -t 10 want_nexthops "$(all_nodes)"
+
+# ------------------------------------------------------------------ crash
+
+# failover NAME WHAT CMD...: CMD takes n3 away under load; the time until
+# the router drops its next hop (FAILOVER_MS) and what broke are figures.
+_takedown() {
+	"$@"
+	T_CRASH=$(date +%s%N)
+	wait_for -t 10 want_nexthops "$(without 3)"
+	T_GONE=$(date +%s%N)
+}
+failover() {
+	local name=$1 what=$2
+	shift 2
+	keep_run 10 _takedown "$@"
+	FAILOVER_MS=$(((T_GONE - T_CRASH) / 1000000))
+	fig "${name}_failover_ms" "$FAILOVER_MS"
+	fig "${name}_keep_broken_fullnat" "$KEEP_FAILED"
+	fig "${name}_new_failed_fullnat" "$NEW_FAILED"
+	echo "info: $what: route gone after $FAILOVER_MS ms; $KEEP_FAILED of $KEEP long-lived broken, $NEW_FAILED new failed"
+}
+
+# n3's link to the router goes down (as a dead host: nothing tells the
+# router): BFD takes its route out within 5 x 100 ms
+failover linkdown "n3's link down" in_ns "$NS_SW" ip link set n3f down
+t_check "link down: BFD failover in < 1 s ($FAILOVER_MS ms)" "$FAILOVER_MS ms" [ "$FAILOVER_MS" -lt 1000 ]
+in_ns "$NS_SW" ip link set n3f up
+_gro_refresh "$NS_SW" n3f
+t_check "n3 back after its link" "next hops '$(nexthops)'" wait_for -t 20 want_nexthops "$(all_nodes)"
+
+# kill -9 of lbd and its BIRD: the kernel closes BIRD's TCP session
+bird3=$(nctl 3 -j status | jq -r .node.bgp.bird_pid)
+failover kill "kill -9 of n3 (lbd and BIRD)" kill -KILL "${NODE_PID[3]}" "$bird3"
+t_check "kill -9: route gone in < 1 s ($FAILOVER_MS ms)" "$FAILOVER_MS ms" [ "$FAILOVER_MS" -lt 1000 ]
+node_start 3 || t_fail "n3 restarts" "lbd"
+t_check "n3 restarted announces again" "next hops '$(nexthops)'" \
+	wait_for -t 20 want_nexthops "$(all_nodes)"
+
+# ------------------------------------------------------------------ stop
+
+t0=$(date +%s%N)
+kill -TERM "${NODE_PID[1]}"
+t_check "SIGTERM withdraws first (drain)" "next hops '$(nexthops)'" \
+	wait_for -t 5 want_nexthops "$(without 1)"
+for ((k = 0; k < 150; k++)); do kill -0 "${NODE_PID[1]}" 2>/dev/null || break; sleep 0.1; done
+ms=$((($(date +%s%N) - t0) / 1000000))
+if ! kill -0 "${NODE_PID[1]}" 2>/dev/null && bg_log "${NODE_PID[1]}" | grep -q "drained: exiting"; then
+	t_pass "SIGTERM: drained, then exited ($ms ms)"
+else
+	t_fail "SIGTERM: drained, then exited" "$(bg_log "${NODE_PID[1]}" | tail -5)"
+fi
+t_check "its BIRD is gone too" "$(pgrep -af "$TOPO_DIR/n1/bird")" \
+	wait_for -t 5 eval '! pgrep -f "$TOPO_DIR/n1/bird/bird.conf" >/dev/null'
+
+t_done
