@@ -321,7 +321,7 @@ t_check "baseline: $KEEP long-lived connections and new ones, nothing changes, n
 # Established connections through a drain: plain withdrawal, full NAT.
 # The router moves n2's flows to n1/n3, which have no state for them.
 wait_for -t 5 want_nexthops "$(all_nodes)"
-keep_run 12 nctl 2 node drain
+keep_run 12 eval "nctl 2 node drain >/dev/null"
 fig drain_keep_broken_fullnat "$KEEP_FAILED"
 fig drain_keep_total "$KEEP"
 fig drain_new_failed_fullnat "$NEW_FAILED"
