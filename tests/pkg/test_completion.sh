@@ -60,7 +60,7 @@ topo_up 2 || { t_fail "$T_NAME" "topology"; exit 1; }
 CONF=$TOPO_DIR/lbd.conf
 SOCK=$TOPO_DIR/lbd.sock
 cat >"$CONF" <<EOF
-$(lbd_block tc)
+$(MODE=tc lbd_conf_head)
 vip web {
     listen 198.18.0.10:80;
     backend ${BE_ADDRS[1]}:3000;
