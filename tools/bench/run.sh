@@ -24,7 +24,7 @@
 #              rolling reload under load, crash to serving (workers.sh)
 #
 # Environment: O (build dir), QUICK=1 (about two minutes: fewer and shorter
-# repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control,workers (sections),
+# repeats), BENCH_ONLY=xdp,pps,e2e,proxy,maglev,control,workers,cluster (sections),
 # BENCH_RESULTS (parent dir of the run, default bench-results), BENCH_RUNS
 # (repeats of xdp), WRK_SECONDS, WRK_CONNS, E2E_ROUNDS, PPS_SECONDS,
 # PPS_ROUNDS, PPS_CONTENDERS (forward,nftables,lbd_xdp,lbd_tc), PPS_FLOWS,
@@ -53,7 +53,7 @@ fi
 BENCH_RUNS=${BENCH_RUNS:-7}
 E2E_STREAM_MB=${E2E_STREAM_MB:-512}
 BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
-BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,control,workers}
+BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,control,workers,cluster}
 WRK_SECONDS=${WRK_SECONDS:-3}
 E2E_ROUNDS=${E2E_ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
@@ -902,6 +902,9 @@ fi
 want maglev && bench_maglev
 want control && bench_control
 want workers && bench_workers
+# several nodes behind BGP/ECMP (tools/bench/cluster.sh, tests/net/test_bgp.sh)
+# shellcheck source=tools/bench/cluster.sh
+want cluster && . "$BENCH_DIR/cluster.sh" && bench_cluster
 
 bench_report
 say ""
