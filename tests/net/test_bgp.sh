@@ -319,15 +319,45 @@ t_check "baseline: $KEEP long-lived connections and new ones, nothing changes, n
 	[ "$KEEP_FAILED" = 0 ] && [ "$NEW_FAILED" = 0 ]
 
 # Established connections through a drain: plain withdrawal, full NAT.
-# The router moves n2's flows to n1/n3, which have no state for them.
+# The router moves the drained node's flows to the others, which have no
+# state for them. Linux's default multipath (hash-threshold) also moves
+# some flows between the nodes that stay when the next hop that leaves is
+# not the last one: n1 (the first) is drained.
 wait_for -t 5 want_nexthops "$(all_nodes)"
-keep_run 12 eval "nctl 2 node drain >/dev/null"
+keep_run 12 eval "nctl 1 node drain >/dev/null"
 fig drain_keep_broken_fullnat "$KEEP_FAILED"
 fig drain_keep_total "$KEEP"
 fig drain_new_failed_fullnat "$NEW_FAILED"
-echo "info: drain of n2 with $KEEP long-lived connections: $KEEP_FAILED broken, $NEW_FAILED new failed"
-nctl 2 node undrain >/dev/null
+echo "info: drain of n1 with $KEEP long-lived connections: $KEEP_FAILED broken, $NEW_FAILED new failed"
+nctl 1 node undrain >/dev/null
 wait_for -t 10 want_nexthops "$(all_nodes)"
+
+# The same withdrawal with a resilient nexthop group in the router: BIRD
+# 2.0 installs plain multipath routes, so its kernel protocol is switched
+# off and the route is put in by hand (ip nexthop ... type resilient), then
+# n1 leaves the group as a withdrawal would take it out: only n1's buckets
+# move.
+resilient() {
+	in_ns "$NS_R" ip nexthop add id 1 via 198.18.10.11 dev eth1 &&
+		in_ns "$NS_R" ip nexthop add id 2 via 198.18.10.12 dev eth1 &&
+		in_ns "$NS_R" ip nexthop add id 3 via 198.18.10.13 dev eth1 &&
+		in_ns "$NS_R" ip nexthop add id 10 group 1/2/3 type resilient buckets 120
+}
+if resilient 2>/dev/null && rbirdc disable kernel1 >/dev/null &&
+	wait_for -t 5 eval '! in_ns "$NS_R" ip -4 route show "$VIP/32" | grep -q .' &&
+	in_ns "$NS_R" ip route add "$VIP/32" nhid 10; then
+	keep_run 12 in_ns "$NS_R" ip nexthop replace id 10 group 2/3 type resilient buckets 120
+	fig drain_keep_broken_fullnat_resilient "$KEEP_FAILED"
+	fig drain_new_failed_fullnat_resilient "$NEW_FAILED"
+	echo "info: n1 out of a resilient group with $KEEP long-lived connections: $KEEP_FAILED broken, $NEW_FAILED new failed"
+else
+	t_skip "resilient nexthop group in the router" "ip nexthop ... type resilient refused"
+fi
+in_ns "$NS_R" ip route del "$VIP/32" 2>/dev/null
+for id in 10 1 2 3; do in_ns "$NS_R" ip nexthop del id $id 2>/dev/null; done
+rbirdc enable kernel1 >/dev/null
+t_check "BIRD's route is back after the resilient group" "next hops '$(nexthops)'" \
+	wait_for -t 10 want_nexthops "$(all_nodes)"
 
 # ------------------------------------------------------------------ crash
 
