@@ -27,6 +27,9 @@
 struct bench_tmpl {
 	__u32 flows;     /* 0: the template as is; else the flow count cycled */
 	__u32 vips;      /* > 1: destination 198.20.x.y of VIP x * 256 + y */
+	__u32 stride;    /* > 1: frame k carries flow k * stride % flows, a
+	                  * permutation when stride and flows are coprime */
+	__u32 pad;
 	__u64 data[BENCH_PKT_LEN / 8];
 };
 
@@ -86,6 +89,9 @@ int bench_sink(struct xdp_md *ctx)
 		/* IPv4 without options: source address at 26, port at 34,
 		 * destination address at 30. */
 		__u32 v = (*n)++ % t->flows;
+
+		if (t->stride > 1)
+			v = (__u32)((__u64)v * t->stride % t->flows);
 
 		/* The address varies first: ip_hash then sees many clients. */
 		b[28] = (__u8)(v >> 8);

@@ -45,8 +45,14 @@
  * cycled, and new flows), each selection method (new flows), and 1000,
  * 100000 and 1000000 live flows cycled (established), all on one data path
  * with a conntrack of 2^21 entries. bench_sink gives frame n the tuple of
- * flow n % flows. bytes_per_flow is the map memory per IPv4 flow of room:
- * ct4's and nat4's memlock (nat4 has twice the entries) over ct4's size.
+ * flow n % flows (case established: the order the flows were opened in, so
+ * their entries are read in address order) or of flow (n % flows) * stride
+ * % flows (established_shuffled: an order unrelated to it, as real clients
+ * come). bytes_per_flow is the map memory per IPv4 flow of room: ct4's and
+ * nat4's memlock (nat4 has twice the entries) over ct4's size. Last, rows
+ * "memory,<bytes>,random_read": ns per dependent read of a cache line at a
+ * random place in a buffer of that size (in lb_ns), what an entry no cache
+ * holds costs on this machine.
  *
  * ns figures are the kernel's own per-packet time (opts.duration: the
  * test-run loop only, preemption excluded), median over runs; min and max
@@ -95,6 +101,8 @@
 struct bench_tmpl { /* mirrors bpf/bench_tx.bpf.c */
 	__u32 flows;
 	__u32 vips;
+	__u32 stride;
+	__u32 pad;
 	__u8  data[PKT_LEN];
 };
 
@@ -115,6 +123,7 @@ struct ctx {
 	int runs;
 	const char *only;       /* run just this case */
 	__u32 max_flows;        /* -S: the largest live-flows point */
+	__u32 stride;           /* bench_tmpl.stride of the runs (1: in order) */
 	bool verbose;
 };
 
@@ -431,6 +440,7 @@ static int set_tmpl(struct ctx *c, const __u8 *pkt, __u32 flows, __u32 vips)
 	memset(&t, 0, sizeof(t));
 	t.flows = flows;
 	t.vips = vips;
+	t.stride = c->stride;
 	memcpy(t.data, pkt, PKT_LEN);
 	if (bpf_map_update_elem(bpf_map__fd(c->bt->maps.tmpl), &zero, &t, BPF_ANY))
 		return -errno;
@@ -758,6 +768,82 @@ static int scale_point(struct ctx *c, const char *dim, const char *value,
 	return err;
 }
 
+static double cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* A stride that visits flows 0..n-1 in a scattered order (k * stride % n
+ * is a permutation when they are coprime). */
+static __u32 coprime_stride(__u32 n)
+{
+	__u32 s = (__u32)(2654435761u % n), a, b, t;
+
+	for (;; s++) {
+		for (a = s, b = n; b; t = a % b, a = b, b = t)
+			;
+		if (s > 1 && a == 1)
+			return s;
+	}
+}
+
+/* ns per dependent read of one cache line at a random place in a buffer of
+ * `bytes` (a pointer chase through a random cycle: no prefetcher helps), the
+ * price of a conntrack entry no cache holds. -1 if there is no memory. */
+static double read_latency_ns(size_t bytes)
+{
+	size_t n = bytes / 64, steps = 2000000, i, j, t;
+	size_t *perm, *buf;
+	volatile size_t p = 0;
+	double t0;
+
+	buf = aligned_alloc(64, n * 64);
+	perm = malloc(n * sizeof(*perm));
+	if (!buf || !perm) {
+		free(buf);
+		free(perm);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		perm[i] = i;
+	for (i = n - 1; i > 0; i--) { /* Sattolo: one cycle through all */
+		j = (size_t)random() % i;
+		t = perm[i], perm[i] = perm[j], perm[j] = t;
+	}
+	for (i = 0; i < n; i++)
+		buf[perm[i] * 8] = perm[(i + 1) % n] * 8;
+	for (i = 0; i < n; i++) /* touch every page first */
+		p = buf[p];
+	/* this thread's CPU time: a busy machine's preemptions are not in it */
+	t0 = cpu_ns();
+	for (i = 0; i < steps; i++)
+		p = buf[p];
+	t0 = cpu_ns() - t0;
+	free(buf);
+	free(perm);
+	return t0 / (double)steps;
+}
+
+/* Rows "memory,<bytes>,random_read,...,<ns>": the memory the flows points
+ * need against what the caches hold. */
+static void memory_rows(struct ctx *c)
+{
+	static const size_t sizes[] = { 256u << 10, 256u << 20 };
+
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		double ns = read_latency_ns(sizes[i]);
+
+		if (ns < 0)
+			continue;
+		printf("memory,%zu,random_read,-,0,0,0,0,%.1f,0,%.1f,%.1f,%.0f,1,ok\n", sizes[i], ns,
+		       ns, ns, flow_bytes(c));
+	}
+	fflush(stdout);
+}
+
 /*
  * How the cost grows: with the live flows, the VIPs, the backends, and per
  * selection method for new flows. One data path, reconfigured per point,
@@ -811,12 +897,24 @@ static int bench_scale(struct ctx *c)
 			err = scale_point(c, "flows", v, &su, &vips_now, 0, false);
 		if (!err)
 			err = open_flows(c, syn, flows[i], 1);
+		/* In the order they were opened (flow k's entry sits next to
+		 * flow k+1's: the CPU's prefetcher follows), then in an order
+		 * unrelated to it, as a real mix of clients arrives. */
 		if (!err)
 			err = measure(c, "established", ack, flows[i], 1, EXP_EST,
 				      c->repeat > flows[i] ? c->repeat : flows[i], &r);
 		if (!err)
 			scale_row(c, "flows", v, "established", &su, flows[i], &r);
+		c->stride = coprime_stride(flows[i]);
+		if (!err)
+			err = measure(c, "established_shuffled", ack, flows[i], 1, EXP_EST,
+				      c->repeat > flows[i] ? c->repeat : flows[i], &r);
+		c->stride = 1;
+		if (!err)
+			scale_row(c, "flows", v, "established_shuffled", &su, flows[i], &r);
 	}
+	if (!err)
+		memory_rows(c);
 	return err;
 }
 
@@ -845,7 +943,7 @@ static void usage(int code)
 int main(int argc, char **argv)
 {
 	struct ctx c = { .repeat = 1000000, .new_repeat = 100000, .runs = 5,
-			 .max_flows = 1000000 };
+			 .max_flows = 1000000, .stride = 1 };
 	int opt, err, sink_if;
 	bool scale = false;
 

@@ -154,18 +154,28 @@ _bench_figures() {
 bench_figures() { _bench_figures; }
 
 # The targets with their outcome: section,figure,op,value,text,measured,
-# met|missed|no figure. FIGURE "A/B" is the ratio of A's median to B's.
+# met|missed|no figure,basis. FIGURE "A/B" is the ratio of A's median to
+# B's. basis: the medians the measure comes from ("A m unit / B m unit").
 _bench_targets() {
-	awk -F, 'NR == FNR { k = $1 "," $2; m[k] = $4; v[k] = ($9 != "" ? $9 : $4); r[k] = ($9 != ""); next }
+	awk -F, 'function fig(k, f) { return sprintf("%s %s %s", f, (m[k] + 0 >= 100 ? sprintf("%.0f", m[k]) : sprintf("%.3g", m[k])), u[k]) }
+		NR == FNR { k = $1 "," $2; m[k] = $4; u[k] = $3; bs[k] = $8
+			v[k] = ($9 != "" ? $9 : $4); r[k] = ($9 != ""); next }
 		{
-			k = $1 "," $2
+			k = $1 "," $2; basis = ""
 			if (split($2, ab, "/") == 2) {
 				a = $1 "," ab[1]; b = $1 "," ab[2]
-				if ((a in m) && (b in m) && m[b] + 0 != 0) { v[k] = sprintf("%.3f", m[a] / m[b]); r[k] = 1 }
+				if ((a in m) && (b in m) && m[b] + 0 != 0) {
+					v[k] = sprintf("%.3f", m[a] / m[b]); r[k] = 1
+					basis = fig(a, ab[1]) " / " fig(b, ab[2])
+				}
+			} else if ((k in m) && bs[k] != "" && (($1 "," bs[k]) in m)) {
+				basis = fig(k, $2) " / " fig($1 "," bs[k], bs[k])
+			} else if (k in m) {
+				basis = fig(k, $2)
 			}
-			if (!(k in v)) { print $0 ",,no figure"; next }
+			if (!(k in v)) { print $0 ",,no figure,"; next }
 			x = v[k]; ok = ($3 == "<=" ? x + 0 <= $4 + 0 : x + 0 >= $4 + 0)
-			printf "%s,%s%s,%s\n", $0, x, (r[k] ? "x" : ""), (ok ? "met" : "missed")
+			printf "%s,%s%s,%s,%s\n", $0, x, (r[k] ? "x" : ""), (ok ? "met" : "missed"), basis
 		}' <(_bench_figures) "$BENCH_RES/targets.csv"
 }
 
@@ -234,8 +244,9 @@ bench_report() {
 		echo ""
 		echo "| Section | Target | Measured | Result |"
 		echo "|---|---|---|---|"
-		_bench_targets | awk -F, '{ printf "| %s | %s: %s %s %s%s | %s | %s |\n", $1, $5, $2, $3, $4,
-			($6 ~ /x$/ ? "x" : ""), ($6 == "" ? "-" : $6), ($7 == "met" ? "met" : "**" $7 "**") }'
+		_bench_targets | awk -F, '{ printf "| %s | %s: %s %s %s%s | %s%s | %s |\n", $1, $5, $2, $3, $4,
+			($6 ~ /x$/ ? "x" : ""), ($6 == "" ? "-" : $6), ($8 == "" ? "" : " (" $8 ")"),
+			($7 == "met" ? "met" : "**" $7 "**") }'
 		while IFS=$'\t' read -r id title; do
 			n=$((n + 1))
 			echo ""
