@@ -725,7 +725,9 @@ bench_workers() {
 		"every instance above; the PM2 daemon; NGINX master and workers). reload: lbload (8 short" \
 		"HTTP connections in flight) during lbctl worker reload of the app.js worker, and during" \
 		"pm2 reload through NGINX. crash_to_serve: kill -9 of a single instance until its" \
-		"replacement answers through the VIP (restart_delay 100 ms included)."
+		"replacement answers through the VIP (restart_delay 100 ms included)." \
+		"concurrent.local_per_direct: local and direct at once, two wrk of half the" \
+		"connections each, once a round: a ratio the machine's load drifts cannot bias."
 	bench_progress "workers: tools/bench/workers.sh"
 	WORKERS_RES=$RES "$BENCH_DIR/workers.sh" || failed=1
 	_bench_progress_clear
@@ -748,6 +750,9 @@ bench_workers() {
 		while IFS=, read -r f u v; do
 			bench_sample workers "$f" "$u" "$v"
 		done < <(tail -n +2 "$figs")
+		grep -q '^concurrent.local_per_direct,' "$figs" &&
+			bench_target workers concurrent.local_per_direct '>=' 0.95 \
+				"local delivery vs direct, both at once (requests/s)"
 		bench_target workers rss.lbd '<=' 10240 "lbd's resident memory supervising its instances (KiB)"
 		grep -q '^reload.lbd_app_js.failed,' "$figs" &&
 			bench_target workers reload.lbd_app_js.failed '<=' 0 "failed requests during a rolling reload"

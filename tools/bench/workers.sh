@@ -11,6 +11,9 @@
 #     of every target, in rounds, the order flipped every round, so the
 #     ratio holds on a noisy machine (it is also paired within each round).
 #     Worker `app`: demo_backend, WORKERS_INSTANCES instances, VIP :80.
+#     With one instance, every round also runs both at once (two wrk, the
+#     connections split): the ratio of that pair does not drift with the
+#     machine's load (concurrent.local_per_direct).
 #   - the PM2 deployment lbd replaces (issue 6): examples/app.js under PM2
 #     in cluster mode (NODE_INSTANCES instances, one shared port) behind
 #     NGINX as an HTTP reverse proxy (198.18.0.12:80, keep-alive upstream),
@@ -44,7 +47,7 @@
 # (2), WORKERS_ROUNDS (5), WORKERS_MODE (lbd attach mode: xdp), STREAM_MB
 # (512), WORKERS_INSTANCES (1; with more, the direct target spreads the
 # connections over every instance port, one wrk each), NODE_INSTANCES (8),
-# RELOAD_SECONDS (30), CRASH_ROUNDS (5), PM2, LBD_START_WAIT (seconds lbd and
+# RELOAD_SECONDS (45), CRASH_ROUNDS (5), PM2, LBD_START_WAIT (seconds lbd and
 # its instances get to serve, 60), WORKERS_RES (results dir; default
 # bench-results/latest).
 # Needs root (namespaces). Stops everything it starts, also on Ctrl-C.
@@ -63,7 +66,7 @@ MODE=${WORKERS_MODE:-xdp}
 STREAM_MB=${STREAM_MB:-512}
 NINST=${WORKERS_INSTANCES:-1}
 NODE_INST=${NODE_INSTANCES:-8}
-RELOAD_SECONDS=${RELOAD_SECONDS:-30}
+RELOAD_SECONDS=${RELOAD_SECONDS:-45}
 CRASH_ROUNDS=${CRASH_ROUNDS:-5}
 export LBD_START_WAIT=${LBD_START_WAIT:-60}
 RES=${WORKERS_RES:-$REPO_DIR/bench-results/latest}
@@ -306,6 +309,16 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		esac
 	done
 	for t in "${order[@]}"; do echo "$t,$r,${RPS[$t]},${ERRS[$t]},${MBPS[$t]}" >>"$RUNS"; done
+	# Both at once, the connections split: whatever the machine does
+	# meanwhile, it does to both alike, so their ratio is steadier than
+	# that of runs taken one after the other (the same instance serves
+	# both; a path that costs more shows as a smaller share).
+	if ((NINST == 1)); then
+		wrk_runs "$RES/wrk-workers-both-r$r" "http://$VIP:$PORT/" "${direct_urls[0]}" >&2
+		q=$(for i in 1 2; do awk '/^Requests\/sec:/ { print $2 }' "$RES/wrk-workers-both-r$r-$i.txt"; done |
+			awk 'NR == 1 { l = $1 } NR == 2 && $1 > 0 { printf "%.3f", l / $1 }')
+		[ -z "$q" ] || fig concurrent.local_per_direct x "$q"
+	fi
 done
 lbctl stats >"$RES/workers-lbd-stats.txt" 2>&1
 lbctl worker list >"$RES/workers-list.txt" 2>&1
@@ -476,15 +489,15 @@ awk -F, 'function med(a, n,   i, j, t) {
 		if (nf && ns) printf "   local first: median %.2fx (%d rounds); direct first: median %.2fx (%d rounds)\n",
 			med(f, nf), nf, med(s, ns), ns
 	}' "$RUNS" | tee -a "$SUMMARY"
-# figure,unit,value rows: one line each, crash as median (min-max)
-awk -F, 'NR > 1 && $1 !~ /^crash_to_serve/ { printf "%s: %s %s\n", $1, $3, $2 }
-	$1 ~ /^crash_to_serve/ { k = $1; c[k, ++n[k]] = $3 }
+# figure,unit,value rows: one line a figure, median (min, max) of repeats
+awk -F, 'NR > 1 { if (!($1 in n)) o[++k] = $1; u[$1] = $2; c[$1, ++n[$1]] = $3 }
 	END {
-		for (k in n) {
-			m = n[k]
+		for (x = 1; x <= k; x++) {
+			f = o[x]; m = n[f]
 			for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++)
-				if (c[k, j] < c[k, i]) { t = c[k, i]; c[k, i] = c[k, j]; c[k, j] = t }
-			printf "%s: median %d ms (min %d, max %d, %d crashes)\n", k, c[k, int((m + 1) / 2)], c[k, 1], c[k, m], m
+				if (c[f, j] + 0 < c[f, i] + 0) { t = c[f, i]; c[f, i] = c[f, j]; c[f, j] = t }
+			if (m == 1) printf "%s: %s %s\n", f, c[f, 1], u[f]
+			else printf "%s: median %s %s (min %s, max %s, %d repeats)\n", f, c[f, int((m + 1) / 2)], u[f], c[f, 1], c[f, m], m
 		}
 	}' "$FIGS" | tee -a "$SUMMARY"
 grep -q '^local,' "$CSV" && grep -q '^direct,' "$CSV" || failed=1
