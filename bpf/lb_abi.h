@@ -46,6 +46,8 @@ enum lb_fwd {
 	LB_FWD_NAT   = 0, /* full NAT: DNAT to backend, SNAT to the balancer */
 	LB_FWD_DSR   = 1, /* L2 direct server return: rewrite MACs only */
 	LB_FWD_LOCAL = 2, /* backend is a process on this node */
+	LB_FWD_IPIP  = 3, /* DSR through an IPv4-in-IPv4 / IPv6-in-IPv6 tunnel */
+	LB_FWD_GUE   = 4, /* DSR through GUE (UDP) to lb_vip.encap_port */
 	LB_FWD_MAX,
 };
 
@@ -72,6 +74,7 @@ enum lb_drop_reason {
 	LB_DROP_FIB,            /* no route (blackhole, unreachable, ...) */
 	LB_DROP_BAD_ICMP,       /* ICMP error too short to translate */
 	LB_DROP_MTU,            /* forwarded packet exceeds the egress MTU */
+	LB_DROP_NO_SOURCE,      /* ipip/gue VIP without an outer source address */
 	LB_DROP_REASONS,
 };
 
@@ -91,6 +94,7 @@ enum lb_event {
 	LB_EV_LOCAL_SOCK,       /* forward local: a new connection (or UDP
 	                         * datagram) given to an instance's socket by
 	                         * the socket-lookup program */
+	LB_EV_ENCAP,            /* forward ipip/gue: encapsulated to a backend */
 	LB_EVENTS,
 };
 
@@ -112,6 +116,8 @@ struct lb_vip_key {
 
 #define LB_VIP_F_SNAT_SET (1u << 0) /* snat_addr is valid */
 
+/* forward ipip/gue: snat_addr is the outer source address (the node's),
+ * of the VIP's family; outer and inner family are the same. */
 struct lb_vip {
 	__u32 id;          /* index into vip_tables, vip_stats, rr_cursor */
 	__u8  method;      /* enum lb_method */
@@ -119,9 +125,24 @@ struct lb_vip {
 	__u8  family;
 	__u8  flags;
 	__u32 table_size;  /* entries in this VIP's current inner table */
-	__u32 pad;
+	__u16 encap_port;  /* forward gue: outer UDP destination port, network
+			    * order (the backends' `gue_port`) */
+	__u16 pad;
 	union lb_addr snat_addr;
 };
+
+/* GUE (draft-ietf-intarea-gue), the header variant 0 that Linux's fou
+ * module (`ip fou add port P gue`) and lb_decap.bpf.c decapsulate: version
+ * 0, no optional fields, proto_ctype the inner protocol (IPPROTO_IPIP or
+ * IPPROTO_IPV6). */
+struct lb_guehdr {
+	__u8  hlen_ver;    /* version (2 bits), C (1), hlen (5): all 0 */
+	__u8  proto_ctype;
+	__u16 flags;
+};
+
+#define LB_GUE_DEFAULT_PORT 6080
+#define LB_ENCAP_TTL        64  /* outer TTL / hop limit */
 
 /* Value of the `backends` array, indexed by backend id. */
 struct lb_backend {
@@ -196,10 +217,12 @@ struct lb_flow {
 	__u32 backend_id;
 	__u32 backend_gen;
 	__u32 vip_id;
-	__u16 snat_port;   /* network order; 0 in DSR/local */
+	__u16 snat_port;   /* network order; 0 in DSR/local/ipip; gue: the
+			    * outer UDP destination port */
 	__u8  flags;
 	__u8  fwd;         /* enum lb_fwd: a flow keeps the mode and */
-	union lb_addr snat_addr; /* SNAT address it began with */
+	union lb_addr snat_addr; /* SNAT (ipip/gue: outer source) address
+				  * it began with */
 	struct lb_nh nh;   /* towards the backend */
 };
 

@@ -81,6 +81,16 @@ static __always_inline __u32 lb_hash_flow(const struct lb_flow_key *key, __u32 s
 	return lb_hash_words((const lb_hash_u32 *)key, sizeof(*key) / 4, seed);
 }
 
+/* Flow entropy of encapsulated packets (forward ipip/gue: the GUE source
+ * port, the IPv6 flow label), so that ECMP on the way and the backends'
+ * RSS spread flows. A seed of its own: independent of the table slot. */
+#define LB_HASH_ENCAP_TAG 0x67756531u /* "gue1" */
+
+static __always_inline __u32 lb_hash_encap(const struct lb_flow_key *key, __u32 seed)
+{
+	return lb_hash_flow(key, seed ^ LB_HASH_ENCAP_TAG);
+}
+
 /* The client-address hash: ip_hash affinity. */
 static __always_inline __u32 lb_hash_addr(const union lb_addr *addr, __u32 seed)
 {

@@ -33,6 +33,8 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 				     const union lb_addr *nsrc, __u16 nsport,
 				     const union lb_addr *ndst, __u16 ndport, int dec_ttl);
 static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_lookup *fib);
+static __always_inline int lb_tc_encap_grow(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
+					    __u32 hl, __u32 flags);
 
 #define LB_CTX                  struct __sk_buff
 #define LB_PASS                 TC_ACT_OK
@@ -45,6 +47,8 @@ static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_looku
 #define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_tc_nat(ctx, p, &(end), s, sp, d, dp, 1)
 #define LB_FIB_TOT_LEN(p)       0
 #define LB_NO_NEIGH(ctx, p, fib) lb_tc_no_neigh(p, fib)
+#define LB_ENCAP_GROW(ctx, p, endp, hl, flags) lb_tc_encap_grow(ctx, p, endp, hl, flags)
+#define LB_ENCAP_GSO(ctx)       ((ctx)->gso_segs > 1)
 
 #include "lib/lb.h"
 
@@ -111,6 +115,36 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 	ports[1] = ndport;
 	*endp = end;
 	return lb_l3_set(p, end, nsrc, ndst, dec_ttl);
+}
+
+/*
+ * forward ipip/gue (encap.h): the kernel makes the room, so that a GSO
+ * packet becomes a tunnel GSO packet (inner headers set, segments shrunk
+ * by the overhead so each still fits the MTU) and a checksum the device
+ * completes stays pointed at the inner segment. Room is made after the
+ * MAC header: a VLAN tag in the data (the kernel took the outer one out
+ * already) is not where that room would go, so such frames are refused.
+ */
+static __always_inline int lb_tc_encap_grow(struct __sk_buff *skb, struct lb_pkt *p, void **endp,
+					    __u32 hl, __u32 flags)
+{
+	__u64 fl = flags & LB_ENCAP_F_V6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
+	void *data, *end;
+
+	if (p->l3 != (void *)(p->eth + 1))
+		return -1;
+	if (flags & LB_ENCAP_F_GUE)
+		fl |= BPF_F_ADJ_ROOM_ENCAP_L4_UDP;
+	if (bpf_skb_adjust_room(skb, hl, BPF_ADJ_ROOM_MAC, fl))
+		return -1;
+	data = LB_DATA(skb);
+	end = LB_DATA_END(skb);
+	p->eth = data;
+	p->l3 = data + sizeof(struct ethhdr);
+	if ((void *)(p->eth + 1) > end)
+		return -1;
+	*endp = end;
+	return 0;
 }
 
 static __always_inline int lb_tc_no_neigh(struct lb_pkt *p, struct bpf_fib_lookup *fib)

@@ -305,6 +305,7 @@ static const char *const method_names[] = {
 };
 static const char *const fwd_names[] = {
 	[LB_FWD_NAT] = "nat", [LB_FWD_DSR] = "dsr", [LB_FWD_LOCAL] = "local",
+	[LB_FWD_IPIP] = "ipip", [LB_FWD_GUE] = "gue",
 };
 static const char *const state_names[] = {
 	[LB_BE_UNUSED] = "unused", [LB_BE_UP] = "up", [LB_BE_DRAIN] = "drain",
@@ -1152,6 +1153,45 @@ bad:
 	perr(ps, st->at, "invalid snat_ports \"%s\" (expected LO-HI, 1 <= LO <= HI <= 65535)", v);
 }
 
+/* encap_source ADDR [ADDR]: one address per family. */
+static void d_encap_source(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	struct lb_conf *c = b->cfg;
+	bool seen4 = false, seen6 = false;
+
+	for (int i = 1; i < st->n; i++) {
+		union lb_addr a;
+		__u8 fam;
+
+		if (lb_addr_parse(st->w[i], &a, &fam)) {
+			perr(ps, st->at, "invalid encap_source address \"%s\"", st->w[i]);
+			return;
+		}
+		if (fam == LB_AF_INET ? seen4 : seen6) {
+			perr(ps, st->at, "encap_source \"%s\": one address per family", st->w[i]);
+			return;
+		}
+		if (fam == LB_AF_INET) {
+			seen4 = c->encap_src4_set = true;
+			c->encap_src4 = a;
+		} else {
+			seen6 = c->encap_src6_set = true;
+			c->encap_src6 = a;
+		}
+	}
+}
+
+static void d_gue_port(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	__u32 v;
+
+	if (parse_u32(st->w[1], 65535, &v) || !v) {
+		perr(ps, st->at, "invalid gue_port \"%s\" (expected 1..65535)", st->w[1]);
+		return;
+	}
+	b->cfg->gue_port = (__u16)v;
+}
+
 static void d_capabilities(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	static const char *const names[] = { "drop", "keep" };
@@ -1238,6 +1278,8 @@ static const struct directive lbd_dirs[] = {
 	{ "conntrack_size", 1, 1, false, d_conntrack_size },
 	{ "maglev_size", 1, 1, false, d_maglev_size },
 	{ "snat_ports", 1, 1, false, d_snat_ports },
+	{ "encap_source", 1, 2, false, d_encap_source },
+	{ "gue_port", 1, 1, false, d_gue_port },
 	{ "log_level", 1, 1, false, d_log_level },
 	{ "capabilities", 1, 1, false, d_capabilities },
 	{ "max_vips", 1, 1, false, d_max_vips },
@@ -2105,11 +2147,12 @@ static void finish_vip(struct parser *ps, struct vip_state *vs, struct loc at)
 				     "backend \"%s\" is %s but vip \"%s\" listens on %s",
 				     lb_endpoint_str(&be->ep, eps, sizeof(eps)), family_name(be->ep.family), v->name,
 				     family_name(v->listen.family));
-			else if (v->forward == LB_FWD_DSR && v->listen.port &&
+			else if ((v->forward == LB_FWD_DSR || v->forward == LB_FWD_IPIP ||
+				  v->forward == LB_FWD_GUE) && v->listen.port &&
 				 be->ep.port != v->listen.port)
 				perr(ps, vs->be_loc[i],
-				     "backend port %u differs from listen port %u: forward dsr cannot rewrite ports",
-				     ntohs(be->ep.port), ntohs(v->listen.port));
+				     "backend port %u differs from listen port %u: forward %s cannot rewrite ports",
+				     ntohs(be->ep.port), ntohs(v->listen.port), fwd_names[v->forward]);
 		}
 		if (v->snat_set) {
 			struct loc sl = vs->snat_loc;
@@ -2372,6 +2415,7 @@ static void conf_defaults(struct lb_conf *c)
 	c->health_concurrency = LB_CONF_HEALTH_CONCURRENCY;
 	c->snat_port_lo = LB_SNAT_PORT_LO;
 	c->snat_port_hi = LB_SNAT_PORT_HI;
+	c->gue_port = LB_GUE_DEFAULT_PORT;
 	c->log_level = LB_LOG_INFO;
 	c->bgp.bfd_interval_ms = 100;
 	c->bgp.bfd_multiplier = 3;

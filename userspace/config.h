@@ -179,6 +179,11 @@ struct lb_conf {
 	__u32 conntrack_size;                     /* LB_CT_DEFAULT_SIZE */
 	__u32 maglev_size;                        /* LB_MAGLEV_DEFAULT_SIZE */
 	__u16 snat_port_lo, snat_port_hi;         /* host order, inclusive */
+	/* forward ipip/gue: outer source per family (else the address
+	 * towards the backends) and the backends' GUE port */
+	bool encap_src4_set, encap_src6_set;
+	union lb_addr encap_src4, encap_src6;
+	__u16 gue_port;                           /* host order, 6080 */
 	enum lb_log_level log_level;              /* info */
 	bool keep_caps;                           /* `capabilities keep;` */
 	/* limits (documented in lbd.conf(5)); the data path's maps fix the

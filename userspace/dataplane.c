@@ -112,6 +112,7 @@ static const char *const drop_names[LB_DROP_REASONS] = {
 	[LB_DROP_FIB] = "no_route",
 	[LB_DROP_BAD_ICMP] = "bad_icmp",
 	[LB_DROP_MTU] = "mtu_exceeded",
+	[LB_DROP_NO_SOURCE] = "no_encap_source",
 };
 
 static const char *const event_names[LB_EVENTS] = {
@@ -126,6 +127,7 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_REDIRECT_NEIGH] = "redirect_neigh",
 	[LB_EV_LOCAL] = "local",
 	[LB_EV_LOCAL_SOCK] = "local_sock",
+	[LB_EV_ENCAP] = "encap",
 };
 
 const char *lb_drop_name(unsigned int r)

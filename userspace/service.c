@@ -457,7 +457,7 @@ static int stmt_vip(struct svc_model *m, char **w, int n, bool lenient,
 			}
 		} else if (!strncmp(w[i], "forward=", 8)) {
 			if (parse_fwd(w[i] + 8, &c.forward) || c.forward == LB_FWD_LOCAL) {
-				snprintf(err, errlen, "\"%s\": forward is nat or dsr", w[i]);
+				snprintf(err, errlen, "\"%s\": forward is nat, dsr, ipip or gue", w[i]);
 				return -EINVAL;
 			}
 		} else if (!strncmp(w[i], "snat=", 5)) {
@@ -847,11 +847,26 @@ static struct lb_vip_key vip_key(const struct lb_vip_conf *c)
 	return k;
 }
 
+static bool fwd_encap(enum lb_fwd f)
+{
+	return f == LB_FWD_IPIP || f == LB_FWD_GUE;
+}
+
+/* The VIP's source address: full NAT's SNAT address, or ipip/gue's outer
+ * source (encap_source of its family). Else the address towards its
+ * backends. */
 static void vip_snat(struct lb_svc *s, struct svc_vip *v)
 {
+	bool v6 = v->c.listen.family == LB_AF_INET6;
+
 	v->snat_ok = false;
 	if (v->c.snat_set) {
 		v->snat = v->c.snat;
+		v->snat_ok = true;
+		return;
+	}
+	if (fwd_encap(v->c.forward) && (v6 ? s->file.encap_src6_set : s->file.encap_src4_set)) {
+		v->snat = v6 ? s->file.encap_src6 : s->file.encap_src4;
 		v->snat_ok = true;
 		return;
 	}
@@ -1012,6 +1027,8 @@ static int vip_write(struct lb_svc *s, const struct svc_vip *v)
 	d.fwd = v->c.forward;
 	d.family = v->c.listen.family;
 	d.table_size = v->table_n;
+	if (v->c.forward == LB_FWD_GUE)
+		d.encap_port = htons(s->file.gue_port);
 	if (v->snat_ok) {
 		d.snat_addr = v->snat;
 		d.flags |= LB_VIP_F_SNAT_SET;
@@ -1360,12 +1377,13 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 				local_sock_register(s, v, b);
 		}
 		vip_snat(s, v);
-		if (v->c.forward == LB_FWD_NAT && !v->snat_ok && v->nbe) {
+		if ((v->c.forward == LB_FWD_NAT || fwd_encap(v->c.forward)) && !v->snat_ok && v->nbe) {
 			const struct svc_vip *ov = model_vip(om, v->c.name);
 
 			/* once, not at every change */
 			if (!ov || ov->snat_ok || !ov->nbe)
-				lb_warn("%s: no source address towards its backends: set snat", name);
+				lb_warn("%s: no source address towards its backends: set %s", name,
+					v->c.forward == LB_FWD_NAT ? "snat" : "encap_source");
 		}
 		err = vip_table(s, v, &v->table, &v->table_n);
 		if (err) {
@@ -2307,6 +2325,17 @@ static bool conf_has_worker(const struct lb_conf *c, const char *name)
 }
 
 /* The lbd block and the workers, for a reload. */
+static void encap_src_str(const struct lb_conf *c, char *buf, size_t len)
+{
+	char a[LB_ADDRSTRLEN] = "", b[LB_ADDRSTRLEN] = "";
+
+	if (c->encap_src4_set)
+		lb_addr_str(&c->encap_src4, LB_AF_INET, a, sizeof(a));
+	if (c->encap_src6_set)
+		lb_addr_str(&c->encap_src6, LB_AF_INET6, b, sizeof(b));
+	snprintf(buf, len, "%s%s%s", a, a[0] && b[0] ? " " : "", b);
+}
+
 static void diff_conf(struct svc_diff *d, const struct lb_conf *o, const struct lb_conf *n)
 {
 	char what[512] = "", a[LB_ADDRSTRLEN] = "off", b[LB_ADDRSTRLEN] = "off";
@@ -2322,6 +2351,14 @@ static void diff_conf(struct svc_diff *d, const struct lb_conf *o, const struct 
 	diff_num(what, sizeof(what), "maglev_size", o->maglev_size, n->maglev_size);
 	diff_num(what, sizeof(what), "snat_ports low", o->snat_port_lo, n->snat_port_lo);
 	diff_num(what, sizeof(what), "snat_ports high", o->snat_port_hi, n->snat_port_hi);
+	diff_num(what, sizeof(what), "gue_port", o->gue_port, n->gue_port);
+	{
+		char oa[2 * LB_ADDRSTRLEN + 2] = "", na[2 * LB_ADDRSTRLEN + 2] = "";
+
+		encap_src_str(o, oa, sizeof(oa));
+		encap_src_str(n, na, sizeof(na));
+		diff_field(what, sizeof(what), "encap_source", oa, na);
+	}
 	if (o->metrics_set)
 		lb_endpoint_str(&o->metrics, a, sizeof(a));
 	if (n->metrics_set)
@@ -2790,7 +2827,8 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 	if (v->snat_ok)
 		lb_addr_str(&v->snat, v->c.listen.family, sn, sizeof(sn));
 	else
-		snprintf(sn, sizeof(sn), "%s", v->c.forward == LB_FWD_NAT ? "unresolved" : "-");
+		snprintf(sn, sizeof(sn), "%s",
+			 v->c.forward == LB_FWD_NAT || fwd_encap(v->c.forward) ? "unresolved" : "-");
 	if (r->json) {
 		lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
 		lb_buf_json_str(o, v->c.name);

@@ -31,6 +31,7 @@
 #include "conntrack.h"
 #include "select.h"
 #include "stats.h"
+#include "encap.h"
 
 #ifndef LB_NAT_REWRITE
 #define LB_NAT_REWRITE(ctx, p, end, s, sp, d, dp) lb_nat_rewrite(p, end, s, sp, d, dp)
@@ -183,6 +184,10 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
 		if (!nf->snat_port)
 			return LB_DROP_SNAT_EXHAUSTED;
+	} else if (lb_fwd_encap(vip->fwd)) {
+		if (!(vip->flags & LB_VIP_F_SNAT_SET))
+			return LB_DROP_NO_SOURCE;
+		nf->snat_port = vip->encap_port;
 	}
 	if (p->key.proto == IPPROTO_TCP) {
 		nf->flags |= LB_FLOW_F_COUNTED;
@@ -197,7 +202,7 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	return 0;
 }
 
-/* Count the packet of flow f and send it to be (full NAT or DSR). */
+/* Count the packet of flow f and send it to be (full NAT, DSR, ipip, gue). */
 static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end,
 					struct lb_flow *f, const struct lb_backend *be,
 					const struct lb_config *cfg, int new_flow)
@@ -214,6 +219,15 @@ static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end
 	}
 	if (f->fwd == LB_FWD_DSR)
 		return lb_fib_xmit(ctx, p, end, &p->key.src, &be->addr, &f->nh, cfg);
+	if (lb_fwd_encap(f->fwd)) {
+		int reason = lb_encap(ctx, p, &end, &f->snat_addr, &be->addr, f->snat_port,
+				      f->fwd == LB_FWD_GUE, cfg);
+
+		if (reason)
+			return lb_verdict_drop(reason);
+		lb_event(LB_EV_ENCAP);
+		return lb_fib_xmit(ctx, p, end, &f->snat_addr, &be->addr, &f->nh, cfg);
+	}
 	/* Map values stay put while the packet moves (TC helpers). */
 	if (LB_NAT_REWRITE(ctx, p, end, &f->snat_addr, f->snat_port, &be->addr, be->port))
 		return lb_verdict_drop(LB_DROP_TRUNC_L4);
@@ -240,8 +254,9 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 					  struct lb_flow *f, const struct lb_config *cfg)
 {
 	struct lb_backend *be;
+	int rc;
 
-	if (f->fwd != LB_FWD_NAT && f->fwd != LB_FWD_DSR)
+	if (f->fwd == LB_FWD_LOCAL || f->fwd >= LB_FWD_MAX)
 		return -1;
 	be = lb_flow_backend(f);
 	if (!be || lb_flow_reused(p, f, be))
@@ -252,7 +267,11 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 	}
 	if (p->key.proto == IPPROTO_TCP)
 		lb_flow_tcp_flags(f, p->tcp_flags);
-	return lb_flow_send(ctx, p, end, f, be, cfg, 0);
+	rc = lb_flow_send(ctx, p, end, f, be, cfg, 0);
+	/* bpf_redirect's long is never negative, but the verifier does not
+	 * know it and would walk on into lb_forward with the packet pointers
+	 * that encapsulation (encap.h) invalidated */
+	return rc < 0 ? LB_DROP : rc;
 }
 
 /* Client -> VIP; f is the packet's conntrack entry, if any. */

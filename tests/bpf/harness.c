@@ -143,6 +143,13 @@ int h_dp_up(void **state)
 	return 0;
 }
 
+int h_tc_up(void **state)
+{
+	if (h_dp_up(state))
+		return -1;
+	return lb_dp_load_tc(dp) ? -1 : 0;
+}
+
 int h_dp_down(void **state)
 {
 	(void)state;
@@ -409,6 +416,22 @@ int h_run(const struct h_pkt *in, int ifindex, struct h_pkt *out)
 	return h_test_run(lb_dp_xdp_prog_fd(dp), &ctx, sizeof(ctx), in, out);
 }
 
+int h_run_tc(const struct h_pkt *in, int ifindex, struct h_pkt *out)
+{
+	struct __sk_buff ctx = { .ifindex = (__u32)ifindex, .ingress_ifindex = (__u32)ifindex };
+
+	return h_test_run(lb_dp_tc_prog_fd(dp), &ctx, sizeof(ctx), in, out);
+}
+
+void h_vlan(struct h_spec *s, int nvlan)
+{
+	s->nvlan = nvlan;
+	s->tpid[0] = nvlan == 2 ? 0x88a8 : 0x8100;
+	s->vid[0] = 100;
+	s->tpid[1] = 0x8100;
+	s->vid[1] = 200;
+}
+
 static const char h_req[] = "GET / HTTP/1.0\r\n\r\n";
 
 struct h_spec h_from_client(int fam, uint8_t proto, uint16_t sport, uint16_t dport)
@@ -580,6 +603,7 @@ static void vip_of(const struct h_svc *s, struct lb_vip_key *k, struct lb_vip *v
 	v->fwd = s->fwd;
 	v->family = (__u8)s->family;
 	v->flags = LB_VIP_F_SNAT_SET;
+	v->encap_port = htons(s->encap_port);
 	h_addr(s->family, s->family == 6 ? H_SNAT6 : H_SNAT4, &v->snat_addr);
 }
 

@@ -51,6 +51,8 @@ void h_init(void);
 /* cmocka per-test setup/teardown: a freshly loaded data path each test. */
 int h_dp_up(void **state);
 int h_dp_down(void **state);
+/* h_dp_up with the TC object loaded too. */
+int h_tc_up(void **state);
 struct lb_dp *h_dp(void);
 
 /* ---- packets ---- */
@@ -92,6 +94,9 @@ struct h_spec {
 	size_t plen;
 };
 
+/* Tag s with nvlan (1: 802.1Q 100; 2: 802.1ad 100, then 802.1Q 200). */
+void h_vlan(struct h_spec *s, int nvlan);
+
 /* Build the frame; every checksum is computed over the finished bytes. */
 void h_build(const struct h_spec *s, struct h_pkt *p);
 
@@ -101,6 +106,8 @@ uint16_t h_csum_fold(uint32_t sum);
 
 /* Run the XDP program once on `in` as received on ifindex. */
 int h_run(const struct h_pkt *in, int ifindex, struct h_pkt *out);
+/* The same with the TC program (h_tc_up). */
+int h_run_tc(const struct h_pkt *in, int ifindex, struct h_pkt *out);
 /* Run any program once with the given context; returns its verdict. */
 int h_test_run(int prog_fd, void *ctx, size_t ctx_size, const struct h_pkt *in,
 	       struct h_pkt *out);
@@ -140,6 +147,7 @@ struct h_svc {
 	uint16_t port;   /* host order; 0 = wildcard */
 	uint8_t proto;
 	uint8_t method, fwd;
+	uint16_t encap_port; /* host order: forward gue */
 	const struct h_be *be;
 	size_t nbe;
 };

@@ -41,13 +41,6 @@ static const struct h_be two6[] = {
 	{ .id = 2, .addr = H_VIP6, .port = 3001 },
 };
 
-static int tc_up(void **state)
-{
-	if (h_dp_up(state))
-		return -1;
-	return lb_dp_load_tc(h_dp()) ? -1 : 0;
-}
-
 static struct h_svc local_vip(int fam, uint8_t proto, const struct h_be *be, size_t nbe)
 {
 	return (struct h_svc){
@@ -306,7 +299,7 @@ static void test_sk_del(void **st)
 	close(d.fd);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, tc_up, h_dp_down)
+#define T(f) cmocka_unit_test_setup_teardown(f, h_tc_up, h_dp_down)
 
 int main(void)
 {

@@ -30,21 +30,6 @@
 static const struct h_be be4[] = { { .id = 1, .addr = H_BE4, .port = 8080 } };
 static const struct h_be be6[] = { { .id = 1, .addr = H_BE6, .port = 8080 } };
 
-static int tc_up(void **state)
-{
-	if (h_dp_up(state))
-		return -1;
-	return lb_dp_load_tc(h_dp()) ? -1 : 0;
-}
-
-/* Run the TC program once on `in`, as received on ifindex. */
-static int tc_run(const struct h_pkt *in, int ifindex, struct h_pkt *out)
-{
-	struct __sk_buff ctx = { .ifindex = (__u32)ifindex, .ingress_ifindex = (__u32)ifindex };
-
-	return h_test_run(lb_dp_tc_prog_fd(h_dp()), &ctx, sizeof(ctx), in, out);
-}
-
 static void add_vip(int fam, uint8_t proto)
 {
 	struct h_svc s = {
@@ -66,7 +51,7 @@ static uint16_t forward(const struct h_spec *in, bool tc)
 	int v;
 
 	h_build(in, &pin);
-	v = tc ? tc_run(&pin, h_ifindex_client(), &out)
+	v = tc ? h_run_tc(&pin, h_ifindex_client(), &out)
 	       : h_run(&pin, h_ifindex_client(), &out);
 	port = ntohs(h_port(&out, 0));
 	assert_in_range(port, LB_SNAT_PORT_LO, LB_SNAT_PORT_HI);
@@ -99,7 +84,7 @@ static void nat_and_reply(int fam, uint8_t proto)
 	memcpy(w.smac, h_mac_client_if, 6);
 	h_mac_client(1, w.dmac);
 	h_build(&w, &want);
-	h_expect(tc_run(&pin, h_ifindex_backend(), &out), TC_ACT_REDIRECT, &out, &want);
+	h_expect(h_run_tc(&pin, h_ifindex_backend(), &out), TC_ACT_REDIRECT, &out, &want);
 	assert_int_equal(h_event(LB_EV_REPLY), 1);
 }
 
@@ -129,13 +114,13 @@ static void test_non_vip_untouched(void **st)
 	add_vip(4, IPPROTO_TCP);
 	in.dst = "198.18.1.1"; /* a backend, directly */
 	h_build(&in, &pin);
-	h_expect(tc_run(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
+	h_expect(h_run_tc(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
 	in.dst = H_VIP4;
 	in.dport = 81; /* the VIP's address, another port */
 	h_build(&in, &pin);
-	h_expect(tc_run(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
+	h_expect(h_run_tc(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
 	h_build(&in6, &pin); /* no IPv6 VIP at all */
-	h_expect(tc_run(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
+	h_expect(h_run_tc(&pin, h_ifindex_client(), &out), TC_ACT_OK, &out, &pin);
 	assert_int_equal(h_event(LB_EV_FLOW_NEW), 0);
 }
 
@@ -173,7 +158,7 @@ static void test_no_neigh_redirect_neigh(void **st)
 	(void)st;
 	h_svc_add(&s);
 	h_build(&in, &pin);
-	v = tc_run(&pin, h_ifindex_client(), &out);
+	v = h_run_tc(&pin, h_ifindex_client(), &out);
 	w = in;
 	w.src = H_SNAT4;
 	w.dst = "198.18.1.99";
@@ -198,7 +183,7 @@ static void test_truncated_tcp_dropped(void **st)
 	in.plen = 0;
 	h_build(&in, &pin);
 	pin.len = pin.l4off + 10; /* half a TCP header */
-	assert_int_equal(tc_run(&pin, h_ifindex_client(), &out), TC_ACT_SHOT);
+	assert_int_equal(h_run_tc(&pin, h_ifindex_client(), &out), TC_ACT_SHOT);
 	assert_int_equal(h_drops(LB_DROP_TRUNC_L4), 1);
 }
 
@@ -243,7 +228,7 @@ static void icmp_error(int fam)
 	memcpy(w.smac, h_mac_client_if, 6);
 	h_mac_client(1, w.dmac);
 	h_build(&w, &want);
-	h_expect(tc_run(&pin, h_ifindex_backend(), &out), TC_ACT_REDIRECT, &out, &want);
+	h_expect(h_run_tc(&pin, h_ifindex_backend(), &out), TC_ACT_REDIRECT, &out, &want);
 	assert_int_equal(h_event(LB_EV_ICMP_FWD), 1);
 }
 
@@ -298,7 +283,7 @@ static void test_attach_replace_detach(void **st)
 	assert_int_equal(lb_dp_attach(h_dp(), 99999, LB_DP_TC), -ENODEV);
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, tc_up, h_dp_down)
+#define T(f) cmocka_unit_test_setup_teardown(f, h_tc_up, h_dp_down)
 
 int main(void)
 {

@@ -333,11 +333,7 @@ static void tagged(int nvlan)
 	uint16_t port;
 
 	h_svc_add(&s);
-	in.nvlan = nvlan;
-	in.tpid[0] = nvlan == 2 ? 0x88a8 : 0x8100;
-	in.vid[0] = 100;
-	in.tpid[1] = 0x8100;
-	in.vid[1] = 200;
+	h_vlan(&in, nvlan);
 	h_build(&in, &pin);
 	/* Tagged frames leave where they came in, tags kept (one-armed). */
 	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_TX);

@@ -595,7 +595,7 @@ static const struct err_case err_cases[] = {
 	{ "unknown_method", V4 " method fastest;\n}\n",
 	  "t.conf:3: unknown method \"fastest\" (expected maglev, ip_hash, round_robin, least_conn)" },
 	{ "unknown_forward", V4 " forward tunnel;\n}\n",
-	  "t.conf:3: unknown forward mode \"tunnel\" (expected nat, dsr, local)" },
+	  "t.conf:3: unknown forward mode \"tunnel\" (expected nat, dsr, local, ipip, gue)" },
 	{ "unknown_mode", "lbd {\n mode turbo;\n}\n",
 	  "t.conf:2: unknown mode \"turbo\" (expected auto, xdp, xdp-generic, tc, proxy)" },
 	{ "unknown_log_level", "lbd { log_level loud; }\n",
