@@ -1843,7 +1843,7 @@ static void proc_reap(struct lb_proxy *p, int idx, bool block, char *how, size_t
 	struct pproc *w = &p->w[idx];
 	siginfo_t si = { 0 };
 
-	snprintf(how, len, "exited");
+	snprintf(how, len, "ended");
 	/* lbd's SIGCHLD handler may have reaped it first: the status is lost */
 	if (!waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED | (block ? 0 : WNOHANG)) && si.si_pid)
 		exit_how(&si, how, len);
