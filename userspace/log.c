@@ -21,6 +21,11 @@ void lb_log_use_syslog(const char *ident)
 	log_syslog = true;
 }
 
+bool lb_log_syslog(void)
+{
+	return log_syslog;
+}
+
 void lb_log(enum lb_log_level lvl, const char *fmt, ...)
 {
 	static const char *const names[] = { "error", "warn", "info", "debug" };

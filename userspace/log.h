@@ -3,11 +3,15 @@
 #ifndef LBD_LOG_H
 #define LBD_LOG_H
 
+#include <stdbool.h>
+
 enum lb_log_level { LB_LOG_ERR, LB_LOG_WARN, LB_LOG_INFO, LB_LOG_DEBUG };
 
 void lb_log_set_level(enum lb_log_level lvl);
 /* Where lines go: stderr (default) or syslog when daemonized. */
 void lb_log_use_syslog(const char *ident);
+/* True once lines go to syslog (a daemon's stdio is not its log). */
+bool lb_log_syslog(void);
 void lb_log(enum lb_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

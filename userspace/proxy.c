@@ -1356,6 +1356,20 @@ worker_run(const struct lb_proxy *p, int idx, int sock, pid_t parent)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	closelog();
+	/* stdio is lbd's until it detaches it (a daemon, after it is ready):
+	 * a worker must not hold the terminal or a caller's pipe open */
+	{
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			if (lb_log_syslog())
+				dup2(null, 2);
+			if (null > 2)
+				close(null);
+		}
+	}
 	if (sock != 3) {
 		dup2(sock, 3);
 		sock = 3;

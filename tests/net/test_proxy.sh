@@ -14,6 +14,7 @@
 #   - reload under load: no failed request; a VIP the reload removes stops
 #     accepting while its open connections finish
 #   - a proxy worker killed: lbd restarts it, nothing after it fails
+#   - lbd as a daemon with its output captured returns once it serves
 #   - lbd --takeover under load (listeners handed over): nothing refused
 #   - the same client flows (fixed source ports) reach the same backends
 #     through lbd in XDP mode and in proxy mode
@@ -26,8 +27,12 @@ t_require_cmd ip nsenter curl
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
 PIN=/sys/fs/bpf/${TOPO_PREFIX%-}
-NR_DIR=
-cleanup() { topo_down; rm -rf "$PIN" ${NR_DIR:+"$NR_DIR"}; }
+NR_DIR= D_DIR=
+cleanup() {
+	[ -z "$D_DIR" ] || kill "$(cat "$D_DIR/lbd.pid" 2>/dev/null)" 2>/dev/null
+	topo_down
+	rm -rf "$PIN" ${NR_DIR:+"$NR_DIR"} ${D_DIR:+"$D_DIR"}
+}
 topo_up 4 || { t_fail "$T_NAME" "topology"; exit 1; }
 trap cleanup EXIT
 trap 'cleanup; trap - EXIT; exit 130' INT
@@ -287,7 +292,7 @@ pp_check() { # ADDR: "ok" or what went wrong
 		print("ok" if got.decode() == want else "got %r want %r" % (got, want))
 	EOF
 }
-if wait_for pp_listening; then
+if wait_for -t 20 pp_listening; then # python starts slowly on a loaded machine
 	out=$(pp_check "$VIP")
 	t_check "proxy-protocol-v2-ipv4" "$out" test "$out" = ok
 	out=$(pp_check "$VIP6")
@@ -457,23 +462,24 @@ fi
 lbctl stop >/dev/null 2>&1
 for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
 
+# own_conf DIR PORT BACKEND...: DIR/lbd.conf, an lbd of its own (everything
+# in DIR) serving one VIP on lb's client-side address with the proxy.
+own_conf() {
+	local dir=$1 port=$2 b
+	shift 2
+	{
+		printf 'lbd {\n    mode proxy;\n    control %s/lbd.sock;\n    state_dir %s/state;\n' "$dir" "$dir"
+		printf '    bpffs %s/bpf;\n    pid_file %s/lbd.pid;\n}\n' "$dir" "$dir"
+		printf 'vip web {\n    listen %s:%s;\n' "$LB_CLIENT_ADDR" "$port"
+		for b in "$@"; do printf '    backend %s:3000;\n' "$b"; done
+		printf '}\n'
+	} >"$dir/lbd.conf"
+}
+
 # ---------------------------------------------------------------- not root
 # A plain user, no capabilities, a port >= 1024 on an address lb already has.
 NR_DIR=$(mktemp -d /tmp/lbd-nobody.XXXXXX) && chown nobody:nogroup "$NR_DIR"
-cat >"$NR_DIR/lbd.conf" <<EOF
-lbd {
-    mode proxy;
-    control $NR_DIR/lbd.sock;
-    state_dir $NR_DIR/state;
-    bpffs $NR_DIR/bpf;
-    pid_file $NR_DIR/lbd.pid;
-}
-vip web {
-    listen $LB_CLIENT_ADDR:8081;
-    backend ${BE_ADDRS[1]}:3000;
-    backend ${BE_ADDRS[3]}:3000;
-}
-EOF
+own_conf "$NR_DIR" 8081 "${BE_ADDRS[1]}" "${BE_ADDRS[3]}"
 bg_start @lb setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all --bounding-set=-all \
 	"$LBD" -f -c "$NR_DIR/lbd.conf"
 NR_PID=$BG_PID
@@ -489,6 +495,33 @@ else
 	t_fail "non-root-high-port" "lbd as nobody did not come up: $(bg_log "$NR_PID" | tail -5)"
 fi
 bg_stop "$NR_PID"
+
+# ---------------------------------------------------------------- daemon
+# lbd without -f, its output captured: the command returns once lbd serves
+# (no proxy worker holds the caller's pipe), and lbctl stop ends lbd and
+# its workers.
+D_DIR=$(mktemp -d /tmp/lbd-daemon.XXXXXX)
+own_conf "$D_DIR" 8082 "${BE_ADDRS[2]}"
+# through a pipe with an end: a process that kept it open would hold the
+# reader until its timeout (status 124), not this test forever
+out=$( (timeout 20 nsenter --net="/run/netns/$NS_LB" "$LBD" -c "$D_DIR/lbd.conf" 2>&1
+	echo "rc=$?") | timeout 25 cat)
+held=$?
+rc=$(field rc "$out")
+d_lbctl() { "$LBCTL" -s "$D_DIR/lbd.sock" "$@"; }
+D_WORKERS=$(d_lbctl -j status 2>/dev/null | grep -o '"proxy_workers":\[[0-9,]*\]' | tr -cd ',0-9')
+got=$(load -c 50 -p 4 "$LB_CLIENT_ADDR:8082")
+d_lbctl stop >/dev/null 2>&1
+d_gone() { local p; for p in $(cat "$D_DIR/lbd.pid" 2>/dev/null) ${D_WORKERS//,/ }; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
+wait_for -t 10 d_gone
+gone=$?
+if [ $held = 0 ] && [ "$rc" = 0 ] && [ "$(field ok "$got")" = 50 ] && [ -n "$D_WORKERS" ] &&
+   [ $gone = 0 ]; then
+	t_pass "daemon-returns-serves-stops"
+else
+	t_fail "daemon-returns-serves-stops" "pipe held=$held rc=$rc ($out) workers=$D_WORKERS gone=$gone: $got"
+	for p in $(cat "$D_DIR/lbd.pid" 2>/dev/null) ${D_WORKERS//,/ }; do kill -KILL "$p" 2>/dev/null; done
+fi
 
 # ---------------------------------------------------------------- same flow, same backend
 # curl from fixed client ports: the 5-tuple hash (maglev) must pick the
