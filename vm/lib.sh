@@ -42,8 +42,8 @@ EOF
 
 # lab_lbd MODE IFACE...: lbd in the lb ns, MODE on IFACEs, VIP:80 on both
 # backends; sets CONF, SOCK, LBD_PID. Exits with a FAIL line if lbd does not
-# answer on its control socket within LBD_START_WAIT (120) s: under TCG on
-# a busy host the verifier alone can take a minute.
+# answer on its control socket within LBD_START_WAIT (120) s (under TCG on
+# a busy host the verifier alone can take a minute), or exits first.
 lab_lbd() {
 	local mode=$1
 	shift
@@ -53,7 +53,7 @@ lab_lbd() {
 	bg_start @lb "$LBD" -f -c "$CONF"
 	LBD_PID=$BG_PID
 	local t0=$SECONDS
-	if ! wait_for -t "${LBD_START_WAIT:-120}" "$LBCTL" -s "$SOCK" status; then
+	if ! LBD_START_WAIT=${LBD_START_WAIT:-120} lbd_wait "$LBD_PID" "$LBCTL" -s "$SOCK" status; then
 		t_fail "lbd-start" "lbd did not come up in $mode mode: $(bg_log "$LBD_PID" | tail -20 | tr '\n' ' ')"
 		t_done
 		exit 1
