@@ -313,9 +313,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	# meanwhile, it does to both alike, so their ratio is steadier than
 	# that of runs taken one after the other (the same instance serves
 	# both; a path that costs more shows as a smaller share).
+	# Which wrk starts first (and where the scheduler puts it) swings a
+	# pair by up to 2x on a loaded machine: the roles swap every round.
 	if ((NINST == 1)); then
-		wrk_runs "$RES/wrk-workers-both-r$r" "http://$VIP:$PORT/" "${direct_urls[0]}" >&2
-		q=$(for i in 1 2; do awk '/^Requests\/sec:/ { print $2 }' "$RES/wrk-workers-both-r$r-$i.txt"; done |
+		both=("http://$VIP:$PORT/" "${direct_urls[0]}") l=1 d=2
+		((r % 2)) || both=("${direct_urls[0]}" "http://$VIP:$PORT/") l=2 d=1
+		wrk_runs "$RES/wrk-workers-both-r$r" "${both[@]}" >&2
+		q=$(for i in $l $d; do awk '/^Requests\/sec:/ { print $2 }' "$RES/wrk-workers-both-r$r-$i.txt"; done |
 			awk 'NR == 1 { l = $1 } NR == 2 && $1 > 0 { printf "%.3f", l / $1 }')
 		[ -z "$q" ] || fig concurrent.local_per_direct x "$q"
 	fi
