@@ -1808,7 +1808,9 @@ static int proc_spawn(struct lb_proxy *p, int idx)
 	/* SIGCHLD waits in lbd's signalfd until its loop runs: the pid cannot
 	 * be reaped (and reused) before this */
 	w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (w->pidfd < 0) {
+	/* without pidfds (valgrind has none): waitpid on the pid, which is
+	 * ours until reaped */
+	if (w->pidfd < 0 && errno != ENOSYS) {
 		err = -errno;
 		lb_err("proxy: worker %d: pidfd_open: %s", idx, strerror(-err));
 		kill(pid, SIGKILL);
@@ -1859,15 +1861,27 @@ static void proc_reap(struct lb_proxy *p, int idx, bool block, char *how, size_t
 
 	snprintf(how, len, "ended");
 	/* lbd's SIGCHLD handler may have reaped it first: the status is lost */
-	if (!waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED | (block ? 0 : WNOHANG)) && si.si_pid)
+	if (!waitid(w->pidfd >= 0 ? P_PIDFD : P_PID, w->pidfd >= 0 ? (id_t)w->pidfd : (id_t)w->pid,
+		    &si, WEXITED | (block ? 0 : WNOHANG)) && si.si_pid)
 		exit_how(&si, how, len);
-	close(w->pidfd);
+	if (w->pidfd >= 0)
+		close(w->pidfd);
 	if (w->sock >= 0)
 		close(w->sock);
 	w->pidfd = w->sock = -1;
 	w->pid = 0;
 	if (!block) /* lbd stopping the proxy counts no more */
 		proc_release(p, idx);
+}
+
+/* Without a pidfd: ended (a zombie, or reaped by lbd's SIGCHLD handler). */
+static bool proc_gone(pid_t pid)
+{
+	siginfo_t si = { 0 };
+
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT))
+		return errno == ECHILD;
+	return si.si_pid == pid;
 }
 
 void lb_proxy_tick(struct lb_proxy *p)
@@ -1883,7 +1897,7 @@ void lb_proxy_tick(struct lb_proxy *p)
 			pid_t pid = w->pid;
 			char how[96];
 
-			if (poll(&pfd, 1, 0) <= 0)
+			if (w->pidfd >= 0 ? poll(&pfd, 1, 0) <= 0 : !proc_gone(w->pid))
 				continue;
 			proc_reap(p, i, false, how, sizeof(how));
 			if (up < PX_MIN_UPTIME_MS) {
