@@ -142,6 +142,35 @@ struct lb_guehdr {
 };
 
 #define LB_GUE_DEFAULT_PORT 6080
+
+/*
+ * The backends' decapsulation program (bpf/lb_decap.bpf.c, `lbd --decap`).
+ * Key of its `decap_addrs` hash: the addresses configured on the backend
+ * (the VIPs on lo among them); only packets whose inner destination is one
+ * of them are decapsulated.
+ */
+struct lb_decap_key {
+	union lb_addr addr;
+	__u8  family;  /* enum lb_family */
+	__u8  pad[3];
+};
+
+/* Single entry of `decap_cfg`. */
+struct lb_decap_cfg {
+	__u16 gue_port; /* network order; 0: no GUE */
+	__u16 pad;
+};
+
+/* Per-CPU counters of `decap_stats`. */
+enum lb_decap_stat {
+	LB_DECAP_IPIP = 0,   /* ipip / ip6ip6 (and 4in6, 6in4) decapsulated */
+	LB_DECAP_GUE,        /* GUE decapsulated */
+	LB_DECAP_NOT_LOCAL,  /* a tunnel packet for an address not here: passed */
+	LB_DECAP_BAD,        /* a tunnel packet cut short or malformed: passed */
+	LB_DECAP_STATS,
+};
+
+#define LB_DECAP_MAX_ADDRS 4096
 #define LB_ENCAP_TTL        64  /* outer TTL / hop limit */
 
 /* Value of the `backends` array, indexed by backend id. */

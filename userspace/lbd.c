@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "decap.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -72,6 +73,8 @@ static void usage(FILE *f)
 		"usage: lbd [-f] [-c FILE] [-p PIDFILE] [-d] [--takeover]\n"
 		"       lbd -t [-c FILE]        check the configuration and exit (0 ok, 1 errors)\n"
 		"       lbd --cleanup [-c FILE] detach and remove what lbd pinned for FILE\n"
+		"       lbd --decap IFACE [--gue-port PORT] [--decap-mode MODE]\n"
+		"                               a backend's decapsulation of forward ipip/gue\n"
 		"\n"
 		"  -c, --config FILE    configuration (default " LBD_DEFAULT_CONF ")\n"
 		"  -f, --foreground     stay in the foreground, log to stderr\n"
@@ -82,6 +85,11 @@ static void usage(FILE *f)
 		"      --takeover       take the listening sockets of the lbd running on the\n"
 		"                       same control socket (proxy mode: a restart or upgrade\n"
 		"                       refuses no connection); it drains and exits\n"
+		"      --decap IFACE    on a backend: strip ipip/ip6ip6/GUE from packets on IFACE\n"
+		"                       whose inner destination is an address of this host (the\n"
+		"                       VIP on lo), in the foreground until SIGTERM/SIGINT\n"
+		"      --gue-port PORT  the GUE port to decapsulate (default 6080; 0: none)\n"
+		"      --decap-mode MODE  auto (native XDP, else generic), xdp, xdp-generic, tc\n"
 		"  -V, --version\n"
 		"\n"
 		"Signals: SIGHUP reloads the file (only the difference is applied; an invalid\n"
@@ -658,8 +666,13 @@ int main(int argc, char **argv)
 		{ "takeover", no_argument, NULL, 'T' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "decap", required_argument, NULL, 'D' },
+		{ "gue-port", required_argument, NULL, 'G' },
+		{ "decap-mode", required_argument, NULL, 'M' },
 		{ 0 },
 	};
+	static const char *const decap_modes[] = { "auto", "xdp", "xdp-generic", "tc" };
+	const char *decap_if = NULL, *gue_arg = NULL, *mode_arg = NULL;
 	struct lbd d = { .conf_path = LBD_DEFAULT_CONF, .sfd = -1, .tfd = -1 };
 	bool foreground = false, test = false, cleanup = false, debug = false;
 	const char *pid_path = NULL;
@@ -677,6 +690,9 @@ int main(int argc, char **argv)
 		case 'T': d.takeover = true; break;
 		case 'V': printf("lbd %s\n", LBD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
+		case 'D': decap_if = optarg; break;
+		case 'G': gue_arg = optarg; break;
+		case 'M': mode_arg = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -684,6 +700,36 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lbd: unexpected argument \"%s\"\n", argv[optind]);
 		usage(stderr);
 		return 2;
+	}
+	if (decap_if || gue_arg || mode_arg) {
+		enum lb_decap_mode m = LB_DECAP_AUTO;
+		unsigned long port = LB_GUE_DEFAULT_PORT;
+		char *end = NULL;
+
+		if (!decap_if) {
+			fprintf(stderr, "lbd: --gue-port and --decap-mode go with --decap IFACE\n");
+			return 2;
+		}
+		if (gue_arg) {
+			errno = 0;
+			port = strtoul(gue_arg, &end, 10);
+			if (errno || !*gue_arg || *end || port > 65535) {
+				fprintf(stderr, "lbd: --gue-port \"%s\": expected 0..65535\n", gue_arg);
+				return 2;
+			}
+		}
+		if (mode_arg) {
+			for (m = LB_DECAP_AUTO; m <= LB_DECAP_TC; m++)
+				if (!strcmp(mode_arg, decap_modes[m]))
+					break;
+			if (m > LB_DECAP_TC) {
+				fprintf(stderr, "lbd: --decap-mode \"%s\": expected auto, xdp, xdp-generic or tc\n",
+					mode_arg);
+				return 2;
+			}
+		}
+		lb_log_set_level(debug ? LB_LOG_DEBUG : LB_LOG_INFO);
+		return lb_decap_run(decap_if, (__u16)port, m);
 	}
 	err = lb_config_load(d.conf_path, &cf, test ? print_err : log_err, NULL);
 	if (test) {

@@ -192,26 +192,39 @@ trunc:
 	return LB_PARSE_BAD;
 }
 
-static __always_inline int lb_parse(void *data, void *end, struct lb_pkt *p)
+/* Past Ethernet and up to LB_MAX_VLAN tags: where L3 starts, with its type
+ * in *proto; NULL when the frame is cut short of that. */
+static __always_inline void *lb_parse_l2(void *data, void *end, __u16 *proto)
 {
 	struct ethhdr *eth = data;
 	void *cur = eth + 1;
-	__u16 proto;
+	__u16 type;
 
 	if (cur > end)
-		return LB_PARSE_PASS; /* not even Ethernet: leave it to the stack */
-	p->eth = eth;
-	proto = eth->h_proto;
-
+		return 0;
+	type = eth->h_proto;
 #pragma clang loop unroll(full)
 	for (int i = 0; i < LB_MAX_VLAN; i++) {
-		if (proto != bpf_htons(ETH_P_8021Q_) && proto != bpf_htons(ETH_P_8021AD_))
+		if (type != bpf_htons(ETH_P_8021Q_) && type != bpf_htons(ETH_P_8021AD_))
 			break;
 		if (cur + 4 > end)
-			return LB_PARSE_PASS;
-		proto = *(__u16 *)(cur + 2);
+			return 0;
+		type = *(__u16 *)(cur + 2);
 		cur += 4;
 	}
+	*proto = type;
+	return cur;
+}
+
+static __always_inline int lb_parse(void *data, void *end, struct lb_pkt *p)
+{
+	void *cur;
+	__u16 proto;
+
+	cur = lb_parse_l2(data, end, &proto);
+	if (!cur)
+		return LB_PARSE_PASS; /* not even Ethernet: leave it to the stack */
+	p->eth = data;
 	if (proto == bpf_htons(ETH_P_IP))
 		return lb_parse_ipv4(cur, end, p);
 	if (proto == bpf_htons(ETH_P_IPV6))

@@ -461,6 +461,20 @@ lbd_conf_head() {
 	printf '}\n'
 }
 
+# keep_ok NAME LBLOAD-PID: t_pass NAME if the keep connections of that
+# lbload (bg_start) neither failed nor moved to another backend.
+keep_ok() {
+	local out rc
+	wait "$2"; rc=$?
+	out=$(bg_log "$2")
+	if [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_switched "$out")" = 0 ] &&
+		[ -n "$(field keep "$out")" ]; then
+		t_pass "$1 ($(grep -o 'keep=[0-9]* keep_failed=[0-9]* keep_switched=[0-9]*' <<<"$out"))"
+	else
+		t_fail "$1" "rc=$rc: $(tail -5 <<<"$out")"
+	fi
+}
+
 # count NAME OUTPUT: what lbload printed for backend NAME (0 if nothing).
 count() { awk -v n="$1" '$1 == n { print $2; f = 1 } END { if (!f) print 0 }' <<<"$2"; }
 # field KEY OUTPUT: the number of "KEY=N" in lbload's summary.

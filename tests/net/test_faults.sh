@@ -58,17 +58,6 @@ load() { in_client "$LBLOAD" -t 1000 "$@" 2>&1; }
 served() { [ "$(field ok "$(load -c 30 "$VIP:80")")" = 30 ]; }
 stopped() { ! kill -0 "$LBD_PID" 2>/dev/null; }
 lbd_stop() { lbctl stop >/dev/null 2>&1; wait_for -t 5 stopped || t_fail "$T_NAME" "lbd did not stop"; }
-keep_ok() { # NAME LBLOAD-PID: its keep connections neither failed nor moved
-	local out rc
-	wait "$2"; rc=$?
-	out=$(bg_log "$2")
-	if [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_switched "$out")" = 0 ] &&
-		[ -n "$(field keep "$out")" ]; then
-		t_pass "$1 ($(grep -o 'keep=[0-9]* keep_failed=[0-9]* keep_switched=[0-9]*' <<<"$out"))"
-	else
-		t_fail "$1" "rc=$rc: $(tail -5 <<<"$out")"
-	fi
-}
 flows_new() { lbctl -j stats | jq '[.events.flow_new] | add // 0'; }
 
 # ---------------------------------------------------------------- conntrack full
