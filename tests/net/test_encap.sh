@@ -8,12 +8,15 @@
 # balancer's namespace. IPv4 and IPv6, real TCP connections (lbload), spread
 # over the backends; established connections keep their backend while one
 # is added; table digests follow the table, not the history of changes.
+# MODE=tc runs lbd's TC data path, DECAP_MODE=tc (or xdp-generic) the
+# backends' decapsulation in TC.
 . "$(dirname "$0")/lib.sh"
 t_require_root
 t_require_cmd ip nsenter ethtool jq
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
-MODE=${MODE:-xdp}
+MODE=${MODE:-xdp}             # lbd's data path
+DECAP_MODE=${DECAP_MODE:-auto} # lbd --decap's
 CL_SEG=198.18.1.200 CL6_SEG=2001:2:0:1::c8
 VIPS=(198.18.0.10 198.18.0.11 2001:2::10 2001:2::11)
 NAMES=(ipip4 gue4 ipip6 gue6)
@@ -39,17 +42,17 @@ for ((i = 1; i <= NBACKENDS; i++)); do
 	in_be "$i" ip route add "$CLIENT_ADDR/32" via "$CL_SEG"
 	in_be "$i" ip -6 route add "$CLIENT6_ADDR/128" via "$CL6_SEG"
 	start_backend "$i" 80 || { t_fail "$T_NAME" "backend $i"; exit 1; }
-	bg_start "${NS_BE[$i]}" "$LBD" --decap eth0 --gue-port 6080
+	bg_start "${NS_BE[$i]}" "$LBD" --decap eth0 --gue-port 6080 --decap-mode "$DECAP_MODE"
 	DECAP_PIDS[$i]=$BG_PID
 done
-decap_up() { bg_log "$1" | grep -q "decap: xdp"; }
+decap_up() { bg_log "$1" | grep -q "decap: [a-z-]* on eth0"; }
 for ((i = 1; i <= NBACKENDS; i++)); do
 	if ! wait_for -t 30 decap_up "${DECAP_PIDS[$i]}"; then
 		t_fail "decap-attached-be$i" "$(bg_log "${DECAP_PIDS[$i]}")"
 		exit 1
 	fi
 done
-t_pass "decap-attached (lbd --decap on $NBACKENDS backends)"
+t_pass "decap-attached (lbd --decap on $NBACKENDS backends: $(bg_log "${DECAP_PIDS[1]}" | grep -o 'decap: [a-z-]* on eth0'))"
 
 # Backends 1-3 serve every VIP; backend 4 joins later.
 vip_block() { # NAME LISTEN FWD
