@@ -95,6 +95,7 @@ enum lb_event {
 	                         * datagram) given to an instance's socket by
 	                         * the socket-lookup program */
 	LB_EV_ENCAP,            /* forward ipip/gue: encapsulated to a backend */
+	LB_EV_TO_OWNER,         /* a peer node's flow sent on to it at L2 (owners) */
 	LB_EVENTS,
 };
 
@@ -220,6 +221,21 @@ static inline void lb_flow_key4(struct lb_flow_key4 *k4, const struct lb_flow_ke
 	k4->pad[0] = k4->pad[1] = k4->pad[2] = 0;
 }
 
+/*
+ * Flow ownership across lbd nodes behind ECMP (the owners map): a node that
+ * drains pushes its flows' client tuples to its peers (userspace/owner.c);
+ * a peer that gets a packet of one of them, with no flow of its own, sends
+ * it on at L2 to the owner, whose NAT state and SNAT address serve it.
+ * Keyed by the client -> VIP struct lb_flow_key, both families.
+ */
+#define LB_OWNERS_MAX 65536
+
+struct lb_owner {
+	__u8  mac[6];     /* the owner's address on ifindex */
+	__u16 pad;
+	__u32 ifindex;    /* where the flow's packets arrive here, and leave */
+};
+
 #define LB_FLOW_F_CLOSING     (1u << 0) /* FIN or RST seen: counted out */
 #define LB_FLOW_F_ESTABLISHED (1u << 1) /* backend answered the SYN */
 #define LB_FLOW_F_COUNTED     (1u << 2) /* counted in backend_conns */
@@ -333,6 +349,7 @@ struct lb_sock_key {
 #define LB_MAP_DROPS       "drop_stats"
 #define LB_MAP_EVENTS      "event_stats"
 #define LB_MAP_LOCAL_SOCKS "local_socks"
+#define LB_MAP_OWNERS      "owners"
 
 /*
  * tools/lbgen, the benchmarks' packet generator (bpf/lbgen.bpf.c), not part

@@ -128,6 +128,7 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_LOCAL] = "local",
 	[LB_EV_LOCAL_SOCK] = "local_sock",
 	[LB_EV_ENCAP] = "encap",
+	[LB_EV_TO_OWNER] = "to_owner",
 };
 
 const char *lb_drop_name(unsigned int r)

@@ -274,6 +274,37 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 	return rc < 0 ? LB_DROP : rc;
 }
 
+/*
+ * A TCP packet that cannot open a connection (no SYN) and has no flow here,
+ * or only a closed one (clients reuse ports: a connection that once went
+ * through this node leaves a closed entry with the same tuple): if a peer
+ * node pushed it as its own (owners, see lb_abi.h), send it on to that node
+ * at L2, as DSR sends to a backend: its NAT state and SNAT address keep the
+ * connection. Only back out where it came in, and never back to the node
+ * it came from (two drained nodes must not bounce it). Returns -1 when the
+ * packet is not a peer's.
+ */
+static __always_inline int lb_to_owner(LB_CTX *ctx, struct lb_pkt *p, void *end)
+{
+	struct ethhdr *eth = p->eth;
+	const __u16 *src, *own;
+	struct lb_owner *o;
+
+	if (p->key.proto != IPPROTO_TCP || (p->tcp_flags & TCPF_SYN))
+		return -1;
+	o = bpf_map_lookup_elem(&owners, &p->key);
+	if (!o || o->ifindex != LB_IFINDEX(ctx) || (void *)(eth + 1) > end)
+		return -1;
+	src = (const __u16 *)eth->h_source;
+	own = (const __u16 *)o->mac;
+	if (src[0] == own[0] && src[1] == own[1] && src[2] == own[2])
+		return -1;
+	__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, o->mac, ETH_ALEN);
+	lb_event(LB_EV_TO_OWNER);
+	return LB_TX(ctx);
+}
+
 /* Client -> VIP; f is the packet's conntrack entry, if any. */
 static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 				      const struct lb_vip *vip,
@@ -287,6 +318,8 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		lb_event(LB_EV_PASS_TTL);
 		return LB_PASS;
 	}
+	if ((!f || (f->flags & LB_FLOW_F_CLOSING)) && (reason = lb_to_owner(ctx, p, end)) >= 0)
+		return reason;
 	if (f) {
 		be = lb_flow_backend(f);
 		if (!be) {
@@ -412,6 +445,8 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	snat_range = dport >= cfg->snat_port_lo && dport <= cfg->snat_port_hi;
 	if (!snat_range) {
 		f = lb_ct_lookup(&p, &p.key);
+		if (f && (f->flags & LB_FLOW_F_CLOSING) && (rc = lb_to_owner(ctx, &p, end)) >= 0)
+			return rc;
 		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
 			return rc;
 	}

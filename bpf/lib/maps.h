@@ -167,4 +167,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } local_socks SEC(".maps");
 
+/* Flows of peer nodes, sent on to their owner (struct lb_owner). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_OWNERS_MAX);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_owner);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} owners SEC(".maps");
+
 #endif
