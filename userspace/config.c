@@ -1506,6 +1506,37 @@ static void d_stop_drain(struct parser *ps, const struct stmt *st, struct block 
 	set_drain_dur(ps, st, &b->cfg->bgp.stop_drain_ms, true);
 }
 
+/* sync_peer ADDR: a peer node's address on the segment the router shares */
+static void d_sync_peer(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	struct lb_bgp_conf *g = &b->cfg->bgp;
+	struct lb_endpoint ep = { 0 };
+
+	if (lb_addr_parse(st->w[1], &ep.addr, &ep.family)) {
+		perr(ps, st->at, "invalid sync_peer \"%s\" (expected an IPv4 or IPv6 address)", st->w[1]);
+		return;
+	}
+	for (int i = 0; i < g->nsync_peers; i++)
+		if (lb_endpoint_eq(&g->sync_peers[i], &ep)) {
+			perr(ps, st->at, "duplicate sync_peer %s", st->w[1]);
+			return;
+		}
+	if (g->nsync_peers >= LB_BGP_MAX_NEIGHBORS) {
+		perr(ps, st->at, "too many sync_peer (max %d)", LB_BGP_MAX_NEIGHBORS);
+		return;
+	}
+	g->sync_peers[g->nsync_peers++] = ep;
+}
+
+static void d_sync_port(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	__u32 v = 0;
+
+	set_count(ps, st, &v, 1, 65535);
+	if (v)
+		b->cfg->bgp.sync_port = (__u16)v;
+}
+
 static const struct directive bgp_dirs[] = {
 	{ "router_id", 1, 1, false, d_router_id },
 	{ "local_as", 1, 1, false, d_local_as },
@@ -1523,6 +1554,8 @@ static const struct directive bgp_dirs[] = {
 	{ "drain_grace", 1, 1, false, d_drain_grace },
 	{ "drain_quiet", 1, 1, false, d_drain_quiet },
 	{ "stop_drain", 1, 1, false, d_stop_drain },
+	{ "sync_peer", 1, 1, true, d_sync_peer },
+	{ "sync_port", 1, 1, false, d_sync_port },
 };
 
 /* `bgp { ... }` inside the lbd block. */
@@ -2425,6 +2458,7 @@ static void conf_defaults(struct lb_conf *c)
 	c->bgp.drain_grace_ms = 2000;
 	c->bgp.drain_quiet_ms = 5000;
 	c->bgp.stop_drain_ms = 10000;
+	c->bgp.sync_port = 6934;
 }
 
 static int finish(struct parser *ps, int rc, struct lb_conf *tmp, struct lb_conf *cfg)

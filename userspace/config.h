@@ -161,6 +161,11 @@ struct lb_bgp_conf {
 	__u64 drain_grace_ms;      /* graceful-shutdown announcement before withdrawal: 2 s */
 	__u64 drain_quiet_ms;      /* no new flow for this long: drained, 5 s */
 	__u64 stop_drain_ms;       /* SIGTERM drains this long at most, 10 s; 0: no drain */
+	/* flow ownership sharing with peer nodes (owner.c): a draining node
+	 * pushes its flows to them over UDP sync_port */
+	struct lb_endpoint sync_peers[LB_BGP_MAX_NEIGHBORS]; /* port: sync_port */
+	int nsync_peers;
+	__u16 sync_port;           /* host order, 6934 */
 };
 
 struct lb_conf {

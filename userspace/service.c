@@ -30,6 +30,7 @@
 #include "log.h"
 #include "loop.h"
 #include "netlink.h"
+#include "owner.h"
 #include "metrics.h"
 #include "procsock.h"
 #include "proxy.h"
@@ -42,6 +43,7 @@
 #define SVC_MAX_WORDS   32
 #define SVC_RT_FILE     "runtime.conf"
 #define SVC_OWNER_FILE  "pinned.owner"
+#define SVC_SYNC_DELAY_MS 1500 /* flow sync before a drain's route change */
 
 struct svc_be {
 	struct lb_backend_conf c;
@@ -115,6 +117,8 @@ struct lb_svc {
 	__u64 start_ms;           /* lbd's uptime in status */
 	struct lb_loop *loop;     /* set by lb_svc_bgp_start */
 	struct lb_bgp *bgp;       /* announcements (bgp block); NULL without */
+	struct lb_owner_sync *owner; /* flow ownership with peer nodes (sync_peer) */
+	__u64 drain_at;           /* flows pushed: the routes change then (ms) */
 };
 
 /* ---- model ---------------------------------------------------------- */
@@ -1107,7 +1111,42 @@ int lb_svc_bgp_start(struct lb_svc *s, struct lb_loop *loop)
 	err = lb_bgp_new(loop, &s->file.bgp, s->file.state_dir, &s->bgp);
 	if (!err)
 		bgp_sync(s);
+	if (!err && s->file.bgp.nsync_peers && s->dp &&
+	    lb_owner_open(loop, s->dp, &s->file.bgp, &s->owner))
+		lb_warn("flow sync is off: a drain breaks the flows the router moves");
 	return err;
+}
+
+/* Drain the node: peers learn its flows first (so they forward the ones the
+ * router moves to them), then the routes change. */
+static bool svc_drain(struct lb_svc *s, bool drain)
+{
+	bool active = lb_bgp_state(s->bgp) == LB_NODE_ACTIVE;
+
+	/* The peers put the flows in their maps from their own loops, and
+	 * push theirs (hash-threshold ECMP moves some of theirs too): a
+	 * packet the router moves before then is reset. So the routes change
+	 * SVC_SYNC_DELAY_MS later, in a tick. */
+	if (drain && s->owner && active) {
+		lb_owner_drain(s->owner);
+		s->drain_at = lb_now_ms() + SVC_SYNC_DELAY_MS;
+		lb_info("node: flows pushed to the peers: draining in %d ms", SVC_SYNC_DELAY_MS);
+		return true;
+	}
+	if (!drain && s->drain_at) {
+		s->drain_at = 0;
+		return true;
+	}
+	return lb_bgp_drain(s->bgp, drain);
+}
+
+static void drain_tick(struct lb_svc *s)
+{
+	if (s->drain_at && lb_now_ms() >= s->drain_at) {
+		s->drain_at = 0;
+		lb_bgp_drain(s->bgp, true);
+	}
+	lb_owner_tick(s->owner);
 }
 
 /* A reload's bgp block: started, changed or removed. */
@@ -1124,6 +1163,16 @@ static void bgp_reload(struct lb_svc *s, const struct lb_conf *nc)
 	} else if (nc->bgp.set && lb_bgp_new(s->loop, &nc->bgp, nc->state_dir, &s->bgp)) {
 		s->bgp = NULL;
 	}
+	/* the peers and port as the block says now */
+	if (s->owner && (!nc->bgp.set || !nc->bgp.nsync_peers ||
+			 memcmp(s->file.bgp.sync_peers, nc->bgp.sync_peers, sizeof(nc->bgp.sync_peers)) ||
+			 nc->bgp.sync_port != s->file.bgp.sync_port)) {
+		lb_owner_close(s->owner);
+		s->owner = NULL;
+	}
+	if (!s->owner && s->bgp && nc->bgp.nsync_peers && s->dp &&
+	    lb_owner_open(s->loop, s->dp, &nc->bgp, &s->owner))
+		lb_warn("flow sync is off: a drain breaks the flows the router moves");
 	bgp_sync(s);
 }
 
@@ -1131,7 +1180,7 @@ bool lb_svc_drain_for_stop(struct lb_svc *s)
 {
 	if (!s->bgp || !s->file.bgp.stop_drain_ms || lb_bgp_state(s->bgp) == LB_NODE_DRAINED)
 		return false;
-	if (lb_bgp_drain(s->bgp, true))
+	if (svc_drain(s, true))
 		lb_info("stopping: draining first (at most %.1f s; a second signal stops at once)",
 			s->file.bgp.stop_drain_ms / 1000.0);
 	return true;
@@ -2091,6 +2140,8 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	/* withdrawn before anything stops forwarding */
 	lb_bgp_free(s->bgp);
 	s->bgp = NULL;
+	lb_owner_close(s->owner);
+	s->owner = NULL;
 	if (cleanup) {
 		if (s->sk_local)
 			lb_dp_detach_sk_lookup(s->dp);
@@ -2482,9 +2533,9 @@ static int reload(struct lb_svc *s, struct lb_buf *errs, struct svc_diff *d)
 			lb_sup_sync(s->sup, &nc);
 		vip_addrs_sync(s, NULL);
 		lb_log_set_level(nc.log_level);
+		bgp_reload(s, &nc); /* s->file is still the old file */
 		lb_config_free(&old);
 		s->file = nc;
-		bgp_reload(s, &nc);
 	}
 	lb_info("reloaded %s: %d VIP(s), %d change(s)", s->conf_path, s->m.n, logd.n);
 	log_changes("reload", &chg);
@@ -2683,6 +2734,7 @@ void lb_svc_tick(struct lb_svc *s)
 	}
 	bgp_sync(s);
 	lb_bgp_tick(s->bgp, flows);
+	drain_tick(s);
 }
 
 /* ---- control commands ------------------------------------------------- */
@@ -2905,6 +2957,11 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 			lb_bgp_status(s->bgp, true, o);
 		else
 			lb_buf_printf(o, "null");
+		lb_buf_printf(o, ",\"flow_sync\":");
+		if (s->owner)
+			lb_owner_status(s->owner, true, o);
+		else
+			lb_buf_printf(o, "null");
 		lb_buf_printf(o, ",\"workers\":");
 		lb_sup_list(s->sup, true, o);
 		lb_buf_printf(o, ",\"runtime\":[");
@@ -2934,6 +2991,8 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 			      s->ifs[i].why[0] ? "  (" : "", s->ifs[i].why, s->ifs[i].why[0] ? ")" : "");
 	if (s->bgp)
 		lb_bgp_status(s->bgp, false, o);
+	if (s->owner)
+		lb_owner_status(s->owner, false, o);
 	lb_buf_printf(o, "vips:\n");
 	for (int i = 0; i < s->m.n; i++)
 		out_vip(s, r, o, &s->m.v[i], i == 0, true);
@@ -3570,7 +3629,7 @@ static int cmd_node(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		return LB_CTL_OK;
 	}
 	{
-		bool active = lb_bgp_state(s->bgp) == LB_NODE_ACTIVE;
+		bool active = lb_bgp_state(s->bgp) == LB_NODE_ACTIVE && !s->drain_at;
 		bool change = drain == active;
 		const char *what = drain ? (change ? "draining: VIPs announced with GRACEFUL_SHUTDOWN, "
 						     "then withdrawn; open flows go on"
@@ -3578,7 +3637,7 @@ static int cmd_node(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 					 : (change ? "undrained: VIPs announced again" : "already active");
 
 		if (change && !r->dry_run)
-			lb_bgp_drain(s->bgp, drain);
+			svc_drain(s, drain);
 		if (r->json) {
 			lb_buf_printf(o, "{\"%s\":true,\"changes\":[", r->dry_run ? "dry_run" : "ok");
 			if (change)

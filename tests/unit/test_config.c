@@ -310,7 +310,11 @@ static void test_bgp_block(void **state)
 		 "  community 65001:100 65535:1;\n  community 1:2;\n  next_hop_self off;\n"
 		 "  source 198.18.10.11;\n  bird_binary /usr/sbin/bird;\n  bird_dir /run/x;\n"
 		 "  bird_socket /run/x.ctl;\n  drain_grace 0;\n  drain_quiet 3s;\n  stop_drain 0;\n"
+		 "  sync_peer 198.18.10.12;\n  sync_peer 2001:db8::12;\n  sync_port 7000;\n"
 		 " }\n}\n", &c);
+	assert_int_equal(c.bgp.nsync_peers, 2);
+	assert_int_equal(c.bgp.sync_port, 7000);
+	assert_int_equal(c.bgp.sync_peers[1].family, LB_AF_INET6);
 	assert_true(c.bgp.set);
 	assert_int_equal(c.bgp.router_id, htonl(0xc6120a0b));
 	assert_int_equal(c.bgp.local_as, 4200000001u);
@@ -338,7 +342,14 @@ static void test_bgp_block(void **state)
 	assert_int_equal(c.bgp.drain_grace_ms, 2000);
 	assert_int_equal(c.bgp.stop_drain_ms, 10000);
 	assert_string_equal(c.bgp.dir, "/run/lbd/bird");
+	assert_int_equal(c.bgp.sync_port, 6934);
+	assert_int_equal(c.bgp.nsync_peers, 0);
 	lb_config_free(&c);
+	expect_errors("lbd {\n bgp {\n  router_id 1.2.3.4;\n  local_as 1;\n  neighbor 10.0.0.1 as=2;\n"
+		      "  sync_peer 10.0.0.2;\n  sync_peer 10.0.0.2;\n  sync_peer x;\n  sync_port 0;\n }\n}\n",
+		      "t.conf:7: duplicate sync_peer 10.0.0.2\n"
+		      "t.conf:8: invalid sync_peer \"x\" (expected an IPv4 or IPv6 address)\n"
+		      "t.conf:9: invalid sync_port \"0\" (expected 1..65535)");
 }
 
 static void test_listen_forms(void **state)

@@ -22,7 +22,10 @@ bench_cluster() {
 		"lbload --keep) and a stream of new ones, how many failed when a node was drained" \
 		"(lbctl node drain: GRACEFUL_SHUTDOWN, then withdrawal), lost its link to the router," \
 		"or was killed (kill -9 of lbd and its BIRD). failover: from the event until the" \
-		"router's route has no next hop via that node."
+		"router's route has no next hop via that node. The drain is measured with plain" \
+		"withdrawal (default multipath), through a resilient nexthop group put in the" \
+		"router by hand (_resilient), and with flow sync between the nodes (_sync:" \
+		"sync_peer, packets of moved flows sent on to their owner)."
 	if [ "$(id -u)" -ne 0 ] || ! command -v bird >/dev/null; then
 		bench_note cluster "skipped: needs root and BIRD2 (make deps)"
 		bench_section_end cluster
@@ -45,7 +48,8 @@ bench_cluster() {
 		done <"$figs"
 	done
 	_bench_progress_clear
-	bench_target cluster drain_keep_broken_fullnat '<=' 0 "established connections broken by a drain (full NAT)"
+	bench_target cluster drain_keep_broken_fullnat_sync '<=' 0 \
+		"established connections broken by a drain (full NAT, flow sync)"
 	bench_target cluster linkdown_failover_ms '<=' 1000 "failover after a node's link loss (BFD)"
 	bench_plot cluster connections "Connections broken (of ${BGP_KEEP:-60} long-lived) per event" 'keep_broken'
 	bench_section_end cluster
