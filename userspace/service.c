@@ -260,6 +260,8 @@ static int parse_state(const char *s, enum lb_backend_state *st)
 /* backend add|set|del ADDR:PORT [k=v ...] [vip=NAME]. `lenient` is for
  * replaying the runtime layer over a file that may have changed under it:
  * an add of an existing backend updates it, a del of a missing one is a no-op. */
+static bool fwd_encap(enum lb_fwd f);
+
 static int stmt_backend(struct svc_model *m, char **w, int n, bool lenient,
 			char *canon, size_t clen, char *err, size_t errlen)
 {
@@ -300,6 +302,13 @@ static int stmt_backend(struct svc_model *m, char **w, int n, bool lenient,
 	b = vip_be(v, &bc.ep);
 	lb_endpoint_str(&bc.ep, eps, sizeof(eps));
 	off = snprintf(canon, clen, "backend %s %s", op, eps);
+	/* as the config file checks it (a layer replayed from before is let be) */
+	if (!strcmp(op, "add") && !lenient && v->c.listen.port && bc.ep.port != v->c.listen.port &&
+	    (v->c.forward == LB_FWD_DSR || fwd_encap(v->c.forward))) {
+		snprintf(err, errlen, "%s: VIP %s forwards by %s, which cannot rewrite ports: use port %u",
+			 eps, v->c.name, lb_fwd_name(v->c.forward), ntohs(v->c.listen.port));
+		return -EINVAL;
+	}
 
 	if (!strcmp(op, "add")) {
 		if (b && !lenient) {

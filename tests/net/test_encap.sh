@@ -124,6 +124,13 @@ else
 	t_fail "new-backend-takes-new-flows" "$(tail -3 <<<"$out")"
 fi
 lbctl backend del "${BE_ADDRS[4]}:80" vip=gue4 >/dev/null
+msg=$(lbctl backend add "${BE_ADDRS[4]}:8080" vip=gue4 2>&1)
+rc=$?
+if [ "$rc" = 2 ] && grep -q "cannot rewrite ports: use port 80" <<<"$msg"; then
+	t_pass "backend-add-other-port-refused ($msg)"
+else
+	t_fail "backend-add-other-port-refused" "rc=$rc: $msg"
+fi
 d2=$(digest gue4)
 if [ -n "$d0" ] && [ "$d0" != "$d1" ] && [ "$d0" = "$d2" ]; then
 	t_pass "digest-follows-table ($d0 -> $d1 -> $d2)"

@@ -283,6 +283,35 @@ static void test_lbd_block_all(void **state)
 	lb_config_free(&c);
 }
 
+/* forward ipip/gue: the node's outer source per family, the GUE port. */
+static void test_encap(void **state)
+{
+	struct lb_conf c;
+
+	(void)state;
+	parse_ok("lbd { }\nvip v { listen 1.2.3.4:80; forward gue; backend 10.0.0.2:80; }\n", &c);
+	assert_int_equal(c.gue_port, LB_GUE_DEFAULT_PORT);
+	assert_false(c.encap_src4_set || c.encap_src6_set);
+	assert_int_equal(c.vips[0].forward, LB_FWD_GUE);
+	lb_config_free(&c);
+	parse_ok("lbd { encap_source 2001:db8::1 198.18.0.254; gue_port 5555; }\n", &c);
+	assert_int_equal(c.gue_port, 5555);
+	assert_true(c.encap_src4_set && c.encap_src6_set);
+	assert_int_equal(c.encap_src4.v4, htonl(0xc61200fe));
+	assert_int_equal(c.encap_src6.b[15], 1);
+	lb_config_free(&c);
+	expect_errors("lbd { encap_source 1.2.3.4 5.6.7.8; }\n",
+		      "t.conf:1: encap_source \"5.6.7.8\": one address per family");
+	expect_errors("lbd { encap_source 1.2.3; }\n",
+		      "t.conf:1: invalid encap_source address \"1.2.3\"");
+	expect_errors("lbd {\n gue_port 65536;\n}\n",
+		      "t.conf:2: invalid gue_port \"65536\" (expected 1..65535)");
+	expect_errors("vip v {\n listen 1.2.3.4:80;\n forward ipip;\n backend 10.0.0.2:8080;\n}\n",
+		      "t.conf:4: backend port 8080 differs from listen port 80: forward ipip cannot rewrite ports");
+	expect_errors("vip v {\n listen 1.2.3.4:80;\n forward gue;\n snat 1.2.3.5;\n}\n",
+		      "t.conf:4: snat needs forward nat (vip \"v\" uses gue)");
+}
+
 static void test_proxy_workers(void **state)
 {
 	struct lb_conf c;
@@ -1299,6 +1328,7 @@ int main(void)
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_proxy_protocol),
 		cmocka_unit_test(test_proxy_workers),
+		cmocka_unit_test(test_encap),
 		cmocka_unit_test(test_issue5_health),
 		cmocka_unit_test(test_health_full),
 		cmocka_unit_test(test_issue6_worker),
