@@ -16,10 +16,15 @@
 #   - per-node share of new connections within 10% of 1/N
 #   - status (text and JSON) and metrics show the node and session state
 #   - SIGTERM drains before lbd exits
+#   - full NAT with flow sync (sync_peer): a drain breaks 0 of KEEP
+#     long-lived connections (the others send n1's moved flows on to it)
+#   - forward ipip (backends with lbd --decap answer the client directly):
+#     a drain and a kill -9 of a node each break 0 connections
 # Measured and printed (BGP_FIGURES=FILE appends "key value" lines there,
 # for tools/bench/cluster.sh): established connections broken by a drain
-# (plain withdrawal: full NAT has no shared state yet), by a node crash
-# (kill -9 of lbd and its BIRD) with BFD, and the router's failover time.
+# with plain withdrawal (default multipath, and a resilient nexthop group
+# put in the router by hand), with flow sync, by a node's link loss and by
+# a kill -9, and the router's failover times.
 # shellcheck source=tests/net/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -29,6 +34,7 @@ t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
 N=3
 VIP=198.18.100.10
+VIP_TUN=198.18.100.11     # forward ipip
 KEEP=${BGP_KEEP:-60}        # long-lived connections held through each scenario
 FIG=${BGP_FIGURES:-}
 NS_R="" NS_N=()
@@ -84,7 +90,16 @@ build() {
 		in_ns "$NS_SW" ip link set "be$i" master bes
 		_gro_refresh "$NS_SW" "be$i"
 		in_ns "${NS_BE[$i]}" ip addr add "${BE_ADDRS[$i]}/24" dev eth0
+		in_ns "${NS_BE[$i]}" sysctl -qw net.ipv4.conf.all.arp_ignore=1 \
+			net.ipv4.conf.all.arp_announce=2 net.ipv4.conf.all.rp_filter=0 \
+			net.ipv4.conf.eth0.rp_filter=0
+		in_ns "${NS_BE[$i]}" ip addr add "$VIP_TUN/32" dev lo
+		in_ns "${NS_BE[$i]}" ip route add 198.18.0.0/24 via 198.18.1.1
 	done
+	# the router's leg on the backends' segment: ipip backends answer through it
+	_veth "$NS_R" eth2 "$NS_SW" rb
+	in_ns "$NS_SW" ip link set rb master bes
+	in_ns "$NS_R" ip addr add 198.18.1.1/24 dev eth2
 }
 
 router_conf() {
@@ -151,8 +166,17 @@ EOF
 		echo "    backend ${BE_ADDRS[$b]}:3000 max_fails=0;"
 	done
 	echo "}"
+	# forward ipip: the backends (lbd --decap) answer the client directly
+	printf 'vip tun {\n    listen %s:3000;\n    forward ipip;\n' "$VIP_TUN"
+	echo "    health_check tcp interval=300ms timeout=250ms rise=1 fall=2;"
+	for ((b = 1; b <= NBACKENDS; b++)); do
+		echo "    backend ${BE_ADDRS[$b]}:3000 max_fails=0;"
+	done
+	echo "}"
 }
 
+# jq_ok JSON FILTER: FILTER is true of JSON.
+jq_ok() { jq -e "$2" >/dev/null <<<"$1"; }
 nctl() { local i=$1; shift; "$LBCTL" -s "$TOPO_DIR/n$i/lbd.sock" "$@"; }
 
 SYNC=0   # 1: nodes push their flows to each other when they drain
@@ -190,7 +214,7 @@ keep_run() {
 	shift
 	out=$TOPO_DIR/keep.out
 	in_client timeout $((secs + 20)) "$LBLOAD" -c 100000000 -p 2 -t 1000 --duration "$secs" \
-		--keep "$KEEP" --keep-period 100 "$VIP:80" >"$out" 2>"$out.err" &
+		--keep "$KEEP" --keep-period 100 "${KEEP_TARGET:-$VIP:80}" >"$out" 2>"$out.err" &
 	pid=$!
 	sleep 2
 	"$@"
@@ -253,8 +277,8 @@ else
 fi
 js=$(nctl 1 -j status)
 t_check "status -j: node and session" "$(jq -c .node <<<"$js")" \
-	jq -e >/dev/null '.node.state == "active" and .node.announced == ["198.18.100.10"] and
-		.node.bgp.sessions[0].established and .node.bgp.bird_pid > 0' <<<"$js"
+	jq_ok "$js" '.node.state == "active" and .node.announced == ["198.18.100.10", "198.18.100.11"] and
+		.node.bgp.sessions[0].established and .node.bgp.bird_pid > 0'
 m=$(in_ns "${NS_N[1]}" curl -s -m 5 http://127.0.0.1:9464/metrics)
 t_check "metrics: lbd_node_state, lbd_bgp_session_up" "$(grep -E '^lbd_(node|bgp)' <<<"$m")" \
 	grep -q '^lbd_bgp_session_up{neighbor="198.18.10.1"} 1' <<<"$m"
@@ -309,7 +333,7 @@ out=$(nctl 2 node drain)
 t_check "node drain" "$out" grep -q "draining" <<<"$out"
 st=$(nctl 2 -j node status)
 t_check "status: draining with graceful shutdown first" "$st" \
-	jq -e '.state == "draining" and .graceful_shutdown' >/dev/null <<<"$st"
+	jq_ok "$st" '.state == "draining" and .graceful_shutdown'
 t_check "drain withdraws (next hops without n2)" "next hops '$(nexthops)'" \
 	wait_for -t 10 want_nexthops "$(without 2)"
 t_check "status: drained once no new flow arrives" "$(nctl 2 node status)" \
@@ -386,7 +410,7 @@ moved=$(($(to_owner 2) - o2 + $(to_owner 3) - o3))
 echo "info: drain of n1 with flow sync: $KEEP_FAILED of $KEEP long-lived broken, $NEW_FAILED new failed; $moved packets sent on to n1 by n2 and n3"
 js=$(nctl 1 -j status)
 t_check "flow sync: n1 pushed its flows" "$(jq -c .flow_sync <<<"$js")" \
-	jq -e '.flow_sync.pushed > 0' >/dev/null <<<"$js"
+	jq_ok "$js" '.flow_sync.pushed > 0'
 t_check "flow sync: the others sent n1's moved flows on to it ($moved packets)" "0 packets" [ "$moved" -gt 0 ]
 t_check "full NAT, flow sync: draining a node breaks 0 established connections" \
 	"$KEEP_FAILED of $KEEP broken, $NEW_FAILED new failed: $(tail -3 "$TOPO_DIR/keep.out.err")" \
@@ -410,8 +434,8 @@ failover() {
 	keep_run 10 _takedown "$@"
 	FAILOVER_MS=$(((T_GONE - T_CRASH) / 1000000))
 	fig "${name}_failover_ms" "$FAILOVER_MS"
-	fig "${name}_keep_broken_fullnat" "$KEEP_FAILED"
-	fig "${name}_new_failed_fullnat" "$NEW_FAILED"
+	fig "${name}_keep_broken_${FIG_MODE:-fullnat}" "$KEEP_FAILED"
+	fig "${name}_new_failed_${FIG_MODE:-fullnat}" "$NEW_FAILED"
 	echo "info: $what: route gone after $FAILOVER_MS ms; $KEEP_FAILED of $KEEP long-lived broken, $NEW_FAILED new failed"
 }
 
@@ -430,6 +454,39 @@ t_check "kill -9: route gone in < 1 s ($FAILOVER_MS ms)" "$FAILOVER_MS ms" [ "$F
 node_start 3 || t_fail "n3 restarts" "lbd"
 t_check "n3 restarted announces again" "next hops '$(nexthops)'" \
 	wait_for -t 20 want_nexthops "$(all_nodes)"
+
+# ------------------------------------------------------------------ ipip
+
+# forward ipip: every node picks the same backend for a flow (same seed,
+# identity-based Maglev), and the backend answers the client itself, so a
+# flow the router moves needs no state from the node it left.
+DECAP_OK=1
+for ((b = 1; b <= NBACKENDS; b++)); do
+	bg_start "${NS_BE[$b]}" "$LBD" --decap eth0
+	wait_for -t 30 eval "bg_log $BG_PID | grep -q 'decap: [a-z-]* on eth0'" || DECAP_OK=0
+done
+if [ $DECAP_OK = 1 ] && wait_for -t 10 \
+	in_client curl -s -m 1 -o /dev/null "http://$VIP_TUN:3000/"; then
+	wait_for -t 10 want_nexthops "$(all_nodes)"
+	KEEP_TARGET=$VIP_TUN:3000 keep_run 12 eval "nctl 2 node drain >/dev/null"
+	fig drain_keep_broken_ipip "$KEEP_FAILED"
+	fig drain_new_failed_ipip "$NEW_FAILED"
+	echo "info: ipip: drain of n2: $KEEP_FAILED of $KEEP long-lived broken, $NEW_FAILED new failed"
+	t_check "ipip: draining a node breaks 0 established connections" \
+		"$KEEP_FAILED of $KEEP broken: $(tail -3 "$TOPO_DIR/keep.out.err")" [ "$KEEP_FAILED" = 0 ]
+	nctl 2 node undrain >/dev/null
+	wait_for -t 10 want_nexthops "$(all_nodes)"
+	bird3=$(nctl 3 -j status | jq -r .node.bgp.bird_pid)
+	KEEP_TARGET=$VIP_TUN:3000 FIG_MODE=ipip failover kill "ipip: kill -9 of n3 (lbd and BIRD)" \
+		kill -KILL "${NODE_PID[3]}" "$bird3"
+	t_check "ipip: killing a node breaks 0 connections (its own continue on the others)" \
+		"$KEEP_FAILED of $KEEP broken: $(tail -3 "$TOPO_DIR/keep.out.err")" [ "$KEEP_FAILED" = 0 ]
+	node_start 3 || t_fail "n3 restarts" "lbd"
+	wait_for -t 20 want_nexthops "$(all_nodes)"
+else
+	t_fail "ipip: lbd --decap on the backends and a request through $VIP_TUN" \
+		"$(bg_log "$BG_PID" | tail -3)"
+fi
 
 # ------------------------------------------------------------------ stop
 

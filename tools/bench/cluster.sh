@@ -25,7 +25,9 @@ bench_cluster() {
 		"router's route has no next hop via that node. The drain is measured with plain" \
 		"withdrawal (default multipath), through a resilient nexthop group put in the" \
 		"router by hand (_resilient), and with flow sync between the nodes (_sync:" \
-		"sync_peer, packets of moved flows sent on to their owner)."
+		"sync_peer, packets of moved flows sent on to their owner). _ipip: the same" \
+		"drain and kill -9 on a VIP in forward ipip (backends decapsulate with lbd --decap" \
+		"and answer the client directly)."
 	if [ "$(id -u)" -ne 0 ] || ! command -v bird >/dev/null; then
 		bench_note cluster "skipped: needs root and BIRD2 (make deps)"
 		bench_section_end cluster
@@ -51,6 +53,8 @@ bench_cluster() {
 	bench_target cluster drain_keep_broken_fullnat_sync '<=' 0 \
 		"established connections broken by a drain (full NAT, flow sync)"
 	bench_target cluster linkdown_failover_ms '<=' 1000 "failover after a node's link loss (BFD)"
+	bench_target cluster drain_keep_broken_ipip '<=' 0 "established connections broken by a drain (ipip)"
+	bench_target cluster kill_keep_broken_ipip '<=' 0 "established connections broken by a kill -9 (ipip)"
 	bench_plot cluster connections "Connections broken (of ${BGP_KEEP:-60} long-lived) per event" 'keep_broken'
 	bench_section_end cluster
 }
