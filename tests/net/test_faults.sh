@@ -7,8 +7,10 @@
 #     connections (a request each 100 ms) neither fails nor moves: LRU keeps
 #     what is used, and a flow that lost its entry gets its backend and SNAT
 #     port back; drops, if any, are counted by reason
-#   - the backend table at its maximum: 4096 backends in one VIP load,
-#     serve, and one more is refused by name
+#   - the backend table at its maximum (max_backends 3, VIP web brought to
+#     3 by lbctl): one more is refused with the reason and changes nothing
+#     (status, state file), traffic keeps reaching all three backends, and
+#     a removal makes room for a re-add
 #   - a VIP change while 10000 connections are open: none fails or moves
 #   - interface down/up, then delete and re-create, of the backend-side
 #     interface under traffic: lbd re-attaches and traffic comes back
@@ -80,13 +82,47 @@ if [ $((n1 - n0)) -ge 40000 ]; then
 else
 	t_fail "conntrack-flood-was-real" "only $((n1 - n0)) new flows"
 fi
-drops=$(lbctl -j stats | jq -c '.drops')
+stats=$(lbctl -j stats)
+drops=$(jq -c '.drops' <<<"$stats")
 if jq -e 'type == "object" and all(.[]; type == "number")' <<<"$drops" >/dev/null; then
 	t_pass "drops-counted-by-reason $drops"
 else
 	t_fail "drops-counted-by-reason" "$drops"
 fi
 lbd_stop
+# ---------------------------------------------------------------- backend table at its maximum
+write_conf "max_backends 3;"
+lbd_start || { t_fail "$T_NAME" "lbd start"; exit 1; }
+web_bes() { lbctl -j status | jq -c '[.vips[] | select(.name == "web") | .backends[].address] | sort'; }
+be_flows() { lbctl -j stats | jq -c '[.vips[] | select(.name == "web") | .backends[] | {(.address): .new_flows}] | add'; }
+t_check "max-backends: the third backend fits" "refused" \
+	lbctl backend add "${BE_ADDRS[3]}:3000" vip=web
+before=$(web_bes)
+cp "$STATE/runtime.conf" "$TOPO_DIR/runtime.before"
+out=$(lbctl backend add 198.18.2.250:3000 vip=web 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "max_backends 3" <<<"$out" && [ "$(web_bes)" = "$before" ] &&
+	cmp -s "$STATE/runtime.conf" "$TOPO_DIR/runtime.before"; then
+	t_pass "max-backends: one more is refused, nothing changed ($out)"
+else
+	t_fail "max-backends: one more is refused, nothing changed" "rc $rc: $out; $before -> $(web_bes)"
+fi
+f0=$(be_flows)
+r=$(load -c 90 "$VIP:80")
+f1=$(be_flows)
+if [ "$(field ok "$r")" = 90 ] && jq -e --argjson a "$f0" --argjson b "$f1" \
+	'($b | keys | length) == 3 and all($b | keys[]; $b[.] > $a[.])' <<<null >/dev/null; then
+	t_pass "max-backends: traffic reaches all three backends ($f1)"
+else
+	t_fail "max-backends: traffic reaches all three backends" "$r; $f0 -> $f1"
+fi
+t_check "max-backends: removal works" "refused" lbctl backend del "${BE_ADDRS[3]}:3000" vip=web
+t_check "max-backends: re-add works" "refused" lbctl backend add "${BE_ADDRS[3]}:3000" vip=web
+out=$(lbctl backend add 198.18.2.250:3000 vip=web 2>&1) &&
+	t_fail "max-backends: still full after the re-add" "accepted: $out" ||
+	t_pass "max-backends: still full after the re-add"
+t_check "max-backends: traffic after the re-add" "requests fail" served
+lbd_stop
+
 # ---------------------------------------------------------------- 10k open + VIP change
 write_conf
 lbd_start || { t_fail "$T_NAME" "lbd start"; exit 1; }
