@@ -122,6 +122,8 @@ out=$(lbctl backend add 198.18.2.250:3000 vip=web 2>&1) &&
 	t_pass "max-backends: still full after the re-add"
 t_check "max-backends: traffic after the re-add" "requests fail" served
 lbd_stop
+# the next sections start from their own file, not this one's lbctl changes
+rm -f "$STATE/runtime.conf"
 
 # ---------------------------------------------------------------- 10k open + VIP change
 write_conf
