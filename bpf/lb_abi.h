@@ -75,6 +75,7 @@ enum lb_drop_reason {
 	LB_DROP_BAD_ICMP,       /* ICMP error too short to translate */
 	LB_DROP_MTU,            /* forwarded packet exceeds the egress MTU */
 	LB_DROP_NO_SOURCE,      /* ipip/gue VIP without an outer source address */
+	LB_DROP_NO_PROG,        /* the new-flow program is missing (xdp_calls, tc_calls) */
 	LB_DROP_REASONS,
 };
 
@@ -350,6 +351,21 @@ struct lb_sock_key {
 #define LB_MAP_EVENTS      "event_stats"
 #define LB_MAP_LOCAL_SOCKS "local_socks"
 #define LB_MAP_OWNERS      "owners"
+#define LB_MAP_XDP_CALLS   "xdp_calls"
+#define LB_MAP_TC_CALLS    "tc_calls"
+
+/*
+ * Slots of the prog arrays xdp_calls and tc_calls: the programs the main
+ * XDP and TC programs tail-call. A packet that opens a flow (or needs its
+ * backend picked again) leaves the main program for LB_CALL_NEW_FLOW, so
+ * the verifier walks backend selection and conntrack insertion apart from
+ * the established path. lbd fills the slots at every load: a pinned array
+ * that an earlier lbd filled gets the programs of this one.
+ */
+enum lb_call {
+	LB_CALL_NEW_FLOW = 0,
+	LB_CALLS,
+};
 
 /*
  * tools/lbgen, the benchmarks' packet generator (bpf/lbgen.bpf.c), not part

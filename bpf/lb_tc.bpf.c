@@ -49,6 +49,7 @@ static __always_inline int lb_tc_encap_grow(struct __sk_buff *skb, struct lb_pkt
 #define LB_NO_NEIGH(ctx, p, fib) lb_tc_no_neigh(p, fib)
 #define LB_ENCAP_GROW(ctx, p, endp, hl, flags) lb_tc_encap_grow(ctx, p, endp, hl, flags)
 #define LB_ENCAP_GSO(ctx)       ((ctx)->gso_segs > 1)
+#define LB_CALLS_MAP            tc_calls
 
 #include "lib/lb.h"
 
@@ -168,6 +169,14 @@ int lb_tc(struct __sk_buff *skb)
 	if (LB_DATA(skb) + skb->len > LB_DATA_END(skb))
 		bpf_skb_pull_data(skb, skb->len);
 	return lb_process(skb);
+}
+
+/* tc_calls[LB_CALL_NEW_FLOW]: the first packet of a flow (lib/lb.h), on
+ * the skb lb_tc made linear. */
+SEC("tc")
+int lb_tc_new(struct __sk_buff *skb)
+{
+	return lb_process_new(skb);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -11,6 +11,7 @@
 #define LB_DATA(ctx)            ((void *)(long)(ctx)->data)
 #define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
 #define LB_FIB_CACHE            1
+#define LB_CALLS_MAP            xdp_calls
 
 #include "lib/lb.h"
 
@@ -18,6 +19,13 @@ SEC("xdp")
 int lb_xdp(struct xdp_md *ctx)
 {
 	return lb_process(ctx);
+}
+
+/* xdp_calls[LB_CALL_NEW_FLOW]: the first packet of a flow (lib/lb.h). */
+SEC("xdp")
+int lb_xdp_new(struct xdp_md *ctx)
+{
+	return lb_process_new(ctx);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -74,6 +74,21 @@ static int reuse_maps(const struct lb_dp *dp, struct bpf_object *obj)
 	return 0;
 }
 
+/*
+ * Put this load's new-flow program in its tail-call slot (lb_abi.h, enum
+ * lb_call). Done at every load: a pinned array that an earlier lbd filled
+ * still holds that lbd's program, which the kernel keeps alive through it.
+ */
+static int calls_fill(struct bpf_map *calls, const struct bpf_program *new_flow)
+{
+	__u32 k = LB_CALL_NEW_FLOW;
+	int fd = bpf_program__fd(new_flow);
+
+	if (bpf_map_update_elem(bpf_map__fd(calls), &k, &fd, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
 int lb_dp_load_tc(struct lb_dp *dp)
 {
 	int err;
@@ -89,6 +104,8 @@ int lb_dp_load_tc(struct lb_dp *dp)
 	if (err)
 		goto fail;
 	err = lb_tc__load(dp->tc);
+	if (!err)
+		err = calls_fill(dp->tc->maps.tc_calls, dp->tc->progs.lb_tc_new);
 	if (!err)
 		return 0;
 fail:
@@ -113,6 +130,7 @@ static const char *const drop_names[LB_DROP_REASONS] = {
 	[LB_DROP_BAD_ICMP] = "bad_icmp",
 	[LB_DROP_MTU] = "mtu_exceeded",
 	[LB_DROP_NO_SOURCE] = "no_encap_source",
+	[LB_DROP_NO_PROG] = "no_new_flow_program",
 };
 
 static const char *const event_names[LB_EVENTS] = {
@@ -211,6 +229,8 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	bpf_map__set_max_entries(dp->xdp->maps.ct4, ct);
 	bpf_map__set_max_entries(dp->xdp->maps.nat4, ct * 2);
 	err = lb_xdp__load(dp->xdp);
+	if (!err)
+		err = calls_fill(dp->xdp->maps.xdp_calls, dp->xdp->progs.lb_xdp_new);
 	if (err)
 		goto fail;
 	if (o->load_tc) {

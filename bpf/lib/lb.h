@@ -17,6 +17,7 @@
  *   LB_NO_NEIGH(ctx, p, fib)
  *                     verdict when the next hop has no neighbour entry
  *                     (default: pass to the stack)
+ *   LB_CALLS_MAP      the prog array of lb_call_new_flow's tail call
  *   LB_FIB_CACHE      1: established flows reuse their cached next hop
  *                     (struct lb_nh) instead of bpf_fib_lookup (default 0)
  */
@@ -404,37 +405,64 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 #include "icmp.h"
 
 
-static __always_inline int lb_process(LB_CTX *ctx)
+/*
+ * Parse the packet and find the configuration. Returns -1 when the packet
+ * is to be balanced (p and *cfgp set), else its verdict.
+ */
+static __always_inline int lb_begin(void *data, void *end, struct lb_pkt *p,
+				    struct lb_config **cfgp)
 {
-	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
-	struct lb_pkt p = {};
 	struct lb_vip_key vk;
-	struct lb_config *cfg;
-	struct lb_flow *f = 0;
-	struct lb_vip *vip;
 	__u32 zero = 0;
-	int rc, snat_range;
-	__u16 dport;
+	int rc;
 
-	rc = lb_parse(data, end, &p);
+	rc = lb_parse(data, end, p);
 	if (rc == LB_PARSE_PASS)
 		return LB_PASS;
 
 	if (rc == LB_PARSE_BAD) {
 		/* Only drop what is addressed to a VIP: the rest is the stack's. */
-		if (!p.have_dst)
+		if (!p->have_dst)
 			return LB_PASS;
-		lb_addr_copy(&vk.addr, &p.key.dst);
-		vk.family = p.key.family;
+		lb_addr_copy(&vk.addr, &p->key.dst);
+		vk.family = p->key.family;
 		vk.port = 0;
 		vk.proto = 0;
 		if (!bpf_map_lookup_elem(&vips, &vk))
 			return LB_PASS;
-		return lb_verdict_drop(p.reason);
+		return lb_verdict_drop(p->reason);
 	}
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
+	*cfgp = bpf_map_lookup_elem(&config, &zero);
+	if (!*cfgp)
 		return LB_PASS;
+	return -1;
+}
+
+/* A client's packet for a VIP that lb_established could not send. */
+static __always_inline int lb_call_new_flow(LB_CTX *ctx)
+{
+	bpf_tail_call(ctx, &LB_CALLS_MAP, LB_CALL_NEW_FLOW);
+	/* The slot is empty (lbd did not fill it): nothing here can pick a
+	 * backend. Dropped and counted: the stack would answer for the VIP. */
+	return lb_verdict_drop(LB_DROP_NO_PROG);
+}
+
+/* The main program: tracked flows, replies, ICMP errors. Only a flow's
+ * first packet (and one that needs its backend picked again) takes the
+ * tail call to lb_process_new. */
+static __always_inline int lb_process(LB_CTX *ctx)
+{
+	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
+	struct lb_pkt p = {};
+	struct lb_config *cfg = 0;
+	struct lb_flow *f;
+	struct lb_vip *vip = 0;
+	int rc, snat_range;
+	__u16 dport;
+
+	rc = lb_begin(data, end, &p, &cfg);
+	if (rc >= 0 || !cfg)
+		return rc >= 0 ? rc : LB_PASS;
 	if (unlikely(p.key.proto == IPPROTO_ICMP || p.key.proto == IPPROTO_ICMPV6))
 		return lb_icmp(ctx, &p, end);
 
@@ -443,36 +471,58 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	 * the SNAT range the VIP goes first, as it always did. */
 	dport = bpf_ntohs(p.key.dport);
 	snat_range = dport >= cfg->snat_port_lo && dport <= cfg->snat_port_hi;
-	if (!snat_range) {
+	if (snat_range) {
+		vip = lb_vip_lookup(&p, cfg);
+		if (!vip) {
+			struct lb_nat *n = lb_nat_lookup(&p, &p.key);
+
+			return n ? lb_reply(ctx, &p, end, n, cfg) : LB_PASS;
+		}
+	}
+	/* forward local: the packet goes up as it is (offloads, GRO and
+	 * all); the socket-lookup program (lb_sk.bpf.c) hands a new
+	 * connection to an instance's socket. Nothing to translate, so
+	 * nothing to track or reverse. */
+	if (!vip || vip->fwd != LB_FWD_LOCAL) {
 		f = lb_ct_lookup(&p, &p.key);
 		if (f && (f->flags & LB_FLOW_F_CLOSING) && (rc = lb_to_owner(ctx, &p, end)) >= 0)
 			return rc;
 		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
 			return rc;
-	}
-	/* Built this late: tracked client flows never look their VIP up. */
-	vip = lb_vip_lookup(&p, cfg);
-	if (vip) {
-		/* forward local: the packet goes up as it is (offloads, GRO and
-		 * all); the socket-lookup program (lb_sk.bpf.c) hands a new
-		 * connection to an instance's socket. Nothing to translate, so
-		 * nothing to track or reverse. */
-		if (vip->fwd == LB_FWD_LOCAL) {
-			lb_count_vip(vip->id, p.l3_len);
-			lb_event(LB_EV_LOCAL);
+		/* Built this late: tracked client flows never look their VIP up. */
+		if (!snat_range)
+			vip = lb_vip_lookup(&p, cfg);
+		if (!vip)
 			return LB_PASS;
-		}
-		if (snat_range)
-			f = lb_ct_lookup(&p, &p.key);
-		return lb_forward(ctx, &p, end, vip, cfg, f);
 	}
-	if (snat_range) {
-		struct lb_nat *n = lb_nat_lookup(&p, &p.key);
+	if (vip->fwd == LB_FWD_LOCAL) {
+		lb_count_vip(vip->id, p.l3_len);
+		lb_event(LB_EV_LOCAL);
+		return LB_PASS;
+	}
+	return lb_call_new_flow(ctx);
+}
 
-		if (n)
-			return lb_reply(ctx, &p, end, n, cfg);
-	}
-	return LB_PASS;
+/* The tail-called program (LB_CALL_NEW_FLOW): the same packet, parsed
+ * again (nothing survives a tail call but the context), for a VIP. */
+static __always_inline int lb_process_new(LB_CTX *ctx)
+{
+	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
+	struct lb_pkt p = {};
+	struct lb_config *cfg = 0;
+	struct lb_vip *vip;
+	int rc;
+
+	rc = lb_begin(data, end, &p, &cfg);
+	if (rc >= 0 || !cfg)
+		return rc >= 0 ? rc : LB_PASS;
+	if (p.key.proto == IPPROTO_ICMP || p.key.proto == IPPROTO_ICMPV6)
+		return LB_PASS; /* the main program's (lb_icmp) */
+	vip = lb_vip_lookup(&p, cfg);
+	/* Gone or changed since the main program saw it: as that would now. */
+	if (!vip || vip->fwd == LB_FWD_LOCAL)
+		return LB_PASS;
+	return lb_forward(ctx, &p, end, vip, cfg, lb_ct_lookup(&p, &p.key));
 }
 
 #endif

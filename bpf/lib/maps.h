@@ -176,4 +176,28 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } owners SEC(".maps");
 
+/*
+ * The programs the main XDP and TC programs tail-call (enum lb_call), an
+ * array per program type: a prog array holds programs of one type. Both
+ * are in every object so that the TC object takes them over from the XDP
+ * one by name like the rest. Pinned because the kernel empties a prog
+ * array when its last file and pin are gone, while the programs that call
+ * through it stay attached after lbd exits.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, LB_CALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdp_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, LB_CALLS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tc_calls SEC(".maps");
+
 #endif

@@ -18,6 +18,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -283,6 +285,86 @@ static void test_attach_replace_detach(void **st)
 	assert_int_equal(lb_dp_attach(h_dp(), 99999, LB_DP_TC), -ENODEV);
 }
 
+/*
+ * The main programs tail-call the new-flow one (xdp_calls, tc_calls). With
+ * its slot empty, a new flow is dropped and counted, never sent anywhere;
+ * a tracked flow goes on: the established path takes no tail call.
+ */
+static void no_new_flow_program(bool tc)
+{
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40010, 80), in2 = in;
+	int calls = lb_dp_map_fd(h_dp(), tc ? LB_MAP_TC_CALLS : LB_MAP_XDP_CALLS);
+	struct h_pkt pin, out;
+	__u32 k = LB_CALL_NEW_FLOW;
+	uint16_t port;
+	int v;
+
+	add_vip(4, IPPROTO_TCP);
+	port = forward(&in, tc);
+	assert_true(calls >= 0);
+	assert_int_equal(bpf_map_delete_elem(calls, &k), 0);
+
+	in2.sport++;
+	h_build(&in2, &pin);
+	v = tc ? h_run_tc(&pin, h_ifindex_client(), &out) : h_run(&pin, h_ifindex_client(), &out);
+	h_expect(v, tc ? TC_ACT_SHOT : XDP_DROP, &out, &pin);
+	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
+
+	in.tcp_flags = 0x10;
+	in.seq++;
+	in.ack = 5000;
+	assert_int_equal(forward(&in, tc), port);
+	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
+}
+
+static void test_xdp_no_new_flow_program(void **st) { (void)st; no_new_flow_program(false); }
+static void test_tc_no_new_flow_program(void **st) { (void)st; no_new_flow_program(true); }
+
+static __u32 call_slot(struct lb_dp *dp, const char *map)
+{
+	__u32 k = LB_CALL_NEW_FLOW, id = 0;
+
+	assert_int_equal(bpf_map_lookup_elem(lb_dp_map_fd(dp, map), &k, &id), 0);
+	return id;
+}
+
+static void rm_dir(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* A restarted lbd takes the pinned prog arrays over and puts its own
+ * programs in them: the earlier lbd's (alive while a slot holds them) would
+ * otherwise serve every new flow. */
+static void test_pinned_calls_refilled(void **st)
+{
+	char dir[] = "/sys/fs/bpf/lbd-test-calls-XXXXXX";
+	struct lb_dp_opts o = { .load_tc = true };
+	struct lb_dp *dp1, *dp2;
+	__u32 x1, t1, x2, t2;
+
+	(void)st;
+	assert_non_null(mkdtemp(dir));
+	o.pin_root = dir;
+	assert_int_equal(lb_dp_open(&o, &dp1), 0);
+	x1 = call_slot(dp1, LB_MAP_XDP_CALLS);
+	t1 = call_slot(dp1, LB_MAP_TC_CALLS);
+	lb_dp_close(dp1);
+	assert_int_equal(lb_dp_open(&o, &dp2), 0);
+	assert_true(lb_dp_adopted(dp2));
+	x2 = call_slot(dp2, LB_MAP_XDP_CALLS);
+	t2 = call_slot(dp2, LB_MAP_TC_CALLS);
+	lb_dp_close(dp2);
+	rm_dir(dir);
+	assert_true(x1 && t1 && x2 && t2);
+	assert_int_not_equal(x1, x2);
+	assert_int_not_equal(t1, t2);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, h_tc_up, h_dp_down)
 
 int main(void)
@@ -300,6 +382,9 @@ int main(void)
 		T(test_attach_replace_detach),
 		T(test_icmp4_frag_needed),
 		T(test_icmp6_packet_too_big),
+		T(test_xdp_no_new_flow_program),
+		T(test_tc_no_new_flow_program),
+		cmocka_unit_test(test_pinned_calls_refilled),
 	};
 
 	h_init();
