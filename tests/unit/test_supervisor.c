@@ -14,11 +14,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -395,26 +398,64 @@ static void test_rolling_reload(void **st)
 	lb_buf_free(&o);
 }
 
+/* Rows of `worker list`: the instances, a replacement, retired ones. */
+static int listed(void)
+{
+	struct lb_buf o = { 0 };
+	int n = 0;
+
+	lb_sup_list(T.sup, false, &o);
+	for (const char *p = o.data; p && (p = strstr(p, "\napp ")); p++)
+		n++;
+	lb_buf_free(&o);
+	return n;
+}
+
+static bool repl_gone(void) { return listed() == 1; }
+
+static bool base_serves(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(T.base),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok = fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 static void test_reload_never_ready_aborts(void **st)
 {
 	pid_t old;
+	long ms;
 
 	(void)st;
-	T.w.ready = LB_READY_TCP;
+	/* The first instance is online at once: on a loaded machine python
+	 * takes longer than this test's 600 ms ready timeout to listen, and a
+	 * tcp-ready first instance would be restarted over and over. */
+	T.w.ready = LB_READY_NONE;
 	listener_cmd("0");
 	start(600, 1);
-	assert_true(run_until(one_up, 5000) >= 0);
+	assert_int_equal(backends().up, 1);
 	old = inst(0).pid;
-	/* the new settings never listen */
+	assert_true(run_until(base_serves, 20000) >= 0);
+	/* the new settings wait for a port that never listens */
+	T.w.ready = LB_READY_TCP;
 	T.w.env[0] = "CHANGED=1";
 	T.w.nenv = 1;
 	snprintf(T.cmd, sizeof(T.cmd), "exec sleep 30");
 	assert_int_equal(lb_sup_sync(T.sup, &T.cf), 0);
-	run_for(1200);
+	assert_int_equal(listed(), 2); /* the replacement runs beside the old one */
+	ms = run_until(repl_gone, 20000);
+	print_message("  replacement that never got ready gone after %ld ms (ready timeout 600)\n",
+		      ms);
+	assert_true(ms >= 500);
 	assert_int_equal(inst(0).pid, old);
 	assert_string_equal(inst(0).state, "online");
 	assert_int_equal(backends().up, 1);
 	assert_int_equal(backends().ports[0], T.base);
+	assert_true(base_serves());
 }
 
 static void test_scale_and_remove(void **st)
