@@ -29,3 +29,13 @@ FILE *fz_stdout(void)
 {
 	return real_stdout ? real_stdout : stdout;
 }
+
+/* What most targets need before the first input: quiet stdio. A target with
+ * more to set up defines its own, which the linker takes over this one. */
+__attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fz_quiet();
+	return 0;
+}

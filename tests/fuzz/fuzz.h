@@ -18,7 +18,8 @@
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-/* Optional, called once before the first input (libFuzzer's hook). */
+/* Called once before the first input (libFuzzer's hook). common.c has a
+ * default, fz_quiet(); a target that needs more defines its own. */
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 #define FZ_CHECK(cond, ...)                                                        \

@@ -13,14 +13,6 @@
 
 #define MAX_WORDS 256
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fz_quiet();
-	return 0;
-}
-
 static int check(char *buf, size_t size)
 {
 	char prog[] = "lbctl";

@@ -30,14 +30,6 @@ static void ignore_err(void *ctx, const char *msg)
 	(void)msg;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fz_quiet();
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = malloc(size + 1), *stmts[MAX_STMTS], *sep, *s, err[512];

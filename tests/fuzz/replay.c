@@ -17,13 +17,6 @@
 
 #include "fuzz.h"
 
-__attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	return 0;
-}
-
 /* The sanitizers' hook, there only in a sanitized build. */
 __attribute__((weak)) void __sanitizer_set_death_callback(void (*cb)(void));
 
