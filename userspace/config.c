@@ -334,8 +334,12 @@ NAME_FN(lb_fwd_name, enum lb_fwd, fwd_names)
 NAME_FN(lb_backend_state_name, enum lb_backend_state, state_names)
 NAME_FN(lb_hc_type_name, enum lb_hc_type, hc_names)
 
-/* vip and worker names end up in file names, metrics labels and commands. */
-static bool valid_name(const char *s)
+bool lb_fwd_encap(enum lb_fwd f)
+{
+	return f == LB_FWD_IPIP || f == LB_FWD_GUE;
+}
+
+bool lb_config_name_ok(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -388,7 +392,7 @@ static bool backend_opt(int o, const char *v, struct lb_backend_conf *b)
 		b->state = (enum lb_backend_state)t;
 		return true;
 	case O_VIP:
-		if (!valid_name(v))
+		if (!lb_config_name_ok(v))
 			return false;
 		snprintf(b->vip, sizeof(b->vip), "%s", v);
 		return true;
@@ -1997,7 +2001,7 @@ static void d_wport(struct parser *ps, const struct stmt *st, struct block *b)
 
 static void d_wvip(struct parser *ps, const struct stmt *st, struct block *b)
 {
-	if (!valid_name(st->w[1])) {
+	if (!lb_config_name_ok(st->w[1])) {
 		perr(ps, st->at, "invalid vip name \"%s\" (" NAME_RULE ")", st->w[1]);
 		return;
 	}
@@ -2180,8 +2184,7 @@ static void finish_vip(struct parser *ps, struct vip_state *vs, struct loc at)
 				     "backend \"%s\" is %s but vip \"%s\" listens on %s",
 				     lb_endpoint_str(&be->ep, eps, sizeof(eps)), family_name(be->ep.family), v->name,
 				     family_name(v->listen.family));
-			else if ((v->forward == LB_FWD_DSR || v->forward == LB_FWD_IPIP ||
-				  v->forward == LB_FWD_GUE) && v->listen.port &&
+			else if ((v->forward == LB_FWD_DSR || lb_fwd_encap(v->forward)) && v->listen.port &&
 				 be->ep.port != v->listen.port)
 				perr(ps, vs->be_loc[i],
 				     "backend port %u differs from listen port %u: forward %s cannot rewrite ports",
@@ -2243,7 +2246,7 @@ static int top_vip(struct parser *ps, struct src *s, const struct stmt *st)
 
 	if (st->n != 2)
 		perr(ps, st->at, "invalid number of arguments in \"vip\" (expected vip NAME { ... })");
-	else if (!valid_name(st->w[1]))
+	else if (!lb_config_name_ok(st->w[1]))
 		perr(ps, st->at, "invalid vip name \"%s\" (" NAME_RULE ")", st->w[1]);
 	else
 		snprintf(vs.v.name, sizeof(vs.v.name), "%s", st->w[1]);
@@ -2306,7 +2309,7 @@ static int top_worker(struct parser *ps, struct src *s, const struct stmt *st)
 
 	if (st->n != 2)
 		perr(ps, st->at, "invalid number of arguments in \"worker\" (expected worker NAME { ... })");
-	else if (!valid_name(st->w[1]))
+	else if (!lb_config_name_ok(st->w[1]))
 		perr(ps, st->at, "invalid worker name \"%s\" (" NAME_RULE ")", st->w[1]);
 	else
 		snprintf(ws.w.name, sizeof(ws.w.name), "%s", st->w[1]);

@@ -220,6 +220,10 @@ int lb_config_parse_string(const char *name, const char *text, struct lb_conf *c
 			   lb_config_err_fn err, void *ctx);
 void lb_config_free(struct lb_conf *cfg);
 
+/* vip and worker names end up in file names, metrics labels and commands:
+ * 1-63 of letters, digits, "_", "-", ".". */
+bool lb_config_name_ok(const char *s);
+
 /* Look up a VIP by name; NULL if none. */
 const struct lb_vip_conf *lb_config_vip(const struct lb_conf *cfg, const char *name);
 
@@ -264,6 +268,8 @@ int lb_worker_instances(const struct lb_worker_conf *w, int ncpu);
 const char *lb_mode_name(enum lb_attach_mode m);
 const char *lb_method_name(enum lb_method m);
 const char *lb_fwd_name(enum lb_fwd f);
+/* ipip and gue: encapsulated direct server return. */
+bool lb_fwd_encap(enum lb_fwd f);
 const char *lb_backend_state_name(enum lb_backend_state s);
 const char *lb_hc_type_name(enum lb_hc_type t);
 

@@ -32,6 +32,7 @@
 #include "netlink.h"
 #include "owner.h"
 #include "metrics.h"
+#include "model.h"
 #include "procsock.h"
 #include "proxy.h"
 #include "service.h"
@@ -39,38 +40,9 @@
 #include "table.h"
 
 #define SVC_MAX_RT      4096  /* runtime statements kept */
-#define SVC_STMT_MAX    512
-#define SVC_MAX_WORDS   32
 #define SVC_RT_FILE     "runtime.conf"
 #define SVC_OWNER_FILE  "pinned.owner"
 #define SVC_SYNC_DELAY_MS 1500 /* flow sync before a drain's route change */
-
-struct svc_be {
-	struct lb_backend_conf c;
-	__u32 id;
-	__u64 state_ms;         /* c.state set (or the backend added) then */
-	__u32 slots;            /* entries of its VIP's table that name it */
-	pid_t pid;              /* a worker instance's (forward local), else 0 */
-};
-
-struct svc_vip {
-	struct lb_vip_conf c;   /* c.backends is not used: see be */
-	struct svc_be *be;
-	int nbe;
-	__u32 id;
-	__u32 *table;           /* what the data path has (applied models only) */
-	__u32 table_n;
-	__u64 digest;           /* of table, over identities (lb_table_digest) */
-	union lb_addr snat;
-	bool snat_ok;
-	bool runtime;           /* created by `vip add` */
-};
-
-struct svc_model {
-	struct svc_vip *v;
-	int n;
-	__u32 max_vips, max_be;  /* the file's max_vips, max_backends */
-};
 
 struct svc_if {
 	char name[IF_NAMESIZE];
@@ -96,7 +68,7 @@ struct svc_rate {
 struct lb_svc {
 	char conf_path[LB_CONF_PATH_MAX];
 	struct lb_conf file;
-	struct svc_model m;
+	struct lb_model m;
 	char *rt[SVC_MAX_RT];
 	int nrt;
 	struct lb_dp *dp;
@@ -120,677 +92,6 @@ struct lb_svc {
 	struct lb_owner_sync *owner; /* flow ownership with peer nodes (sync_peer) */
 	__u64 drain_at;           /* flows pushed: the routes change then (ms) */
 };
-
-/* ---- model ---------------------------------------------------------- */
-
-static void vip_free(struct svc_vip *v)
-{
-	free(v->be);
-	free(v->table);
-	memset(v, 0, sizeof(*v));
-}
-
-static void model_free(struct svc_model *m)
-{
-	for (int i = 0; i < m->n; i++)
-		vip_free(&m->v[i]);
-	free(m->v);
-	m->v = NULL;
-	m->n = 0;
-}
-
-static struct svc_vip *model_vip(const struct svc_model *m, const char *name)
-{
-	for (int i = 0; i < m->n; i++)
-		if (!strcmp(m->v[i].c.name, name))
-			return &m->v[i];
-	return NULL;
-}
-
-static struct svc_be *vip_be(const struct svc_vip *v, const struct lb_endpoint *ep)
-{
-	for (int i = 0; i < v->nbe; i++)
-		if (lb_endpoint_eq(&v->be[i].c.ep, ep))
-			return &v->be[i];
-	return NULL;
-}
-
-static int vip_add_be(struct svc_vip *v, const struct lb_backend_conf *c)
-{
-	struct svc_be *nb;
-
-	if (v->nbe >= LB_CONF_MAX_BACKENDS)
-		return -E2BIG;
-	nb = realloc(v->be, (v->nbe + 1) * sizeof(*nb));
-	if (!nb)
-		return -ENOMEM;
-	v->be = nb;
-	memset(&nb[v->nbe], 0, sizeof(nb[0]));
-	nb[v->nbe].c = *c;
-	nb[v->nbe].c.vip[0] = '\0';
-	v->nbe++;
-	return 0;
-}
-
-static int model_add_vip(struct svc_model *m, const struct lb_vip_conf *c, struct svc_vip **out)
-{
-	struct svc_vip *nv = realloc(m->v, (m->n + 1) * sizeof(*nv));
-
-	if (!nv)
-		return -ENOMEM;
-	m->v = nv;
-	memset(&nv[m->n], 0, sizeof(nv[0]));
-	nv[m->n].c = *c;
-	nv[m->n].c.backends = NULL;
-	nv[m->n].c.nbackends = 0;
-	*out = &nv[m->n++];
-	return 0;
-}
-
-static int model_from_conf(const struct lb_conf *cf, struct svc_model *m)
-{
-	memset(m, 0, sizeof(*m));
-	m->max_vips = cf->max_vips;
-	m->max_be = cf->max_backends;
-	for (int i = 0; i < cf->nvips; i++) {
-		struct svc_vip *v;
-		int err = model_add_vip(m, &cf->vips[i], &v);
-
-		for (int j = 0; !err && j < cf->vips[i].nbackends; j++)
-			err = vip_add_be(v, &cf->vips[i].backends[j]);
-		if (err) {
-			model_free(m);
-			return err;
-		}
-	}
-	return 0;
-}
-
-static bool same_key(const struct lb_vip_conf *a, const struct lb_vip_conf *b)
-{
-	return a->proto == b->proto && lb_endpoint_eq(&a->listen, &b->listen);
-}
-
-static const char *vip_list(const struct svc_model *m, char *buf, size_t len)
-{
-	size_t off = 0;
-
-	buf[0] = '\0';
-	for (int i = 0; i < m->n && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s", i ? ", " : "", m->v[i].c.name);
-	return buf;
-}
-
-/* The VIP a backend statement is for: vip=NAME, or the only one. */
-static struct svc_vip *pick_vip(struct svc_model *m, const char *name, char *err, size_t errlen)
-{
-	char names[256];
-	struct svc_vip *v;
-
-	if (name && name[0]) {
-		v = model_vip(m, name);
-		if (!v)
-			snprintf(err, errlen, "vip=%s: no such VIP (configured: %s)", name,
-				 m->n ? vip_list(m, names, sizeof(names)) : "none");
-		return v;
-	}
-	if (m->n == 1)
-		return &m->v[0];
-	if (m->n == 0)
-		snprintf(err, errlen, "no VIP is configured: add one first (lbctl vip add)");
-	else
-		snprintf(err, errlen, "%d VIPs are configured (%s): say which with vip=NAME",
-			 m->n, vip_list(m, names, sizeof(names)));
-	return NULL;
-}
-
-static int parse_state(const char *s, enum lb_backend_state *st)
-{
-	if (!strcmp(s, "up"))
-		*st = LB_BE_UP;
-	else if (!strcmp(s, "drain"))
-		*st = LB_BE_DRAIN;
-	else if (!strcmp(s, "down"))
-		*st = LB_BE_DOWN;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-/* backend add|set|del ADDR:PORT [k=v ...] [vip=NAME]. `lenient` is for
- * replaying the runtime layer over a file that may have changed under it:
- * an add of an existing backend updates it, a del of a missing one is a no-op. */
-static bool fwd_encap(enum lb_fwd f);
-
-static int stmt_backend(struct svc_model *m, char **w, int n, bool lenient,
-			char *canon, size_t clen, char *err, size_t errlen)
-{
-	const char *op = w[1];
-	struct lb_backend_conf bc;
-	struct svc_vip *v;
-	struct svc_be *b;
-	char eps[LB_ADDRSTRLEN];
-	int off;
-
-	if (n < 3) {
-		snprintf(err, errlen, "backend %s: missing ADDR:PORT", op);
-		return -EINVAL;
-	}
-	if (!strcmp(op, "add")) {
-		if (lb_config_parse_backend(w + 2, n - 2, &bc, err, errlen))
-			return -EINVAL;
-	} else if (!strcmp(op, "set") || !strcmp(op, "del")) {
-		memset(&bc, 0, sizeof(bc));
-		if (lb_endpoint_parse(w[2], &bc.ep) || !bc.ep.port) {
-			snprintf(err, errlen, "\"%s\": not ADDR:PORT (198.18.1.2:3000, [2001:db8::2]:3000)", w[2]);
-			return -EINVAL;
-		}
-		for (int i = 3; i < n; i++)
-			if (!strncmp(w[i], "vip=", 4))
-				snprintf(bc.vip, sizeof(bc.vip), "%s", w[i] + 4);
-	} else {
-		snprintf(err, errlen, "backend \"%s\": expected add, set or del", op);
-		return -EINVAL;
-	}
-	v = pick_vip(m, bc.vip, err, errlen);
-	if (!v)
-		return -ENOENT;
-	if (bc.ep.family != v->c.listen.family) {
-		snprintf(err, errlen, "\"%s\": VIP %s is IPv%d", w[2], v->c.name, v->c.listen.family);
-		return -EINVAL;
-	}
-	b = vip_be(v, &bc.ep);
-	lb_endpoint_str(&bc.ep, eps, sizeof(eps));
-	off = snprintf(canon, clen, "backend %s %s", op, eps);
-	/* as the config file checks it (a layer replayed from before is let be) */
-	if (!strcmp(op, "add") && !lenient && v->c.listen.port && bc.ep.port != v->c.listen.port &&
-	    (v->c.forward == LB_FWD_DSR || fwd_encap(v->c.forward))) {
-		snprintf(err, errlen, "%s: VIP %s forwards by %s, which cannot rewrite ports: use port %u",
-			 eps, v->c.name, lb_fwd_name(v->c.forward), ntohs(v->c.listen.port));
-		return -EINVAL;
-	}
-
-	if (!strcmp(op, "add")) {
-		if (b && !lenient) {
-			snprintf(err, errlen, "%s: already a backend of %s (use backend set)", eps, v->c.name);
-			return -EEXIST;
-		}
-		for (int i = 3; i < n; i++)
-			if (strncmp(w[i], "vip=", 4))
-				off += snprintf(canon + off, clen - off, " %s", w[i]);
-		snprintf(canon + off, clen - off, " vip=%s", v->c.name);
-		if (b) {
-			b->c = bc;
-			b->c.vip[0] = '\0';
-			return 0;
-		}
-		if ((__u32)v->nbe >= m->max_be) {
-			snprintf(err, errlen, "%s: %s has %d backends already (max_backends %u)",
-				 eps, v->c.name, v->nbe, m->max_be);
-			return -E2BIG;
-		}
-		return vip_add_be(v, &bc);
-	}
-	if (!b) {
-		if (lenient)
-			return 0;
-		snprintf(err, errlen, "%s: not a backend of %s", eps, v->c.name);
-		return -ENOENT;
-	}
-	if (!strcmp(op, "del")) {
-		snprintf(canon + off, clen - off, " vip=%s", v->c.name);
-		*b = v->be[--v->nbe];
-		return 0;
-	}
-	/* set: only what is named changes */
-	{
-		struct lb_backend_conf nc = b->c;
-		bool any = false;
-
-		for (int i = 3; i < n; i++) {
-			char *e;
-
-			if (!strncmp(w[i], "weight=", 7)) {
-				unsigned long wt = strtoul(w[i] + 7, &e, 10);
-
-				if (!w[i][7] || *e || wt > 65535) {
-					snprintf(err, errlen, "\"%s\": weight must be 0..65535", w[i]);
-					return -EINVAL;
-				}
-				nc.weight = wt;
-			} else if (!strncmp(w[i], "state=", 6)) {
-				if (parse_state(w[i] + 6, &nc.state)) {
-					snprintf(err, errlen, "\"%s\": state must be up, drain or down", w[i]);
-					return -EINVAL;
-				}
-			} else if (!strncmp(w[i], "vip=", 4)) {
-				continue;
-			} else {
-				snprintf(err, errlen, "\"%s\": backend set takes weight=N and state=up|drain|down", w[i]);
-				return -EINVAL;
-			}
-			off += snprintf(canon + off, clen - off, " %s", w[i]);
-			any = true;
-		}
-		if (!any) {
-			snprintf(err, errlen, "backend set %s: nothing to set (weight=N, state=up|drain|down)", eps);
-			return -EINVAL;
-		}
-		snprintf(canon + off, clen - off, " vip=%s", v->c.name);
-		b->c = nc;
-	}
-	return 0;
-}
-
-static int parse_method(const char *s, enum lb_method *m)
-{
-	for (int i = 0; i < LB_METHOD_MAX; i++)
-		if (!strcmp(s, lb_method_name(i))) {
-			*m = i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-static int parse_fwd(const char *s, enum lb_fwd *f)
-{
-	for (int i = 0; i < LB_FWD_MAX; i++)
-		if (!strcmp(s, lb_fwd_name(i))) {
-			*f = i;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-static bool name_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n >= LB_CONF_NAME_MAX)
-		return false;
-	for (; *s; s++)
-		if (!(*s == '-' || *s == '_' || *s == '.' || (*s >= '0' && *s <= '9') ||
-		      (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-			return false;
-	return true;
-}
-
-/* vip add NAME LISTEN [udp] [method=M] [forward=F] [snat=ADDR] | vip del NAME */
-static int stmt_vip(struct svc_model *m, char **w, int n, bool lenient,
-		    char *canon, size_t clen, char *err, size_t errlen)
-{
-	struct lb_vip_conf c;
-	struct svc_vip *v;
-	int off;
-
-	if (n < 3) {
-		snprintf(err, errlen, "vip %s: missing NAME", w[1]);
-		return -EINVAL;
-	}
-	if (!strcmp(w[1], "del")) {
-		v = model_vip(m, w[2]);
-		if (!v) {
-			if (lenient)
-				return 0;
-			snprintf(err, errlen, "vip del %s: no such VIP", w[2]);
-			return -ENOENT;
-		}
-		snprintf(canon, clen, "vip del %s", w[2]);
-		vip_free(v);
-		*v = m->v[--m->n];
-		return 0;
-	}
-	if (strcmp(w[1], "add")) {
-		snprintf(err, errlen, "vip \"%s\": expected list, show, add or del", w[1]);
-		return -EINVAL;
-	}
-	memset(&c, 0, sizeof(c));
-	if (!name_ok(w[2])) {
-		snprintf(err, errlen, "\"%s\": VIP names are 1-63 of [A-Za-z0-9._-]", w[2]);
-		return -EINVAL;
-	}
-	snprintf(c.name, sizeof(c.name), "%s", w[2]);
-	if (n < 4 || lb_endpoint_parse(w[3], &c.listen)) {
-		snprintf(err, errlen, "vip add %s: \"%s\": expected LISTEN ADDR:PORT", w[2],
-			 n < 4 ? "" : w[3]);
-		return -EINVAL;
-	}
-	c.proto = IPPROTO_TCP;
-	c.method = LB_METHOD_MAGLEV;
-	c.forward = LB_FWD_NAT;
-	c.health.type = LB_HC_NONE;
-	off = snprintf(canon, clen, "vip add %s %s", w[2], w[3]);
-	for (int i = 4; i < n; i++) {
-		if (!strcmp(w[i], "udp") || !strcmp(w[i], "tcp")) {
-			c.proto = w[i][0] == 'u' ? IPPROTO_UDP : IPPROTO_TCP;
-		} else if (!strncmp(w[i], "method=", 7)) {
-			if (parse_method(w[i] + 7, &c.method)) {
-				snprintf(err, errlen, "\"%s\": method is maglev, ip_hash, round_robin or least_conn", w[i]);
-				return -EINVAL;
-			}
-		} else if (!strncmp(w[i], "forward=", 8)) {
-			if (parse_fwd(w[i] + 8, &c.forward) || c.forward == LB_FWD_LOCAL) {
-				snprintf(err, errlen, "\"%s\": forward is nat, dsr, ipip or gue", w[i]);
-				return -EINVAL;
-			}
-		} else if (!strncmp(w[i], "snat=", 5)) {
-			__u8 fam;
-
-			if (lb_addr_parse(w[i] + 5, &c.snat, &fam) || fam != c.listen.family) {
-				snprintf(err, errlen, "\"%s\": not an IPv%d address", w[i], c.listen.family);
-				return -EINVAL;
-			}
-			c.snat_set = true;
-		} else {
-			snprintf(err, errlen, "\"%s\": vip add takes udp, method=, forward=, snat=", w[i]);
-			return -EINVAL;
-		}
-		off += snprintf(canon + off, clen - off, " %s", w[i]);
-	}
-	for (int i = 0; i < m->n; i++) {
-		if (!strcmp(m->v[i].c.name, c.name) || same_key(&m->v[i].c, &c)) {
-			if (lenient && !strcmp(m->v[i].c.name, c.name))
-				return 0;
-			snprintf(err, errlen, "vip add %s: %s already serves %s", c.name,
-				 m->v[i].c.name, w[3]);
-			return -EEXIST;
-		}
-	}
-	if ((__u32)m->n >= m->max_vips) {
-		snprintf(err, errlen, "%s: there are %d VIPs already (max_vips %u)", c.name,
-			 m->n, m->max_vips);
-		return -E2BIG;
-	}
-	if (model_add_vip(m, &c, &v))
-		return -ENOMEM;
-	v->runtime = true;
-	return 0;
-}
-
-/* One runtime statement against the model. canon receives the normalised
- * statement, the form that is persisted. */
-static int model_stmt(struct svc_model *m, char **w, int n, bool lenient,
-		      char *canon, size_t clen, char *err, size_t errlen)
-{
-	if (n >= 2 && !strcmp(w[0], "backend"))
-		return stmt_backend(m, w, n, lenient, canon, clen, err, errlen);
-	if (n >= 2 && !strcmp(w[0], "vip"))
-		return stmt_vip(m, w, n, lenient, canon, clen, err, errlen);
-	snprintf(err, errlen, "\"%s\": not a runtime statement", n ? w[0] : "");
-	return -EINVAL;
-}
-
-static int model_replay(struct svc_model *m, char **rt, int nrt)
-{
-	for (int i = 0; i < nrt; i++) {
-		char buf[SVC_STMT_MAX * 2], err[256], canon[SVC_STMT_MAX], *w[SVC_MAX_WORDS];
-		int n = lb_config_split(rt[i], w, SVC_MAX_WORDS, buf, sizeof(buf), err, sizeof(err));
-
-		if (n < 0 || model_stmt(m, w, n, true, canon, sizeof(canon), err, sizeof(err)) == -ENOMEM)
-			return n < 0 ? n : -ENOMEM;
-	}
-	return 0;
-}
-
-/* Ready worker instances are `local` backends of their VIP (VIP address,
- * instance port). They come after the runtime layer and are never
- * persisted: the supervisor knows them. */
-static void model_worker_be(void *ctx, const struct lb_worker_conf *w, uint16_t port, int state,
-			    pid_t pid)
-{
-	struct svc_model *m = ctx;
-	struct svc_vip *v = w->vip[0] ? model_vip(m, w->vip) : NULL;
-	struct lb_backend_conf c;
-	char *word = "0.0.0.0:1", err[64];
-
-	struct svc_be *b;
-
-	if (!v || lb_config_parse_backend(&word, 1, &c, err, sizeof(err)))
-		return;
-	c.ep = v->c.listen;
-	c.ep.port = htons(port);
-	c.state = state;
-	if (!vip_be(v, &c.ep))
-		vip_add_be(v, &c);
-	b = vip_be(v, &c.ep);
-	if (b)
-		b->pid = pid;
-}
-
-/* After a restart, the pinned local backends (worker instances the last
- * lbd left running) stay until the supervisor has adopted or replaced
- * them, so their established flows keep their backend. */
-static void model_keep_local(struct svc_model *nm, const struct svc_model *om)
-{
-	for (int i = 0; i < nm->n; i++) {
-		struct svc_vip *v = &nm->v[i];
-		const struct svc_vip *ov = model_vip(om, v->c.name);
-
-		for (int j = 0; ov && v->c.forward == LB_FWD_LOCAL && j < ov->nbe; j++)
-			if (!vip_be(v, &ov->be[j].c.ep))
-				vip_add_be(v, &ov->be[j].c);
-	}
-}
-
-static int model_build(const struct lb_conf *cf, char **rt, int nrt, const struct lb_sup *sup,
-		       struct svc_model *m)
-{
-	int err = model_from_conf(cf, m);
-
-	if (!err)
-		err = model_replay(m, rt, nrt);
-	if (!err && sup)
-		lb_sup_backends(sup, model_worker_be, m);
-	if (err)
-		model_free(m);
-	return err;
-}
-
-/* ---- model self-check (the service fuzz target) ----------------------- */
-
-/* Everything a statement may change, one line a VIP and a backend, in model
- * order: equal dumps are equal models for what lbd applies and persists. */
-static void model_dump(const struct svc_model *m, struct lb_buf *out)
-{
-	for (int i = 0; i < m->n; i++) {
-		const struct svc_vip *v = &m->v[i];
-		char ep[LB_ADDRSTRLEN], sn[LB_ADDRSTRLEN] = "";
-
-		lb_endpoint_str(&v->c.listen, ep, sizeof(ep));
-		if (v->c.snat_set)
-			lb_addr_str(&v->c.snat, v->c.listen.family, sn, sizeof(sn));
-		lb_buf_printf(out, "vip %s %s p%u m%d f%d snat=%s rt%d\n", v->c.name, ep, v->c.proto,
-			      v->c.method, v->c.forward, sn, v->runtime);
-		for (int j = 0; j < v->nbe; j++) {
-			const struct lb_backend_conf *b = &v->be[j].c;
-
-			lb_endpoint_str(&b->ep, ep, sizeof(ep));
-			lb_buf_printf(out, " be %s w%u mf%u ft%llu hc%d bk%d st%d\n", ep, b->weight,
-				      b->max_fails, (unsigned long long)b->fail_timeout_ms,
-				      b->health_check, b->backup, b->state);
-		}
-	}
-}
-
-static bool buf_eq(const struct lb_buf *a, const struct lb_buf *b)
-{
-	return a->len == b->len && (!a->len || !memcmp(a->data, b->data, a->len));
-}
-
-static int model_rules(const struct svc_model *m, char *err, size_t errlen)
-{
-	if ((__u32)m->n > m->max_vips && m->n > 0) {
-		snprintf(err, errlen, "%d VIPs > max_vips %u", m->n, m->max_vips);
-		return -EPROTO;
-	}
-	for (int i = 0; i < m->n; i++) {
-		const struct svc_vip *v = &m->v[i];
-
-		if (!name_ok(v->c.name)) {
-			snprintf(err, errlen, "VIP name '%s' accepted", v->c.name);
-			return -EPROTO;
-		}
-		for (int k = 0; k < i; k++)
-			if (!strcmp(m->v[k].c.name, v->c.name) || same_key(&m->v[k].c, &v->c)) {
-				snprintf(err, errlen, "VIPs %s and %s collide", m->v[k].c.name, v->c.name);
-				return -EPROTO;
-			}
-		if ((__u32)v->nbe > m->max_be || v->nbe > LB_CONF_MAX_BACKENDS) {
-			snprintf(err, errlen, "vip %s: %d backends > max_backends %u", v->c.name,
-				 v->nbe, m->max_be);
-			return -EPROTO;
-		}
-		for (int j = 0; j < v->nbe; j++) {
-			const struct lb_backend_conf *b = &v->be[j].c;
-
-			if (b->ep.family != v->c.listen.family || b->weight > 65535 || b->vip[0]) {
-				snprintf(err, errlen, "vip %s: backend %d (family %u, weight %u)",
-					 v->c.name, j, b->ep.family, b->weight);
-				return -EPROTO;
-			}
-			for (int k = 0; k < j; k++)
-				if (lb_endpoint_eq(&v->be[k].c.ep, &b->ep)) {
-					snprintf(err, errlen, "vip %s: backend %d twice", v->c.name, j);
-					return -EPROTO;
-				}
-		}
-	}
-	return 0;
-}
-
-/* Every VIP's selection table, as vip_table builds it with every backend
- * healthy: an entry is an id of a backend that takes new flows. */
-static int model_tables(const struct svc_model *m, const struct lb_conf *cf, char *err,
-			size_t errlen)
-{
-	for (int i = 0; i < m->n; i++) {
-		const struct svc_vip *v = &m->v[i];
-		struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
-		__u32 *tab = NULL, n = 0;
-		int k = 0, rc;
-
-		if (!mb)
-			return -ENOMEM;
-		for (int pass = 0; pass < 2 && !k; pass++)
-			for (int j = 0; j < v->nbe; j++) {
-				const struct lb_backend_conf *b = &v->be[j].c;
-
-				if (b->state != LB_BE_UP || b->backup != (pass == 1) || !b->weight)
-					continue;
-				mb[k] = (struct lb_maglev_backend){ .addr = b->ep.addr, .port = b->ep.port,
-					.family = b->ep.family, .weight = b->weight, .id = 1000 + j };
-				k++;
-			}
-		rc = k ? lb_table_build(v->c.method, mb, k, cf->hash_seed, cf->maglev_size, &tab, &n)
-		       : 0;
-		free(mb);
-		if (rc == -ENOMEM)
-			return rc;
-		if (rc || (k && !n)) {
-			snprintf(err, errlen, "vip %s: table of %d backends: %d (%u entries)",
-				 v->c.name, k, rc, n);
-			free(tab);
-			return -EPROTO;
-		}
-		for (__u32 e = 0; e < n; e++) {
-			__u32 j = tab[e] - 1000;
-
-			if (tab[e] < 1000 || j >= (__u32)v->nbe || v->be[j].c.state != LB_BE_UP ||
-			    !v->be[j].c.weight) {
-				snprintf(err, errlen, "vip %s: table entry %u is %u", v->c.name, e, tab[e]);
-				free(tab);
-				return -EPROTO;
-			}
-		}
-		free(tab);
-	}
-	return 0;
-}
-
-int lb_svc_model_check(const struct lb_conf *cf, char *const *stmts, int n, char *err,
-		       size_t errlen)
-{
-	struct lb_buf before = { 0 }, after = { 0 }, replayed = { 0 };
-	struct svc_model m, r;
-	char **canon = calloc(n ? n : 1, sizeof(*canon));
-	int ncanon = 0, rc;
-
-	err[0] = '\0';
-	if (!canon)
-		return -ENOMEM;
-	rc = model_from_conf(cf, &m);
-	if (rc) {
-		free(canon);
-		return rc;
-	}
-	rc = model_rules(&m, err, errlen);
-	for (int i = 0; !rc && i < n; i++) {
-		char buf[SVC_STMT_MAX * 2], msg[256] = "", cs[SVC_STMT_MAX] = "", *w[SVC_MAX_WORDS];
-		int nw = lb_config_split(stmts[i], w, SVC_MAX_WORDS, buf, sizeof(buf), msg,
-					 sizeof(msg));
-
-		if (nw <= 0)
-			continue;
-		before.len = 0;
-		model_dump(&m, &before);
-		rc = model_stmt(&m, w, nw, false, cs, sizeof(cs), msg, sizeof(msg));
-		if (rc == -ENOMEM)
-			break;
-		after.len = 0;
-		model_dump(&m, &after);
-		if (before.oom || after.oom) {
-			rc = -ENOMEM;
-		} else if (rc) {
-			rc = 0;
-			if (!msg[0])
-				snprintf(err, errlen, "'%s' refused without a message", stmts[i]);
-			else if (!buf_eq(&before, &after))
-				snprintf(err, errlen, "'%s' refused (%s) but changed the model",
-					 stmts[i], msg);
-		} else if (!cs[0] || !(canon[ncanon] = strdup(cs))) {
-			snprintf(err, errlen, "'%s' accepted without a canonical form", stmts[i]);
-		} else {
-			ncanon++;
-			rc = model_rules(&m, err, errlen);
-		}
-		if (!rc && err[0])
-			rc = -EPROTO;
-	}
-	/* What lbd persists (the canonical statements) must bring a restarted
-	 * lbd to the same model, strictly statement by statement as well. */
-	if (!rc && !(rc = model_from_conf(cf, &r))) {
-		for (int i = 0; !rc && i < ncanon; i++) {
-			char buf[SVC_STMT_MAX * 2], msg[256] = "", cs[SVC_STMT_MAX], *w[SVC_MAX_WORDS];
-			int nw = lb_config_split(canon[i], w, SVC_MAX_WORDS, buf, sizeof(buf), msg,
-						 sizeof(msg));
-
-			if (nw <= 0 || model_stmt(&r, w, nw, false, cs, sizeof(cs), msg, sizeof(msg))) {
-				snprintf(err, errlen, "persisted '%s' does not replay: %s", canon[i], msg);
-				rc = -EPROTO;
-			}
-		}
-		after.len = 0;
-		model_dump(&m, &after);
-		model_dump(&r, &replayed);
-		if (!rc && (after.oom || replayed.oom))
-			rc = -ENOMEM;
-		else if (!rc && !buf_eq(&after, &replayed)) {
-			snprintf(err, errlen, "the persisted layer replays to another model");
-			rc = -EPROTO;
-		}
-		model_free(&r);
-	}
-	if (!rc)
-		rc = model_tables(&m, cf, err, errlen);
-	for (int i = 0; i < ncanon; i++)
-		free(canon[i]);
-	free(canon);
-	model_free(&m);
-	lb_buf_free(&before);
-	lb_buf_free(&after);
-	lb_buf_free(&replayed);
-	return rc;
-}
 
 /* ---- persistence ------------------------------------------------------ */
 
@@ -818,7 +119,7 @@ static int rt_save(struct lb_svc *s, char **rt, int nrt)
 
 static int rt_load(struct lb_svc *s)
 {
-	char path[LB_CONF_PATH_MAX + 32], line[SVC_STMT_MAX + 2];
+	char path[LB_CONF_PATH_MAX + 32], line[LB_MODEL_STMT_MAX + 2];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", s->file.state_dir, SVC_RT_FILE);
@@ -844,7 +145,7 @@ static int rt_load(struct lb_svc *s)
 
 /* ---- data path ------------------------------------------------------- */
 
-static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old);
+static void vip_addrs_sync(struct lb_svc *s, const struct lb_model *old);
 static void neigh_warm_all(struct lb_svc *s);
 static int proxy_push(struct lb_svc *s);
 
@@ -860,15 +161,10 @@ static struct lb_vip_key vip_key(const struct lb_vip_conf *c)
 	return k;
 }
 
-static bool fwd_encap(enum lb_fwd f)
-{
-	return f == LB_FWD_IPIP || f == LB_FWD_GUE;
-}
-
 /* The VIP's source address: full NAT's SNAT address, or ipip/gue's outer
  * source (encap_source of its family). Else the address towards its
  * backends. */
-static void vip_snat(struct lb_svc *s, struct svc_vip *v)
+static void vip_snat(struct lb_svc *s, struct lb_model_vip *v)
 {
 	bool v6 = v->c.listen.family == LB_AF_INET6;
 
@@ -878,7 +174,7 @@ static void vip_snat(struct lb_svc *s, struct svc_vip *v)
 		v->snat_ok = true;
 		return;
 	}
-	if (fwd_encap(v->c.forward) && (v6 ? s->file.encap_src6_set : s->file.encap_src4_set)) {
+	if (lb_fwd_encap(v->c.forward) && (v6 ? s->file.encap_src6_set : s->file.encap_src4_set)) {
 		v->snat = v6 ? s->file.encap_src6 : s->file.encap_src4;
 		v->snat_ok = true;
 		return;
@@ -892,10 +188,10 @@ static void vip_snat(struct lb_svc *s, struct svc_vip *v)
  * added after lbd started) ramps from 1/10 to 10/10 over slow_start. */
 /* Each backend's share of v's table (its slots), counted once per table
  * rather than at every status request. */
-static void vip_count_slots(struct svc_vip *v);
+static void vip_count_slots(struct lb_model_vip *v);
 
 /* The table digest operators compare across nodes (lbctl status). */
-static void vip_digest(const struct lb_svc *s, struct svc_vip *v)
+static void vip_digest(const struct lb_svc *s, struct lb_model_vip *v)
 {
 	struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
 
@@ -913,7 +209,7 @@ static void vip_digest(const struct lb_svc *s, struct svc_vip *v)
 	free(mb);
 }
 
-static void vip_count_slots(struct svc_vip *v)
+static void vip_count_slots(struct lb_model_vip *v)
 {
 	int *pos = calloc(LB_MAX_BACKENDS, sizeof(*pos)); /* id -> index + 1 */
 
@@ -928,7 +224,8 @@ static void vip_count_slots(struct svc_vip *v)
 	free(pos);
 }
 
-static __u32 be_ramp(const struct lb_svc *s, const struct svc_vip *v, const struct svc_be *b)
+static __u32 be_ramp(const struct lb_svc *s, const struct lb_model_vip *v,
+		     const struct lb_model_be *b)
 {
 	struct lb_health_status hs;
 	__u64 now = lb_now_ms(), el;
@@ -946,7 +243,7 @@ static __u32 be_ramp(const struct lb_svc *s, const struct svc_vip *v, const stru
 /* Backends that take new flows: up (by the operator and by health checks),
  * not backup, weight > 0; backups only when no primary is up; when no
  * backend is healthy, every primary the operator left up (fail open). */
-static int vip_table(struct lb_svc *s, struct svc_vip *v, __u32 **tab, __u32 *n)
+static int vip_table(struct lb_svc *s, struct lb_model_vip *v, __u32 **tab, __u32 *n)
 {
 	struct lb_maglev_backend *mb = calloc(v->nbe ? v->nbe : 1, sizeof(*mb));
 	__u32 *tenths = calloc(v->nbe ? v->nbe : 1, sizeof(*tenths));
@@ -960,7 +257,7 @@ static int vip_table(struct lb_svc *s, struct svc_vip *v, __u32 **tab, __u32 *n)
 	}
 	for (int pass = 0; pass < 3 && !k; pass++) {
 		for (int i = 0; i < v->nbe; i++) {
-			const struct svc_be *b = &v->be[i];
+			const struct lb_model_be *b = &v->be[i];
 
 			if (b->c.state != LB_BE_UP || b->c.backup != (pass == 1) || !b->c.weight)
 				continue;
@@ -999,7 +296,7 @@ static int id_alloc(const bool *used, int max)
 	return -ENOSPC;
 }
 
-static int be_write(struct lb_svc *s, const struct svc_vip *v, const struct svc_be *b)
+static int be_write(struct lb_svc *s, const struct lb_model_vip *v, const struct lb_model_be *b)
 {
 	struct lb_backend d;
 
@@ -1029,7 +326,7 @@ static int be_release(struct lb_svc *s, __u32 id)
 	return lb_dp_backend_set(s->dp, id, &d);
 }
 
-static int vip_write(struct lb_svc *s, const struct svc_vip *v)
+static int vip_write(struct lb_svc *s, const struct lb_model_vip *v)
 {
 	struct lb_vip_key k = vip_key(&v->c);
 	struct lb_vip d;
@@ -1054,7 +351,7 @@ static bool table_eq(const __u32 *a, __u32 an, const __u32 *b, __u32 bn)
 	return an == bn && (!an || !memcmp(a, b, an * sizeof(*a)));
 }
 
-static void vip_log_name(const struct svc_vip *v, char *buf, size_t len)
+static void vip_log_name(const struct lb_model_vip *v, char *buf, size_t len)
 {
 	char ep[LB_ADDRSTRLEN];
 
@@ -1066,10 +363,10 @@ static void vip_log_name(const struct svc_vip *v, char *buf, size_t len)
 
 /* A backend that takes new flows because it is up, weighted and healthy:
  * the fail-open table of a VIP whose backends are all down does not count. */
-static bool vip_healthy(const struct lb_svc *s, const struct svc_vip *v)
+static bool vip_healthy(const struct lb_svc *s, const struct lb_model_vip *v)
 {
 	for (int i = 0; i < v->nbe; i++) {
-		const struct svc_be *b = &v->be[i];
+		const struct lb_model_be *b = &v->be[i];
 
 		if (b->c.state == LB_BE_UP && b->c.weight &&
 		    lb_health_up(s->health, v->c.name, &b->c.ep))
@@ -1099,7 +396,7 @@ static void bgp_sync(struct lb_svc *s)
 	if (!s->bgp)
 		return;
 	for (int i = 0; dp_attached(s) && i < s->m.n && n < LB_MAX_VIPS; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 
 		if (!vip_healthy(s, v))
 			continue;
@@ -1209,7 +506,7 @@ bool lb_svc_drained(const struct lb_svc *s)
 
 /* One VIP's table again, after a health change or a slow-start step; the
  * data path gets it only when it differs. */
-static void vip_refresh(struct lb_svc *s, struct svc_vip *v)
+static void vip_refresh(struct lb_svc *s, struct lb_model_vip *v)
 {
 	char name[128];
 	__u32 *tab, n;
@@ -1252,7 +549,7 @@ static void on_health(void *ctx, const char *vip, const struct lb_endpoint *ep, 
 		      const char *reason)
 {
 	struct lb_svc *s = ctx;
-	struct svc_vip *v = model_vip(&s->m, vip);
+	struct lb_model_vip *v = lb_model_find_vip(&s->m, vip);
 
 	(void)ep, (void)up, (void)reason; /* health.c logged the change */
 	if (v)
@@ -1262,7 +559,7 @@ static void on_health(void *ctx, const char *vip, const struct lb_endpoint *ep, 
 
 /* Passive checks need both directions of a TCP flow: full NAT only (the
  * proxy will feed its own connect failures). */
-static bool passive_fed(const struct svc_vip *v)
+static bool passive_fed(const struct lb_model_vip *v)
 {
 	return v->c.forward == LB_FWD_NAT && v->c.proto == IPPROTO_TCP;
 }
@@ -1279,10 +576,10 @@ static int health_sync(struct lb_svc *s)
 	if (!t)
 		return -ENOMEM;
 	for (int i = 0; i < s->m.n; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 
 		for (int j = 0; j < v->nbe; j++, k++) {
-			const struct svc_be *b = &v->be[j];
+			const struct lb_model_be *b = &v->be[j];
 
 			t[k].vip = v->c.name;
 			t[k].ep = b->c.ep;
@@ -1309,11 +606,11 @@ static void health_tick(struct lb_svc *s)
 	if (!s->health)
 		return;
 	for (int i = 0; i < s->m.n; i++) {
-		struct svc_vip *v = &s->m.v[i];
+		struct lb_model_vip *v = &s->m.v[i];
 		bool ramp = false;
 
 		for (int j = 0; j < v->nbe; j++) {
-			const struct svc_be *b = &v->be[j];
+			const struct lb_model_be *b = &v->be[j];
 			struct lb_backend_stats st;
 			struct lb_health_status hs;
 
@@ -1357,11 +654,12 @@ int lb_svc_health_start(struct lb_svc *s, struct lb_loop *loop)
  * table, then the VIP entry; removals last, so no packet ever sees a table
  * slot pointing at a released backend.
  */
-static void local_sock_register(struct lb_svc *s, const struct svc_vip *v, struct svc_be *b);
+static void local_sock_register(struct lb_svc *s, const struct lb_model_vip *v,
+				struct lb_model_be *b);
 
-static int apply(struct lb_svc *s, struct svc_model *nm)
+static int apply(struct lb_svc *s, struct lb_model *nm)
 {
-	struct svc_model *om = &s->m;
+	struct lb_model *om = &s->m;
 	bool *vused = calloc(LB_MAX_VIPS, sizeof(bool));
 	bool *bused = calloc(LB_MAX_BACKENDS, sizeof(bool));
 	int err = 0;
@@ -1372,15 +670,15 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 	}
 	/* ids that stay */
 	for (int i = 0; i < nm->n; i++) {
-		struct svc_vip *v = &nm->v[i], *o = model_vip(om, v->c.name);
+		struct lb_model_vip *v = &nm->v[i], *o = lb_model_find_vip(om, v->c.name);
 
 		v->id = UINT32_MAX;
-		if (o && same_key(&o->c, &v->c)) {
+		if (o && lb_model_same_key(&o->c, &v->c)) {
 			v->id = o->id;
 			vused[v->id] = true;
 		}
 		for (int j = 0; j < v->nbe; j++) {
-			struct svc_be *ob = o && v->id != UINT32_MAX ? vip_be(o, &v->be[j].c.ep) : NULL;
+			struct lb_model_be *ob = o && v->id != UINT32_MAX ? lb_model_find_be(o, &v->be[j].c.ep) : NULL;
 
 			v->be[j].id = ob ? ob->id : UINT32_MAX;
 			/* adopted from the maps: no time known, count from now */
@@ -1397,7 +695,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 			bused[om->v[i].be[j].id] = true;
 	}
 	for (int i = 0; i < nm->n; i++) {
-		struct svc_vip *v = &nm->v[i];
+		struct lb_model_vip *v = &nm->v[i];
 		char name[128];
 
 		vip_log_name(v, name, sizeof(name));
@@ -1412,7 +710,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 			vused[id] = true;
 		}
 		for (int j = 0; j < v->nbe; j++) {
-			struct svc_be *b = &v->be[j];
+			struct lb_model_be *b = &v->be[j];
 
 			if (b->id == UINT32_MAX) {
 				int id = id_alloc(bused, LB_MAX_BACKENDS);
@@ -1435,8 +733,8 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 				local_sock_register(s, v, b);
 		}
 		vip_snat(s, v);
-		if ((v->c.forward == LB_FWD_NAT || fwd_encap(v->c.forward)) && !v->snat_ok && v->nbe) {
-			const struct svc_vip *ov = model_vip(om, v->c.name);
+		if ((v->c.forward == LB_FWD_NAT || lb_fwd_encap(v->c.forward)) && !v->snat_ok && v->nbe) {
+			const struct lb_model_vip *ov = lb_model_find_vip(om, v->c.name);
 
 			/* once, not at every change */
 			if (!ov || ov->snat_ok || !ov->nbe)
@@ -1451,7 +749,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 		vip_count_slots(v);
 		vip_digest(s, v);
 		{
-			struct svc_vip *o = model_vip(om, v->c.name);
+			struct lb_model_vip *o = lb_model_find_vip(om, v->c.name);
 			bool same = o && o->id == v->id &&
 				    table_eq(o->table, o->table_n, v->table, v->table_n);
 
@@ -1473,7 +771,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 	}
 	/* removals */
 	for (int i = 0; i < om->n; i++) {
-		struct svc_vip *o = &om->v[i], *v = model_vip(nm, o->c.name);
+		struct lb_model_vip *o = &om->v[i], *v = lb_model_find_vip(nm, o->c.name);
 		bool gone = !v || v->id != o->id;
 		char name[128];
 
@@ -1488,7 +786,7 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 		for (int j = 0; j < o->nbe; j++) {
 			char ep[LB_ADDRSTRLEN];
 
-			if (!gone && vip_be(v, &o->be[j].c.ep))
+			if (!gone && lb_model_find_be(v, &o->be[j].c.ep))
 				continue;
 			be_release(s, o->be[j].id);
 			if (!gone)
@@ -1497,14 +795,14 @@ static int apply(struct lb_svc *s, struct svc_model *nm)
 		}
 	}
 	{
-		struct svc_model old = *om;
+		struct lb_model old = *om;
 
 		*om = *nm;
 		memset(nm, 0, sizeof(*nm));
 		if (s->px)
 			proxy_push(s);
 		vip_addrs_sync(s, &old);
-		model_free(&old);
+		lb_model_free(&old);
 		neigh_warm_all(s);
 		if (s->health)
 			health_sync(s);
@@ -1522,7 +820,7 @@ out:
 /* The model an earlier lbd left in the pinned maps, so apply() keeps the ids
  * that established flows carry (backend id and generation). Adopted VIPs
  * take the name of the new VIP with the same key; the rest are released. */
-static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct svc_model *om)
+static int model_from_maps(struct lb_svc *s, const struct lb_model *nm, struct lb_model *om)
 {
 	int vfd = lb_dp_map_fd(s->dp, LB_MAP_VIPS);
 	struct lb_vip_key k, next, *prev = NULL;
@@ -1531,7 +829,7 @@ static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct 
 	memset(om, 0, sizeof(*om));
 	while (!err && !bpf_map_get_next_key(vfd, prev, &next)) {
 		struct lb_vip_conf c;
-		struct svc_vip *v;
+		struct lb_model_vip *v;
 		struct lb_vip d;
 
 		k = next;
@@ -1545,9 +843,9 @@ static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct 
 		c.proto = k.proto;
 		snprintf(c.name, sizeof(c.name), "#adopted-%d", anon++);
 		for (int i = 0; i < nm->n; i++)
-			if (same_key(&nm->v[i].c, &c))
+			if (lb_model_same_key(&nm->v[i].c, &c))
 				snprintf(c.name, sizeof(c.name), "%s", nm->v[i].c.name);
-		err = model_add_vip(om, &c, &v);
+		err = lb_model_add_vip(om, &c, &v);
 		if (!err)
 			v->id = d.id;
 	}
@@ -1570,14 +868,14 @@ static int model_from_maps(struct lb_svc *s, const struct svc_model *nm, struct 
 			bc.ep.family = d.family;
 			bc.state = d.state;
 			bc.weight = d.weight;
-			err = vip_add_be(&om->v[i], &bc);
+			err = lb_model_add_be(&om->v[i], &bc);
 			if (!err)
 				om->v[i].be[om->v[i].nbe - 1].id = id;
 			break;
 		}
 	}
 	if (err)
-		model_free(om);
+		lb_model_free(om);
 	return err;
 }
 
@@ -1645,7 +943,8 @@ static void proxy_ndp_on(const char *ifname)
 	if_sysctl_on("/proc/sys/net/ipv6/conf/%s/proxy_ndp", ifname);
 }
 
-static bool addr_in_model(const struct svc_model *m, const struct lb_vip_conf *c, const struct svc_vip *skip)
+static bool addr_in_model(const struct lb_model *m, const struct lb_vip_conf *c,
+			  const struct lb_model_vip *skip)
 {
 	for (int i = 0; i < m->n; i++)
 		if (&m->v[i] != skip && m->v[i].c.listen.family == c->listen.family &&
@@ -1655,10 +954,10 @@ static bool addr_in_model(const struct svc_model *m, const struct lb_vip_conf *c
 }
 
 /* Addresses for every VIP of the model; proxy entries on attached links. */
-static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old)
+static void vip_addrs_sync(struct lb_svc *s, const struct lb_model *old)
 {
 	for (int i = 0; i < s->m.n; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 		char a[LB_ADDRSTRLEN];
 		int err;
 
@@ -1674,7 +973,7 @@ static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old)
 		}
 	}
 	for (int i = 0; old && i < old->n; i++) {
-		const struct svc_vip *o = &old->v[i];
+		const struct lb_model_vip *o = &old->v[i];
 
 		if (addr_in_model(&s->m, &o->c, NULL))
 			continue;
@@ -1687,7 +986,7 @@ static void vip_addrs_sync(struct lb_svc *s, const struct svc_model *old)
 
 static void vip_addrs_remove(struct lb_svc *s)
 {
-	struct svc_model none = { 0 }, cur = s->m;
+	struct lb_model none = { 0 }, cur = s->m;
 
 	s->m = none;
 	vip_addrs_sync(s, &cur);
@@ -1819,7 +1118,7 @@ static int proxy_push(struct lb_svc *s)
 	int err = pv && pb ? 0 : -ENOMEM;
 
 	for (int i = 0; i < s->m.n && !err; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 
 		pb[i] = calloc(v->nbe ? v->nbe : 1, sizeof(**pb));
 		if (!pb[i]) {
@@ -1908,7 +1207,7 @@ static int proxy_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_b
 
 	lb_buf_printf(o, r->json ? "{\"mode\":\"proxy\",\"vips\":[" : "");
 	for (int i = 0; i < s->m.n; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 
 		if (only && strcmp(only, v->c.name))
 			continue;
@@ -1973,7 +1272,7 @@ static void dp_config(const struct lb_conf *cf, struct lb_config *c)
 			c->flags |= LB_CFG_F_WILDCARD;
 }
 
-static void model_flags(const struct svc_model *m, struct lb_config *c)
+static void model_flags(const struct lb_model *m, struct lb_config *c)
 {
 	for (int i = 0; i < m->n; i++)
 		if (!m->v[i].c.listen.port)
@@ -2021,7 +1320,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit
 		.ct_size = conf->conntrack_size,
 		.load_tc = conf->mode == LB_ATTACH_AUTO || conf->mode == LB_ATTACH_TC,
 	};
-	struct svc_model nm, om;
+	struct lb_model nm, om;
 	struct lb_config dc;
 	struct lb_svc *s;
 	int err;
@@ -2062,27 +1361,27 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit
 		if (err)
 			lb_err("cannot read the runtime layer in %s: %s", conf->state_dir, strerror(-err));
 	}
-	if (!err && (err = model_build(conf, s->rt, s->nrt, s->sup, &nm)))
+	if (!err && (err = lb_model_build(conf, s->rt, s->nrt, s->sup, &nm)))
 		lb_err("cannot build the model: %s", strerror(-err));
 	if (err)
 		goto fail;
 	if (lb_dp_adopted(s->dp)) {
 		err = model_from_maps(s, &nm, &om);
 		if (err) {
-			model_free(&nm);
+			lb_model_free(&nm);
 			lb_err("cannot read the pinned maps: %s", strerror(-err));
 			goto fail;
 		}
 		lb_info("adopted pinned state in %s: %d VIP(s), flows kept", conf->bpffs, om.n);
 		s->m = om;
-		model_keep_local(&nm, &om);
+		lb_model_keep_local(&nm, &om);
 	}
 	dp_config(conf, &dc);
 	model_flags(&nm, &dc);
 	err = lb_dp_set_config(s->dp, &dc);
 	if (!err)
 		err = apply(s, &nm);
-	model_free(&nm);
+	lb_model_free(&nm);
 	if (err) {
 		lb_err("cannot program the data path: %s", strerror(-err));
 		goto fail;
@@ -2111,7 +1410,7 @@ fail:
 	for (int i = 0; i < ninherit; i++)
 		close(inherit[i]);
 	s->file = (struct lb_conf){ 0 }; /* still the caller's */
-	model_free(&s->m);
+	lb_model_free(&s->m);
 	for (int i = 0; i < s->nrt; i++)
 		free(s->rt[i]);
 	lb_dp_close(s->dp);
@@ -2163,7 +1462,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	else
 		lb_sup_leave(s->sup);
 	lb_health_free(s->health);
-	model_free(&s->m);
+	lb_model_free(&s->m);
 	lb_nl_close(s->nl);
 	lb_dp_close(s->dp);
 	lb_proxy_stop(s->px);
@@ -2298,13 +1597,14 @@ static void diff_num(char *buf, size_t len, const char *what, unsigned long long
 	diff_field(buf, len, what, f, t);
 }
 
-static void diff_backends(struct svc_diff *d, const struct svc_vip *ov, const struct svc_vip *nv)
+static void diff_backends(struct svc_diff *d, const struct lb_model_vip *ov,
+			  const struct lb_model_vip *nv)
 {
 	char ep[LB_ADDRSTRLEN], what[256];
 
 	for (int j = 0; j < nv->nbe; j++) {
 		const struct lb_backend_conf *n = &nv->be[j].c;
-		const struct svc_be *ob = ov ? vip_be(ov, &n->ep) : NULL;
+		const struct lb_model_be *ob = ov ? lb_model_find_be(ov, &n->ep) : NULL;
 
 		lb_endpoint_str(&n->ep, ep, sizeof(ep));
 		if (!ob) {
@@ -2325,17 +1625,17 @@ static void diff_backends(struct svc_diff *d, const struct svc_vip *ov, const st
 			diff_line(d, D_CHANGE, "backend %s of vip %s: %s", ep, nv->c.name, what);
 	}
 	for (int j = 0; ov && j < ov->nbe; j++)
-		if (!vip_be(nv, &ov->be[j].c.ep))
+		if (!lb_model_find_be(nv, &ov->be[j].c.ep))
 			diff_line(d, D_DEL, "backend %s from vip %s",
 				  lb_endpoint_str(&ov->be[j].c.ep, ep, sizeof(ep)), nv->c.name);
 }
 
-static void diff_vips(struct svc_diff *d, const struct svc_model *om, const struct svc_model *nm)
+static void diff_vips(struct svc_diff *d, const struct lb_model *om, const struct lb_model *nm)
 {
 	char a[LB_ADDRSTRLEN], b[LB_ADDRSTRLEN], what[512];
 
 	for (int i = 0; i < nm->n; i++) {
-		const struct svc_vip *nv = &nm->v[i], *ov = model_vip(om, nv->c.name);
+		const struct lb_model_vip *nv = &nm->v[i], *ov = lb_model_find_vip(om, nv->c.name);
 		const struct lb_vip_conf *n = &nv->c, *o = ov ? &ov->c : NULL;
 
 		lb_endpoint_str(&n->listen, b, sizeof(b));
@@ -2372,7 +1672,7 @@ static void diff_vips(struct svc_diff *d, const struct svc_model *om, const stru
 		diff_backends(d, ov, nv);
 	}
 	for (int i = 0; i < om->n; i++)
-		if (!model_vip(nm, om->v[i].c.name))
+		if (!lb_model_find_vip(nm, om->v[i].c.name))
 			diff_line(d, D_DEL, "vip %s (and its %d backend(s))", om->v[i].c.name, om->v[i].nbe);
 }
 
@@ -2441,7 +1741,7 @@ static void err_to_buf(void *ctx, const char *msg)
 
 /* The file re-read and checked, and the model it gives: what a reload would
  * apply. Errors go to eb and the log; nothing changes. */
-static int reload_prepare(struct lb_svc *s, struct lb_conf *nc, struct svc_model *nm,
+static int reload_prepare(struct lb_svc *s, struct lb_conf *nc, struct lb_model *nm,
 			  struct lb_buf *eb)
 {
 	struct lb_buf local = { 0 };
@@ -2467,7 +1767,7 @@ static int reload_prepare(struct lb_svc *s, struct lb_conf *nc, struct svc_model
 	}
 	if (s->px && nc->proxy_workers != s->file.proxy_workers)
 		lb_warn("proxy_workers changed: it takes effect when lbd restarts");
-	err = model_build(nc, s->rt, s->nrt, s->sup, nm);
+	err = lb_model_build(nc, s->rt, s->nrt, s->sup, nm);
 	if (err) {
 		if (eb)
 			lb_buf_printf(eb, "%s: %s\n", s->conf_path, strerror(-err));
@@ -2496,7 +1796,7 @@ static void log_changes(const char *what, const struct lb_buf *b)
 static int reload(struct lb_svc *s, struct lb_buf *errs, struct svc_diff *d)
 {
 	struct lb_conf nc;
-	struct svc_model nm;
+	struct lb_model nm;
 	struct lb_config dc;
 	struct lb_buf chg = { 0 };
 	struct svc_diff logd = { .o = &chg };
@@ -2525,7 +1825,7 @@ static int reload(struct lb_svc *s, struct lb_buf *errs, struct svc_diff *d)
 		err = lb_dp_set_config(s->dp, &dc);
 		if (!err)
 			err = apply(s, &nm);
-		model_free(&nm);
+		lb_model_free(&nm);
 		if (err) {
 			if (errs)
 				lb_buf_printf(errs, "applying %s failed: %s\n", s->conf_path, strerror(-err));
@@ -2578,7 +1878,8 @@ static struct svc_lsock *lsock_get(struct lb_svc *s, __u32 id)
 
 /* Instance b of local VIP v: its sockets into local_socks, unless they
  * are there already (retried while none is found). */
-static void local_sock_register(struct lb_svc *s, const struct svc_vip *v, struct svc_be *b)
+static void local_sock_register(struct lb_svc *s, const struct lb_model_vip *v,
+				struct lb_model_be *b)
 {
 	uint16_t port = ntohs(b->c.ep.port);
 	struct svc_lsock *l = lsock_get(s, b->id);
@@ -2645,25 +1946,25 @@ static void local_sync(struct lb_svc *s)
 static void on_workers(void *ctx)
 {
 	struct lb_svc *s = ctx;
-	struct svc_model nm;
-	int err = model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
+	struct lb_model nm;
+	int err = lb_model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
 
 	if (!err) {
 		/* instances that are gone stop taking flows now: the table
 		 * rebuild in apply() takes tens of milliseconds */
 		for (int i = 0; i < s->m.n; i++) {
-			const struct svc_vip *v = &s->m.v[i], *nv = model_vip(&nm, v->c.name);
+			const struct lb_model_vip *v = &s->m.v[i], *nv = lb_model_find_vip(&nm, v->c.name);
 			struct lb_backend d;
 
 			for (int j = 0; nv && v->c.forward == LB_FWD_LOCAL && j < v->nbe; j++) {
-				if (vip_be(nv, &v->be[j].c.ep) || lb_dp_backend_get(s->dp, v->be[j].id, &d))
+				if (lb_model_find_be(nv, &v->be[j].c.ep) || lb_dp_backend_get(s->dp, v->be[j].id, &d))
 					continue;
 				d.state = LB_BE_DOWN;
 				lb_dp_backend_set(s->dp, v->be[j].id, &d);
 			}
 		}
 		err = apply(s, &nm);
-		model_free(&nm);
+		lb_model_free(&nm);
 	}
 	if (err)
 		lb_err("workers: the data path refused the instance change: %s", strerror(-err));
@@ -2683,7 +1984,7 @@ int lb_svc_workers_start(struct lb_svc *s, struct lb_loop *loop)
 }
 
 /* A VIP's data path counters: its own and its backends' (dataplane.h). */
-static int vip_dp_stats(struct lb_svc *s, const struct svc_vip *v, struct lb_vip_stats *st)
+static int vip_dp_stats(struct lb_svc *s, const struct lb_model_vip *v, struct lb_vip_stats *st)
 {
 	__u32 *ids = calloc((size_t)v->nbe + 1, sizeof(*ids));
 	int err;
@@ -2755,10 +2056,10 @@ static const char *ifmode_name(const struct svc_if *f)
 
 /* The health of a backend of the current model, if it has any. */
 static void out_health(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
-		       const struct svc_be *b)
+		       const struct lb_model_be *b)
 {
 	struct lb_health_status hs;
-	const struct svc_vip *v = NULL;
+	const struct lb_model_vip *v = NULL;
 	__u64 now = lb_now_ms();
 
 	for (int i = 0; i < s->m.n && !v; i++)
@@ -2824,7 +2125,7 @@ static void be_traffic(struct lb_svc *s, __u32 id, struct svc_traffic *t)
 				   (long long)bs.new_flows, conns > 0 ? conns : 0 };
 }
 
-static void vip_traffic(struct lb_svc *s, const struct svc_vip *v, struct svc_traffic *t)
+static void vip_traffic(struct lb_svc *s, const struct lb_model_vip *v, struct svc_traffic *t)
 {
 	struct lb_proxy_vip_stats ps = { 0 };
 	struct lb_vip_stats st = { 0 };
@@ -2856,7 +2157,7 @@ static void out_traffic(struct lb_buf *o, const struct svc_traffic *t)
 }
 
 static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
-			const struct svc_be *b, bool first)
+			const struct lb_model_be *b, bool first)
 {
 	struct svc_traffic t;
 	char ep[LB_ADDRSTRLEN];
@@ -2879,7 +2180,7 @@ static void out_backend(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_
 }
 
 static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o,
-		    const struct svc_vip *v, bool first, bool backends)
+		    const struct lb_model_vip *v, bool first, bool backends)
 {
 	char ep[LB_ADDRSTRLEN], sn[LB_ADDRSTRLEN];
 	struct svc_traffic t;
@@ -2889,7 +2190,7 @@ static void out_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf 
 		lb_addr_str(&v->snat, v->c.listen.family, sn, sizeof(sn));
 	else
 		snprintf(sn, sizeof(sn), "%s",
-			 v->c.forward == LB_FWD_NAT || fwd_encap(v->c.forward) ? "unresolved" : "-");
+			 v->c.forward == LB_FWD_NAT || lb_fwd_encap(v->c.forward) ? "unresolved" : "-");
 	if (r->json) {
 		lb_buf_printf(o, "%s{\"name\":", first ? "" : ",");
 		lb_buf_json_str(o, v->c.name);
@@ -3040,7 +2341,7 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 		lb_buf_printf(o, "stats: \"%s\": expected `stats` or `stats vip NAME`\n", r->argv[1]);
 		return LB_CTL_USAGE;
 	}
-	if (only && !model_vip(&s->m, only)) {
+	if (only && !lb_model_find_vip(&s->m, only)) {
 		lb_buf_printf(o, "stats vip %s: no such VIP\n", only);
 		return LB_CTL_FAILED;
 	}
@@ -3050,7 +2351,7 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 	lb_dp_events(s->dp, ev);
 	lb_buf_printf(o, r->json ? "{\"vips\":[" : "");
 	for (int i = 0; i < s->m.n; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 		struct lb_vip_stats st = { 0 };
 
 		if (only && strcmp(only, v->c.name))
@@ -3219,7 +2520,7 @@ int lb_svc_metrics(void *ctx, struct lb_buf *o)
 	/* every counter is read once, so the families of one scrape agree */
 	b = bs;
 	for (int i = 0; i < s->m.n; i++) {
-		const struct svc_vip *v = &s->m.v[i];
+		const struct lb_model_vip *v = &s->m.v[i];
 
 		/* the VIP's totals from the backend counters read here */
 		lb_dp_vip_base_stats(s->dp, v->id, &vs[i]);
@@ -3301,8 +2602,8 @@ int lb_svc_metrics(void *ctx, struct lb_buf *o)
 /* Which VIP and backend a canonical statement is about. */
 static void stmt_key(const char *stmt, char *vip, size_t vl, char *ep, size_t el, char *op, size_t ol)
 {
-	char buf[SVC_STMT_MAX * 2], err[64], *w[SVC_MAX_WORDS];
-	int n = lb_config_split(stmt, w, SVC_MAX_WORDS, buf, sizeof(buf), err, sizeof(err));
+	char buf[LB_MODEL_STMT_MAX * 2], err[64], *w[LB_MODEL_MAX_WORDS];
+	int n = lb_config_split(stmt, w, LB_MODEL_MAX_WORDS, buf, sizeof(buf), err, sizeof(err));
 
 	vip[0] = ep[0] = op[0] = '\0';
 	if (n < 3)
@@ -3370,15 +2671,15 @@ static int rt_with(const struct lb_svc *s, const char *stmt, char **out, int *no
 }
 
 /* Slots of `v`'s table that would point at another backend with `nv`. */
-static void dry_run(struct lb_svc *s, const struct svc_vip *v, struct svc_vip *nv, struct lb_buf *o,
-		    bool json, bool first)
+static void dry_run(struct lb_svc *s, const struct lb_model_vip *v, struct lb_model_vip *nv,
+		    struct lb_buf *o, bool json, bool first)
 {
 	__u32 *tab = NULL, n = 0, moved = 0;
 	int err;
 
 	/* ids as apply() would keep them; new backends get ids no table has */
 	for (int j = 0; j < nv->nbe; j++) {
-		const struct svc_be *ob = v ? vip_be(v, &nv->be[j].c.ep) : NULL;
+		const struct lb_model_be *ob = v ? lb_model_find_be(v, &nv->be[j].c.ep) : NULL;
 
 		nv->be[j].id = ob ? ob->id : 0x80000000u + j;
 	}
@@ -3409,26 +2710,26 @@ static void dry_run(struct lb_svc *s, const struct svc_vip *v, struct svc_vip *n
 
 static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *o)
 {
-	char canon[SVC_STMT_MAX], err[320], *rt[SVC_MAX_RT];
+	char canon[LB_MODEL_STMT_MAX], err[320], *rt[SVC_MAX_RT];
 	struct lb_buf chg = { 0 };
-	struct svc_model nm;
+	struct lb_model nm;
 	int e, nrt;
 
-	if (r->argc > SVC_MAX_WORDS) {
+	if (r->argc > LB_MODEL_MAX_WORDS) {
 		lb_buf_printf(o, "%s: too many arguments\n", r->argv[0]);
 		return LB_CTL_USAGE;
 	}
-	e = model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
+	e = lb_model_build(&s->file, s->rt, s->nrt, s->sup, &nm);
 	if (e) {
 		lb_buf_printf(o, "%s\n", strerror(-e));
 		return LB_CTL_FAILED;
 	}
 	err[0] = '\0';
-	e = model_stmt(&nm, r->argv, r->argc, false, canon, sizeof(canon), err, sizeof(err));
+	e = lb_model_stmt(&nm, r->argv, r->argc, false, canon, sizeof(canon), err, sizeof(err));
 	if (e) {
 		lb_buf_printf(o, "%s %s: %s\n", r->argv[0], r->argc > 1 ? r->argv[1] : "",
 			      err[0] ? err : strerror(-e));
-		model_free(&nm);
+		lb_model_free(&nm);
 		return e == -EINVAL ? LB_CTL_USAGE : LB_CTL_FAILED;
 	}
 	if (r->dry_run) {
@@ -3441,14 +2742,14 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		diff_vips(&d, &s->m, &nm);
 		lb_buf_printf(o, r->json ? "],\"vips\":[" : "");
 		for (int i = 0, k = 0; i < nm.n; i++) {
-			const struct svc_vip *v = model_vip(&s->m, nm.v[i].c.name);
+			const struct lb_model_vip *v = lb_model_find_vip(&s->m, nm.v[i].c.name);
 
 			if (!strstr(canon, nm.v[i].c.name))
 				continue;
 			dry_run(s, v, &nm.v[i], o, r->json, k++ == 0);
 		}
 		lb_buf_printf(o, r->json ? "]}\n" : "nothing was changed\n");
-		model_free(&nm);
+		lb_model_free(&nm);
 		return LB_CTL_OK;
 	}
 	/* what it changes, said once it is done */
@@ -3463,12 +2764,12 @@ static int cmd_change(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	if (e) {
 		lb_buf_printf(o, "cannot persist the change in %s: %s; nothing was changed\n",
 			      s->file.state_dir, strerror(-e));
-		model_free(&nm);
+		lb_model_free(&nm);
 		lb_buf_free(&chg);
 		return LB_CTL_FAILED;
 	}
 	e = apply(s, &nm);
-	model_free(&nm);
+	lb_model_free(&nm);
 	if (e) {
 		rt_save(s, s->rt, s->nrt);
 		lb_buf_printf(o, "%s: the data path refused it: %s\n", canon, strerror(-e));
@@ -3515,7 +2816,7 @@ static int cmd_reload(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 	struct lb_buf chg = { 0 }, errs = { 0 };
 	struct svc_diff d = { .o = &chg, .dry = r->dry_run, .json = r->json };
 	struct lb_conf nc, cur;
-	struct svc_model nm;
+	struct lb_model nm;
 	int e;
 
 	if (!r->dry_run) {
@@ -3548,7 +2849,7 @@ static int cmd_reload(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		s->file = nc;
 		lb_buf_printf(o, r->json ? ",\"vips\":[" : "");
 		for (int i = 0, k = 0; i < nm.n; i++) {
-			const struct svc_vip *v = model_vip(&s->m, nm.v[i].c.name);
+			const struct lb_model_vip *v = lb_model_find_vip(&s->m, nm.v[i].c.name);
 			struct lb_buf scratch = { 0 };
 			struct svc_diff bd = { .o = &scratch };
 
@@ -3559,7 +2860,7 @@ static int cmd_reload(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		}
 		s->file = cur;
 		lb_buf_printf(o, r->json ? "]" : "nothing was changed\n");
-		model_free(&nm);
+		lb_model_free(&nm);
 		lb_config_free(&nc);
 	}
 	lb_buf_printf(o, r->json ? "}\n" : "");
@@ -3603,7 +2904,7 @@ static int cmd_vip(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf *
 		return LB_CTL_OK;
 	}
 	if (!strcmp(r->argv[1], "show")) {
-		const struct svc_vip *v = r->argc >= 3 ? model_vip(&s->m, r->argv[2]) : NULL;
+		const struct lb_model_vip *v = r->argc >= 3 ? lb_model_find_vip(&s->m, r->argv[2]) : NULL;
 
 		if (!v) {
 			lb_buf_printf(o, "vip show: %s%s%s\n", r->argc >= 3 ? "no such VIP \"" : "missing NAME",

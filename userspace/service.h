@@ -86,16 +86,6 @@ void lb_svc_stop_accepting(struct lb_svc *s);
 /* Connections (UDP: sessions) the proxy still carries; 0 without it. */
 __u64 lb_svc_proxy_active(struct lb_svc *s);
 
-/* The fuzzer's view of the model (tests/fuzz/fuzz_service.c): applies the
- * runtime statements (lbctl vip/backend changes, one a string) to the model
- * of cf as lbd does, without a data path, and checks what lbd relies on: a
- * refused statement says why and changes nothing, limits and uniqueness
- * hold, the persisted (canonical) statements replay to the same model, and
- * every table entry names a backend that takes new flows. 0, -ENOMEM, or
- * -EPROTO with the broken rule in err. */
-int lb_svc_model_check(const struct lb_conf *cf, char *const *stmts, int n, char *err,
-		       size_t errlen);
-
 /* lbd --cleanup: tear down what a (dead) lbd left for this config. */
 int  lb_svc_cleanup(const struct lb_conf *conf);
 

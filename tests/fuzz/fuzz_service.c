@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * The service's model (userspace/service.c), what lbctl's changes and a
+ * The service's model (userspace/model.c), what lbctl's changes and a
  * reload go through before anything reaches the data path: a configuration
  * plus runtime statements (vip add/del, backend add/set/del), one a line.
- * lb_svc_model_check applies them as lbd does and checks the rules lbd
- * relies on (see service.h); a broken rule aborts.
+ * lb_model_check applies them as lbd does and checks the rules lbd
+ * relies on (see model.h); a broken rule aborts.
  *
  * Input: statements only, on a base configuration with an IPv4 and an IPv6
  * VIP; or "CONFIG\n%%\nSTATEMENTS" for a configuration of the input's own.
@@ -14,7 +14,7 @@
 
 #include "config.h"
 #include "fuzz.h"
-#include "service.h"
+#include "model.h"
 
 #define MAX_STMTS 64
 
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (char *line = strtok(s, "\n"); line && n < MAX_STMTS; line = strtok(NULL, "\n"))
 		stmts[n++] = line;
-	rc = lb_svc_model_check(&cfg, stmts, n, err, sizeof(err));
+	rc = lb_model_check(&cfg, stmts, n, err, sizeof(err));
 	FZ_CHECK(rc == 0 || rc == -ENOMEM, "%s (%d)", err, rc);
 	lb_config_free(&cfg);
 	free(text);
