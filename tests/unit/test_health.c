@@ -678,6 +678,14 @@ static uint64_t cpu_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+static bool all_checked(struct fx *f, const struct lb_health_target *t, int n, uint64_t checks)
+{
+	for (int i = 0; i < n; i++)
+		if (st(f, &t[i]).checks < checks)
+			return false;
+	return true;
+}
+
 /* Hundreds of targets: first checks spread over the jitter, every target
  * checked at its interval, and no loop round takes long. */
 static void many_targets(void **state)
@@ -702,8 +710,9 @@ static void many_targets(void **state)
 		t[i].hc.jitter_ms = 100;
 	}
 	assert_int_equal(lb_health_sync(f->h, t, N), 0);
-	/* the first checks: when each target was first checked */
-	end = lb_now_ms() + 1000;
+	/* the first checks: when each target was first checked (within 100 ms
+	 * of jitter when idle; the deadline is for a loaded machine) */
+	end = lb_now_ms() + 20000;
 	while (checked < N && lb_now_ms() < end) {
 		lb_loop_run_once(f->loop, 2);
 		for (int i = 0; i < N; i++) {
@@ -720,9 +729,11 @@ static void many_targets(void **state)
 	assert_int_equal(checked, N);
 	/* uniform over 0..100 ms */
 	assert_true(hi - lo >= 50);
-	/* then CPU time per loop round: wall time is the machine's business */
-	end = lb_now_ms() + 1200;
-	while (lb_now_ms() < end) {
+	/* then CPU time per loop round: wall time is the machine's business,
+	 * so the rounds go on until every target had 4 checks (about 1.2 s at
+	 * 200-300 ms when the machine is idle), within a deadline */
+	end = lb_now_ms() + 20000;
+	while (lb_now_ms() < end && !all_checked(f, t, N, 4)) {
 		uint64_t a = cpu_us(), d;
 
 		lb_loop_run_once(f->loop, 5);
@@ -733,7 +744,7 @@ static void many_targets(void **state)
 		struct lb_health_status x = st(f, &t[i]);
 
 		assert_true(x.up);
-		assert_true(x.checks >= 4); /* 1.24 s at 200-300 ms */
+		assert_true(x.checks >= 4);
 	}
 	assert_int_equal(f->nev, 0);
 	print_message("    %d targets: first checks spread over %llu ms, worst loop round %llu us of CPU\n",
