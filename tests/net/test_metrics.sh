@@ -251,17 +251,23 @@ else
 	t_fail "gauges-follow-lbctl" "up(be1,down)=$up1 weight=$w1 runtime=$rt"
 fi
 
-# Open connections show up in the connections gauge.
-bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 3 -c 0 "$VIP:80"
+# Open connections show up in the connections gauge. They stay open until
+# the gauge has been read (not for a fixed time a loaded machine may spend
+# starting lbload and curl), and are seen open by the client first.
+bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 60 -c 0 "$VIP:80"
 KEEP_PID=$BG_PID
 sum_conns() { scrape "$MURL/metrics" | awk '/^lbd_backend_connections\{vip="web",/ { n += $NF } END { print n + 0 }'; }
 conns_at_least_4() { [ "$(sum_conns)" -ge 4 ]; }
-if wait_for conns_at_least_4; then
+client_open() { [ "$(in_client ss -Htn state established "dst $VIP:80" | wc -l)" -ge 4 ]; }
+if ! wait_for -t 20 client_open; then
+	t_fail "connections-gauge" "the client did not get 4 connections open to $VIP:80"
+elif wait_for -t 20 conns_at_least_4; then
 	t_pass "connections-gauge ($(sum_conns) open)"
 else
 	t_fail "connections-gauge" "want >= 4 open on web, got $(sum_conns)"
 fi
-wait "$KEEP_PID"
+kill "$KEEP_PID" 2>/dev/null
+wait "$KEEP_PID" 2>/dev/null
 
 # ---------------------------------------------------------------- clients
 # A client that sends half a request and waits must not hold up scrapes.
