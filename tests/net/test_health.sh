@@ -48,7 +48,7 @@ vip tcp {
 vip slow {
     listen $VIP:83;
     health_check tcp interval=500ms timeout=400ms rise=1 fall=1;
-    slow_start 4s;
+    slow_start 8s;
     backend $B3 max_fails=0;
     backend $B4 max_fails=0;
 }
@@ -230,24 +230,50 @@ else
 fi
 
 # ---------------------------------------------------------------- slow start
-# be4 comes back into a VIP with slow_start 4s: its share of new connections
-# ramps from about 1/11 (weight 1/10 against 1) to 1/2.
+# be4 comes back into a VIP with slow_start 8s: its share of the VIP's table
+# (table_slots: what the data path picks new connections from) ramps from
+# about 1/11 (weight 1/10 against 1) to 1/2, and every sample of 400
+# connections lands on be4 as the table said while the sample ran. Samples
+# are judged against the table they ran on, not against the time since be4
+# came back: on a loaded machine a sample takes anywhere from a fraction of
+# a second to several seconds.
+# be4_mille: be4's share of vip slow's table in thousandths (0: not in it).
+be4_mille() {
+	lbctl -j status 2>/dev/null | jq -r --arg b "$B4" '.. | objects | select(.name? == "slow") |
+		([.backends[].table_slots] | add) as $t | .backends[] | select(.address == $b) |
+		if $t > 0 then (.table_slots * 1000 / $t | floor) else 0 end' | head -1
+}
 stop_backend 4
 if wait_state slow "$B4" down 5 >/dev/null; then
 	start_backend 4 3000
-	wait_state slow "$B4" up 5 >/dev/null
-	shares=()
-	for ((i = 0; i < 6; i++)); do
+	samples=() shares=() why=
+	end=$((SECONDS + 90))
+	while [ "$SECONDS" -lt "$end" ]; do
+		f0=$(be4_mille)
+		if ! [ "${f0:-0}" -gt 0 ] 2>/dev/null; then sleep 0.1; continue; fi # not back yet
 		out=$(load -c 400 -p 8 "$VIP:83")
-		shares+=("$(count be4 "$out")")
-		sleep 0.9
+		f1=$(be4_mille)
+		n=$(count be4 "$out") ok=$(field ok "$out"); ok=${ok:-0}
+		samples+=("$f0-$f1:$n/$ok") shares+=("$n")
+		# binomial: 60 is 6 standard deviations at 400; it also covers
+		# client ports reused after thousands of connections, whose
+		# closed flows keep the backend they had (lb_flow_reused)
+		lo=$((ok * (f0 < f1 ? f0 : f1) / 1000 - 60)) hi=$((ok * (f0 > f1 ? f0 : f1) / 1000 + 60))
+		[ "$n" -ge "$lo" ] && [ "$n" -le "$hi" ] || why+=" $n of $ok outside $lo..$hi;"
+		[ "$f1" -ge "$f0" ] || why+=" share fell from $f0 to $f1;"
+		[ "${#samples[@]}" -eq 1 ] || [ "$f0" -ge "$last" ] || why+=" share fell from $last to $f0;"
+		last=$f1
+		[ "$f0" -lt 490 ] || break # a sample on the full table (1/2; 9/10 is 473)
 	done
-	echo "  be4's share of 400 connections, once a second after it came back: ${shares[*]}"
-	if [ "${shares[0]}" -le 100 ] && [ "${shares[0]}" -lt "${shares[2]}" ] &&
-		[ "${shares[2]}" -lt "${shares[5]}" ] && [ "${shares[5]}" -ge 160 ]; then
+	echo "  be4: share of the table in 1/1000 before-after each sample: be4's connections/ok: ${samples[*]}"
+	first=${samples[0]%%-*}
+	[ "${#samples[@]}" -ge 3 ] || why+=" ${#samples[@]} samples;"
+	[ "${first:-1000}" -le 300 ] || why+=" first sample on a share of ${first:-none}/1000;"
+	[ "${f0:-0}" -ge 490 ] && [ "${n:-0}" -ge 160 ] || why+=" no sample on the full table with >= 160;"
+	if [ -z "$why" ]; then
 		t_pass "slow-start-ramps (${shares[*]})"
 	else
-		t_fail "slow-start-ramps" "want <=100 first, rising, >=160 after 5 s: ${shares[*]}"
+		t_fail "slow-start-ramps" "want a rising share from <= 300/1000 to about 1/2 and the connections to follow it:$why"
 	fi
 else
 	t_fail "slow-start-ramps" "be4 not down"
