@@ -684,7 +684,8 @@ struct vip_state {
 	int be_cap;
 	bool listen_set;
 	__u8 snat_family;
-	struct loc listen_loc, snat_loc, pp_loc;
+	struct loc listen_loc, snat_loc, pp_loc, tcp_timeout_loc;
+	bool tcp_timeout_set;   /* connect= or fin=: TCP only */
 };
 
 struct worker_state {
@@ -1884,6 +1885,56 @@ static void d_proxy_protocol(struct parser *ps, const struct stmt *st, struct bl
 	}
 }
 
+/* timeout connect=D idle=D fin=D: the userspace proxy's, per VIP, in
+ * HAProxy's terms (timeout connect, client/server, client-fin/server-fin);
+ * the BPF data path keeps flows by its conntrack instead. */
+static void d_timeout(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	static const struct {
+		const char *key;
+		__u64 min_ms, max_ms;
+	} keys[] = {
+		{ "connect", 10, 600000 },
+		{ "idle", 100, 7ull * 86400 * 1000 },
+		{ "fin", 100, 7ull * 86400 * 1000 },
+	};
+	__u64 *dst[] = { &b->vs->v.timeout_connect_ms, &b->vs->v.timeout_idle_ms,
+			 &b->vs->v.timeout_fin_ms };
+	bool seen[ARRAY_SIZE(keys)] = { false };
+
+	for (int i = 1; i < st->n; i++) {
+		const char *w = st->w[i], *eq = strchr(w, '=');
+		size_t k;
+		__u64 ms;
+
+		for (k = 0; k < ARRAY_SIZE(keys); k++)
+			if (eq && (size_t)(eq - w) == strlen(keys[k].key) &&
+			    !strncmp(w, keys[k].key, (size_t)(eq - w)))
+				break;
+		if (k == ARRAY_SIZE(keys)) {
+			perr(ps, st->at, "invalid timeout \"%s\" (expected connect=, idle= or fin= "
+			     "and a duration such as 30s)", w);
+			return;
+		}
+		if (seen[k]) {
+			perr(ps, st->at, "timeout %s given twice", keys[k].key);
+			return;
+		}
+		seen[k] = true;
+		if (lb_parse_duration_ms(eq + 1, &ms) || ms < keys[k].min_ms || ms > keys[k].max_ms) {
+			perr(ps, st->at, "invalid timeout %s \"%s\" (expected %llums to %llus)",
+			     keys[k].key, eq + 1, (unsigned long long)keys[k].min_ms,
+			     (unsigned long long)(keys[k].max_ms / 1000));
+			return;
+		}
+		*dst[k] = ms;
+		if (k != 1) {
+			b->vs->tcp_timeout_set = true;
+			b->vs->tcp_timeout_loc = st->at;
+		}
+	}
+}
+
 static void d_backend(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	struct vip_state *vs = b->vs;
@@ -1934,6 +1985,7 @@ static const struct directive vip_dirs[] = {
 	{ "slow_start", 1, 1, false, d_slow_start },
 	{ "max_conns", 1, 1, false, d_max_conns },
 	{ "proxy_protocol", 1, 1, false, d_proxy_protocol },
+	{ "timeout", 1, 3, false, d_timeout },
 	{ "backend", 1, -1, true, d_backend },
 };
 
@@ -2203,6 +2255,10 @@ static void finish_vip(struct parser *ps, struct vip_state *vs, struct loc at)
 		}
 		if (v->proxy_protocol && v->proto != IPPROTO_TCP)
 			perr(ps, vs->pp_loc, "proxy_protocol needs a tcp vip (vip \"%s\" is udp)", v->name);
+		if (vs->tcp_timeout_set && v->proto != IPPROTO_TCP)
+			perr(ps, vs->tcp_timeout_loc,
+			     "timeout connect= and fin= need a tcp vip (vip \"%s\" is udp: idle= only)",
+			     v->name);
 		for (int i = 0; i < c->nvips; i++) {
 			const struct lb_vip_conf *o = &c->vips[i];
 

@@ -100,6 +100,8 @@ struct lb_vip_conf {
 	__u64 slow_start_ms;       /* 0 = none */
 	__u32 max_conns;           /* 0 = unlimited */
 	bool proxy_protocol;       /* `proxy_protocol v2`: userspace proxy, TCP only */
+	/* `timeout connect= idle= fin=`: the userspace proxy's, 0 = its default */
+	__u64 timeout_connect_ms, timeout_idle_ms, timeout_fin_ms;
 	struct lb_backend_conf *backends; /* malloc'ed, nbackends entries */
 	int nbackends;
 };

@@ -135,6 +135,7 @@ struct mvip {
 	__u64 be_off, tab_off;  /* struct sbe[nbe]; __u32[n]: indexes into be */
 	__u8 proto;
 	bool pp2;               /* PROXY v2 header first on each backend connection */
+	__u64 connect_ms, idle_ms, fin_ms; /* resolved: never 0 */
 };
 
 struct mhdr {
@@ -817,7 +818,7 @@ static void connect_next(struct pworker *w, struct pconn *c)
 			break;
 		}
 		c->connecting = true;
-		c->deadline = w->now + o->connect_timeout_ms;
+		c->deadline = w->now + c->sv->m->connect_ms;
 		return;
 	}
 	own_add(&vc_of(w, c->sv)->no_backend, 1);
@@ -1259,21 +1260,20 @@ static void worker_reap(struct pworker *w)
 
 static void worker_sweep(struct pworker *w)
 {
-	const struct lb_proxy_opts *o = w->o;
-
 	for (struct pconn *c = w->conns, *nx; c; c = nx) {
 		nx = c->next;
 		if (c->connecting) {
 			if (w->now >= c->deadline)
 				connect_failed(w, c);
-		} else if (w->now - c->last >= o->idle_timeout_ms) {
+		} else if (w->now - c->last >=
+			   (c->d[0].shut || c->d[1].shut ? c->sv->m->fin_ms : c->sv->m->idle_ms)) {
 			own_add(&vc_of(w, c->sv)->idle_closed, 1);
 			conn_kill(w, c);
 		}
 	}
 	for (struct pudp *u = w->udp, *nx; u; u = nx) {
 		nx = u->next;
-		if (w->now - u->last >= o->udp_idle_timeout_ms) {
+		if (w->now - u->last >= u->sv->m->idle_ms) {
 			own_add(&vc_of(w, u->sv)->idle_closed, 1);
 			udp_kill(w, u);
 		}
@@ -1625,7 +1625,8 @@ static size_t align8(size_t n)
 
 /* The VIP set as a sealed memfd (see struct mhdr); -errno, -EINVAL for a
  * table slot that names no backend of its VIP. */
-static int snap_write(const struct lb_proxy_vip *v, struct pvip **pv, int n, __u64 gen)
+static int snap_write(const struct lb_proxy_opts *o, const struct lb_proxy_vip *v, struct pvip **pv,
+		      int n, __u64 gen)
 {
 	size_t len = align8(sizeof(struct mhdr) + (size_t)n * sizeof(struct mvip)), off = len;
 	int *idx = malloc(LB_MAX_BACKENDS * sizeof(*idx)), fd = -1, err = 0;
@@ -1657,6 +1658,10 @@ static int snap_write(const struct lb_proxy_vip *v, struct pvip **pv, int n, __u
 		m->seed = v[i].hash_seed;
 		m->max_conns = v[i].max_conns;
 		m->pp2 = v[i].proxy_protocol && v[i].proto == IPPROTO_TCP;
+		m->connect_ms = v[i].connect_timeout_ms ? v[i].connect_timeout_ms : o->connect_timeout_ms;
+		m->idle_ms = v[i].idle_timeout_ms ? v[i].idle_timeout_ms
+			     : v[i].proto == IPPROTO_UDP ? o->udp_idle_timeout_ms : o->idle_timeout_ms;
+		m->fin_ms = v[i].fin_timeout_ms ? v[i].fin_timeout_ms : o->fin_timeout_ms;
 		m->slot = pv[i]->slot;
 		m->nbe = (__u32)v[i].nbe;
 		m->n = v[i].table_n;
@@ -1939,7 +1944,7 @@ int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
 			err = -ENOMEM;
 	}
 	if (!err) {
-		fd = snap_write(v, nv, n, p->gen + 1);
+		fd = snap_write(&p->o, v, nv, n, p->gen + 1);
 		if (fd < 0)
 			err = fd;
 	}
@@ -2028,6 +2033,8 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 		p->o.idle_timeout_ms = 600000;
 	if (!p->o.udp_idle_timeout_ms)
 		p->o.udp_idle_timeout_ms = 30000;
+	if (!p->o.fin_timeout_ms)
+		p->o.fin_timeout_ms = 60000;
 	if (p->o.connect_tries <= 0)
 		p->o.connect_tries = 3;
 	if (p->o.connect_tries > PX_MAX_TRIES)

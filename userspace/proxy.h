@@ -53,6 +53,10 @@ struct lb_proxy_opts {
 	__u64 connect_timeout_ms;    /* 0: 2000 */
 	__u64 idle_timeout_ms;       /* TCP, 0: 600000 */
 	__u64 udp_idle_timeout_ms;   /* 0: 30000 */
+	/* TCP with one way already closed (HAProxy's client-fin/server-fin):
+	 * a peer that vanished after its FIN must not hold the connection for
+	 * the whole idle timeout. 0: 60000 (the kernel's tcp_fin_timeout) */
+	__u64 fin_timeout_ms;
 	int connect_tries;           /* backends tried per connection, 0: 3 */
 	bool no_splice;              /* read/write buffers only, never splice */
 	/* Listening sockets a previous lbd handed over (lbd --takeover): a VIP
@@ -77,6 +81,9 @@ struct lb_proxy_vip {
 	__u32 hash_seed;             /* the seed the table was built with */
 	__u32 max_conns;             /* 0: unlimited (UDP: sessions) */
 	bool proxy_protocol;         /* TCP: a PROXY v2 header to each backend */
+	/* this VIP's timeouts, 0: the proxy's (struct lb_proxy_opts); idle is
+	 * the UDP session's for a UDP VIP */
+	__u64 connect_timeout_ms, idle_timeout_ms, fin_timeout_ms;
 	const __u32 *table;          /* lb_table_build() output: backend ids */
 	__u32 table_n;               /* 0: no usable backend, new flows refused */
 	const struct lb_proxy_backend *be;

@@ -1134,6 +1134,8 @@ static int proxy_push(struct lb_svc *s)
 			.name = v->c.name, .listen = v->c.listen, .proto = v->c.proto,
 			.method = v->c.method, .hash_seed = s->file.hash_seed,
 			.max_conns = v->c.max_conns, .proxy_protocol = v->c.proxy_protocol,
+			.connect_timeout_ms = v->c.timeout_connect_ms,
+			.idle_timeout_ms = v->c.timeout_idle_ms, .fin_timeout_ms = v->c.timeout_fin_ms,
 			.table = v->table, .table_n = v->table_n,
 			.be = pb[i], .nbe = v->nbe,
 		};
@@ -1667,6 +1669,10 @@ static void diff_vips(struct svc_diff *d, const struct lb_model *om, const struc
 		diff_num(what, sizeof(what), "max_conns", o->max_conns, n->max_conns);
 		diff_field(what, sizeof(what), "proxy_protocol", o->proxy_protocol ? "v2" : "off",
 			   n->proxy_protocol ? "v2" : "off");
+		diff_num(what, sizeof(what), "timeout_connect_ms", o->timeout_connect_ms,
+			 n->timeout_connect_ms);
+		diff_num(what, sizeof(what), "timeout_idle_ms", o->timeout_idle_ms, n->timeout_idle_ms);
+		diff_num(what, sizeof(what), "timeout_fin_ms", o->timeout_fin_ms, n->timeout_fin_ms);
 		if (what[0])
 			diff_line(d, D_CHANGE, "vip %s: %s", n->name, what);
 		diff_backends(d, ov, nv);

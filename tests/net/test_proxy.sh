@@ -385,7 +385,8 @@ STREAM_PID=$BG_PID
 bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 4 -c 0 "$VIP:8080"
 KEEP_PID=$BG_PID
 sleep 1
-write_conf "    backend ${BE_ADDRS[4]}:3000 weight=1;" 0
+write_conf "    backend ${BE_ADDRS[4]}:3000 weight=1;
+    timeout fin=1s;" 0
 out=$(lbctl reload 2>&1)
 t_check "reload" "lbctl reload failed: $out" grep -q "^reloaded" <<<"$out"
 sleep 0.5
@@ -404,6 +405,35 @@ if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_swi
 	t_pass "reload-drains-removed-vip"
 else
 	t_fail "reload-drains-removed-vip" "open connections to the removed VIP broke: rc=$rc: $out"
+fi
+
+# ---------------------------------------------------------------- fin timeout
+# The reload gave web `timeout fin=1s`: a client that sent its request and
+# its FIN, to a backend that answers only after 4 s, is closed by the proxy
+# at about 1 s (half-closed and idle), not answered at 4 s nor held for the
+# 60 s default.
+idle0=$(stat web idle_closed)
+out=$(in_client python3 - "$VIP" <<-'EOF' 2>&1
+	import socket, sys, time
+	s = socket.create_connection((sys.argv[1], 80), timeout=10)
+	s.sendall(b"GET /slow?ms=4000 HTTP/1.1\r\nHost: t\r\n\r\n")
+	s.shutdown(socket.SHUT_WR)
+	t0, got = time.time(), b""
+	while True:
+	    d = s.recv(4096)
+	    if not d:
+	        break
+	    got += d
+	print("closed_after_ms=%d reply_bytes=%d" % ((time.time() - t0) * 1000, len(got)))
+EOF
+)
+ms=$(field closed_after_ms "$out")
+idle1=$(stat web idle_closed)
+if [ "$(field reply_bytes "$out")" = 0 ] && [ "${ms:-0}" -ge 800 ] && [ "${ms:-99999}" -lt 3500 ] &&
+   [ "${idle1:-0}" -gt "${idle0:-0}" ]; then
+	t_pass "fin-timeout-closes-half-closed ($ms ms)"
+else
+	t_fail "fin-timeout-closes-half-closed" "want closed at about 1000 ms with no reply and idle_closed counted ($idle0 -> $idle1): $out"
 fi
 
 # ---------------------------------------------------------------- worker crash

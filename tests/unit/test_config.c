@@ -283,6 +283,25 @@ static void test_lbd_block_all(void **state)
 	lb_config_free(&c);
 }
 
+/* The userspace proxy's timeouts per VIP; a UDP VIP has idle= only. */
+static void test_vip_timeouts(void **state)
+{
+	struct lb_conf c;
+
+	(void)state;
+	parse_ok("vip v { listen 1.2.3.4:80; timeout connect=500ms idle=10m fin=20s; }\n"
+		 "vip u { listen 1.2.3.4:53 udp; timeout idle=45s; }\n"
+		 "vip d { listen 1.2.3.4:81; }\n", &c);
+	assert_int_equal(c.vips[0].timeout_connect_ms, 500);
+	assert_int_equal(c.vips[0].timeout_idle_ms, 600000);
+	assert_int_equal(c.vips[0].timeout_fin_ms, 20000);
+	assert_int_equal(c.vips[1].timeout_idle_ms, 45000);
+	assert_int_equal(c.vips[1].timeout_connect_ms, 0);
+	assert_int_equal(c.vips[2].timeout_connect_ms + c.vips[2].timeout_idle_ms +
+			 c.vips[2].timeout_fin_ms, 0);
+	lb_config_free(&c);
+}
+
 /* forward ipip/gue: the node's outer source per family, the GUE port. */
 static void test_encap(void **state)
 {
@@ -785,6 +804,17 @@ static const struct err_case err_cases[] = {
 	  "t.conf:3: invalid slow_start \"soon\" (expected a duration such as 30s)" },
 	{ "max_conns_bad", V4 " max_conns -1;\n}\n",
 	  "t.conf:3: invalid max_conns \"-1\" (expected 0..4294967295)" },
+	{ "timeout_key", V4 " timeout client=5s;\n}\n",
+	  "t.conf:3: invalid timeout \"client=5s\" (expected connect=, idle= or fin= and a duration such as 30s)" },
+	{ "timeout_bare", V4 " timeout 5s;\n}\n",
+	  "t.conf:3: invalid timeout \"5s\" (expected connect=, idle= or fin= and a duration such as 30s)" },
+	{ "timeout_twice", V4 " timeout idle=5s idle=6s;\n}\n", "t.conf:3: timeout idle given twice" },
+	{ "timeout_range", V4 " timeout connect=1ms;\n}\n",
+	  "t.conf:3: invalid timeout connect \"1ms\" (expected 10ms to 600s)" },
+	{ "timeout_value", V4 " timeout fin=soon;\n}\n",
+	  "t.conf:3: invalid timeout fin \"soon\" (expected 100ms to 604800s)" },
+	{ "timeout_udp_fin", "vip dns {\n listen 1.2.3.4:53 udp;\n timeout fin=5s;\n}\n",
+	  "t.conf:3: timeout connect= and fin= need a tcp vip (vip \"dns\" is udp: idle= only)" },
 	{ "proxy_protocol_v1", V4 " proxy_protocol v1;\n}\n",
 	  "t.conf:3: unknown proxy_protocol \"v1\" (expected off, v2)" },
 	{ "proxy_protocol_udp", "vip dns {\n listen 1.2.3.4:53 udp;\n proxy_protocol v2;\n}\n",
@@ -1328,6 +1358,7 @@ int main(void)
 		cmocka_unit_test(test_listen_forms),
 		cmocka_unit_test(test_proxy_protocol),
 		cmocka_unit_test(test_proxy_workers),
+		cmocka_unit_test(test_vip_timeouts),
 		cmocka_unit_test(test_encap),
 		cmocka_unit_test(test_issue5_health),
 		cmocka_unit_test(test_health_full),

@@ -55,7 +55,12 @@ struct fixture {
 	__u32 *table;
 	__u32 table_n;
 	bool pp2;               /* the VIP sends PROXY v2 headers */
+	__u64 idle_ms, fin_ms;  /* the VIP's own timeouts, 0: the proxy's */
 };
+
+/* How long an echo backend keeps its end open after the client's FIN (a
+ * backend that answers nothing more and never closes). */
+static atomic_int echo_hold_ms;
 
 static void *echo_conn(void *arg)
 {
@@ -73,6 +78,8 @@ static void *echo_conn(void *arg)
 		}
 	}
 out:
+	if (!n && atomic_load(&echo_hold_ms))
+		usleep((useconds_t)atomic_load(&echo_hold_ms) * 1000);
 	close(fd);
 	return NULL;
 }
@@ -214,6 +221,8 @@ static void proxy_start(struct fixture *f, const struct lb_proxy_opts *o0, __u8 
 	v.hash_seed = SEED;
 	v.max_conns = max_conns;
 	v.proxy_protocol = f->pp2;
+	v.idle_timeout_ms = f->idle_ms;
+	v.fin_timeout_ms = f->fin_ms;
 	v.table = f->table;
 	v.table_n = f->table_n;
 	v.be = pb;
@@ -538,6 +547,38 @@ static void test_idle_timeout(void **st)
 	assert_int_equal(vs.idle_closed, 1);
 	assert_int_equal(vs.active, 0);
 	fixture_end(&f);
+}
+
+/* Half-closed: the client sent its FIN, the backend neither answers nor
+ * closes. The VIP's fin timeout closes it, long before its idle timeout
+ * (and the proxy's defaults: fin 60 s, idle 600 s, so the per-VIP values
+ * are the ones in force). */
+static void test_fin_timeout(void **st)
+{
+	struct fixture f = { .idle_ms = 20000, .fin_ms = 600 };
+	struct lb_proxy_opts o = { 0 };
+	struct lb_proxy_vip_stats vs;
+	char c;
+	__u64 t0;
+	int fd;
+
+	(void)st;
+	atomic_store(&echo_hold_ms, 8000);
+	serve_one(&f, &o, 0);
+	fd = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(fd), 'A');
+	assert_int_equal(write(fd, "x", 1), 1);
+	assert_int_equal(read(fd, &c, 1), 1);
+	assert_int_equal(shutdown(fd, SHUT_WR), 0);
+	t0 = lb_now_ms();
+	assert_int_equal(read(fd, &c, 1), 0);
+	assert_true(lb_now_ms() - t0 >= 500 && lb_now_ms() - t0 < 4000);
+	close(fd);
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.idle_closed, 1);
+	assert_int_equal(vs.active, 0);
+	fixture_end(&f);
+	atomic_store(&echo_hold_ms, 0);
 }
 
 /* The limit is the VIP's total over its four worker processes. */
@@ -908,6 +949,7 @@ int main(void)
 		cmocka_unit_test(test_retry_refused),
 		cmocka_unit_test(test_retry_timeout),
 		cmocka_unit_test(test_idle_timeout),
+		cmocka_unit_test(test_fin_timeout),
 		cmocka_unit_test(test_max_conns),
 		cmocka_unit_test(test_udp),
 		cmocka_unit_test(test_update_drain),
