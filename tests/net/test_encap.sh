@@ -9,14 +9,29 @@
 # over the backends; established connections keep their backend while one
 # is added; table digests follow the table, not the history of changes.
 # MODE=tc runs lbd's TC data path, DECAP_MODE=tc (or xdp-generic) the
-# backends' decapsulation in TC.
+# backends' decapsulation in TC. DECAP_MODE=kernel (test_encap_kernel.sh):
+# the backends decapsulate with the kernel's own ipip, ip6_tunnel and fou
+# modules instead, as unmodified Linux backends would; a kernel without them
+# (this host's) skips it, the VM lab's has them.
 . "$(dirname "$0")/lib.sh"
 t_require_root
 t_require_cmd ip nsenter ethtool jq
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
 MODE=${MODE:-xdp}             # lbd's data path
-DECAP_MODE=${DECAP_MODE:-auto} # lbd --decap's
+DECAP_MODE=${DECAP_MODE:-auto} # lbd --decap's, or kernel
+if [ "$DECAP_MODE" = kernel ]; then
+	for m in ipip ip6_tunnel fou fou6; do
+		[ -d "/sys/module/$m" ] || modprobe -q "$m" 2>/dev/null || {
+			t_skip "$T_NAME" "this kernel has no $m module (run it in the VM lab: make vm-test VM_TESTS=net FILTER=test_encap_kernel)"
+			exit 0
+		}
+	done
+fi
+# counted per backend on the kernel's tunnel devices
+kernel_rx() { # I DEV
+	in_be "$1" cat "/sys/class/net/$2/statistics/rx_packets" 2>/dev/null || echo 0
+}
 CL_SEG=198.18.1.200 CL6_SEG=2001:2:0:1::c8
 VIPS=(198.18.0.10 198.18.0.11 2001:2::10 2001:2::11)
 NAMES=(ipip4 gue4 ipip6 gue6)
@@ -42,17 +57,32 @@ for ((i = 1; i <= NBACKENDS; i++)); do
 	in_be "$i" ip route add "$CLIENT_ADDR/32" via "$CL_SEG"
 	in_be "$i" ip -6 route add "$CLIENT6_ADDR/128" via "$CL6_SEG"
 	start_backend "$i" 80 || { t_fail "$T_NAME" "backend $i"; exit 1; }
+	if [ "$DECAP_MODE" = kernel ]; then
+		# tunl0 and ip6tnl0 are the modules' catch-all devices (any
+		# remote); fou hands GUE's inner packet to them by its protocol
+		in_be "$i" ip link set tunl0 up &&
+			in_be "$i" ip link set ip6tnl0 up &&
+			in_be "$i" sysctl -qw net.ipv4.conf.tunl0.rp_filter=0 &&
+			in_be "$i" ip fou add port 6080 gue &&
+			in_be "$i" ip fou add port 6080 gue -6 ||
+			{ t_fail "$T_NAME" "kernel tunnel devices on backend $i"; exit 1; }
+		continue
+	fi
 	bg_start "${NS_BE[$i]}" "$LBD" --decap eth0 --gue-port 6080 --decap-mode "$DECAP_MODE"
 	DECAP_PIDS[$i]=$BG_PID
 done
 decap_up() { bg_log "$1" | grep -q "decap: [a-z-]* on eth0"; }
-for ((i = 1; i <= NBACKENDS; i++)); do
-	if ! wait_for -t 30 decap_up "${DECAP_PIDS[$i]}"; then
-		t_fail "decap-attached-be$i" "$(bg_log "${DECAP_PIDS[$i]}")"
-		exit 1
-	fi
-done
-t_pass "decap-attached (lbd --decap on $NBACKENDS backends: $(bg_log "${DECAP_PIDS[1]}" | grep -o 'decap: [a-z-]* on eth0'))"
+if [ "$DECAP_MODE" = kernel ]; then
+	t_pass "decap-kernel-devices ($(in_be 1 ip -d link show ip6tnl0 | grep -o 'ip6tnl [a-z0-9]*'), tunl0, fou 6080 gue v4 and v6 on $NBACKENDS backends)"
+else
+	for ((i = 1; i <= NBACKENDS; i++)); do
+		if ! wait_for -t 30 decap_up "${DECAP_PIDS[$i]}"; then
+			t_fail "decap-attached-be$i" "$(bg_log "${DECAP_PIDS[$i]}")"
+			exit 1
+		fi
+	done
+	t_pass "decap-attached (lbd --decap on $NBACKENDS backends: $(bg_log "${DECAP_PIDS[1]}" | grep -o 'decap: [a-z-]* on eth0'))"
+fi
 
 # Backends 1-3 serve every VIP; backend 4 joins later.
 vip_block() { # NAME LISTEN FWD
@@ -148,6 +178,20 @@ if [ "$d3" = "$d0" ]; then t_pass "digest-order-independent ($d3)"; else t_fail 
 
 lbctl stop >/dev/null 2>&1
 wait_for -t 10 bash -c "! kill -0 $LBD_PID 2>/dev/null"
+if [ "$DECAP_MODE" = kernel ]; then
+	t4=0 t6=0
+	for ((i = 1; i <= NBACKENDS; i++)); do
+		t4=$((t4 + $(kernel_rx "$i" tunl0))) t6=$((t6 + $(kernel_rx "$i" ip6tnl0)))
+	done
+	# ipip4 and gue4 arrive on tunl0, ipip6 and gue6 on ip6tnl0
+	if [ "$t4" -gt 0 ] && [ "$t6" -gt 0 ]; then
+		t_pass "decap-kernel-counted (tunl0 $t4, ip6tnl0 $t6 packets)"
+	else
+		t_fail "decap-kernel-counted" "tunl0 $t4 ip6tnl0 $t6"
+	fi
+	t_done
+	exit
+fi
 for ((i = 1; i <= NBACKENDS; i++)); do
 	bg_stop "${DECAP_PIDS[$i]}"
 	echo "  be$i: $(bg_log "${DECAP_PIDS[$i]}" | grep -o 'ipip [0-9]*, gue [0-9]*.*')"
