@@ -5,29 +5,34 @@
 # ECMP (issue 10). Sourced by tools/bench/run.sh (report.sh loaded), which
 # calls bench_cluster. Each round is one run of tests/net/test_bgp.sh (its
 # own topology: client, router, three lbd nodes with their own BIRD, three
-# backends) with BGP_FIGURES pointing at a file it appends "key value" lines
-# to: the share of new connections per node, established connections broken
-# by a drain, a link loss and a kill -9, and the router's failover time.
+# backends, IPv4 and IPv6) with BGP_FIGURES pointing at a file it appends
+# "key value" lines to: the share of new connections per node and VIP,
+# established connections broken by a drain, a link loss and a kill -9 in
+# full NAT, ipip, gue, ipip6 and gue6, and the router's failover time.
 # CLUSTER_ROUNDS (3; 1 with QUICK) rounds.
 
 bench_cluster() {
 	local rounds=${CLUSTER_ROUNDS:-3} r figs log k v unit
 	[ -n "${QUICK:-}" ] && rounds=${CLUSTER_ROUNDS:-1}
-	bench_section cluster "Scale-out: three lbd nodes behind BGP/ECMP (BIRD2), full NAT"
+	bench_section cluster "Scale-out: three lbd nodes behind BGP/ECMP (BIRD2), full NAT, ipip and gue, IPv4 and IPv6"
 	bench_method cluster "tests/net/test_bgp.sh per round: a router namespace running BIRD2" \
-		"(kernel protocol merge paths on, fib_multipath_hash_policy=1, fixed hash seed," \
-		"BFD 100 ms x 5) and three lbd nodes in XDP full-NAT mode, each announcing the VIP" \
-		"through its own BIRD (eBGP, BFD). share: each node's part of 3000 new connections." \
+		"(kernel protocols merge paths on, fib_multipath_hash_policy=1 for IPv4 and IPv6," \
+		"fixed hash seed, BFD 100 ms x 5) and three lbd nodes (XDP), each announcing five" \
+		"VIPs through its own BIRD (eBGP over IPv4 and over IPv6, BFD): full NAT (no suffix," \
+		"or _fullnat), forward ipip and gue over IPv4 (_ipip, _gue) and over IPv6 (_ipip6:" \
+		"IPv6 in IPv6, _gue6: GUE over IPv6); the backends decapsulate with lbd --decap and" \
+		"answer the client directly. share: each node's part of 3000 new connections per VIP" \
+		"(share_nI: full NAT, share_MODE_nI), the five VIPs at once." \
 		"broken: of ${BGP_KEEP:-60} long-lived HTTP/1.1 connections (a request every 100 ms," \
 		"lbload --keep) and a stream of new ones, how many failed when a node was drained" \
 		"(lbctl node drain: GRACEFUL_SHUTDOWN, then withdrawal), lost its link to the router," \
-		"or was killed (kill -9 of lbd and its BIRD). failover: from the event until the" \
-		"router's route has no next hop via that node. The drain is measured with plain" \
-		"withdrawal (default multipath), through a resilient nexthop group put in the" \
-		"router by hand (_resilient), and with flow sync between the nodes (_sync:" \
-		"sync_peer, packets of moved flows sent on to their owner). _ipip: the same" \
-		"drain and kill -9 on a VIP in forward ipip (backends decapsulate with lbd --decap" \
-		"and answer the client directly)."
+		"or was killed (kill -9 of lbd and its BIRD); link loss and kill -9 with all five VIPs" \
+		"at once (link loss: 3 s request timeout, so TCP retransmits past the BFD detection)," \
+		"the encapsulated drain with its four VIPs at once. failover: from the event until" \
+		"the router's routes (IPv4 and IPv6) have no next hop via that node. The full-NAT" \
+		"drain is measured with plain withdrawal (default multipath), through a resilient" \
+		"nexthop group put in the router by hand (_resilient), and with flow sync between" \
+		"the nodes (_sync: sync_peer, packets of moved flows sent on to their owner)."
 	if [ "$(id -u)" -ne 0 ] || ! command -v bird >/dev/null; then
 		bench_note cluster "skipped: needs root and BIRD2 (make deps)"
 		bench_section_end cluster
@@ -53,8 +58,12 @@ bench_cluster() {
 	bench_target cluster drain_keep_broken_fullnat_sync '<=' 0 \
 		"established connections broken by a drain (full NAT, flow sync)"
 	bench_target cluster linkdown_failover_ms '<=' 1000 "failover after a node's link loss (BFD)"
-	bench_target cluster drain_keep_broken_ipip '<=' 0 "established connections broken by a drain (ipip)"
-	bench_target cluster kill_keep_broken_ipip '<=' 0 "established connections broken by a kill -9 (ipip)"
+	bench_target cluster kill_failover_ms '<=' 1000 "failover after a kill -9 of a node's lbd and BIRD"
+	for m in ipip gue ipip6 gue6; do
+		bench_target cluster "drain_keep_broken_$m" '<=' 0 "established connections broken by a drain ($m)"
+		bench_target cluster "linkdown_keep_broken_$m" '<=' 0 "established connections broken by a node's link loss ($m)"
+		bench_target cluster "kill_keep_broken_$m" '<=' 0 "established connections broken by a kill -9 ($m)"
+	done
 	bench_plot cluster connections "Connections broken (of ${BGP_KEEP:-60} long-lived) per event" 'keep_broken'
 	bench_section_end cluster
 }
