@@ -8,8 +8,14 @@
  * Every node pushes, not only the one that drains: when one next hop
  * leaves, Linux's default multipath (hash-threshold) also moves flows
  * between the nodes that stay, and those would break as well. Each node
- * pushes its whole table once a second for drain_grace + 5 s after a drain
- * began (the flows opened meanwhile), then stops.
+ * pushes its open flows once a second for drain_grace + 5 s after a drain
+ * began, then stops: the whole table first, then only the flows it has not
+ * sent since (the ones opened meanwhile), and the whole table again every
+ * OWNER_RESYNC_MS in case a datagram was lost (UDP) or a peer restarted.
+ * What was sent is remembered as 64-bit digests of the tuples (8 bytes a
+ * flow, not the 40 of a tuple): two tuples with one digest would keep the
+ * second from going out until the next full push, at 1M flows a chance
+ * of about 1 in 10^7.
  *
  * mac is the sender's address on the interface towards the peer, which in
  * the deployment this serves (nodes and router on one segment) is where the
@@ -44,6 +50,14 @@
 #define OWNER_EXTRA_MS 5000
 #define OWNER_HDR   12
 #define OWNER_BATCH 34    /* keys per datagram: 12 + 34 * 40 = 1372 bytes */
+#define OWNER_RESYNC_MS 5000
+
+/* Digests of the tuples sent since the last full push: open addressing,
+ * 0 is an empty slot, at most half full. */
+struct sent_set {
+	__u64 *slot;
+	size_t cap, n;
+};
 
 struct lb_owner_sync {
 	struct lb_loop *loop;
@@ -51,14 +65,78 @@ struct lb_owner_sync {
 	struct lb_bgp_conf c;
 	int fd;
 	struct lb_loop_handler h;
-	unsigned long long pushed, received, rejected;
+	unsigned long long pushed, received, rejected, sent_bytes, full_pushes;
 	unsigned pushes;
 	__u64 push_until;     /* push every tick until then (lb_now_ms) */
+	__u64 full_at;        /* the next push sends everything (lb_now_ms) */
+	__u8 sent_mac[6];     /* the MAC the sent set went out with */
+	struct sent_set sent;
 };
 
+static __u64 key_digest(const struct lb_flow_key *k)
+{
+	__u64 w[sizeof(*k) / 8], h = 0x9e3779b97f4a7c15ull;
+
+	_Static_assert(sizeof(*k) % 8 == 0, "lb_flow_key is whole 64-bit words");
+	memcpy(w, k, sizeof(w));
+	for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		/* splitmix64's finalizer over each word chained in */
+		h ^= w[i];
+		h ^= h >> 30;
+		h *= 0xbf58476d1ce4e5b9ull;
+		h ^= h >> 27;
+		h *= 0x94d049bb133111ebull;
+		h ^= h >> 31;
+	}
+	return h ? h : 1;
+}
+
+static void sent_clear(struct sent_set *s)
+{
+	if (s->slot)
+		memset(s->slot, 0, s->cap * sizeof(*s->slot));
+	s->n = 0;
+}
+
+/* Adds d; true when it was not there. Out of memory: true (the flow goes
+ * out again, which is only more bytes). */
+static bool sent_add(struct sent_set *s, __u64 d)
+{
+	size_t i;
+
+	if ((s->n + 1) * 2 > s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 1024;
+		__u64 *slot = calloc(cap, sizeof(*slot));
+
+		if (!slot)
+			return true;
+		for (size_t k = 0; k < s->cap; k++) {
+			if (!s->slot[k])
+				continue;
+			for (i = s->slot[k] & (cap - 1); slot[i]; i = (i + 1) & (cap - 1))
+				;
+			slot[i] = s->slot[k];
+		}
+		free(s->slot);
+		s->slot = slot;
+		s->cap = cap;
+	}
+	for (i = d & (s->cap - 1); s->slot[i]; i = (i + 1) & (s->cap - 1))
+		if (s->slot[i] == d)
+			return false;
+	s->slot[i] = d;
+	s->n++;
+	return true;
+}
+
+/* A new window starts with a full push. */
 static void push_window(struct lb_owner_sync *o)
 {
-	o->push_until = lb_now_ms() + o->c.drain_grace_ms + OWNER_EXTRA_MS;
+	__u64 now = lb_now_ms();
+
+	if (now >= o->push_until)
+		o->full_at = now;
+	o->push_until = now + o->c.drain_grace_ms + OWNER_EXTRA_MS;
 }
 
 static void sa_of(const struct lb_endpoint *ep, __u16 port, struct sockaddr_in6 *sa)
@@ -112,6 +190,8 @@ static void on_datagram(void *arg, uint32_t events)
 		if (n == OWNER_HDR && !memcmp(buf, OWNER_REQ, 4) && peer_of(o, &from)) {
 			if (lb_now_ms() >= o->push_until)
 				lb_info("flow sync: a peer drains: pushing this node's flows");
+			/* the asking peer may be one that restarted: all of them */
+			o->full_at = lb_now_ms();
 			push_window(o);
 			lb_owner_push(o);
 			mh.msg_namelen = sizeof(from);
@@ -187,6 +267,7 @@ void lb_owner_close(struct lb_owner_sync *o)
 		return;
 	lb_loop_del(o->loop, o->fd);
 	close(o->fd);
+	free(o->sent.slot);
 	free(o);
 }
 
@@ -249,17 +330,22 @@ static void push_flush(struct lb_owner_sync *o, struct push *p)
 	for (int i = 0; i < o->c.nsync_peers; i++) {
 		if (!p->ok[i])
 			continue;
-		sendto(o->fd, p->buf, OWNER_HDR + p->n * sizeof(struct lb_flow_key), 0,
-		       (struct sockaddr *)&p->to[i], sizeof(p->to[i]));
+		if (sendto(o->fd, p->buf, OWNER_HDR + p->n * sizeof(struct lb_flow_key), 0,
+			   (struct sockaddr *)&p->to[i], sizeof(p->to[i])) > 0)
+			o->sent_bytes += OWNER_HDR + p->n * sizeof(struct lb_flow_key);
 	}
 	p->n = 0;
 }
 
-static void push_key(struct lb_owner_sync *o, struct push *p, const struct lb_flow_key *k)
+/* Queues k unless an incremental push sent it already; 1 when queued. */
+static int push_key(struct lb_owner_sync *o, struct push *p, const struct lb_flow_key *k, bool full)
 {
+	if (!sent_add(&o->sent, key_digest(k)) && !full)
+		return 0;
 	memcpy(p->buf + OWNER_HDR + p->n * sizeof(*k), k, sizeof(*k));
 	if (++p->n == OWNER_BATCH)
 		push_flush(o, p);
+	return 1;
 }
 
 /* Closed connections stay in the LRU until evicted: only open ones matter
@@ -277,6 +363,7 @@ int lb_owner_push(struct lb_owner_sync *o)
 	int fd4 = lb_dp_map_fd(o->dp, LB_MAP_CT4), fd6 = lb_dp_map_fd(o->dp, LB_MAP_CT);
 	__u8 mac[6] = { 0 }, first[6] = { 0 };
 	int npeers = 0, flows = 0;
+	bool full;
 
 	if (!p)
 		return -ENOMEM;
@@ -295,6 +382,14 @@ int lb_owner_push(struct lb_owner_sync *o)
 	}
 	memcpy(p->buf, OWNER_MAGIC, 4);
 	memcpy(p->buf + 4, first, 6);
+	/* another MAC: what the peers have points elsewhere */
+	full = lb_now_ms() >= o->full_at || memcmp(first, o->sent_mac, 6);
+	if (full && npeers) {
+		sent_clear(&o->sent);
+		memcpy(o->sent_mac, first, 6);
+		o->full_at = lb_now_ms() + OWNER_RESYNC_MS;
+		o->full_pushes++;
+	}
 	{
 		struct lb_flow_key4 k4, n4, *prev4 = NULL;
 
@@ -310,8 +405,7 @@ int lb_owner_push(struct lb_owner_sync *o)
 			k.sport = k4.sport;
 			k.dport = k4.dport;
 			k.proto = k4.proto;
-			push_key(o, p, &k);
-			flows++;
+			flows += push_key(o, p, &k, full);
 		}
 	}
 	{
@@ -322,15 +416,15 @@ int lb_owner_push(struct lb_owner_sync *o)
 			prev6 = &k6;
 			if (k6.proto != IPPROTO_TCP || !flow_live(fd6, &k6))
 				continue;
-			push_key(o, p, &k6);
-			flows++;
+			flows += push_key(o, p, &k6, full);
 		}
 	}
 	push_flush(o, p);
 	free(p);
 	o->pushed += (unsigned long long)flows;
 	if (!o->pushes++ || !npeers)
-		lb_info("flow sync: %d flow(s) pushed to %d peer(s)", flows, npeers);
+		lb_info("flow sync: %d flow(s) pushed to %d peer(s)%s", flows, npeers,
+			full ? "" : " (the ones not sent yet)");
 	return npeers ? flows : -EHOSTUNREACH;
 }
 
@@ -338,6 +432,7 @@ void lb_owner_drain(struct lb_owner_sync *o)
 {
 	unsigned char req[OWNER_HDR] = OWNER_REQ;
 
+	push_window(o);
 	lb_owner_push(o);
 	for (int i = 0; i < o->c.nsync_peers; i++) {
 		struct sockaddr_in6 to;
@@ -345,24 +440,31 @@ void lb_owner_drain(struct lb_owner_sync *o)
 		sa_of(&o->c.sync_peers[i], o->c.sync_port, &to);
 		sendto(o->fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
 	}
-	push_window(o);
 }
 
 void lb_owner_tick(struct lb_owner_sync *o)
 {
-	if (o && lb_now_ms() < o->push_until)
+	if (!o)
+		return;
+	if (lb_now_ms() < o->push_until) {
 		lb_owner_push(o);
+	} else if (o->sent.slot) {
+		/* the window is over: the next one starts with a full push */
+		free(o->sent.slot);
+		o->sent = (struct sent_set){ 0 };
+	}
 }
 
 void lb_owner_status(const struct lb_owner_sync *o, bool json, struct lb_buf *out)
 {
 	if (json) {
 		lb_buf_printf(out, "{\"port\":%u,\"peers\":%d,\"pushed\":%llu,\"received\":%llu,"
-			      "\"rejected\":%llu}", o->c.sync_port, o->c.nsync_peers, o->pushed,
-			      o->received, o->rejected);
+			      "\"rejected\":%llu,\"sent_bytes\":%llu,\"full_pushes\":%llu}",
+			      o->c.sync_port, o->c.nsync_peers, o->pushed, o->received, o->rejected,
+			      o->sent_bytes, o->full_pushes);
 		return;
 	}
-	lb_buf_printf(out, "flow sync: udp %u, %d peer(s); flows pushed %llu, received %llu%s\n",
-		      o->c.sync_port, o->c.nsync_peers, o->pushed, o->received,
-		      o->rejected ? " (datagrams rejected)" : "");
+	lb_buf_printf(out, "flow sync: udp %u, %d peer(s); flows pushed %llu (%llu bytes sent), "
+		      "received %llu%s\n", o->c.sync_port, o->c.nsync_peers, o->pushed,
+		      o->sent_bytes, o->received, o->rejected ? " (datagrams rejected)" : "");
 }

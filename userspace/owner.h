@@ -24,8 +24,10 @@ struct lb_dp;
 int  lb_owner_open(struct lb_loop *loop, struct lb_dp *dp, const struct lb_bgp_conf *c,
 		   struct lb_owner_sync **out);
 void lb_owner_close(struct lb_owner_sync *o);
-/* Sends every TCP flow this node tracks to every peer. Returns the number
- * of flows, or a negative errno. */
+/* Sends this node's open TCP flows to every peer: all of them when a full
+ * push is due (the first of a window, then every few seconds), else those
+ * not sent since the last full one. Returns the number of flows sent, or a
+ * negative errno. */
 int  lb_owner_push(struct lb_owner_sync *o);
 /* This node starts draining: push now, ask the peers to push theirs, and
  * go on pushing for a while (lb_owner_tick). */

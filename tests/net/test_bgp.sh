@@ -30,7 +30,9 @@
 #   - status (text and JSON) and metrics show the node and session state
 #   - SIGTERM drains before lbd exits
 #   - full NAT with flow sync (sync_peer): a drain breaks 0 of KEEP
-#     long-lived connections (the others send n1's moved flows on to it)
+#     long-lived connections (the others send n1's moved flows on to it);
+#     with 10000 more flows on n1 its pushes are whole twice (at the drain,
+#     and 5 s on) and incremental in between (bytes/s a figure)
 #   - ipip, gue, ipip6, gue6 (at once, KEEP long-lived connections each): a
 #     drain breaks 0; a node's link loss and a kill -9 of its lbd and BIRD
 #     break 0, and the surviving nodes pick up the dead node's connections
@@ -44,7 +46,7 @@
 . "$(dirname "$0")/lib.sh"
 
 t_require_root
-t_require_cmd ip nsenter ethtool curl ss jq bird birdc
+t_require_cmd ip nsenter ethtool curl ss jq bird birdc bpftool
 t_require_bin "$LBD" "$LBCTL" "$LBLOAD" "$DEMO_BACKEND"
 
 N=3
@@ -419,7 +421,7 @@ t_check "metrics: lbd_node_state, lbd_bgp_session_up" "$(grep -E '^lbd_(node|bgp
 # the communities reach the router, over both sessions
 t_check "router sees community 65001:2 on n2's routes (IPv4 and IPv6)" \
 	"$(rbirdc show route all protocol n2 2>&1; rbirdc show route all protocol n2v6 2>&1)" \
-	eval 'grep -q "(65001,2)" <<<"$(rbirdc show route "$VIP/32" all protocol n2 2>&1)" &&
+	wait_for -t 10 eval 'grep -q "(65001,2)" <<<"$(rbirdc show route "$VIP/32" all protocol n2 2>&1)" &&
 		grep -q "(65001,2)" <<<"$(rbirdc show route "$VIP6_GUE/128" all protocol n2v6 2>&1)"'
 
 # ------------------------------------------------------------------ share
@@ -559,10 +561,42 @@ for ((i = 1; i <= N; i++)); do
 	nctl "$i" reload >/dev/null || t_fail "reload n$i with sync_peer" "$(nctl "$i" reload 2>&1)"
 done
 to_owner() { nctl "$1" -j stats | jq '.events.to_owner // 0'; }
+# What flow sync costs at scale: n1 also tracks SYNC_FLOWS (10000) open TCP
+# flows of clients that send nothing (written into its ct4 map with
+# bpftool), so each of its pushes carries them.
+SYNC_FLOWS=${BGP_SYNC_FLOWS:-10000}
+fill_flows() { # I COUNT: COUNT open flows 198.19.x.y:p -> VIP:80 in node I's ct4
+	local vsize
+	vsize=$(bpftool -j map show pinned "${PINS[$1]}/ct4" | jq .bytes_value) || return 1
+	awk -v n="$2" -v m="${PINS[$1]}/ct4" -v vs="$vsize" 'BEGIN {
+		for (i = 0; i < vs; i++) v = v " 0"
+		for (i = 0; i < n; i++)
+			printf "map update pinned %s key 198 19 %d %d 198 18 100 10 %d %d 0 80 6 0 0 0 value%s\n",
+				m, int(i / 256) % 256, i % 256, int((1024 + i) / 256), (1024 + i) % 256, v
+	}' >"$TOPO_DIR/fill.batch"
+	bpftool batch file "$TOPO_DIR/fill.batch" >/dev/null
+}
+sync_stat() { nctl "$1" -j status | jq ".flow_sync.$2 // 0"; }
+fill_flows 1 "$SYNC_FLOWS" || t_fail "$SYNC_FLOWS flows written into n1's ct4" "bpftool batch failed"
 o2=$(to_owner 2) o3=$(to_owner 3)
+b1=$(sync_stat 1 sent_bytes) f1=$(sync_stat 1 full_pushes)
+r23=$(($(sync_stat 2 received) + $(sync_stat 3 received)))
 keep_run 12 eval "nctl 1 node drain >/dev/null"
 fig drain_keep_broken_fullnat_sync "$KEEP_FAILED"
 fig drain_new_failed_fullnat_sync "$NEW_FAILED"
+# n1 pushes for drain_grace + 5 s = 6 s: the whole table at the drain,
+# then each second what it has not sent yet, the whole table again 5 s on
+sent=$(($(sync_stat 1 sent_bytes) - b1)) fulls=$(($(sync_stat 1 full_pushes) - f1))
+recv=$(($(sync_stat 2 received) + $(sync_stat 3 received) - r23))
+fig sync_bytes_per_s_10k "$((sent / 6))"
+fig sync_flows_received_10k "$recv"
+echo "info: flow sync with $SYNC_FLOWS more flows on n1: n1 sent $sent bytes to its 2 peers in 6 s" \
+	"($((sent / 6)) bytes/s, $fulls full pushes); n2 and n3 took $recv flows from all pushes"
+# a whole table a push would be 7 pushes of each flow to each peer
+lim=$((2 * 2 * (SYNC_FLOWS + 4 * KEEP) * 41))
+t_check "flow sync: full pushes only at the drain and once after 5 s, the rest incremental ($sent bytes, at most $lim)" \
+	"$fulls full pushes, $sent bytes" eval '[ "$fulls" -ge 1 ] && [ "$fulls" -le 2 ] && [ "$sent" -le "$lim" ]'
+t_check "flow sync: the peers took n1's $SYNC_FLOWS flows" "$recv flows" [ "$recv" -ge "$SYNC_FLOWS" ]
 moved=$(($(to_owner 2) - o2 + $(to_owner 3) - o3))
 echo "info: drain of n1 with flow sync: $KEEP_FAILED of $KEEP long-lived broken, $NEW_FAILED new failed; $moved packets sent on to n1 by n2 and n3"
 js=$(nctl 1 -j status)
