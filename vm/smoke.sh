@@ -26,7 +26,9 @@ for obj in "$O"/bpf/*.bpf.o; do
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	if out=$(unshare -m bash -c 'mount -t bpf bpf /sys/fs/bpf && bpftool prog loadall "$1" /sys/fs/bpf/scratch &&
 		echo "programs: $(ls /sys/fs/bpf/scratch | wc -l)"' _ "$obj" 2>&1); then
-		t_pass "load-$name ($(sed -n 's/^programs: //p' <<<"$out") programs)"
+		# what each program costs the verifier here (its limit: 1,000,000)
+		insns=$("$O"/tools/bpf_insns "$obj" 2>/dev/null | awk -F, 'NR > 1 { printf "%s%s %s", s, $2, $3; s = ", " }')
+		t_pass "load-$name ($(sed -n 's/^programs: //p' <<<"$out") programs${insns:+; verified insns: $insns})"
 	else
 		t_fail "load-$name" "$(grep -v '^libbpf: ' <<<"$out" | tail -5 | tr '\n' ' ')"
 	fi
