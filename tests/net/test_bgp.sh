@@ -13,12 +13,13 @@
 #
 # Three lbd nodes (XDP), each with its own BIRD2 started by lbd (bgp block:
 # an IPv4 and an IPv6 session to the router's BIRD2, eBGP, BFD), announce
-# five VIPs, one per forwarding mode:
+# six VIPs, one per forwarding mode and a second full-NAT one over IPv6:
 #   fullnat 198.18.100.10:80    full NAT (each node SNATs to its own address)
 #   ipip    198.18.100.11:3000  forward ipip, IPv4 in IPv4
 #   gue     198.18.100.12:3000  forward gue, GUE over IPv4
 #   ipip6   [2001:2:100::11]:3000  forward ipip, IPv6 in IPv6
 #   gue6    [2001:2:100::12]:3000  forward gue, GUE over IPv6
+#   fullnat6 [2001:2:100::10]:80   full NAT over IPv6 (the flow sync drain only)
 # The backends own the encapsulated VIPs on lo, decapsulate with lbd --decap
 # (no ipip/fou module here) and answer the client directly through the
 # router's leg on their segment. Asserted:
@@ -30,7 +31,8 @@
 #   - status (text and JSON) and metrics show the node and session state
 #   - SIGTERM drains before lbd exits
 #   - full NAT with flow sync (sync_peer): a drain breaks 0 of KEEP
-#     long-lived connections (the others send n1's moved flows on to it);
+#     long-lived connections (the others send n1's moved flows on to it),
+#     IPv4 and IPv6 at once;
 #     with 10000 more flows on n1 its pushes are whole twice (at the drain,
 #     and 5 s on) and incremental in between (bytes/s a figure)
 #   - ipip, gue, ipip6, gue6 (at once, KEEP long-lived connections each): a
@@ -55,11 +57,12 @@ VIP_TUN=198.18.100.11     # forward ipip
 VIP_GUE=198.18.100.12     # forward gue
 VIP6_TUN=2001:2:100::11   # forward ipip (ip6ip6)
 VIP6_GUE=2001:2:100::12   # forward gue over IPv6
-VIPS_ALL=("$VIP/32" "$VIP_TUN/32" "$VIP_GUE/32" "$VIP6_TUN/128" "$VIP6_GUE/128")
+VIP6=2001:2:100::10       # full NAT over IPv6
+VIPS_ALL=("$VIP/32" "$VIP_TUN/32" "$VIP_GUE/32" "$VIP6/128" "$VIP6_TUN/128" "$VIP6_GUE/128")
 # lbload targets and the VIP (its name in lbd) behind each, per mode
 declare -A TARGET=([fullnat]=$VIP:80 [ipip]=$VIP_TUN:3000 [gue]=$VIP_GUE:3000
-	[ipip6]=[$VIP6_TUN]:3000 [gue6]=[$VIP6_GUE]:3000)
-declare -A VIPNAME=([fullnat]=web [ipip]=tun [gue]=gue [ipip6]=tun6 [gue6]=gue6)
+	[ipip6]=[$VIP6_TUN]:3000 [gue6]=[$VIP6_GUE]:3000 [fullnat6]=[$VIP6]:80)
+declare -A VIPNAME=([fullnat]=web [ipip]=tun [gue]=gue [ipip6]=tun6 [gue6]=gue6 [fullnat6]=web6)
 MODES_ALL="fullnat ipip gue ipip6 gue6"
 MODES_ENCAP="ipip gue ipip6 gue6"
 KEEP=${BGP_KEEP:-60}        # long-lived connections held through each scenario
@@ -218,13 +221,15 @@ EOF
 	done
 	echo "}"
 	# forward ipip/gue: the backends (lbd --decap) answer the client directly
-	encap_vip tun "$VIP_TUN:3000" ipip
-	encap_vip gue "$VIP_GUE:3000" gue
-	encap_vip tun6 "[$VIP6_TUN]:3000" ipip
-	encap_vip gue6 "[$VIP6_GUE]:3000" gue
+	vip_block tun "$VIP_TUN:3000" ipip
+	vip_block gue "$VIP_GUE:3000" gue
+	vip_block tun6 "[$VIP6_TUN]:3000" ipip
+	vip_block gue6 "[$VIP6_GUE]:3000" gue
+	# full NAT over IPv6 (flow sync carries IPv6 tuples too)
+	vip_block web6 "[$VIP6]:80" nat
 }
 
-encap_vip() { # NAME LISTEN FORWARD: the backends in the VIP's family
+vip_block() { # NAME LISTEN FORWARD: the backends in the VIP's family
 	local b
 	printf 'vip %s {\n    listen %s;\n    forward %s;\n' "$1" "$2" "$3"
 	echo "    health_check tcp interval=300ms timeout=250ms rise=1 fall=2;"
@@ -319,7 +324,7 @@ keep_run() {
 	local -A pids=()
 	shift
 	# more VIPs at once: each its stream at a lower rate, the host is shared
-	[ "$(wc -w <<<"${KEEP_MODES:-fullnat}")" -le 2 ] || par=1
+	[ "$(wc -w <<<"${KEEP_MODES:-fullnat}")" -le 1 ] || par=1
 	for m in ${KEEP_MODES:-fullnat}; do
 		out=$TOPO_DIR/keep.$m.out
 		in_client timeout $((secs + 20)) "$LBLOAD" -c 100000000 -p "$par" -t "${KEEP_TIMEOUT:-1000}" \
@@ -338,7 +343,10 @@ keep_run() {
 	done
 	KEEP_FAILED=${KF[$first]} NEW_FAILED=${NF[$first]}
 }
-keep_err() { tail -3 "$TOPO_DIR/keep.$1.out.err" 2>/dev/null | tr '\n' ' '; }
+keep_err() { # MODE: why its long-lived connections failed, and the last errors
+	grep -o 'error=[a-z_]*' "$TOPO_DIR/keep.$1.out" 2>/dev/null | sort | uniq -c | xargs
+	tail -3 "$TOPO_DIR/keep.$1.out.err" 2>/dev/null | tr '\n' ' '
+}
 
 # ------------------------------------------------------------------ setup
 
@@ -424,7 +432,7 @@ js=$(nctl 1 -j status)
 t_check "status -j: node and sessions" "$(jq -c .node <<<"$js")" \
 	jq_ok "$js" '.node.state == "active" and
 		.node.announced == ["198.18.100.10", "198.18.100.11", "198.18.100.12",
-			"2001:2:100::11", "2001:2:100::12"] and
+			"2001:2:100::10", "2001:2:100::11", "2001:2:100::12"] and
 		([.node.bgp.sessions[] | select(.established)] | length == 2) and .node.bgp.bird_pid > 0'
 m=$(in_ns "${NS_N[1]}" curl -s -m 5 http://127.0.0.1:9464/metrics)
 t_check "metrics: lbd_node_state, lbd_bgp_session_up" "$(grep -E '^lbd_(node|bgp)' <<<"$m")" \
@@ -593,9 +601,11 @@ fill_flows 1 "$SYNC_FLOWS" || t_fail "$SYNC_FLOWS flows written into n1's ct4" "
 o2=$(to_owner 2) o3=$(to_owner 3)
 b1=$(sync_stat 1 sent_bytes) f1=$(sync_stat 1 full_pushes)
 r23=$(($(sync_stat 2 received) + $(sync_stat 3 received)))
-keep_run 12 eval "nctl 1 node drain >/dev/null"
+KEEP_MODES="fullnat fullnat6" keep_run 12 eval "nctl 1 node drain >/dev/null"
 fig drain_keep_broken_fullnat_sync "$KEEP_FAILED"
 fig drain_new_failed_fullnat_sync "$NEW_FAILED"
+fig drain_keep_broken_fullnat6_sync "${KF[fullnat6]}"
+fig drain_new_failed_fullnat6_sync "${NF[fullnat6]}"
 # n1 pushes for drain_grace + 5 s = 6 s: the whole table at the drain,
 # then each second what it has not sent yet, the whole table again 5 s on
 sent=$(($(sync_stat 1 sent_bytes) - b1)) fulls=$(($(sync_stat 1 full_pushes) - f1))
@@ -618,6 +628,9 @@ t_check "flow sync: the others sent n1's moved flows on to it ($moved packets)" 
 t_check "full NAT, flow sync: draining a node breaks 0 established connections" \
 	"$KEEP_FAILED of $KEEP broken, $NEW_FAILED new failed: $(keep_err fullnat)" \
 	[ "$KEEP_FAILED" = 0 ]
+t_check "full NAT over IPv6, flow sync: draining a node breaks 0 established connections" \
+	"${KF[fullnat6]} of $KEEP broken, ${NF[fullnat6]} new failed: $(keep_err fullnat6)" \
+	[ "${KF[fullnat6]}" = 0 ]
 nctl 1 node undrain >/dev/null
 wait_for -t 10 want_nexthops "$(all_nodes)"
 

@@ -32,7 +32,8 @@ bench_cluster() {
 		"the router's routes (IPv4 and IPv6) have no next hop via that node. The full-NAT" \
 		"drain is measured with plain withdrawal (default multipath), through a resilient" \
 		"nexthop group put in the router by hand (_resilient), and with flow sync between" \
-		"the nodes (_sync: sync_peer, packets of moved flows sent on to their owner)." \
+		"the nodes (_sync: sync_peer, packets of moved flows sent on to their owner;" \
+		"fullnat6_sync: a full-NAT VIP over IPv6 in the same drain)." \
 		"sync_bytes_per_s_10k: what the draining node sends its two peers during that" \
 		"drain (6 s) with 10000 more open flows in its conntrack map; sync_flows_received_10k:" \
 		"the flows its peers took from all pushes meanwhile."
