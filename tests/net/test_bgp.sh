@@ -658,7 +658,34 @@ wait_for -t 10 want_nexthops "$(all_nodes)"
 # (KEEP_MODES); the time until the router has no next hop via n3 for any
 # of them (FAILOVER_MS), what broke, and the connections n1 and n2 picked
 # up in the middle (PICKED[mode]) are figures.
+# n3's full-NAT connections as the backends see them (from n3's SNAT
+# address, 198.18.1.253) at that moment: the flows that die with n3's NAT
+# state, and the most a crash of n3 may break (a stream connection or two
+# in flight are among them)
+own_list() { # "backend peer-port" of each
+	local i
+	for ((i = 1; i <= NBACKENDS; i++)); do
+		in_ns "${NS_BE[$i]}" ss -Htn state established dst 198.18.1.253 |
+			awk -v b="$i" '{ n = split($NF, a, ":"); print b, a[n] }'
+	done
+}
+# Connections of earlier scenarios that broke stay open on the backends (n3
+# died with their state and nothing closes them there): those listed in
+# OWN3_BEFORE (taken before the scenario) are not counted.
+own_conns() {
+	own_list | grep -cvxF -f <(printf '%s\n' "${OWN3_BEFORE:-none}")
+}
+# own_vs_others NAME: n3's own full-NAT connections at the event (OWN3) and
+# how many more broke (the router moved other nodes' flows)
+own_vs_others() {
+	local others=$((KF[fullnat] - OWN3))
+	[ "$others" -ge 0 ] || others=0
+	fig "${1}_fullnat_own" "$OWN3"
+	fig "${1}_keep_broken_fullnat_others" "$others"
+	echo "info: $1, fullnat: n3 held $OWN3 connections, ${KF[fullnat]} broke: $others beyond n3's own"
+}
 _takedown() {
+	OWN3=$(own_conns)
 	"$@"
 	T_CRASH=$(date +%s%N)
 	wait_for -t 10 want_nexthops "$(without 3)"
@@ -669,6 +696,7 @@ failover() {
 	local name=$1 what=$2 m i
 	shift 2
 	for i in 1 2; do vip_flows "$i" >"$TOPO_DIR/crash0.n$i"; done
+	OWN3_BEFORE=$(own_list)
 	KEEP_MODES=$MODES_ALL keep_run 10 _takedown "$@"
 	for i in 1 2; do vip_flows "$i" >"$TOPO_DIR/crash1.n$i"; done
 	FAILOVER_MS=$(((T_GONE - T_CRASH) / 1000000))
@@ -706,6 +734,7 @@ KEEP_TIMEOUT=3000 failover linkdown "n3's link down" in_ns "$NS_SW" ip link set 
 t_check "link down: BFD failover in < 1 s, IPv4 and IPv6 ($FAILOVER_MS ms)" "$FAILOVER_MS ms" \
 	[ "$FAILOVER_MS" -lt 1000 ]
 encap_survive "link down"
+own_vs_others linkdown
 in_ns "$NS_SW" ip link set n3f up
 _gro_refresh "$NS_SW" n3f
 check_nexthops "n3 back after its link" 20 "$(all_nodes)"
@@ -716,8 +745,39 @@ failover kill "kill -9 of n3 (lbd and BIRD)" kill -KILL "${NODE_PID[3]}" "$bird3
 t_check "kill -9: routes gone in < 1 s, IPv4 and IPv6 ($FAILOVER_MS ms)" "$FAILOVER_MS ms" \
 	[ "$FAILOVER_MS" -lt 1000 ]
 encap_survive "kill -9"
+own_vs_others kill
 node_start 3 || t_fail "n3 restarts" "lbd"
 check_nexthops "n3 restarted announces again" 20 "$(all_nodes)"
+
+# The full-NAT crash again with a resilient nexthop group in the router (as
+# for the drain: BIRD's kernel protocol off, the route put in by hand, n3
+# taken out of the group right after the kill, as BFD would take its
+# route out): only n3's buckets move, so what breaks is n3's own.
+# Figures for make bench (BGP_CRASH_RESILIENT=1, tools/bench/cluster.sh).
+_crash_resilient() {
+	OWN3=$(own_conns)
+	kill -KILL "${NODE_PID[3]}" "$(nctl 3 -j status | jq -r .node.bgp.bird_pid)"
+	in_ns "$NS_R" ip nexthop replace id 10 group 1/2 type resilient buckets 120
+}
+if [ "${BGP_CRASH_RESILIENT:-0}" = 1 ]; then
+	if resilient 2>/dev/null && rbirdc disable kernel1 >/dev/null &&
+		wait_for -t 5 eval '! in_ns "$NS_R" ip -4 route show "$VIP/32" | grep -q .' &&
+		in_ns "$NS_R" ip route add "$VIP/32" nhid 10; then
+		OWN3_BEFORE=$(own_list)
+		keep_run 10 _crash_resilient
+		fig kill_resilient_keep_broken_fullnat "$KEEP_FAILED"
+		own_vs_others kill_resilient
+		t_check "full-NAT kill -9 with a resilient group: at most n3's own break ($KEEP_FAILED of n3's $OWN3)" \
+			"$KEEP_FAILED broken, n3 held $OWN3: $(keep_err fullnat)" [ "$KEEP_FAILED" -le "$OWN3" ]
+	else
+		t_skip "full-NAT crash with a resilient nexthop group" "ip nexthop ... type resilient refused"
+	fi
+	in_ns "$NS_R" ip route del "$VIP/32" 2>/dev/null
+	for id in 10 1 2 3; do in_ns "$NS_R" ip nexthop del id $id 2>/dev/null; done
+	rbirdc enable kernel1 >/dev/null
+	node_start 3 || t_fail "n3 restarts after the resilient crash" "lbd"
+	check_nexthops "n3 announces again after the resilient crash" 20 "$(all_nodes)"
+fi
 
 # ------------------------------------------------------------------ stop
 

@@ -34,6 +34,10 @@ bench_cluster() {
 		"nexthop group put in the router by hand (_resilient), and with flow sync between" \
 		"the nodes (_sync: sync_peer, packets of moved flows sent on to their owner;" \
 		"fullnat6_sync: a full-NAT VIP over IPv6 in the same drain)." \
+		"A full-NAT crash breaks the dead node's own connections (*_fullnat_own: those the" \
+		"backends had from its address at that moment); *_fullnat_others: how many more broke" \
+		"(the router moved other nodes' flows), with default multipath (kill, linkdown) and" \
+		"with a resilient nexthop group (kill_resilient)." \
 		"sync_bytes_per_s_10k: what the draining node sends its two peers during that" \
 		"drain (6 s) with 10000 more open flows in its conntrack map; sync_flows_received_10k:" \
 		"the flows its peers took from all pushes meanwhile."
@@ -47,7 +51,7 @@ bench_cluster() {
 		log=$BENCH_RES/cluster-round-$r.log
 		: >"$figs"
 		bench_progress "cluster: round $r of $rounds (tests/net/test_bgp.sh)"
-		BGP_FIGURES=$figs O=$O timeout 900 bash "$REPO_DIR/tests/net/test_bgp.sh" >"$log" 2>&1 ||
+		BGP_FIGURES=$figs BGP_CRASH_RESILIENT=1 O=$O timeout 900 bash "$REPO_DIR/tests/net/test_bgp.sh" >"$log" 2>&1 ||
 			bench_note cluster "round $r: test_bgp.sh failed: $(grep '^FAIL' "$log" | head -3 | tr '\n' ' ')"
 		while read -r k v; do
 			case $k in
@@ -67,6 +71,8 @@ bench_cluster() {
 	bench_target cluster sync_bytes_per_s_10k '<=' 400000 \
 		"flow sync during a drain with 10k flows (a whole table every second: ~950000)"
 	bench_target cluster kill_failover_ms '<=' 1000 "failover after a kill -9 of a node's lbd and BIRD"
+	bench_target cluster kill_resilient_keep_broken_fullnat_others '<=' 0 \
+		"full-NAT kill -9 with a resilient nexthop group: connections broken beyond the node's own"
 	for m in ipip gue ipip6 gue6; do
 		bench_target cluster "drain_keep_broken_$m" '<=' 0 "established connections broken by a drain ($m)"
 		bench_target cluster "linkdown_keep_broken_$m" '<=' 0 "established connections broken by a node's link loss ($m)"
