@@ -233,8 +233,9 @@ struct pconn {
 	int tried[PX_MAX_TRIES];
 	bool connecting, dead;
 	/* Readiness as edge-triggered epoll last said it: a side known to be
-	 * drained or full costs no syscall until its next event. */
-	bool rd[2], wr[2], rdhup[2];
+	 * drained or full costs no syscall until its next event. fin: the
+	 * peer's FIN (EPOLLRDHUP without an error) was seen. */
+	bool rd[2], wr[2], rdhup[2], fin[2];
 	__u64 deadline;         /* connect deadline */
 	__u64 last;             /* last activity */
 	struct pdir d[2];
@@ -630,6 +631,12 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 		}
 		if (n == PX_BUF_SIZE)
 			d->bulk = true;
+		else if (c->fin[dir])
+			/* A short read emptied the receive queue, and the FIN,
+			 * which follows all the peer's data, came before it:
+			 * this was the end, no recv() just to be told 0
+			 * (HAProxy's read0 on a HUP). */
+			d->eof = true;
 		else if (!c->rdhup[dir])
 			/* A short read emptied the receive queue: what arrives
 			 * after it raises a new edge. (Not so for splice, which
@@ -678,7 +685,7 @@ static void be_release(struct pworker *w, struct pconn *c)
 	if (c->bfd >= 0)
 		close(c->bfd);
 	c->bfd = -1;
-	c->rd[1] = c->wr[1] = c->rdhup[1] = false;
+	c->rd[1] = c->wr[1] = c->rdhup[1] = c->fin[1] = false;
 }
 
 static void connect_next(struct pworker *w, struct pconn *c);
@@ -936,6 +943,8 @@ static void conn_ready(struct pconn *c, int side, uint32_t events)
 		c->wr[side] = true;
 	if (events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP))
 		c->rdhup[side] = true;
+	if ((events & (EPOLLRDHUP | EPOLLERR)) == EPOLLRDHUP)
+		c->fin[side] = true;
 }
 
 static void backend_event(struct pworker *w, struct pconn *c, uint32_t events)
