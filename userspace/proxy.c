@@ -212,9 +212,11 @@ struct plisten {
 
 struct pdir {
 	int pipe[2];            /* -1: none held */
-	char *buf;              /* read/write mode: bytes a short write left */
+	char *buf;              /* bytes a short write left, or held for a backend
+				 * not connected yet */
 	size_t off;
 	size_t pending;         /* in the pipe or buf */
+	size_t hdr;             /* of them, PROXY header bytes (not client bytes) */
 	bool eof, shut;
 	bool bulk;              /* a read filled the buffer: splice from now on */
 };
@@ -551,6 +553,37 @@ static void count_bytes(struct pworker *w, struct pconn *c, int dir, size_t n)
 	c->last = w->now;
 }
 
+/* n bytes of what direction dir held went out. */
+static void dir_sent(struct pworker *w, struct pconn *c, int dir, size_t n)
+{
+	struct pdir *d = &c->d[dir];
+	size_t h = n < d->hdr ? n : d->hdr;
+
+	d->hdr -= h;
+	d->pending -= n;
+	d->off += n;
+	count_bytes(w, c, dir, n - h);
+	if (!d->pending) {
+		free(d->buf);
+		d->buf = NULL;
+		d->off = 0;
+	}
+}
+
+/* Bytes for the backend before it is connected (the PROXY header, the
+ * client's first bytes): after what the direction holds already. */
+static int dir_hold(struct pdir *d, const void *p, size_t n)
+{
+	char *nb = realloc(d->buf, d->off + d->pending + n);
+
+	if (!nb)
+		return -ENOMEM;
+	memcpy(nb + d->off + d->pending, p, n);
+	d->buf = nb;
+	d->pending += n;
+	return 0;
+}
+
 /* Move what side `dir` has to the other side until one would block. 0, or
  * -errno when the connection is broken. */
 static int pump(struct pworker *w, struct pconn *c, int dir)
@@ -578,14 +611,7 @@ static int pump(struct pworker *w, struct pconn *c, int dir)
 				c->wr[out] = false;
 				return 0;
 			}
-			d->pending -= (size_t)n;
-			d->off += (size_t)n;
-			count_bytes(w, c, dir, (size_t)n);
-			if (!d->pending) {
-				free(d->buf);
-				d->buf = NULL;
-				d->off = 0;
-			}
+			dir_sent(w, c, dir, (size_t)n);
 			continue;
 		}
 		if (d->eof) {
@@ -690,11 +716,17 @@ static void be_release(struct pworker *w, struct pconn *c)
 
 static void connect_next(struct pworker *w, struct pconn *c);
 
-static void connect_failed(struct pworker *w, struct pconn *c)
+/* The backend connect failed: counted (passive health), let go. */
+static void connect_lost(struct pworker *w, struct pconn *c)
 {
 	own_add(&bc_of(w, c->sv, c->be)->fails, 1);
 	own_add(&vc_of(w, c->sv)->connect_fail, 1);
 	be_release(w, c);
+}
+
+static void connect_failed(struct pworker *w, struct pconn *c)
+{
+	connect_lost(w, c);
 	connect_next(w, c);
 }
 
@@ -733,40 +765,46 @@ int lb_proxy_pp2_header(const struct sockaddr_storage *client, const struct sock
 	return (int)(16 + body);
 }
 
-/* The PROXY v2 header, before any client byte. The addresses come from the
+/* The PROXY v2 header, before any client byte: held from the accept on
+ * and sent with them (connect_next). The VIP's address comes from the
  * client socket itself (no copy held per connection for the VIPs without
- * it). A fresh connection's send buffer takes it whole; should it not, the
- * rest waits in the direction's buffer like any short write. */
-static int pp2_send(struct pconn *c)
+ * it). */
+static int pp2_hold(struct pconn *c, const struct sockaddr_storage *cl)
 {
-	struct sockaddr_storage cl, vip;
-	socklen_t cll = sizeof(cl), vipl = sizeof(vip);
-	struct pdir *d = &c->d[0];
+	struct sockaddr_storage vip;
+	socklen_t vipl = sizeof(vip);
 	__u8 h[LB_PP2_MAX];
-	ssize_t m;
-	int n;
+	int n, err;
 
-	if (getpeername(c->cfd, (struct sockaddr *)&cl, &cll) ||
-	    getsockname(c->cfd, (struct sockaddr *)&vip, &vipl))
+	if (getsockname(c->cfd, (struct sockaddr *)&vip, &vipl))
 		return -errno;
-	n = lb_proxy_pp2_header(&cl, &vip, h, sizeof(h));
+	n = lb_proxy_pp2_header(cl, &vip, h, sizeof(h));
 	if (n < 0)
 		return n;
-	m = send(c->bfd, h, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (m == n)
+	err = dir_hold(&c->d[0], h, (size_t)n);
+	if (!err)
+		c->d[0].hdr = (size_t)n;
+	return err;
+}
+
+/* HAProxy's speculative read: the client has mostly sent its first bytes
+ * by the time it is accepted. Read now, they leave with the backend's
+ * connect (connect_next), which saves an epoll round per connection; if
+ * none are there yet, the client's next EPOLLIN edge says when. */
+static int early_read(struct pworker *w, struct pconn *c)
+{
+	ssize_t n = recv(c->cfd, w->buf, PX_BUF_SIZE, MSG_DONTWAIT);
+
+	if (n < 0)
+		return errno == EAGAIN ? 0 : -errno;
+	if (!n) {
+		c->d[0].eof = true;
 		return 0;
-	if (m < 0 && errno != EAGAIN)
-		return -errno;
-	if (m < 0)
-		m = 0;
-	c->wr[1] = false;
-	d->buf = malloc((size_t)(n - m));
-	if (!d->buf)
-		return -ENOMEM;
-	memcpy(d->buf, h + m, (size_t)(n - m));
-	d->pending = (size_t)(n - m);
-	d->off = 0;
-	return 0;
+	}
+	/* a full buffer: there may be more, pump() reads on once connected */
+	c->rd[0] = n == PX_BUF_SIZE;
+	c->d[0].bulk = c->rd[0];
+	return dir_hold(&c->d[0], w->buf, (size_t)n);
 }
 
 static void connected(struct pworker *w, struct pconn *c)
@@ -774,15 +812,6 @@ static void connected(struct pworker *w, struct pconn *c)
 	c->connecting = false;
 	c->last = w->now;
 	own_add(&bc_of(w, c->sv, c->be)->connected, 1);
-	if (c->sv->m->pp2) {
-		int err = pp2_send(c);
-
-		if (err) {
-			lb_debug("proxy: vip %s: PROXY header: %s", c->sv->m->name, strerror(-err));
-			conn_kill(w, c);
-			return;
-		}
-	}
 	conn_pump(w, c);
 }
 
@@ -811,9 +840,7 @@ static void connect_next(struct pworker *w, struct pconn *c)
 		c->bfd = fd;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(fd, (const struct sockaddr *)&b->sa, b->salen) && errno != EINPROGRESS) {
-			own_add(&bc_of(w, c->sv, k)->fails, 1);
-			own_add(&vc_of(w, c->sv)->connect_fail, 1);
-			be_release(w, c);
+			connect_lost(w, c);
 			continue;
 		}
 		struct epoll_event ev = {
@@ -826,6 +853,24 @@ static void connect_next(struct pworker *w, struct pconn *c)
 		}
 		c->connecting = true;
 		c->deadline = w->now + c->sv->m->connect_ms;
+		if (c->d[0].pending) {
+			/* Send before polling: over a fast path the handshake
+			 * is often over by now. A send that goes through says
+			 * the backend is connected (no wait for EPOLLOUT),
+			 * EAGAIN that it is not yet, an error that it failed. */
+			ssize_t n = send(fd, c->d[0].buf + c->d[0].off, c->d[0].pending,
+					 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n < 0 && errno != EAGAIN) {
+				connect_lost(w, c);
+				continue;
+			}
+			if (n >= 0) {
+				dir_sent(w, c, 0, (size_t)n);
+				c->wr[1] = !c->d[0].pending;
+				connected(w, c);
+			}
+		}
 		return;
 	}
 	own_add(&vc_of(w, c->sv)->no_backend, 1);
@@ -881,6 +926,7 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		struct pconn *c;
+		int err;
 		/* TCP_NODELAY comes from the listener */
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -926,6 +972,14 @@ static void tcp_accept(struct pworker *w, struct plisten *l)
 		}
 		if (!sv->m->n) {
 			own_add(&vc_of(w, sv)->no_backend, 1);
+			conn_kill(w, c);
+			continue;
+		}
+		err = sv->m->pp2 ? pp2_hold(c, &ss) : 0;
+		if (!err)
+			err = early_read(w, c);
+		if (err) {
+			lb_debug("proxy: vip %s: new connection: %s", sv->m->name, strerror(-err));
 			conn_kill(w, c);
 			continue;
 		}

@@ -466,14 +466,17 @@ static void test_transfer_rw(void **st)
 }
 
 /* The first choice is dead (refused) or a black hole (connect timeout):
- * the flow goes to the next backend in table order. */
+ * the flow goes to the next backend in table order, with the bytes the
+ * client sent at once (the proxy reads them before it connects and holds
+ * them across the retry). */
 static void retry(enum be_kind bad)
 {
 	struct fixture f = { 0 };
 	struct lb_proxy_opts o = { .connect_timeout_ms = 200 };
 	struct lb_proxy_vip_stats vs;
 	struct lb_proxy_be_stats bs;
-	int retried = 0;
+	int retried = 0, conns = 0;
+	char echo[5];
 
 	backend_start(&f, IPPROTO_TCP, BE_LIVE);
 	backend_start(&f, IPPROTO_TCP, bad);
@@ -490,11 +493,16 @@ static void retry(enum be_kind bad)
 			s = (s + 1) % f.table_n;
 		want = name_of(f.table[s]);
 		retried += name_of(f.table[expected_slot(&f, LB_METHOD_MAGLEV, IPPROTO_TCP, sport)]) == 'B';
+		assert_int_equal(write(fd, "hello", 5), 5);
 		assert_int_equal(first_byte(fd), want);
+		assert_int_equal(recv(fd, echo, sizeof(echo), MSG_WAITALL), 5);
+		assert_memory_equal(echo, "hello", 5);
 		close(fd);
+		conns++;
 	}
 	assert_true(retried > 0);
 	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.bytes_in, 5 * conns);
 	assert_int_equal(vs.retries, retried);
 	assert_int_equal(vs.connect_fail, retried);
 	assert_int_equal(vs.no_backend, 0);
@@ -937,6 +945,33 @@ static void test_pp2_on_the_wire(void **st)
 	fixture_end(&f);
 }
 
+/* The client speaks first (its bytes are there before the proxy accepts):
+ * the header still goes first, and the VIP counts the client's bytes, not
+ * the header's. */
+static void test_pp2_client_first(void **st)
+{
+	struct fixture f = { .pp2 = true };
+	struct lb_proxy_opts o = { 0 };
+	struct lb_proxy_vip_stats vs;
+	__u8 got[1 + 28 + 5];
+	int fd;
+
+	(void)st;
+	serve_one(&f, &o, 0);
+	fd = vip_connect(&f, NULL);
+	assert_int_equal(write(fd, "hello", 5), 5);
+	assert_int_equal(recv(fd, got, sizeof(got), MSG_WAITALL), (ssize_t)sizeof(got));
+	assert_int_equal(got[0], 'A');
+	assert_memory_equal(got + 1, pp2_sig, 12);
+	assert_memory_equal(got + 1 + 28, "hello", 5);
+	close(fd);
+	wait_idle(f.p);
+	assert_int_equal(lb_proxy_vip_stats(f.p, "t", &vs), 0);
+	assert_int_equal(vs.bytes_in, 5);
+	assert_int_equal(vs.bytes_out, 1 + 28 + 5);
+	fixture_end(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -959,6 +994,7 @@ int main(void)
 		cmocka_unit_test(test_pp2_header_v6),
 		cmocka_unit_test(test_pp2_header_unspec),
 		cmocka_unit_test(test_pp2_on_the_wire),
+		cmocka_unit_test(test_pp2_client_first),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
