@@ -17,6 +17,7 @@ PKGS=(
 	nodejs
 	# benchmark peers and tools
 	wrk nftables haproxy nginx-light libnginx-mod-stream gnuplot-nox bsdextrautils
+	linux-perf  # bench proxy: syscalls per request (perf stat on syscall tracepoints)
 	# BGP: the bgp block runs BIRD2; tests/net/test_bgp.sh runs a router with it
 	bird2
 	# the QEMU lab (vm/): the guest's kernel modules are xz-compressed

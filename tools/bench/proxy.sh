@@ -12,6 +12,10 @@
 #     system time of its processes and threads over the run, from
 #     /proc/PID/task/*/stat): wall-clock rates swing with whatever else the
 #     machine runs; the work each target does per request does not
+#   - syscalls per request: one more wrk run per target under perf stat
+#     (the syscall tracepoints of its processes and threads); like the CPU
+#     per request, and unlike requests/s, it does not move with the load
+#     (linux-perf; PROXY_SYSCALLS=0 leaves it out)
 #   - memory per idle connection: RSS growth with 2000 idle client
 #     connections (user space only; kernel socket buffers are not counted;
 #     the sum over the process and its children: NGINX's connections live in
@@ -20,7 +24,8 @@
 # without it the run says so and goes on with the other two.
 #
 # Environment: O (build dir), WRK_SECONDS (3), WRK_CONNS (32), WRK_THREADS (2),
-# PROXY_ROUNDS (3), PROXY_RES (results dir; default bench-results/latest).
+# PROXY_ROUNDS (3), PROXY_SYSCALLS (1), PROXY_RES (results dir; default
+# bench-results/latest).
 # Needs root (namespaces). Stops everything it starts, also on Ctrl-C.
 set -u
 
@@ -181,6 +186,48 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		echo "$name,$r,$cpu_req,$cpu_gib" >>"$CPU_RUNS"
 	done
 done
+
+# ------------------------------------------------------------ syscalls
+# The total counts every syscall (raw_syscalls); the breakdown, those a
+# proxy makes per connection.
+SYS_CSV=$RES/proxy-syscalls.csv
+PER_CONN="accept4 epoll_wait epoll_ctl socket setsockopt getsockopt connect recvfrom sendto read write readv writev splice pipe2 shutdown close fcntl"
+if [ "${PROXY_SYSCALLS:-1}" = 0 ]; then
+	:
+elif ! command -v perf >/dev/null || ! perf stat -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null; then
+	say "SKIP: bench proxy: syscalls per request: perf (linux-perf) or its syscall tracepoints missing"
+else
+	ev=raw_syscalls:sys_enter
+	for s in $PER_CONN; do ev+=,syscalls:sys_enter_$s; done
+	echo "target,syscalls_per_req,${PER_CONN// /,}" >"$SYS_CSV"
+	for t in "${TARGETS[@]}"; do
+		name=${t%%:*} addr=$(cut -d: -f2 <<<"$t") pid=$(cut -d: -f3 <<<"$t")
+		perf stat -x, -e "$ev" -p "$( (echo "$pid"; pgrep -P "$pid") | paste -sd,)" \
+			-o "$TMP/perf-$name.txt" &
+		perf_pid=$!
+		sleep 1 # perf is attached
+		wrk_runs "$RES/wrk-proxy-$name-syscalls" "http://$addr:$PORT/"
+		kill -INT "$perf_pid"
+		wait "$perf_pid"
+		reqs=$(awk '/ requests in / { print $1 }' "$RES/wrk-proxy-$name-syscalls-1.txt" 2>/dev/null)
+		awk -F, -v t="$name" -v n="${reqs:-0}" -v names="$PER_CONN" '
+			{ sub(/^(raw_)?syscalls:sys_enter_?/, "", $3); c[$3 == "" ? "all" : $3] = $1 + 0 }
+			END {
+				if (n <= 0) exit
+				printf "%s,%.2f", t, c["all"] / n
+				k = split(names, s, " ")
+				for (i = 1; i <= k; i++) printf ",%.2f", c[s[i]] / n
+				printf "\n"
+			}' "$TMP/perf-$name.txt" >>"$SYS_CSV"
+	done
+	# the columns nobody uses are left out of the table
+	awk -F, 'NR == FNR { if (FNR > 1) for (i = 2; i <= NF; i++) if ($i + 0 > 0) keep[i] = 1; next }
+		{ l = $1; for (i = 2; i <= NF; i++) if (keep[i]) l = l "," $i; print l }' "$SYS_CSV" "$SYS_CSV" |
+		column -t -s, | tee -a "$SUMMARY"
+	awk -F, '{ v[$1] = $2 } END { if (v["haproxy"] > 0 && v["lbd_proxy"] > 0)
+		printf "proxy / haproxy syscalls per request: %.2fx (lower is less work)\n", v["lbd_proxy"] / v["haproxy"] }' \
+		"$SYS_CSV" | tee -a "$SUMMARY"
+fi
 
 # Idle connections: RSS before and after IDLE_CONNS connections that send
 # nothing (the backends wait for a request line).
