@@ -19,7 +19,11 @@
 #define LB_MAX_DROP            32
 #define LB_MAGLEV_DEFAULT_SIZE 65537   /* prime */
 #define LB_MAGLEV_MAX_SIZE     1000003 /* prime */
-#define LB_CT_DEFAULT_SIZE     262144  /* flows in each conntrack LRU */
+#define LB_CT_DEFAULT_SIZE     262144  /* established flows, each family */
+#define LB_CT_NEW_DEFAULT_SIZE 65536   /* new flows (LRU tier), each family */
+#define LB_CT_TCP_TIMEOUT      900     /* seconds idle: established TCP flow */
+#define LB_CT_UDP_TIMEOUT      300     /* seconds idle: established UDP flow */
+#define LB_CT_CLOSED_TIMEOUT   30      /* seconds idle: FIN or RST seen */
 #define LB_SNAT_PORT_LO        1024    /* default SNAT range: below the */
 #define LB_SNAT_PORT_HI        32767   /* kernel's ephemeral ports */
 #define LB_SNAT_TRIES          8       /* ports probed per new flow */
@@ -97,6 +101,9 @@ enum lb_event {
 	                         * the socket-lookup program */
 	LB_EV_ENCAP,            /* forward ipip/gue: encapsulated to a backend */
 	LB_EV_TO_OWNER,         /* a peer node's flow sent on to it at L2 (owners) */
+	LB_EV_CT_PROMOTE,       /* flow confirmed: moved to the established tier */
+	LB_EV_CT_FULL,          /* established tier full: the flow stays in the
+	                         * LRU tier (counted once a second per flow) */
 	LB_EVENTS,
 };
 
@@ -240,6 +247,9 @@ struct lb_owner {
 #define LB_FLOW_F_CLOSING     (1u << 0) /* FIN or RST seen: counted out */
 #define LB_FLOW_F_ESTABLISHED (1u << 1) /* backend answered the SYN */
 #define LB_FLOW_F_COUNTED     (1u << 2) /* counted in backend_conns */
+#define LB_FLOW_F_CONFIRMED   (1u << 3) /* new tier: the backend answered as for
+					 * a connection it has; the client's next
+					 * packet promotes the flow (conntrack.h) */
 
 /*
  * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so
@@ -258,7 +268,10 @@ struct lb_nh {
 	__u16 pad;
 };
 
-/* Value of `ct`, keyed by the client's tuple (client -> VIP). */
+/*
+ * Value of `ct` and `ct_est` (IPv4: ct4, ct4_est), keyed by the client's
+ * tuple (client -> VIP). See bpf/lib/conntrack.h for the two tiers.
+ */
 struct lb_flow {
 	__u32 backend_id;
 	__u32 backend_gen;
@@ -270,6 +283,8 @@ struct lb_flow {
 	union lb_addr snat_addr; /* SNAT (ipip/gue: outer source) address
 				  * it began with */
 	struct lb_nh nh;   /* towards the backend */
+	__u32 seen;        /* lb_config.now at its last packet (established
+			    * tier; new tier: of its last failed promotion) */
 };
 
 /* Value of `nat`, keyed by the reply's tuple (backend -> SNAT addr:port). */
@@ -283,6 +298,7 @@ struct lb_nat {
 	__u8  flags;
 	__u8  pad[3];
 	struct lb_nh nh;   /* towards the client */
+	__u32 seen;        /* lb_config.now at its last reply (established tier) */
 };
 
 #define LB_CFG_F_WILDCARD (1u << 0) /* some VIP has port 0: look it up too */
@@ -294,6 +310,11 @@ struct lb_config {
 	__u16 snat_port_hi;
 	__u32 flags;
 	__u32 fib_gen;      /* see struct lb_nh; owned by lb_dp_set_config */
+	__u32 now;          /* CLOCK_MONOTONIC seconds, refreshed by every
+			     * config write (lbd's tick, each second): the
+			     * established flows' last-seen clock, a load and
+			     * a compare per packet instead of a helper call */
+	__u32 pad;
 };
 
 /*
@@ -341,6 +362,10 @@ struct lb_sock_key {
 #define LB_MAP_NAT         "nat"      /* IPv6 flows; IPv4 ones in nat4 */
 #define LB_MAP_CT4         "ct4"
 #define LB_MAP_NAT4        "nat4"
+#define LB_MAP_CT_EST      "ct_est"   /* established tier of ct, ... */
+#define LB_MAP_NAT_EST     "nat_est"
+#define LB_MAP_CT4_EST     "ct4_est"
+#define LB_MAP_NAT4_EST    "nat4_est"
 #define LB_MAP_CONFIG      "config"
 #define LB_MAP_CONNS       "backend_conns"
 #define LB_MAP_RR          "rr_cursor"

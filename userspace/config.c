@@ -1126,6 +1126,41 @@ static void d_conntrack_size(struct parser *ps, const struct stmt *st, struct bl
 	b->cfg->conntrack_size = (__u32)v;
 }
 
+static void d_conntrack_new_size(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	__u64 v;
+
+	if (lb_parse_size(st->w[1], &v) || v < CT_SIZE_MIN || v > CT_SIZE_MAX) {
+		perr(ps, st->at, "invalid conntrack_new_size \"%s\" (expected %u..%u flows, k/M allowed)",
+		     st->w[1], CT_SIZE_MIN, CT_SIZE_MAX);
+		return;
+	}
+	b->cfg->conntrack_new_size = (__u32)v;
+}
+
+/* conntrack_timeout [tcp=D] [udp=D] [closed=D]: idle established flows. */
+static void d_conntrack_timeout(struct parser *ps, const struct stmt *st, struct block *b)
+{
+	for (int i = 1; i < st->n; i++) {
+		const char *w = st->w[i], *eq = strchr(w, '=');
+		__u32 *dst = NULL;
+		__u64 ms;
+
+		if (eq && !strncmp(w, "tcp=", 4))
+			dst = &b->cfg->ct_timeout_tcp;
+		else if (eq && !strncmp(w, "udp=", 4))
+			dst = &b->cfg->ct_timeout_udp;
+		else if (eq && !strncmp(w, "closed=", 7))
+			dst = &b->cfg->ct_timeout_closed;
+		if (!dst || lb_parse_duration_ms(eq + 1, &ms) || ms < 1000 || ms > 86400000ull * 7) {
+			perr(ps, st->at, "invalid conntrack_timeout \"%s\" (expected tcp=, udp= or "
+			     "closed= and a duration of 1s to 7d)", w);
+			return;
+		}
+		*dst = (__u32)(ms / 1000);
+	}
+}
+
 static void d_maglev_size(struct parser *ps, const struct stmt *st, struct block *b)
 {
 	__u32 v;
@@ -1281,6 +1316,8 @@ static const struct directive lbd_dirs[] = {
 	{ "hash_seed", 1, 1, false, d_hash_seed },
 	{ "metrics", 1, 1, false, d_metrics },
 	{ "conntrack_size", 1, 1, false, d_conntrack_size },
+	{ "conntrack_new_size", 1, 1, false, d_conntrack_new_size },
+	{ "conntrack_timeout", 1, 3, false, d_conntrack_timeout },
 	{ "maglev_size", 1, 1, false, d_maglev_size },
 	{ "snat_ports", 1, 1, false, d_snat_ports },
 	{ "encap_source", 1, 2, false, d_encap_source },
@@ -2499,6 +2536,10 @@ static void conf_defaults(struct lb_conf *c)
 	snprintf(c->pid_file, sizeof(c->pid_file), "/run/lbd/lbd.pid");
 	c->hash_seed = LB_CONF_DEFAULT_HASH_SEED;
 	c->conntrack_size = LB_CT_DEFAULT_SIZE;
+	c->conntrack_new_size = LB_CT_NEW_DEFAULT_SIZE;
+	c->ct_timeout_tcp = LB_CT_TCP_TIMEOUT;
+	c->ct_timeout_udp = LB_CT_UDP_TIMEOUT;
+	c->ct_timeout_closed = LB_CT_CLOSED_TIMEOUT;
 	c->maglev_size = LB_MAGLEV_DEFAULT_SIZE;
 	c->max_vips = LB_MAX_VIPS;
 	c->max_backends = LB_CONF_MAX_BACKENDS;

@@ -183,7 +183,9 @@ struct lb_conf {
 	__u32 hash_seed;
 	bool metrics_set;
 	struct lb_endpoint metrics;
-	__u32 conntrack_size;                     /* LB_CT_DEFAULT_SIZE */
+	__u32 conntrack_size;                     /* established, LB_CT_DEFAULT_SIZE */
+	__u32 conntrack_new_size;                 /* new (LRU), LB_CT_NEW_DEFAULT_SIZE */
+	__u32 ct_timeout_tcp, ct_timeout_udp, ct_timeout_closed; /* s, LB_CT_*_TIMEOUT */
 	__u32 maglev_size;                        /* LB_MAGLEV_DEFAULT_SIZE */
 	__u16 snat_port_lo, snat_port_hi;         /* host order, inclusive */
 	/* forward ipip/gue: outer source per family (else the address

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/if_link.h>
 #include <linux/magic.h>
@@ -147,6 +148,8 @@ static const char *const event_names[LB_EVENTS] = {
 	[LB_EV_LOCAL_SOCK] = "local_sock",
 	[LB_EV_ENCAP] = "encap",
 	[LB_EV_TO_OWNER] = "to_owner",
+	[LB_EV_CT_PROMOTE] = "ct_promoted",
+	[LB_EV_CT_FULL] = "ct_established_full",
 };
 
 const char *lb_drop_name(unsigned int r)
@@ -189,6 +192,7 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	struct bpf_map *m;
 	char probe[PATH_MAX + 16];
 	__u32 ct = o->ct_size ? o->ct_size : LB_CT_DEFAULT_SIZE;
+	__u32 ctn = o->ct_new_size ? o->ct_new_size : LB_CT_NEW_DEFAULT_SIZE;
 	int err;
 
 	dp = calloc(1, sizeof(*dp));
@@ -219,15 +223,20 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 		if (!dp->pinned)
 			bpf_map__set_pin_path(m, NULL);
 	}
-	/* ct_size flows of each family (lb_abi.h: struct lb_flow_key4). */
-	bpf_map__set_max_entries(dp->xdp->maps.ct, ct);
-	/* Twice the room for reply mappings: under LRU pressure a live flow then
-	 * loses its conntrack entry first, which the next packet recreates with
-	 * the same SNAT port (lb_nat_is_ours); a lost reply mapping would make
-	 * the node's stack reset the connection. */
-	bpf_map__set_max_entries(dp->xdp->maps.nat, ct * 2);
-	bpf_map__set_max_entries(dp->xdp->maps.ct4, ct);
-	bpf_map__set_max_entries(dp->xdp->maps.nat4, ct * 2);
+	/* Flows of each family (lb_abi.h: struct lb_flow_key4) in each tier
+	 * (bpf/lib/conntrack.h): ct_size established, ct_new_size new. */
+	bpf_map__set_max_entries(dp->xdp->maps.ct_est, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.nat_est, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.ct4_est, ct);
+	bpf_map__set_max_entries(dp->xdp->maps.nat4_est, ct);
+	/* Twice the room for the new flows' reply mappings: under LRU pressure
+	 * a live flow then loses its conntrack entry first, which the next
+	 * packet recreates with the same SNAT port (lb_nat_is_ours); a lost
+	 * reply mapping would make the node's stack reset the connection. */
+	bpf_map__set_max_entries(dp->xdp->maps.ct, ctn);
+	bpf_map__set_max_entries(dp->xdp->maps.nat, ctn * 2);
+	bpf_map__set_max_entries(dp->xdp->maps.ct4, ctn);
+	bpf_map__set_max_entries(dp->xdp->maps.nat4, ctn * 2);
 	err = lb_xdp__load(dp->xdp);
 	if (!err)
 		err = calls_fill(dp->xdp->maps.xdp_calls, dp->xdp->progs.lb_xdp_new);
@@ -303,6 +312,8 @@ static int map_fd(const struct lb_dp *dp, const char *name)
 	return lb_dp_map_fd(dp, name);
 }
 
+static int ct_fd(const struct lb_dp *dp, bool est, bool nat, bool v4);
+
 int lb_dp_flow_lookup(const struct lb_dp *dp, const char *map, const struct lb_flow_key *k,
 		      void *val)
 {
@@ -312,12 +323,16 @@ int lb_dp_flow_lookup(const struct lb_dp *dp, const char *map, const struct lb_f
 
 	if (!ct && strcmp(map, LB_MAP_NAT))
 		return -EINVAL;
-	fd = map_fd(dp, v4 ? (ct ? LB_MAP_CT4 : LB_MAP_NAT4) : map);
-	if (fd < 0)
-		return fd;
 	if (v4)
 		lb_flow_key4(&k4, k);
-	return bpf_map_lookup_elem(fd, v4 ? (const void *)&k4 : k, val) ? -errno : 0;
+	for (int est = 1; est >= 0; est--) {
+		fd = ct_fd(dp, est, !ct, v4);
+		if (fd < 0)
+			return fd;
+		if (!bpf_map_lookup_elem(fd, v4 ? (const void *)&k4 : k, val))
+			return 0;
+	}
+	return -errno;
 }
 
 static int upd(int fd, const void *k, const void *v)
@@ -332,6 +347,256 @@ static int get(int fd, const void *k, void *v)
 
 /* fib_gen is the data path's, not the caller's: carried over and bumped,
  * so every config write also makes flows route again. */
+/* ---- connection tracking: collection and counts ---- */
+
+#define CT_CHUNK 1024
+
+/* Call fn on every entry of hash map fd, CT_CHUNK at a time (batch
+ * lookups: a bucket cursor, which entries fn deletes do not disturb). */
+static int map_each(int fd, size_t ksz, size_t vsz,
+		    int (*fn)(void *ctx, const void *k, const void *v), void *ctx)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	char *keys = malloc(CT_CHUNK * ksz), *vals = malloc(CT_CHUNK * vsz);
+	__u64 token = 0;
+	bool first = true;
+	int err = 0;
+
+	if (!keys || !vals) {
+		err = -ENOMEM;
+		goto out;
+	}
+	while (!err) {
+		__u32 n = CT_CHUNK;
+		int rc = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, keys, vals, &n, &bo);
+		bool end = rc && errno == ENOENT;
+
+		if (rc && !end) {
+			err = -errno;
+			break;
+		}
+		first = false;
+		for (__u32 i = 0; i < n && !err; i++)
+			err = fn(ctx, keys + i * ksz, vals + i * vsz);
+		if (end)
+			break;
+	}
+out:
+	free(keys);
+	free(vals);
+	return err;
+}
+
+static void key_from4(struct lb_flow_key *k, const struct lb_flow_key4 *k4)
+{
+	memset(k, 0, sizeof(*k));
+	k->src.v4 = k4->src;
+	k->dst.v4 = k4->dst;
+	k->sport = k4->sport;
+	k->dport = k4->dport;
+	k->proto = k4->proto;
+	k->family = LB_AF_INET;
+}
+
+/* fd of a conntrack map by tier, kind and family. */
+static int ct_fd(const struct lb_dp *dp, bool est, bool nat, bool v4)
+{
+	static const char *const names[2][2][2] = {
+		{ { LB_MAP_CT, LB_MAP_CT4 }, { LB_MAP_NAT, LB_MAP_NAT4 } },
+		{ { LB_MAP_CT_EST, LB_MAP_CT4_EST }, { LB_MAP_NAT_EST, LB_MAP_NAT4_EST } },
+	};
+
+	return map_fd(dp, names[est][nat][v4]);
+}
+
+/* Look up, or delete (val NULL), k in a conntrack map of its family. */
+static int ct_op(const struct lb_dp *dp, bool est, bool nat, const struct lb_flow_key *k,
+		 void *val)
+{
+	bool v4 = k->family == LB_AF_INET;
+	struct lb_flow_key4 k4;
+	const void *key = k;
+	int fd = ct_fd(dp, est, nat, v4);
+
+	if (v4) {
+		lb_flow_key4(&k4, k);
+		key = &k4;
+	}
+	if (val)
+		return bpf_map_lookup_elem(fd, key, val) ? -errno : 0;
+	return bpf_map_delete_elem(fd, key) && errno != ENOENT ? -errno : 0;
+}
+
+/* map_each over one conntrack map (tier est, kind nat, family v4). */
+static int ct_each(struct lb_dp *dp, bool est, bool nat, bool v4,
+		   int (*fn)(void *ctx, const void *k, const void *v), void *ctx)
+{
+	return map_each(ct_fd(dp, est, nat, v4),
+			v4 ? sizeof(struct lb_flow_key4) : sizeof(struct lb_flow_key),
+			nat ? sizeof(struct lb_nat) : sizeof(struct lb_flow), fn, ctx);
+}
+
+struct gc_run {
+	struct lb_dp *dp;
+	__u32 now, since;
+	const struct lb_ct_timeouts *t;
+	struct lb_ct_gc_stats *st;
+	bool v4;
+};
+
+/* Seconds since seen (a flow counts as seen at run->since at the latest). */
+static __u32 idle_for(const struct gc_run *r, __u32 seen)
+{
+	__u32 last = (__s32)(seen - r->since) > 0 ? seen : r->since;
+
+	return (__s32)(r->now - last) > 0 ? r->now - last : 0;
+}
+
+static __u32 timeout_of(const struct gc_run *r, __u8 proto, __u8 flags)
+{
+	if (flags & LB_FLOW_F_CLOSING)
+		return r->t->closed;
+	return proto == IPPROTO_TCP ? r->t->tcp : r->t->udp;
+}
+
+/* The reply tuple of NAT flow f of client tuple k, if its backend slot
+ * still holds the flow's backend (else the flow is over anyway). */
+static bool gc_reply_key(const struct gc_run *r, const struct lb_flow_key *k,
+			 const struct lb_flow *f, struct lb_flow_key *rk)
+{
+	struct lb_backend be;
+
+	if (lb_dp_backend_get(r->dp, f->backend_id, &be) || be.state == LB_BE_UNUSED ||
+	    be.gen != f->backend_gen)
+		return false;
+	memset(rk, 0, sizeof(*rk));
+	rk->src = be.addr;
+	rk->dst = f->snat_addr;
+	rk->sport = be.port;
+	rk->dport = f->snat_port;
+	rk->proto = k->proto;
+	rk->family = k->family;
+	return true;
+}
+
+static bool nat_of(const struct lb_nat *n, const struct lb_flow_key *k)
+{
+	return n->client_port == k->sport && n->vip_port == k->dport &&
+	       !memcmp(&n->client, &k->src, sizeof(n->client)) &&
+	       !memcmp(&n->vip, &k->dst, sizeof(n->vip));
+}
+
+static int gc_flow(void *ctx, const void *key, const void *val)
+{
+	struct gc_run *r = ctx;
+	const struct lb_flow *f = val;
+	struct lb_flow_key k, rk;
+	struct lb_nat n;
+	bool have_rk;
+	__u32 to;
+
+	if (r->v4)
+		key_from4(&k, key);
+	else
+		memcpy(&k, key, sizeof(k));
+	to = timeout_of(r, k.proto, f->flags);
+	if (idle_for(r, f->seen) <= to) {
+		r->st->kept++;
+		return 0;
+	}
+	/* idle this way; the replies may still be coming */
+	have_rk = f->fwd == LB_FWD_NAT && gc_reply_key(r, &k, f, &rk) &&
+		  !ct_op(r->dp, true, true, &rk, &n) && nat_of(&n, &k);
+	if (have_rk && idle_for(r, n.seen) <= to) {
+		r->st->kept++;
+		return 0;
+	}
+	if (have_rk && !ct_op(r->dp, true, true, &rk, NULL))
+		r->st->nat++;
+	if (!ct_op(r->dp, true, false, &k, NULL))
+		r->st->flows++;
+	return 0;
+}
+
+/* A reply mapping idle past its protocol's timeout whose flow is gone
+ * (removed above, reselected elsewhere, or never promoted). */
+static int gc_nat(void *ctx, const void *key, const void *val)
+{
+	struct gc_run *r = ctx;
+	const struct lb_nat *n = val;
+	struct lb_flow_key rk, k;
+	struct lb_flow f;
+
+	if (r->v4)
+		key_from4(&rk, key);
+	else
+		memcpy(&rk, key, sizeof(rk));
+	if (idle_for(r, n->seen) <= timeout_of(r, rk.proto, 0))
+		return 0;
+	memset(&k, 0, sizeof(k));
+	k.src = n->client;
+	k.dst = n->vip;
+	k.sport = n->client_port;
+	k.dport = n->vip_port;
+	k.proto = rk.proto;
+	k.family = rk.family;
+	if (!ct_op(r->dp, true, false, &k, &f) && f.fwd == LB_FWD_NAT && f.snat_port == rk.dport)
+		return 0;
+	if (!ct_op(r->dp, true, true, &rk, NULL))
+		r->st->nat++;
+	return 0;
+}
+
+int lb_dp_ct_gc(struct lb_dp *dp, __u32 now, __u32 since, const struct lb_ct_timeouts *t,
+		struct lb_ct_gc_stats *out)
+{
+	struct gc_run r = { .dp = dp, .now = now, .since = since, .t = t, .st = out };
+	int err = 0;
+
+	if (!dp)
+		return -ENODEV;
+	memset(out, 0, sizeof(*out));
+	for (int v4 = 0; v4 < 2 && !err; v4++) {
+		r.v4 = v4;
+		err = ct_each(dp, true, false, v4, gc_flow, &r);
+		if (!err)
+			err = ct_each(dp, true, true, v4, gc_nat, &r);
+	}
+	return err;
+}
+
+static int count_one(void *ctx, const void *k, const void *v)
+{
+	(void)k;
+	(void)v;
+	++*(__u64 *)ctx;
+	return 0;
+}
+
+int lb_dp_ct_counts(struct lb_dp *dp, struct lb_ct_counts *out)
+{
+	struct bpf_map_info info;
+	__u32 len = sizeof(info);
+	int err = 0;
+
+	if (!dp)
+		return -ENODEV;
+	memset(out, 0, sizeof(*out));
+	for (int v4 = 0; v4 < 2 && !err; v4++) {
+		err = ct_each(dp, true, false, v4, count_one, &out->established);
+		if (!err)
+			err = ct_each(dp, false, false, v4, count_one, &out->new_flows);
+	}
+	memset(&info, 0, sizeof(info));
+	if (!err && !bpf_obj_get_info_by_fd(ct_fd(dp, true, false, true), &info, &len))
+		out->established_max = info.max_entries;
+	memset(&info, 0, sizeof(info));
+	len = sizeof(info);
+	if (!err && !bpf_obj_get_info_by_fd(ct_fd(dp, false, false, true), &info, &len))
+		out->new_max = info.max_entries;
+	return err;
+}
+
 int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg)
 {
 	struct lb_config cur, c = *cfg;
@@ -341,7 +606,17 @@ int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg)
 	if (!dp)
 		return 0; /* no data path (proxy mode): nothing to program */
 	c.fib_gen = get(fd, &zero, &cur) ? 1 : cur.fib_gen + 1;
+	c.now = lb_dp_now();
+	c.pad = 0;
 	return upd(fd, &zero, &c);
+}
+
+__u32 lb_dp_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u32)ts.tv_sec;
 }
 
 /* Flows route again on their next packet; racing a concurrent

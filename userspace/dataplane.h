@@ -17,7 +17,8 @@ struct lb_dp;
 
 struct lb_dp_opts {
 	const char *pin_root;   /* bpffs directory; NULL: nothing is pinned */
-	__u32 ct_size;          /* 0: LB_CT_DEFAULT_SIZE */
+	__u32 ct_size;          /* established flows; 0: LB_CT_DEFAULT_SIZE */
+	__u32 ct_new_size;      /* new flows (LRU); 0: LB_CT_NEW_DEFAULT_SIZE */
 	bool  load_tc;          /* load the TC object now, not at the first TC attach */
 };
 
@@ -40,11 +41,15 @@ int lb_dp_tc_prog_fd(const struct lb_dp *dp);
 /* fd of a map by its name in lb_abi.h (LB_MAP_*), or -ENOENT. */
 int lb_dp_map_fd(const struct lb_dp *dp, const char *name);
 /* A flow's entry in LB_MAP_CT (val: struct lb_flow) or LB_MAP_NAT (struct
- * lb_nat), from the map of the key's family (IPv4: ct4, nat4). */
+ * lb_nat), from the map of the key's family (IPv4: ct4, nat4), in either
+ * tier (the established one first, as the data path looks). */
 int lb_dp_flow_lookup(const struct lb_dp *dp, const char *map, const struct lb_flow_key *k,
 		      void *val);
 
+/* Also sets lb_config.now (the flows' clock, see lb_abi.h) to
+ * lb_dp_now(), as does every write of the config (lb_dp_fib_bump). */
 int lb_dp_set_config(struct lb_dp *dp, const struct lb_config *cfg);
+__u32 lb_dp_now(void);
 int lb_dp_get_config(struct lb_dp *dp, struct lb_config *cfg);
 /* Invalidate every flow's cached next hop (struct lb_nh): call after route
  * or neighbour changes. */
@@ -82,6 +87,36 @@ int lb_dp_backend_stats(struct lb_dp *dp, __u32 id, struct lb_backend_stats *out
 int lb_dp_backend_conns(struct lb_dp *dp, __u32 id, __s64 *out);
 int lb_dp_drops(struct lb_dp *dp, __u64 out[LB_DROP_REASONS]);
 int lb_dp_events(struct lb_dp *dp, __u64 out[LB_EVENTS]);
+
+/*
+ * Connection tracking's two tiers (bpf/lib/conntrack.h). lb_dp_ct_gc
+ * removes the established flows idle for longer than their timeout (TCP,
+ * UDP, or closed: FIN or RST seen), with their reply mappings, and reply
+ * mappings whose flow is gone. Idle means: last seen (either direction)
+ * before now - timeout, where a flow counts as seen at `since` at the
+ * latest (lbd's start: while no lbd ran, the clock did not move the
+ * stamps). Sweeps both families whole.
+ */
+struct lb_ct_timeouts {
+	__u32 tcp, udp, closed; /* seconds */
+};
+
+struct lb_ct_gc_stats {
+	__u64 flows;   /* established flows removed */
+	__u64 nat;     /* reply mappings removed with them or orphaned */
+	__u64 kept;    /* established flows still there */
+};
+
+int lb_dp_ct_gc(struct lb_dp *dp, __u32 now, __u32 since, const struct lb_ct_timeouts *t,
+		struct lb_ct_gc_stats *out);
+
+/* Flows in each tier (both families), counted now. */
+struct lb_ct_counts {
+	__u64 established, new_flows;
+	__u32 established_max, new_max;  /* the maps' sizes, each family */
+};
+
+int lb_dp_ct_counts(struct lb_dp *dp, struct lb_ct_counts *out);
 
 /* Attach the data path to an interface; the link is pinned when pin_root
  * is set, so it outlives lbd. An existing pinned link is updated in place

@@ -79,6 +79,8 @@ struct lb_svc {
 	int nifs;
 	bool stop;
 	unsigned int ticks;
+	__u32 ct_since;           /* lb_dp_now() at start: see lb_dp_ct_gc */
+	struct lb_ct_gc_stats ct_gc; /* totals of lbd's conntrack collections */
 	struct svc_rate rate[2]; /* previous and latest tick */
 	struct lb_health *health; /* NULL until lb_svc_health_start */
 	struct lb_sup *sup;       /* worker instances; NULL until lb_svc_workers_start */
@@ -1320,6 +1322,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit
 	struct lb_dp_opts o = {
 		.pin_root = conf->bpffs,
 		.ct_size = conf->conntrack_size,
+		.ct_new_size = conf->conntrack_new_size,
 		.load_tc = conf->mode == LB_ATTACH_AUTO || conf->mode == LB_ATTACH_TC,
 	};
 	struct lb_model nm, om;
@@ -1337,6 +1340,7 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit
 	}
 	snprintf(s->conf_path, sizeof(s->conf_path), "%s", conf_path);
 	s->start_ms = lb_now_ms();
+	s->ct_since = lb_dp_now();
 	s->file = *conf;
 	/* mode proxy needs no BPF (nor root); mode auto goes on without it */
 	err = conf->mode == LB_ATTACH_PROXY ? 0 : lb_mkdir_p(conf->bpffs, 0700);
@@ -1762,11 +1766,12 @@ static int reload_prepare(struct lb_svc *s, struct lb_conf *nc, struct lb_model 
 	}
 	/* what cannot change under a running data path */
 	if (strcmp(nc->bpffs, s->file.bpffs) || strcmp(nc->state_dir, s->file.state_dir) ||
-	    strcmp(nc->control, s->file.control) || nc->conntrack_size != s->file.conntrack_size) {
+	    strcmp(nc->control, s->file.control) || nc->conntrack_size != s->file.conntrack_size ||
+	    nc->conntrack_new_size != s->file.conntrack_new_size) {
 		if (eb)
-			lb_buf_printf(eb, "%s: bpffs, state_dir, control and conntrack_size need a restart\n",
+			lb_buf_printf(eb, "%s: bpffs, state_dir, control, conntrack_size and conntrack_new_size need a restart\n",
 				      s->conf_path);
-		lb_err("reload of %s refused: bpffs, state_dir, control and conntrack_size need a restart",
+		lb_err("reload of %s refused: bpffs, state_dir, control, conntrack_size and conntrack_new_size need a restart",
 		       s->conf_path);
 		lb_config_free(nc);
 		return -EINVAL;
@@ -2004,6 +2009,51 @@ static int vip_dp_stats(struct lb_svc *s, const struct lb_model_vip *v, struct l
 	return err;
 }
 
+/* Idle established flows go (lb_dp_ct_gc). Every SVC_CT_GC_TICKS ticks: a
+ * sweep reads both established maps whole (batch lookups). */
+#define SVC_CT_GC_TICKS 5
+
+static void ct_collect(struct lb_svc *s)
+{
+	struct lb_ct_timeouts t = { s->file.ct_timeout_tcp, s->file.ct_timeout_udp,
+				    s->file.ct_timeout_closed };
+	struct lb_ct_gc_stats st;
+	int err = lb_dp_ct_gc(s->dp, lb_dp_now(), s->ct_since, &t, &st);
+
+	if (err) {
+		lb_warn("conntrack collection: %s", strerror(-err));
+		return;
+	}
+	s->ct_gc.flows += st.flows;
+	s->ct_gc.nat += st.nat;
+	s->ct_gc.kept = st.kept;
+	if (st.flows || st.nat)
+		lb_debug("conntrack: %llu idle established flows and %llu reply mappings removed, "
+			 "%llu kept", (unsigned long long)st.flows, (unsigned long long)st.nat,
+			 (unsigned long long)st.kept);
+}
+
+/* The conntrack tiers as text or JSON members (status and stats). */
+static void out_ct(struct lb_svc *s, bool json, struct lb_buf *o)
+{
+	struct lb_ct_counts c;
+
+	if (!s->dp || lb_dp_ct_counts(s->dp, &c))
+		return;
+	if (json)
+		lb_buf_printf(o, ",\"conntrack\":{\"established\":%llu,\"established_max\":%u,"
+			      "\"new\":%llu,\"new_max\":%u,\"gc_removed\":%llu}",
+			      (unsigned long long)c.established, c.established_max,
+			      (unsigned long long)c.new_flows, c.new_max,
+			      (unsigned long long)s->ct_gc.flows);
+	else
+		lb_buf_printf(o, "conntrack: %llu established (room for %u a family), %llu new "
+			      "(LRU, %u a family); %llu idle flows collected\n",
+			      (unsigned long long)c.established, c.established_max,
+			      (unsigned long long)c.new_flows, c.new_max,
+			      (unsigned long long)s->ct_gc.flows);
+}
+
 void lb_svc_tick(struct lb_svc *s)
 {
 	struct svc_rate *r = &s->rate[1];
@@ -2015,6 +2065,8 @@ void lb_svc_tick(struct lb_svc *s)
 	/* route and neighbour changes reach flows' cached next hops */
 	if (s->dp)
 		lb_dp_fib_bump(s->dp);
+	if (s->dp && s->ticks % SVC_CT_GC_TICKS == 0)
+		ct_collect(s);
 	health_tick(s);
 	local_sync(s);
 	lb_proxy_tick(s->px);
@@ -2309,6 +2361,7 @@ static int cmd_status(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_bu
 		lb_bgp_status(s->bgp, false, o);
 	if (s->owner)
 		lb_owner_status(s->owner, false, o);
+	out_ct(s, false, o);
 	lb_buf_printf(o, "vips:\n");
 	for (int i = 0; i < s->m.n; i++)
 		out_vip(s, r, o, &s->m.v[i], i == 0, true);
@@ -2418,7 +2471,9 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 		for (unsigned int i = 0; i < LB_EVENTS; i++)
 			lb_buf_printf(o, "%s\"%s\":%llu", i ? "," : "", lb_event_name(i),
 				      (unsigned long long)ev[i]);
-		lb_buf_printf(o, "}}\n");
+		lb_buf_printf(o, "}");
+		out_ct(s, true, o);
+		lb_buf_printf(o, "}\n");
 		return LB_CTL_OK;
 	}
 	lb_buf_printf(o, "drops:");
@@ -2432,6 +2487,7 @@ static int cmd_stats(struct lb_svc *s, const struct lb_ctl_req *r, struct lb_buf
 	for (unsigned int i = 0; i < LB_EVENTS; i++)
 		lb_buf_printf(o, " %s=%llu", lb_event_name(i), (unsigned long long)ev[i]);
 	lb_buf_printf(o, "\n");
+	out_ct(s, false, o);
 	return LB_CTL_OK;
 }
 
@@ -2589,6 +2645,19 @@ int lb_svc_metrics(void *ctx, struct lb_buf *o)
 	lb_metrics_head(o, "lbd_events_total", "counter", "Data-path events, by kind.");
 	for (unsigned int i = 0; i < LB_EVENTS; i++)
 		m_sample(o, "lbd_events_total", ev[i], "event", lb_event_name(i), NULL);
+	{
+		struct lb_ct_counts c;
+
+		if (s->dp && !lb_dp_ct_counts(s->dp, &c)) {
+			lb_metrics_head(o, "lbd_conntrack_flows", "gauge",
+					"Tracked flows by tier: established (never evicted) and new (LRU).");
+			m_sample(o, "lbd_conntrack_flows", c.established, "tier", "established", NULL);
+			m_sample(o, "lbd_conntrack_flows", c.new_flows, "tier", "new", NULL);
+			lb_metrics_head(o, "lbd_conntrack_collected_total", "counter",
+					"Idle established flows removed by lbd.");
+			m_sample(o, "lbd_conntrack_collected_total", s->ct_gc.flows, NULL);
+		}
+	}
 	lb_metrics_head(o, "lbd_interface_mode", "gauge", "The attach mode in use per interface (always 1).");
 	for (int i = 0; i < s->nifs; i++)
 		m_sample(o, "lbd_interface_mode", 1, "interface", s->ifs[i].name, "mode",

@@ -1,15 +1,43 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Connection tracking: `ct` (`ct4` for IPv4) maps a client's tuple to its
- * backend, `nat` (`nat4`) maps the backend's reply tuple back to the
- * client. All are LRU maps, so idle flows age out under pressure instead
- * of failing inserts.
+ * Connection tracking: `ct` maps a client's tuple to its backend, `nat`
+ * maps the backend's reply tuple back to the client (IPv4: ct4, nat4).
+ *
+ * Two tiers, so that a flood of new flows can never evict established ones:
+ *   - new flows go into the LRU maps (ct, nat): evictable, a flood of SYNs
+ *     or spoofed datagrams churns only them;
+ *   - a flow is promoted into the established maps (ct_est, nat_est:
+ *     preallocated hash maps, which never evict) once it is confirmed:
+ *       full NAT: the backend sent something a connection it has would
+ *       send (UDP: any reply; TCP: a segment without SYN or RST, which the
+ *       backend's stack sends only after a valid handshake ACK, so a blind
+ *       spoofer cannot produce it), marked on the reply path
+ *       (LB_FLOW_F_CONFIRMED), and then the client sent again: a one-shot
+ *       request/reply (DNS) stays in the LRU tier, where it belongs;
+ *       DSR (no replies come through us): the client's second packet,
+ *       unless a bare SYN. A spoofer sending two packets a tuple can
+ *       fill the established tier; it then refuses promotions (counted)
+ *       and the flows stay in the LRU tier: established flows keep going.
+ *   - lookups try the established tier first: an established packet
+ *     costs one lookup, as before;
+ *   - when the established tier is full, promotion fails, is counted
+ *     (LB_EV_CT_FULL) and retried a second later; the flow goes on from the
+ *     LRU tier;
+ *   - lbd removes idle established flows (lb_dp_ct_gc: timeouts per
+ *     protocol, FIN/RST-closed flows sooner), from the `seen` stamps the
+ *     data path writes when lb_config.now moved on (a compare per packet,
+ *     a store a second).
+ * A SNAT port is taken while its reply tuple is in either nat tier: a new
+ * flow skips ports the established tier holds (checked before the LRU
+ * claim; a promotion of that very tuple in between is not guarded
+ * against), and only lbd's collection frees them there.
  */
 #ifndef LB_CONNTRACK_H
 #define LB_CONNTRACK_H
 
 #include "maps.h"
 #include "parse.h"
+#include "stats.h"
 
 /*
  * Flow map operations on the map of the packet's family: m4 (struct
@@ -41,38 +69,66 @@ static __always_inline long lb_flow_update(void *m4, void *m6, const struct lb_p
 	return bpf_map_update_elem(m4, &k4, v, flags);
 }
 
-static __always_inline struct lb_flow *lb_ct_lookup(const struct lb_pkt *p,
-						    const struct lb_flow_key *k)
+static __always_inline long lb_flow_delete(void *m4, void *m6, const struct lb_pkt *p,
+					   const struct lb_flow_key *k)
 {
-	return lb_flow_lookup(&ct4, &ct, p, k);
+	struct lb_flow_key4 k4;
+
+	if (p->v6)
+		return bpf_map_delete_elem(m6, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_delete_elem(m4, &k4);
 }
 
+/* Both tiers, the established one first; *est says where f was found. */
+static __always_inline struct lb_flow *lb_ct_lookup(const struct lb_pkt *p,
+						    const struct lb_flow_key *k, int *est)
+{
+	struct lb_flow *f = lb_flow_lookup(&ct4_est, &ct_est, p, k);
+
+	*est = f != 0;
+	return f ? f : lb_flow_lookup(&ct4, &ct, p, k);
+}
+
+/* A new flow's entry: the LRU tier. */
 static __always_inline long lb_ct_update(const struct lb_pkt *p, const struct lb_flow_key *k,
 					 const struct lb_flow *f)
 {
 	return lb_flow_update(&ct4, &ct, p, k, f, BPF_ANY);
 }
 
-static __always_inline long lb_ct_delete(const struct lb_pkt *p, const struct lb_flow_key *k)
+static __always_inline long lb_ct_delete(const struct lb_pkt *p, const struct lb_flow_key *k,
+					 int est)
 {
-	struct lb_flow_key4 k4;
-
-	if (p->v6)
-		return bpf_map_delete_elem(&ct, k);
-	lb_flow_key4(&k4, k);
-	return bpf_map_delete_elem(&ct4, &k4);
+	return est ? lb_flow_delete(&ct4_est, &ct_est, p, k) : lb_flow_delete(&ct4, &ct, p, k);
 }
 
 static __always_inline struct lb_nat *lb_nat_lookup(const struct lb_pkt *p,
-						    const struct lb_flow_key *k)
+						    const struct lb_flow_key *k, int *est)
 {
-	return lb_flow_lookup(&nat4, &nat, p, k);
+	struct lb_nat *n = lb_flow_lookup(&nat4_est, &nat_est, p, k);
+
+	*est = n != 0;
+	return n ? n : lb_flow_lookup(&nat4, &nat, p, k);
 }
 
+static __always_inline struct lb_nat *lb_nat_lookup_tier(const struct lb_pkt *p,
+							 const struct lb_flow_key *k, int est)
+{
+	return est ? lb_flow_lookup(&nat4_est, &nat_est, p, k) : lb_flow_lookup(&nat4, &nat, p, k);
+}
+
+/* The LRU tier: claims of new flows. */
 static __always_inline long lb_nat_update(const struct lb_pkt *p, const struct lb_flow_key *k,
 					  const struct lb_nat *n, __u64 flags)
 {
 	return lb_flow_update(&nat4, &nat, p, k, n, flags);
+}
+
+static __always_inline long lb_nat_delete(const struct lb_pkt *p, const struct lb_flow_key *k,
+					  int est)
+{
+	return est ? lb_flow_delete(&nat4_est, &nat_est, p, k) : lb_flow_delete(&nat4, &nat, p, k);
 }
 
 /* The flow's backend if it still may carry the flow: same slot generation
@@ -137,15 +193,23 @@ static __always_inline struct lb_nat *lb_nat_val(const struct lb_pkt *p,
 /* The reply tuple of a NAT flow: backend -> SNAT address:port. */
 static __always_inline void lb_nat_key(struct lb_flow_key *rk, const struct lb_pkt *p,
 				       const struct lb_backend *be,
-				       const struct lb_vip *vip, __u16 snat_port)
+				       const union lb_addr *snat_addr, __u16 snat_port)
 {
 	lb_addr_copy(&rk->src, &be->addr);
-	lb_addr_copy(&rk->dst, &vip->snat_addr);
+	lb_addr_copy(&rk->dst, snat_addr);
 	rk->sport = be->port;
 	rk->dport = snat_port;
 	rk->proto = p->key.proto;
 	rk->family = p->key.family;
 	rk->pad = 0;
+}
+
+/* n translates back to the client of nv (rk holds the backend, so only
+ * the client side needs comparing). */
+static __always_inline int lb_nat_same(const struct lb_nat *n, const struct lb_nat *nv)
+{
+	return n->client_port == nv->client_port && n->vip_port == nv->vip_port &&
+	       lb_addr_eq(&n->client, &nv->client) && lb_addr_eq(&n->vip, &nv->vip);
 }
 
 /*
@@ -154,12 +218,13 @@ static __always_inline void lb_nat_key(struct lb_flow_key *rk, const struct lb_p
  * FIN or RST. Without this, ports of closed flows stay claimed until the
  * LRU evicts them, and a busy VIP runs out of ports long before it has that
  * many live connections. The old flow's ct entry is removed with it, so a
- * late packet of the old connection cannot use the port's new owner.
+ * late packet of the old connection cannot use the port's new owner. The
+ * LRU tier only: established flows' ports are freed by lbd's collection.
  */
 static __always_inline int lb_snat_reclaim(const struct lb_pkt *p, const struct lb_flow_key *rk,
 					   __u16 port)
 {
-	struct lb_nat *old = lb_nat_lookup(p, rk);
+	struct lb_nat *old = lb_nat_lookup_tier(p, rk, 0);
 	struct lb_flow_key ck = {};
 	struct lb_flow *f;
 
@@ -171,35 +236,35 @@ static __always_inline int lb_snat_reclaim(const struct lb_pkt *p, const struct 
 	ck.dport = old->vip_port;
 	ck.proto = rk->proto;
 	ck.family = rk->family;
-	f = lb_ct_lookup(p, &ck);
+	f = lb_flow_lookup(&ct4, &ct, p, &ck);
 	if (!f || f->snat_port != port)
 		return 1;
 	if (!(f->flags & LB_FLOW_F_CLOSING))
 		return 0;
-	lb_ct_delete(p, &ck);
+	lb_ct_delete(p, &ck, 0);
 	return 1;
 }
 
-/*
- * Claim a SNAT port for a new flow: start at a hash of the tuple (so the
- * choice spreads without shared state) and probe a few ports. BPF_NOEXIST
- * makes the claim atomic across CPUs. Returns the port (network order), or 0.
- */
 /* The reply tuple rk is already this client's: its conntrack entry was
  * evicted (LRU) while the nat entry lived on. Keeping the port keeps the
  * connection; another one would reach the backend as a stranger's ACK and be
- * reset. rk holds the backend, so only the client side needs comparing. */
+ * reset. */
 static __always_inline int lb_nat_is_ours(const struct lb_pkt *p, const struct lb_flow_key *rk,
 					  const struct lb_nat *nv)
 {
-	struct lb_nat *old = lb_nat_lookup(p, rk);
+	struct lb_nat *old = lb_nat_lookup_tier(p, rk, 0);
 
-	if (!old || old->client_port != nv->client_port || old->vip_port != nv->vip_port ||
-	    !lb_addr_eq(&old->client, &nv->client) || !lb_addr_eq(&old->vip, &nv->vip))
+	if (!old || !lb_nat_same(old, nv))
 		return 0;
 	return lb_nat_update(p, rk, nv, BPF_ANY) == 0;
 }
 
+/*
+ * Claim a SNAT port for a new flow: start at a hash of the tuple (so
+ * the choice spreads without shared state) and probe a few ports.
+ * BPF_NOEXIST makes the claim atomic across CPUs. Returns the port
+ * (network order), or 0.
+ */
 static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct lb_vip *vip,
 					   const struct lb_backend *be, __u32 be_id,
 					   const struct lb_config *cfg)
@@ -227,7 +292,10 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 	for (int i = 0; i < LB_SNAT_TRIES; i++) {
 		__u16 port = bpf_htons((__u16)(lo + (off + i * step) % range));
 
-		lb_nat_key(&rk, p, be, vip, port);
+		lb_nat_key(&rk, p, be, &vip->snat_addr, port);
+		/* taken in the established tier: lbd's collection frees it */
+		if (lb_nat_lookup_tier(p, &rk, 1))
+			continue;
 		if (lb_nat_update(p, &rk, nv, BPF_NOEXIST) == 0 || lb_nat_is_ours(p, &rk, nv))
 			return port;
 	}
@@ -235,10 +303,160 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 	for (int i = 0; i < LB_SNAT_TRIES; i++) {
 		__u16 port = bpf_htons((__u16)(lo + (off + i * step) % range));
 
-		lb_nat_key(&rk, p, be, vip, port);
-		if (lb_snat_reclaim(p, &rk, port) && lb_nat_update(p, &rk, nv, BPF_ANY) == 0)
+		lb_nat_key(&rk, p, be, &vip->snat_addr, port);
+		if (!lb_nat_lookup_tier(p, &rk, 1) && lb_snat_reclaim(p, &rk, port) &&
+		    lb_nat_update(p, &rk, nv, BPF_ANY) == 0)
 			return port;
 	}
+	return 0;
+}
+
+/*
+ * Promotion works on the tuple alone, in functions of their own (global
+ * BPF functions, verified once): the flow pointer the fast path holds comes
+ * from one of two maps, and inlined here every path after it would be
+ * verified once per map, which took the program past the verifier's
+ * million instructions.
+ */
+static __always_inline void *lb_flow_lookup_k(void *m4, void *m6, const struct lb_flow_key *k)
+{
+	struct lb_flow_key4 k4;
+
+	if (k->family == LB_AF_INET6)
+		return bpf_map_lookup_elem(m6, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_lookup_elem(m4, &k4);
+}
+
+static __always_inline long lb_flow_update_k(void *m4, void *m6, const struct lb_flow_key *k,
+					     const void *v, __u64 flags)
+{
+	struct lb_flow_key4 k4;
+
+	if (k->family == LB_AF_INET6)
+		return bpf_map_update_elem(m6, k, v, flags);
+	lb_flow_key4(&k4, k);
+	return bpf_map_update_elem(m4, &k4, v, flags);
+}
+
+static __always_inline long lb_flow_delete_k(void *m4, void *m6, const struct lb_flow_key *k)
+{
+	struct lb_flow_key4 k4;
+
+	if (k->family == LB_AF_INET6)
+		return bpf_map_delete_elem(m6, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_delete_elem(m4, &k4);
+}
+
+/* The reply tuple of NAT flow f (client tuple k, backend be). */
+static __always_inline void lb_flow_reply_key(struct lb_flow_key *rk, const struct lb_flow_key *k,
+					      const struct lb_flow *f, const struct lb_backend *be)
+{
+	__builtin_memset(rk, 0, sizeof(*rk));
+	lb_addr_copy(&rk->src, &be->addr);
+	lb_addr_copy(&rk->dst, &f->snat_addr);
+	rk->sport = be->port;
+	rk->dport = f->snat_port;
+	rk->proto = k->proto;
+	rk->family = k->family;
+}
+
+static __always_inline int lb_nat_of(const struct lb_nat *n, const struct lb_flow_key *k)
+{
+	return n->client_port == k->sport && n->vip_port == k->dport &&
+	       lb_addr_eq(&n->client, &k->src) && lb_addr_eq(&n->vip, &k->dst);
+}
+
+/*
+ * Move new-tier flow f of client tuple k to the established tier, with its
+ * reply mapping (rebuilt if the LRU lost it). The LRU entries stay for the
+ * caller, who removes them once done with f (lb_ct_promoted). Returns 1
+ * when promoted. A full established tier is counted and retried a second
+ * later (f->seen); a reply tuple held there for another client (only
+ * after the LRU lost this flow's claim) keeps the flow where it is.
+ */
+__attribute__((noinline)) int lb_ct_promote(const struct lb_flow_key *k, struct lb_flow *f,
+					     const struct lb_backend *be, __u32 now)
+{
+	struct lb_flow_key rk;
+	struct lb_nat *nv, *e;
+	__u32 zero = 0;
+
+	if (!k || !f || !be || f->seen == now)
+		return 0; /* refused this second already */
+	f->seen = now;
+	if (f->fwd == LB_FWD_NAT) {
+		lb_flow_reply_key(&rk, k, f, be);
+		nv = lb_flow_lookup_k(&nat4, &nat, &rk);
+		if (!nv || !lb_nat_of(nv, k)) {
+			nv = bpf_map_lookup_elem(&nat_scratch, &zero);
+			if (!nv)
+				return 0;
+			__builtin_memset(nv, 0, sizeof(*nv));
+			lb_addr_copy(&nv->client, &k->src);
+			lb_addr_copy(&nv->vip, &k->dst);
+			nv->client_port = k->sport;
+			nv->vip_port = k->dport;
+			nv->backend_id = f->backend_id;
+			nv->vip_id = f->vip_id;
+		}
+		nv->seen = now;
+		nv->flags |= LB_FLOW_F_ESTABLISHED;
+		if (lb_flow_update_k(&nat4_est, &nat_est, &rk, nv, BPF_NOEXIST)) {
+			e = lb_flow_lookup_k(&nat4_est, &nat_est, &rk);
+			if (!e) {
+				lb_event(LB_EV_CT_FULL);
+				return 0;
+			}
+			if (!lb_nat_of(e, k))
+				return 0;
+		}
+	}
+	if (lb_flow_update_k(&ct4_est, &ct_est, k, f, BPF_NOEXIST) &&
+	    !lb_flow_lookup_k(&ct4_est, &ct_est, k)) {
+		if (f->fwd == LB_FWD_NAT)
+			lb_flow_delete_k(&nat4_est, &nat_est, &rk);
+		lb_event(LB_EV_CT_FULL);
+		return 0;
+	}
+	lb_event(LB_EV_CT_PROMOTE);
+	return 1;
+}
+
+/* After lb_ct_promote: the flow's LRU entries go. */
+__attribute__((noinline)) int lb_ct_promoted(const struct lb_flow_key *k,
+					      const struct lb_flow *f,
+					      const struct lb_backend *be)
+{
+	struct lb_flow_key rk;
+	struct lb_nat *n;
+
+	if (!k || !f || !be)
+		return 0;
+	if (f->fwd == LB_FWD_NAT) {
+		lb_flow_reply_key(&rk, k, f, be);
+		n = lb_flow_lookup_k(&nat4, &nat, &rk);
+		if (n && lb_nat_of(n, k))
+			lb_flow_delete_k(&nat4, &nat, &rk);
+	}
+	lb_flow_delete_k(&ct4, &ct, k);
+	return 0;
+}
+
+/* A reply of new-tier flow n whose client tuple is k confirms the flow
+ * (see the top of this file). */
+__attribute__((noinline)) int lb_ct_confirm(const struct lb_flow_key *k, struct lb_nat *n)
+{
+	struct lb_flow *f;
+
+	if (!k || !n)
+		return 0;
+	f = lb_flow_lookup_k(&ct4, &ct, k);
+	if (!f)
+		return 0;
+	f->flags |= LB_FLOW_F_CONFIRMED;
+	n->flags |= LB_FLOW_F_CONFIRMED;
 	return 0;
 }
 

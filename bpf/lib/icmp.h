@@ -37,6 +37,7 @@ static __always_inline int lb_icmp(LB_CTX *ctx, struct lb_pkt *p, void *end)
 	__u8 *ic = p->l4;
 	struct iphdr *iip = 0;
 	struct lb_nat *n;
+	int est;
 	void *inner;
 	__u64 acc;
 
@@ -77,7 +78,7 @@ static __always_inline int lb_icmp(LB_CTX *ctx, struct lb_pkt *p, void *end)
 	rk.proto = ik.proto;
 	rk.family = ik.family;
 
-	n = lb_nat_lookup(p, &rk);
+	n = lb_nat_lookup(p, &rk, &est);
 	if (n) {
 		/* About a packet we sent to a backend: tell the client. */
 		lb_addr_copy(&nsrc, &n->client);
@@ -88,7 +89,7 @@ static __always_inline int lb_icmp(LB_CTX *ctx, struct lb_pkt *p, void *end)
 		lb_addr_copy(&odst, &n->client);
 	} else {
 		/* About a reply we sent to a client: tell the backend. */
-		struct lb_flow *f = lb_ct_lookup(p, &rk);
+		struct lb_flow *f = lb_ct_lookup(p, &rk, &est);
 		struct lb_vip_key vk = {};
 		struct lb_backend *be;
 		struct lb_vip *vip;

@@ -178,6 +178,7 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	nf->vip_id = vip->id;
 	nf->snat_port = 0;
 	nf->flags = 0;
+	nf->seen = 0;
 	nf->fwd = vip->fwd;
 	lb_addr_copy(&nf->snat_addr, &vip->snat_addr);
 	__builtin_memset(&nf->nh, 0, sizeof(nf->nh));
@@ -235,6 +236,52 @@ static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end
 	return lb_fib_xmit(ctx, p, end, &f->snat_addr, &be->addr, &f->nh, cfg);
 }
 
+/* Whether the client's packet p confirms its new-tier flow f (see
+ * conntrack.h): full NAT once the backend answered (the reply path marks
+ * it); DSR, seeing no replies, on any packet after the first but a SYN. */
+static __always_inline int lb_ct_confirmed(const struct lb_pkt *p, const struct lb_flow *f)
+{
+	if (f->flags & LB_FLOW_F_CLOSING)
+		return 0;
+	if (f->fwd == LB_FWD_NAT)
+		return f->flags & LB_FLOW_F_CONFIRMED;
+	return p->key.proto != IPPROTO_TCP || (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) != TCPF_SYN;
+}
+
+/*
+ * Send the packet of flow f: in the established tier (est), a new flow
+ * (new_flow), or a copy of the new-tier entry g. An established flow's
+ * last-seen stamp moves on once a second; a confirmed new one is promoted,
+ * else what changed in the copy goes back to g (the reply path may have
+ * confirmed g meanwhile: that stays). Not the next hop: new flows route
+ * every packet (writing it back cost the verifier 4% of its limit); a
+ * promoted flow takes the one just found along.
+ */
+static __always_inline int lb_flow_go(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				      struct lb_flow *f, struct lb_flow *g, int est,
+				      const struct lb_backend *be,
+				      const struct lb_config *cfg, int new_flow)
+{
+	int rc;
+
+	if (est && f->seen != cfg->now)
+		f->seen = cfg->now;
+	rc = lb_flow_send(ctx, p, end, f, be, cfg, new_flow);
+	/* after the send: the copy holds the next hop it found */
+	if (!est && !new_flow && g) {
+		if (lb_ct_confirmed(p, f) && lb_ct_promote(&p->key, f, be, cfg->now)) {
+			lb_ct_promoted(&p->key, f, be);
+		} else {
+			g->flags = f->flags | (g->flags & LB_FLOW_F_CONFIRMED);
+			g->seen = f->seen;
+		}
+	}
+	/* bpf_redirect's long is never negative, but the verifier does not
+	 * know it and would walk on into lb_forward with the packet pointers
+	 * that encapsulation (encap.h) invalidated */
+	return rc < 0 ? LB_DROP : rc;
+}
+
 /* A SYN reusing a closed flow's tuple is a new connection, which a
  * draining backend does not take. */
 static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct lb_flow *f,
@@ -243,6 +290,28 @@ static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct l
 	return p->key.proto == IPPROTO_TCP && be->state == LB_BE_DRAIN &&
 	       (f->flags & LB_FLOW_F_CLOSING) &&
 	       (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
+}
+
+/* The client's flow of p: its established entry, or a copy in this CPU's
+ * flow_scratch of its new-tier entry (*g: the entry), or 0. New-tier flows take the VIP
+ * lookup and lb_forward; only established ones the fast path. */
+static __always_inline struct lb_flow *lb_ct_find(const struct lb_pkt *p, struct lb_flow **g)
+{
+	struct lb_flow *f = lb_flow_lookup(&ct4_est, &ct_est, p, &p->key), *n, *sf;
+	__u32 zero = 0;
+
+	*g = 0;
+	if (f)
+		return f;
+	n = lb_flow_lookup(&ct4, &ct, p, &p->key);
+	if (!n)
+		return 0;
+	sf = bpf_map_lookup_elem(&flow_scratch, &zero);
+	if (!sf)
+		return 0;
+	__builtin_memcpy(sf, n, sizeof(*sf));
+	*g = n;
+	return sf;
 }
 
 /*
@@ -255,7 +324,6 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 					  struct lb_flow *f, const struct lb_config *cfg)
 {
 	struct lb_backend *be;
-	int rc;
 
 	if (f->fwd == LB_FWD_LOCAL || f->fwd >= LB_FWD_MAX)
 		return -1;
@@ -268,11 +336,7 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 	}
 	if (p->key.proto == IPPROTO_TCP)
 		lb_flow_tcp_flags(f, p->tcp_flags);
-	rc = lb_flow_send(ctx, p, end, f, be, cfg, 0);
-	/* bpf_redirect's long is never negative, but the verifier does not
-	 * know it and would walk on into lb_forward with the packet pointers
-	 * that encapsulation (encap.h) invalidated */
-	return rc < 0 ? LB_DROP : rc;
+	return lb_flow_go(ctx, p, end, f, 0, 1, be, cfg, 0);
 }
 
 /*
@@ -306,13 +370,20 @@ static __always_inline int lb_to_owner(LB_CTX *ctx, struct lb_pkt *p, void *end)
 	return LB_TX(ctx);
 }
 
-/* Client -> VIP; f is the packet's conntrack entry, if any. */
+/*
+ * Client -> VIP; f is the packet's conntrack entry, if any: an established
+ * one, or a copy of the new-tier entry g in flow_scratch (see lb_ct_find),
+ * where a new flow is built too. The copy gives this path two kinds of
+ * flow pointer, not three: the verifier walks what follows once for each.
+ */
 static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
-				      const struct lb_vip *vip,
-				      const struct lb_config *cfg, struct lb_flow *f)
+				      const struct lb_vip *vip, const struct lb_config *cfg,
+				      struct lb_flow *f, struct lb_flow *g)
 {
+	int est = f && !g;
+	struct lb_flow *sf;
+	__u32 zero = 0;
 	struct lb_backend *be = 0;
-	struct lb_flow nf;
 	int new_flow = 0, reason;
 
 	if (p->ttl <= 1 && vip->fwd == LB_FWD_NAT) {
@@ -335,21 +406,56 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		}
 	}
 	if (!be) {
-		reason = lb_new_flow(p, vip, cfg, &nf, &be);
+		/* the flow starts again in the LRU tier: its established
+		 * entry would shadow the new one */
+		if (f && est)
+			lb_ct_delete(p, &p->key, 1);
+		sf = bpf_map_lookup_elem(&flow_scratch, &zero);
+		if (!sf)
+			return LB_PASS;
+		reason = lb_new_flow(p, vip, cfg, sf, &be);
 		if (reason)
 			return lb_verdict_drop(reason);
-		f = &nf;
+		f = sf;
+		g = 0;
+		est = 0;
 		new_flow = 1;
 		lb_event(LB_EV_FLOW_NEW);
 	}
-	return lb_flow_send(ctx, p, end, f, be, cfg, new_flow);
+	return lb_flow_go(ctx, p, end, f, g, est, be, cfg, new_flow);
+}
+
+/* The client's tuple of NAT flow n (whose reply p is). */
+static __always_inline void lb_nat_client_key(struct lb_flow_key *fk, const struct lb_pkt *p,
+					      const struct lb_nat *n)
+{
+	__builtin_memset(fk, 0, sizeof(*fk));
+	lb_addr_copy(&fk->src, &n->client);
+	lb_addr_copy(&fk->dst, &n->vip);
+	fk->sport = n->client_port;
+	fk->dport = n->vip_port;
+	fk->proto = p->key.proto;
+	fk->family = p->key.family;
+}
+
+/* A reply of new-tier flow n: the backend answers as for a connection it
+ * has (anything but TCP's SYN or RST), which confirms the flow; its
+ * client's next packet promotes it (conntrack.h). */
+static __always_inline void lb_reply_confirm(const struct lb_pkt *p, struct lb_nat *n)
+{
+	struct lb_flow_key fk;
+
+	if (n->flags & LB_FLOW_F_CONFIRMED)
+		return;
+	if (p->key.proto == IPPROTO_TCP && (p->tcp_flags & (TCPF_SYN | TCPF_RST)))
+		return;
+	lb_nat_client_key(&fk, p, n);
+	lb_ct_confirm(&fk, n);
 }
 
 /* Passive health and connection accounting from a reply of flow n. */
 static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat *n)
 {
-	__u16 cport = n->client_port, vport = n->vip_port;
-
 	if (p->key.proto == IPPROTO_TCP) {
 		__u8 fl = p->tcp_flags;
 
@@ -365,16 +471,12 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 				n->flags |= LB_FLOW_F_ESTABLISHED;
 		}
 		if (fl & (TCPF_FIN | TCPF_RST)) {
-			struct lb_flow_key fk = {};
+			struct lb_flow_key fk;
 			struct lb_flow *f;
+			int est;
 
-			lb_addr_copy(&fk.src, &n->client);
-			lb_addr_copy(&fk.dst, &n->vip);
-			fk.sport = cport;
-			fk.dport = vport;
-			fk.proto = p->key.proto;
-			fk.family = p->key.family;
-			f = lb_ct_lookup(p, &fk);
+			lb_nat_client_key(&fk, p, n);
+			f = lb_ct_lookup(p, &fk, &est);
 			if (f)
 				lb_flow_tcp_flags(f, fl);
 		}
@@ -383,7 +485,7 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 
 /* Backend -> SNAT address: reverse-translate to VIP -> client. */
 static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
-				    struct lb_nat *n, const struct lb_config *cfg)
+				    struct lb_nat *n, int est, const struct lb_config *cfg)
 {
 	union lb_addr client, vip;
 	__u16 cport = n->client_port, vport = n->vip_port;
@@ -391,6 +493,12 @@ static __always_inline int lb_reply(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	if (p->ttl <= 1) {
 		lb_event(LB_EV_PASS_TTL);
 		return LB_PASS;
+	}
+	if (est) {
+		if (n->seen != cfg->now)
+			n->seen = cfg->now;
+	} else {
+		lb_reply_confirm(p, n);
 	}
 	lb_reply_track(p, n);
 	lb_count_vip_reply(n->vip_id, p->l3_len);
@@ -457,7 +565,7 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	struct lb_config *cfg = 0;
 	struct lb_flow *f;
 	struct lb_vip *vip = 0;
-	int rc, snat_range;
+	int rc, snat_range, est;
 	__u16 dport;
 
 	rc = lb_begin(data, end, &p, &cfg);
@@ -474,9 +582,9 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	if (snat_range) {
 		vip = lb_vip_lookup(&p, cfg);
 		if (!vip) {
-			struct lb_nat *n = lb_nat_lookup(&p, &p.key);
+			struct lb_nat *n = lb_nat_lookup(&p, &p.key, &est);
 
-			return n ? lb_reply(ctx, &p, end, n, cfg) : LB_PASS;
+			return n ? lb_reply(ctx, &p, end, n, est, cfg) : LB_PASS;
 		}
 	}
 	/* forward local: the packet goes up as it is (offloads, GRO and
@@ -484,7 +592,9 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	 * connection to an instance's socket. Nothing to translate, so
 	 * nothing to track or reverse. */
 	if (!vip || vip->fwd != LB_FWD_LOCAL) {
-		f = lb_ct_lookup(&p, &p.key);
+		/* The established tier only: a new-tier flow is still opening
+		 * (promotion is lb_process_new's). */
+		f = lb_flow_lookup(&ct4_est, &ct_est, &p, &p.key);
 		if (f && (f->flags & LB_FLOW_F_CLOSING) && (rc = lb_to_owner(ctx, &p, end)) >= 0)
 			return rc;
 		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
@@ -510,6 +620,7 @@ static __always_inline int lb_process_new(LB_CTX *ctx)
 	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
 	struct lb_pkt p = {};
 	struct lb_config *cfg = 0;
+	struct lb_flow *f, *g;
 	struct lb_vip *vip;
 	int rc;
 
@@ -522,7 +633,8 @@ static __always_inline int lb_process_new(LB_CTX *ctx)
 	/* Gone or changed since the main program saw it: as that would now. */
 	if (!vip || vip->fwd == LB_FWD_LOCAL)
 		return LB_PASS;
-	return lb_forward(ctx, &p, end, vip, cfg, lb_ct_lookup(&p, &p.key));
+	f = lb_ct_find(&p, &g);
+	return lb_forward(ctx, &p, end, vip, cfg, f, g);
 }
 
 #endif

@@ -44,12 +44,18 @@ struct {
 	__array(values, struct lb_table);
 } vip_tables SEC(".maps");
 
-/* Conntrack, one pair of maps per family (see struct lb_flow_key4); reach
- * them through conntrack.h's lb_ct_* and lb_nat_*, which pick the map. ct
- * and nat keep their names (and pins) from when they held both families. */
+/*
+ * Conntrack, one pair of maps per family (see struct lb_flow_key4); reach
+ * them through conntrack.h's lb_ct_* and lb_nat_*, which pick the map.
+ * Two tiers (conntrack.h says why): ct/ct4 and nat/nat4, LRU maps, hold
+ * new flows (sizes set by lbd: conntrack_new_size, nat twice that);
+ * ct_est/ct4_est and nat_est/nat4_est, preallocated hash maps that never
+ * evict, hold confirmed ones (conntrack_size). ct and nat keep their names
+ * (and pins) from when they held both families and both tiers.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__uint(max_entries, LB_CT_NEW_DEFAULT_SIZE);
 	__type(key, struct lb_flow_key);
 	__type(value, struct lb_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -57,7 +63,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__uint(max_entries, LB_CT_NEW_DEFAULT_SIZE);
 	__type(key, struct lb_flow_key4);
 	__type(value, struct lb_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -65,7 +71,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__uint(max_entries, LB_CT_NEW_DEFAULT_SIZE * 2);
 	__type(key, struct lb_flow_key);
 	__type(value, struct lb_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -73,11 +79,43 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__uint(max_entries, LB_CT_NEW_DEFAULT_SIZE * 2);
 	__type(key, struct lb_flow_key4);
 	__type(value, struct lb_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct_est SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__type(key, struct lb_flow_key4);
+	__type(value, struct lb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ct4_est SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat_est SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_CT_DEFAULT_SIZE);
+	__type(key, struct lb_flow_key4);
+	__type(value, struct lb_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat4_est SEC(".maps");
 
 /* Where a new flow builds its `nat` value: next to everything else on that
  * path, struct lb_nat does not fit the 512-byte stack. Not pinned: scratch. */
@@ -87,6 +125,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct lb_nat);
 } nat_scratch SEC(".maps");
+
+/* Where a new flow is built, or a new-tier flow copied (lib/lb.h:
+ * lb_ct_find says why). Not pinned: scratch. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_flow);
+} flow_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

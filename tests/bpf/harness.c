@@ -129,10 +129,15 @@ void h_init(void)
 
 int h_dp_up(void **state)
 {
-	struct lb_dp_opts o = { .ct_size = 65536 };
+	(void)state;
+	return h_dp_open(65536, 0);
+}
+
+int h_dp_open(uint32_t ct_size, uint32_t ct_new_size)
+{
+	struct lb_dp_opts o = { .ct_size = ct_size, .ct_new_size = ct_new_size };
 	int err;
 
-	(void)state;
 	memset(vip_keys, 0, sizeof(vip_keys));
 	err = lb_dp_open(&o, &dp);
 	if (err) {

@@ -50,6 +50,8 @@ int h_ifindex_backend(void);
 void h_init(void);
 /* cmocka per-test setup/teardown: a freshly loaded data path each test. */
 int h_dp_up(void **state);
+/* h_dp_up with these conntrack sizes (0: the default). */
+int h_dp_open(uint32_t ct_size, uint32_t ct_new_size);
 int h_dp_down(void **state);
 /* h_dp_up with the TC object loaded too. */
 int h_tc_up(void **state);

@@ -288,11 +288,11 @@ static void test_attach_replace_detach(void **st)
 /*
  * The main programs tail-call the new-flow one (xdp_calls, tc_calls). With
  * its slot empty, a new flow is dropped and counted, never sent anywhere;
- * a tracked flow goes on: the established path takes no tail call.
+ * an established flow goes on: the established path takes no tail call.
  */
 static void no_new_flow_program(bool tc)
 {
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40010, 80), in2 = in;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40010, 80), in2 = in, r;
 	int calls = lb_dp_map_fd(h_dp(), tc ? LB_MAP_TC_CALLS : LB_MAP_XDP_CALLS);
 	struct h_pkt pin, out;
 	__u32 k = LB_CALL_NEW_FLOW;
@@ -301,19 +301,30 @@ static void no_new_flow_program(bool tc)
 
 	add_vip(4, IPPROTO_TCP);
 	port = forward(&in, tc);
+	/* into the established tier (conntrack.h): the backend sends a
+	 * segment without SYN, then the client sends again */
+	r = h_from_backend(4, IPPROTO_TCP, port);
+	r.tcp_flags = 0x10;
+	h_build(&r, &pin);
+	v = tc ? h_run_tc(&pin, h_ifindex_backend(), &out) : h_run(&pin, h_ifindex_backend(), &out);
+	assert_int_equal(v, tc ? TC_ACT_REDIRECT : XDP_REDIRECT);
+	in.tcp_flags = 0x10;
+	in.seq++;
+	in.ack = 5000;
+	assert_int_equal(forward(&in, tc), port);
+	assert_int_equal(h_event(LB_EV_CT_PROMOTE), 1);
 	assert_true(calls >= 0);
 	assert_int_equal(bpf_map_delete_elem(calls, &k), 0);
 
 	in2.sport++;
+	in2.tcp_flags = 0x02;
 	h_build(&in2, &pin);
 	v = tc ? h_run_tc(&pin, h_ifindex_client(), &out) : h_run(&pin, h_ifindex_client(), &out);
 	h_expect(v, tc ? TC_ACT_SHOT : XDP_DROP, &out, &pin);
 	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
 	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
 
-	in.tcp_flags = 0x10;
 	in.seq++;
-	in.ack = 5000;
 	assert_int_equal(forward(&in, tc), port);
 	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
 }

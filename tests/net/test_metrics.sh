@@ -173,7 +173,7 @@ missing=
 for f in lbd_vip_packets_total lbd_vip_bytes_total lbd_vip_new_flows_total \
 	lbd_backend_packets_total lbd_backend_bytes_total lbd_backend_new_flows_total \
 	lbd_backend_connections lbd_backend_up lbd_backend_weight lbd_drops_total \
-	lbd_events_total lbd_interface_mode lbd_runtime_changes lbd_build_info; do
+	lbd_events_total lbd_conntrack_flows lbd_interface_mode lbd_runtime_changes lbd_build_info; do
 	grep -q "^# TYPE $f " <<<"$body" && grep -q "^${f}[{ ]" <<<"$body" || missing+=" $f"
 done
 t_check "every-family-present" "missing:$missing" test -z "$missing"

@@ -221,6 +221,10 @@ static void test_defaults(void **state)
 	assert_int_equal(c.hash_seed, LB_CONF_DEFAULT_HASH_SEED);
 	assert_false(c.metrics_set);
 	assert_int_equal(c.conntrack_size, LB_CT_DEFAULT_SIZE);
+	assert_int_equal(c.conntrack_new_size, LB_CT_NEW_DEFAULT_SIZE);
+	assert_int_equal(c.ct_timeout_tcp, LB_CT_TCP_TIMEOUT);
+	assert_int_equal(c.ct_timeout_udp, LB_CT_UDP_TIMEOUT);
+	assert_int_equal(c.ct_timeout_closed, LB_CT_CLOSED_TIMEOUT);
 	assert_int_equal(c.maglev_size, LB_MAGLEV_DEFAULT_SIZE);
 	assert_int_equal(c.snat_port_lo, LB_SNAT_PORT_LO);
 	assert_int_equal(c.snat_port_hi, LB_SNAT_PORT_HI);
@@ -250,6 +254,7 @@ static void test_lbd_block_all(void **state)
 		 "  hash_seed 4294967295;\n"
 		 "  metrics [::1]:9464;\n"
 		 "  conntrack_size 1M;\n"
+		 "  conntrack_new_size 2k; conntrack_timeout udp=1m closed=5s tcp=2h;\n"
 		 "  maglev_size 251;\n"
 		 "  snat_ports 20000-29999;\n"
 		 "  log_level debug;\n"
@@ -269,6 +274,10 @@ static void test_lbd_block_all(void **state)
 	assert_int_equal(c.hash_seed, 0xffffffffu);
 	assert_ep(&c.metrics, "[::1]:9464");
 	assert_int_equal(c.conntrack_size, 1 << 20);
+	assert_int_equal(c.conntrack_new_size, 2048);
+	assert_int_equal(c.ct_timeout_tcp, 7200);
+	assert_int_equal(c.ct_timeout_udp, 60);
+	assert_int_equal(c.ct_timeout_closed, 5);
 	assert_int_equal(c.maglev_size, 251);
 	assert_int_equal(c.snat_port_lo, 20000);
 	assert_int_equal(c.snat_port_hi, 29999);
@@ -835,6 +844,14 @@ static const struct err_case err_cases[] = {
 	  "t.conf:2: vip \"web\" has 8 backends, more than maglev_size 7" },
 	{ "conntrack_small", "lbd { conntrack_size 10; }\n",
 	  "t.conf:1: invalid conntrack_size \"10\" (expected 1024..268435456 flows, k/M allowed)" },
+	{ "conntrack_new_small", "lbd {\n conntrack_new_size 1000; }\n",
+	  "t.conf:2: invalid conntrack_new_size \"1000\" (expected 1024..268435456 flows, k/M allowed)" },
+	{ "conntrack_timeout_key", "lbd { conntrack_timeout tcp=1m icmp=5s; }\n",
+	  "t.conf:1: invalid conntrack_timeout \"icmp=5s\" (expected tcp=, udp= or closed= and a "
+	  "duration of 1s to 7d)" },
+	{ "conntrack_timeout_short", "lbd { conntrack_timeout udp=500ms; }\n",
+	  "t.conf:1: invalid conntrack_timeout \"udp=500ms\" (expected tcp=, udp= or closed= and a "
+	  "duration of 1s to 7d)" },
 	{ "hash_seed_big", "lbd { hash_seed 0x100000000; }\n",
 	  "t.conf:1: invalid hash_seed \"0x100000000\" (expected a 32-bit number)" },
 	{ "hash_seed_neg", "lbd { hash_seed -1; }\n",
