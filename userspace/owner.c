@@ -357,17 +357,58 @@ static bool flow_live(int fd, const void *key)
 	return !bpf_map_lookup_elem(fd, key, &f) && !(f.flags & LB_FLOW_F_CLOSING);
 }
 
+/* The open TCP flows of one IPv4 conntrack map, queued (push_key); returns
+ * how many. */
+static int push_map4(struct lb_owner_sync *o, struct push *p, int fd, bool full)
+{
+	struct lb_flow_key4 k4, n4, *prev4 = NULL;
+	int flows = 0;
+
+	while (!bpf_map_get_next_key(fd, prev4, &n4)) {
+		struct lb_flow_key k = { .family = LB_AF_INET };
+
+		k4 = n4;
+		prev4 = &k4;
+		if (k4.proto != IPPROTO_TCP || !flow_live(fd, &k4))
+			continue;
+		k.src.v4 = k4.src;
+		k.dst.v4 = k4.dst;
+		k.sport = k4.sport;
+		k.dport = k4.dport;
+		k.proto = k4.proto;
+		flows += push_key(o, p, &k, full);
+	}
+	return flows;
+}
+
+static int push_map6(struct lb_owner_sync *o, struct push *p, int fd, bool full)
+{
+	struct lb_flow_key k6, n6, *prev6 = NULL;
+	int flows = 0;
+
+	while (!bpf_map_get_next_key(fd, prev6, &n6)) {
+		k6 = n6;
+		prev6 = &k6;
+		if (k6.proto != IPPROTO_TCP || !flow_live(fd, &k6))
+			continue;
+		flows += push_key(o, p, &k6, full);
+	}
+	return flows;
+}
+
 int lb_owner_push(struct lb_owner_sync *o)
 {
 	struct push *p = calloc(1, sizeof(*p));
+	/* both conntrack tiers: confirmed flows live in the established one */
 	int fd4 = lb_dp_map_fd(o->dp, LB_MAP_CT4), fd6 = lb_dp_map_fd(o->dp, LB_MAP_CT);
+	int fd4e = lb_dp_map_fd(o->dp, LB_MAP_CT4_EST), fd6e = lb_dp_map_fd(o->dp, LB_MAP_CT_EST);
 	__u8 mac[6] = { 0 }, first[6] = { 0 };
 	int npeers = 0, flows = 0;
 	bool full;
 
 	if (!p)
 		return -ENOMEM;
-	if (fd4 < 0 || fd6 < 0) {
+	if (fd4 < 0 || fd6 < 0 || fd4e < 0 || fd6e < 0) {
 		free(p);
 		return -ENODEV;
 	}
@@ -390,35 +431,9 @@ int lb_owner_push(struct lb_owner_sync *o)
 		o->full_at = lb_now_ms() + OWNER_RESYNC_MS;
 		o->full_pushes++;
 	}
-	{
-		struct lb_flow_key4 k4, n4, *prev4 = NULL;
-
-		while (npeers && !bpf_map_get_next_key(fd4, prev4, &n4)) {
-			struct lb_flow_key k = { .family = LB_AF_INET };
-
-			k4 = n4;
-			prev4 = &k4;
-			if (k4.proto != IPPROTO_TCP || !flow_live(fd4, &k4))
-				continue;
-			k.src.v4 = k4.src;
-			k.dst.v4 = k4.dst;
-			k.sport = k4.sport;
-			k.dport = k4.dport;
-			k.proto = k4.proto;
-			flows += push_key(o, p, &k, full);
-		}
-	}
-	{
-		struct lb_flow_key k6, n6, *prev6 = NULL;
-
-		while (npeers && !bpf_map_get_next_key(fd6, prev6, &n6)) {
-			k6 = n6;
-			prev6 = &k6;
-			if (k6.proto != IPPROTO_TCP || !flow_live(fd6, &k6))
-				continue;
-			flows += push_key(o, p, &k6, full);
-		}
-	}
+	if (npeers)
+		flows = push_map4(o, p, fd4e, full) + push_map4(o, p, fd4, full) +
+			push_map6(o, p, fd6e, full) + push_map6(o, p, fd6, full);
 	push_flush(o, p);
 	free(p);
 	o->pushed += (unsigned long long)flows;
