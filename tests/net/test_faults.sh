@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Fault injection (tests/net/lib.sh topology). What each part proves:
-#   - conntrack full: a flood of 60000 new UDP and TCP flows into a 16384-flow
-#     conntrack evicts all the time, and a protected set of 50 keep-alive
-#     connections (a request each 100 ms) neither fails nor moves: LRU keeps
-#     what is used, and a flow that lost its entry gets its backend and SNAT
-#     port back; drops, if any, are counted by reason
+#   - conntrack full: a flood of 60000 new UDP and TCP flows against a
+#     conntrack of 1024 established and 1024 new flows a family: the LRU
+#     tier evicts all the time, the established tier fills and refuses
+#     promotions (counted: ct_established_full), and a protected set of 50
+#     keep-alive connections (a request each 100 ms), established before
+#     the flood, neither fails nor moves; drops are counted by reason
 #   - the backend table at its maximum (max_backends 3, VIP web brought to
 #     3 by lbctl): one more is refused with the reason and changes nothing
 #     (status, state file), traffic keeps reaching all three backends, and
@@ -63,7 +64,7 @@ lbd_stop() { lbctl stop >/dev/null 2>&1; wait_for -t 5 stopped || t_fail "$T_NAM
 flows_new() { lbctl -j stats | jq '[.events.flow_new] | add // 0'; }
 
 # ---------------------------------------------------------------- conntrack full
-write_conf "conntrack_size 16384;"
+write_conf "conntrack_size 1024; conntrack_new_size 1024;"
 lbd_start || { t_fail "$T_NAME" "lbd start"; exit 1; }
 bg_start "$NS_CLIENT" "$LBLOAD" --keep 50 --duration 8 -c 0 -t 5000 "$VIP:80"
 KEEP=$BG_PID
@@ -83,6 +84,13 @@ else
 	t_fail "conntrack-flood-was-real" "only $((n1 - n0)) new flows"
 fi
 stats=$(lbctl -j stats)
+echo "  conntrack: $(jq -c '.conntrack' <<<"$stats"); events: $(jq -c '.events | {flow_new, ct_promoted, ct_established_full}' <<<"$stats")"
+if jq -e '.conntrack.established <= 2 * .conntrack.established_max and .events.ct_established_full > 0' \
+	<<<"$stats" >/dev/null; then
+	t_pass "conntrack-established-tier-full-refuses-promotions $(jq -c '{established: .conntrack.established, full: .events.ct_established_full}' <<<"$stats")"
+else
+	t_fail "conntrack-established-tier-full-refuses-promotions" "$(jq -c '.conntrack, .events' <<<"$stats")"
+fi
 drops=$(jq -c '.drops' <<<"$stats")
 if jq -e 'type == "object" and all(.[]; type == "number")' <<<"$drops" >/dev/null; then
 	t_pass "drops-counted-by-reason $drops"
