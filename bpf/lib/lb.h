@@ -555,9 +555,9 @@ static __always_inline int lb_call_new_flow(LB_CTX *ctx)
 	return lb_verdict_drop(LB_DROP_NO_PROG);
 }
 
-/* The main program: tracked flows, replies, ICMP errors. Only a flow's
- * first packet (and one that needs its backend picked again) takes the
- * tail call to lb_process_new. */
+/* The main program: established flows, replies, ICMP errors. The packets
+ * of a flow not in the established tier yet (conntrack.h), and of one whose
+ * backend must be picked again, take the tail call to lb_process_new. */
 static __always_inline int lb_process(LB_CTX *ctx)
 {
 	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
