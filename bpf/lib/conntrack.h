@@ -30,7 +30,8 @@
  * A SNAT port is taken while its reply tuple is in either nat tier: a new
  * flow skips ports the established tier holds (checked before the LRU
  * claim; a promotion of that very tuple in between is not guarded
- * against), and only lbd's collection frees them there.
+ * against) unless their flow is over (lb_snat_reclaim_est), as in the LRU
+ * tier; lbd's collection frees the others.
  */
 #ifndef LB_CONNTRACK_H
 #define LB_CONNTRACK_H
@@ -212,6 +213,19 @@ static __always_inline int lb_nat_same(const struct lb_nat *n, const struct lb_n
 	       lb_addr_eq(&n->client, &nv->client) && lb_addr_eq(&n->vip, &nv->vip);
 }
 
+/* The client tuple of reply mapping n (reply tuple rk). */
+static __always_inline void lb_nat_client_tuple(struct lb_flow_key *ck, const struct lb_nat *n,
+						const struct lb_flow_key *rk)
+{
+	__builtin_memset(ck, 0, sizeof(*ck));
+	lb_addr_copy(&ck->src, &n->client);
+	lb_addr_copy(&ck->dst, &n->vip);
+	ck->sport = n->client_port;
+	ck->dport = n->vip_port;
+	ck->proto = rk->proto;
+	ck->family = rk->family;
+}
+
 /*
  * A taken SNAT port may be reused when its flow is over: the client's ct
  * entry is gone (evicted by the LRU), points at another port, or has seen a
@@ -225,23 +239,89 @@ static __always_inline int lb_snat_reclaim(const struct lb_pkt *p, const struct 
 					   __u16 port)
 {
 	struct lb_nat *old = lb_nat_lookup_tier(p, rk, 0);
-	struct lb_flow_key ck = {};
+	struct lb_flow_key ck;
 	struct lb_flow *f;
 
 	if (!old)
 		return 1;
-	lb_addr_copy(&ck.src, &old->client);
-	lb_addr_copy(&ck.dst, &old->vip);
-	ck.sport = old->client_port;
-	ck.dport = old->vip_port;
-	ck.proto = rk->proto;
-	ck.family = rk->family;
+	lb_nat_client_tuple(&ck, old, rk);
 	f = lb_flow_lookup(&ct4, &ct, p, &ck);
 	if (!f || f->snat_port != port)
 		return 1;
 	if (!(f->flags & LB_FLOW_F_CLOSING))
 		return 0;
 	lb_ct_delete(p, &ck, 0);
+	return 1;
+}
+
+/* Flow map operations by the tuple's own family (k->family): for global
+ * functions, which get no struct lb_pkt. */
+static __always_inline void *lb_flow_lookup_k(void *m4, void *m6, const struct lb_flow_key *k)
+{
+	struct lb_flow_key4 k4;
+
+	if (k->family == LB_AF_INET6)
+		return bpf_map_lookup_elem(m6, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_lookup_elem(m4, &k4);
+}
+
+static __always_inline long lb_flow_update_k(void *m4, void *m6, const struct lb_flow_key *k,
+					     const void *v, __u64 flags)
+{
+	struct lb_flow_key4 k4;
+
+	if (k->family == LB_AF_INET6)
+		return bpf_map_update_elem(m6, k, v, flags);
+	lb_flow_key4(&k4, k);
+	return bpf_map_update_elem(m4, &k4, v, flags);
+}
+
+static __always_inline long lb_flow_delete_k(void *m4, void *m6, const struct lb_flow_key *k)
+{
+	struct lb_flow_key4 k4;
+
+	if (k->family == LB_AF_INET6)
+		return bpf_map_delete_elem(m6, k);
+	lb_flow_key4(&k4, k);
+	return bpf_map_delete_elem(m4, &k4);
+}
+
+/*
+ * A SNAT port the established tier holds (reply tuple rk) may go to a new
+ * flow once its flow is over: the client's established entry has seen a
+ * FIN or RST, or is gone or on another port (reselected). Both entries go
+ * then. Left to lbd's collection (30 s after the FIN), the ports of short
+ * connections from reused client ports piled up: at ~10k connections a
+ * second, half of a backend's ports were held by closed flows and a flow
+ * whose 8 probes all hit one lost its SYN and the retransmit (same probes)
+ * as snat_exhausted. A flow in the LRU tier with this port is being
+ * promoted (the reply mapping goes in first): it keeps the port. A global
+ * function: verified once, not once per unrolled probe.
+ */
+__attribute__((noinline)) int lb_snat_reclaim_est(const struct lb_flow_key *rk, __u32 port)
+{
+	struct lb_flow_key ck;
+	struct lb_flow *f, *g;
+	struct lb_nat *old;
+
+	if (!rk)
+		return 0;
+	old = lb_flow_lookup_k(&nat4_est, &nat_est, rk);
+	if (!old)
+		return 1;
+	lb_nat_client_tuple(&ck, old, rk);
+	f = lb_flow_lookup_k(&ct4_est, &ct_est, &ck);
+	if (f && f->snat_port == port) {
+		if (!(f->flags & LB_FLOW_F_CLOSING))
+			return 0;
+		lb_flow_delete_k(&ct4_est, &ct_est, &ck);
+	} else if (!f) {
+		g = lb_flow_lookup_k(&ct4, &ct, &ck);
+		if (g && g->snat_port == port && !(g->flags & LB_FLOW_F_CLOSING))
+			return 0;
+	}
+	lb_flow_delete_k(&nat4_est, &nat_est, rk);
 	return 1;
 }
 
@@ -293,7 +373,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i * step) % range));
 
 		lb_nat_key(&rk, p, be, &vip->snat_addr, port);
-		/* taken in the established tier: lbd's collection frees it */
+		/* taken in the established tier: the loop below may reclaim it */
 		if (lb_nat_lookup_tier(p, &rk, 1))
 			continue;
 		if (lb_nat_update(p, &rk, nv, BPF_NOEXIST) == 0 || lb_nat_is_ours(p, &rk, nv))
@@ -304,7 +384,7 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i * step) % range));
 
 		lb_nat_key(&rk, p, be, &vip->snat_addr, port);
-		if (!lb_nat_lookup_tier(p, &rk, 1) && lb_snat_reclaim(p, &rk, port) &&
+		if (lb_snat_reclaim_est(&rk, port) && lb_snat_reclaim(p, &rk, port) &&
 		    lb_nat_update(p, &rk, nv, BPF_ANY) == 0)
 			return port;
 	}
@@ -318,36 +398,6 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
  * verified once per map, which took the program past the verifier's
  * million instructions.
  */
-static __always_inline void *lb_flow_lookup_k(void *m4, void *m6, const struct lb_flow_key *k)
-{
-	struct lb_flow_key4 k4;
-
-	if (k->family == LB_AF_INET6)
-		return bpf_map_lookup_elem(m6, k);
-	lb_flow_key4(&k4, k);
-	return bpf_map_lookup_elem(m4, &k4);
-}
-
-static __always_inline long lb_flow_update_k(void *m4, void *m6, const struct lb_flow_key *k,
-					     const void *v, __u64 flags)
-{
-	struct lb_flow_key4 k4;
-
-	if (k->family == LB_AF_INET6)
-		return bpf_map_update_elem(m6, k, v, flags);
-	lb_flow_key4(&k4, k);
-	return bpf_map_update_elem(m4, &k4, v, flags);
-}
-
-static __always_inline long lb_flow_delete_k(void *m4, void *m6, const struct lb_flow_key *k)
-{
-	struct lb_flow_key4 k4;
-
-	if (k->family == LB_AF_INET6)
-		return bpf_map_delete_elem(m6, k);
-	lb_flow_key4(&k4, k);
-	return bpf_map_delete_elem(m4, &k4);
-}
 
 /* The reply tuple of NAT flow f (client tuple k, backend be). */
 static __always_inline void lb_flow_reply_key(struct lb_flow_key *rk, const struct lb_flow_key *k,

@@ -425,19 +425,6 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	return lb_flow_go(ctx, p, end, f, g, est, be, cfg, new_flow);
 }
 
-/* The client's tuple of NAT flow n (whose reply p is). */
-static __always_inline void lb_nat_client_key(struct lb_flow_key *fk, const struct lb_pkt *p,
-					      const struct lb_nat *n)
-{
-	__builtin_memset(fk, 0, sizeof(*fk));
-	lb_addr_copy(&fk->src, &n->client);
-	lb_addr_copy(&fk->dst, &n->vip);
-	fk->sport = n->client_port;
-	fk->dport = n->vip_port;
-	fk->proto = p->key.proto;
-	fk->family = p->key.family;
-}
-
 /* A reply of new-tier flow n: the backend answers as for a connection it
  * has (anything but TCP's SYN or RST), which confirms the flow; its
  * client's next packet promotes it (conntrack.h). */
@@ -449,7 +436,7 @@ static __always_inline void lb_reply_confirm(const struct lb_pkt *p, struct lb_n
 		return;
 	if (p->key.proto == IPPROTO_TCP && (p->tcp_flags & (TCPF_SYN | TCPF_RST)))
 		return;
-	lb_nat_client_key(&fk, p, n);
+	lb_nat_client_tuple(&fk, n, &p->key);
 	lb_ct_confirm(&fk, n);
 }
 
@@ -475,7 +462,7 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 			struct lb_flow *f;
 			int est;
 
-			lb_nat_client_key(&fk, p, n);
+			lb_nat_client_tuple(&fk, n, &p->key);
 			f = lb_ct_lookup(p, &fk, &est);
 			if (f)
 				lb_flow_tcp_flags(f, fl);

@@ -325,6 +325,57 @@ static void test_flood_keeps_established(void **st)
 	assert_int_equal(h_event(LB_EV_FLOW_NEW), 8001);
 }
 
+/* One SNAT port: established flows hold it while open; a new flow of
+ * another client takes it once the holder closed (FIN) or lost its
+ * established entry (reselected), with no wait for lbd's collection. Short
+ * connections from reused client ports held half of a backend's ports for
+ * the 30 s of conntrack_timeout closed= and lost SYNs as snat_exhausted. */
+static void snat_port_from_established(int fam)
+{
+	struct h_svc s = svc(fam, IPPROTO_TCP, LB_FWD_NAT);
+	struct h_spec a = h_from_client(fam, IPPROTO_TCP, 41030, 80);
+	struct h_spec b = h_from_client(fam, IPPROTO_TCP, 41031, 80);
+	struct h_spec c = h_from_client(fam, IPPROTO_TCP, 41032, 80);
+	struct lb_flow_key ka = client_key(&a), kb = client_key(&b);
+	struct lb_flow_key4 k4;
+	struct h_pkt pin, out;
+	bool v4 = fam == 4;
+
+	h_config(5000, 5000, 1);
+	h_svc_add(&s);
+	assert_int_equal(tcp_promoted(&a), 5000);
+	/* open: b's SYN finds no port */
+	h_build(&b, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_DROP);
+	assert_int_equal(h_drops(LB_DROP_SNAT_EXHAUSTED), 1);
+	assert_int_equal(tier(&a, 5000, true), 1);
+	/* a's client closes: b gets the port, a's entries go */
+	a.tcp_flags = 0x11;
+	assert_int_equal(fwd(&a), 5000);
+	assert_int_equal(fwd(&b), 5000);
+	assert_int_equal(h_drops(LB_DROP_SNAT_EXHAUSTED), 1);
+	assert_false(in_map(true, false, &ka));
+	assert_int_equal(tier(&b, 5000, true), 0);
+	/* b promoted, then its established entry removed (as a reselection
+	 * does, which leaves the reply mapping): c takes the port */
+	reply(&b, 5000, 0x12);
+	b.tcp_flags = 0x10;
+	assert_int_equal(fwd(&b), 5000);
+	reply(&b, 5000, 0x18);
+	assert_int_equal(fwd(&b), 5000);
+	assert_int_equal(tier(&b, 5000, true), 1);
+	lb_flow_key4(&k4, &kb);
+	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), v4 ? LB_MAP_CT4_EST : LB_MAP_CT_EST),
+					     v4 ? (void *)&k4 : (void *)&kb), 0);
+	assert_int_equal(fwd(&c), 5000);
+	assert_int_equal(tier(&c, 5000, true), 0);
+	reply(&c, 5000, 0x12);
+	assert_int_equal(h_drops(LB_DROP_SNAT_EXHAUSTED), 1);
+}
+
+static void test_snat_port_from_established4(void **st) { (void)st; snat_port_from_established(4); }
+static void test_snat_port_from_established6(void **st) { (void)st; snat_port_from_established(6); }
+
 #define T(f) cmocka_unit_test_setup_teardown(f, h_dp_up, h_dp_down)
 
 int main(void)
@@ -337,6 +388,8 @@ int main(void)
 		T(test_established_full),
 		T(test_gc_removes_idle),
 		T(test_flood_keeps_established),
+		T(test_snat_port_from_established4),
+		T(test_snat_port_from_established6),
 	};
 
 	h_init();
