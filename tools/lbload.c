@@ -120,7 +120,7 @@ static void tally(const char *name)
 }
 
 /* Reports one failure on stderr with its time (wall clock and run offset). */
-static void log_failure(const struct slot *s, int idx, enum fail_kind why)
+static void log_failure(const struct slot *s, int idx, enum fail_kind why, int port)
 {
 	struct timespec wall;
 	struct tm tm;
@@ -128,9 +128,10 @@ static void log_failure(const struct slot *s, int idx, enum fail_kind why)
 
 	clock_gettime(CLOCK_REALTIME, &wall);
 	localtime_r(&wall.tv_sec, &tm);
-	fprintf(stderr, "lbload: %02d:%02d:%02d.%03ld +%lld.%03llds %s %d failed: %s\n",
+	fprintf(stderr, "lbload: %02d:%02d:%02d.%03ld +%lld.%03llds %s %d failed: %s"
+		" (client port %d)\n",
 		tm.tm_hour, tm.tm_min, tm.tm_sec, wall.tv_nsec / 1000000,
-		t / 1000, t % 1000, s->keep ? "keep conn" : "request", idx, fail_names[why]);
+		t / 1000, t % 1000, s->keep ? "keep conn" : "request", idx, fail_names[why], port);
 }
 
 static enum fail_kind errno_kind(int err)
@@ -154,20 +155,27 @@ static void slot_close(struct slot *s)
 
 static void slot_fail(struct slot *s, int idx, enum fail_kind why)
 {
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int port = -1;
+
+	if (s->fd >= 0 && !getsockname(s->fd, (struct sockaddr *)&ss, &sl))
+		port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						      : ((struct sockaddr_in *)&ss)->sin_port);
 	slot_close(s);
 	if (s->keep) {
 		s->failed = true;
 		s->why = why;
 		s->failed_at = now_ms() - st.t0;
 		s->state = S_DONE;
-		log_failure(s, idx, why);
+		log_failure(s, idx, why, port);
 		return;
 	}
 	st.failed++;
 	st.fails[why]++;
 	s->state = S_FREE;
 	if (opt.duration_s)
-		log_failure(s, (int)st.started, why);
+		log_failure(s, (int)st.started, why, port);
 }
 
 static int ep_set(struct slot *s, unsigned events, int op)
