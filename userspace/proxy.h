@@ -6,11 +6,14 @@
  * each with its own epoll loop, its own open-file budget and its own
  * SO_REUSEPORT listener per VIP, forward TCP (through the worker's buffer,
  * then splice through a pipe per direction once a direction carries bulk
- * data; idle connections hold no pipe) and UDP (per-client sessions, in the
- * worker the kernel's SO_REUSEPORT hash gives the client's flow). A new
- * flow picks its backend from the same selection table and with the same
- * hash (bpf/lb_hash.h over the struct lb_flow_key the BPF path builds) as
- * the data path, so a flow lands on the same backend either way:
+ * data; idle connections hold no pipe; the client's first bytes are read
+ * at accept and sent right after the backend's connect, as HAProxy does,
+ * which saves an epoll round per connection) and UDP (per-client
+ * sessions, in the worker the kernel's SO_REUSEPORT hash gives the
+ * client's flow). A new flow picks its backend from the same selection
+ * table and with the same hash (bpf/lb_hash.h over the struct lb_flow_key
+ * the BPF path builds) as the data path, so a flow lands on the same
+ * backend either way:
  *   maglev       lb_hash_flow({client, VIP, ports, proto}) % table size
  *   ip_hash      lb_hash_addr(client) % table size
  *   round_robin  the weighted sequence, one cursor per worker (the BPF path
