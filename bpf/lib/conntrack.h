@@ -474,16 +474,28 @@ __attribute__((noinline)) int lb_ct_promote(const struct lb_flow_key *k, struct 
 	return 1;
 }
 
-/* After lb_ct_promote: the flow's LRU entries go. */
+/*
+ * After lb_ct_promote: the flow's LRU entries go. A FIN or RST of the
+ * backend's that another CPU applied to the LRU entry while the flow was
+ * copied over (the backend's FIN crosses the client's ACK of the response)
+ * is carried over to the established entry, already counted out: else the
+ * client's FIN counted the connection out again (backend_conns drifted by
+ * -80 over 40k short connections).
+ */
 __attribute__((noinline)) int lb_ct_promoted(const struct lb_flow_key *k,
 					      const struct lb_flow *f,
 					      const struct lb_backend *be)
 {
+	struct lb_flow *g, *e;
 	struct lb_flow_key rk;
 	struct lb_nat *n;
 
 	if (!k || !f || !be)
 		return 0;
+	g = lb_flow_lookup_k(&ct4, &ct, k);
+	e = lb_flow_lookup_k(&ct4_est, &ct_est, k);
+	if (g && e && (g->flags & LB_FLOW_F_CLOSING) && !(e->flags & LB_FLOW_F_CLOSING))
+		e->flags = (e->flags & ~LB_FLOW_F_COUNTED) | LB_FLOW_F_CLOSING;
 	if (f->fwd == LB_FWD_NAT) {
 		lb_flow_reply_key(&rk, k, f, be);
 		n = lb_flow_lookup_k(&nat4, &nat, &rk);

@@ -251,9 +251,9 @@ static __always_inline int lb_ct_confirmed(const struct lb_pkt *p, const struct 
 /*
  * Send the packet of flow f: in the established tier (est), a new flow
  * (new_flow), or a copy of the new-tier entry g. An established flow's
- * last-seen stamp moves on once a second; a confirmed new one is promoted,
- * else what changed in the copy goes back to g (the reply path may have
- * confirmed g meanwhile: that stays). Not the next hop: new flows route
+ * last-seen stamp moves on once a second; a confirmed new one is promoted
+ * with g's flags (the reply path may have confirmed or closed g meanwhile),
+ * else the copy's stamp goes back to g. Not the next hop: new flows route
  * every packet (writing it back cost the verifier 4% of its limit); a
  * promoted flow takes the one just found along.
  */
@@ -269,12 +269,11 @@ static __always_inline int lb_flow_go(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	rc = lb_flow_send(ctx, p, end, f, be, cfg, new_flow);
 	/* after the send: the copy holds the next hop it found */
 	if (!est && !new_flow && g) {
-		if (lb_ct_confirmed(p, f) && lb_ct_promote(&p->key, f, be, cfg->now)) {
+		f->flags = g->flags;
+		if (lb_ct_confirmed(p, f) && lb_ct_promote(&p->key, f, be, cfg->now))
 			lb_ct_promoted(&p->key, f, be);
-		} else {
-			g->flags = f->flags | (g->flags & LB_FLOW_F_CONFIRMED);
+		else
 			g->seen = f->seen;
-		}
 	}
 	/* bpf_redirect's long is never negative, but the verifier does not
 	 * know it and would walk on into lb_forward with the packet pointers
@@ -402,7 +401,11 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 			be = 0;
 			lb_event(LB_EV_FLOW_RESELECT);
 		} else if (p->key.proto == IPPROTO_TCP) {
-			lb_flow_tcp_flags(f, p->tcp_flags);
+			/* On the entry, not the copy: a copy written back
+			 * after the send undid a FIN the backend sent
+			 * meanwhile (counted out on the entry), and the
+			 * client's FIN counted the connection out twice. */
+			lb_flow_tcp_flags(g ? g : f, p->tcp_flags);
 		}
 	}
 	if (!be) {
