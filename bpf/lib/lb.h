@@ -281,13 +281,14 @@ static __always_inline int lb_flow_go(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	return rc < 0 ? LB_DROP : rc;
 }
 
-/* A SYN reusing a closed flow's tuple is a new connection, which a
- * draining backend does not take. */
-static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct lb_flow *f,
-					  const struct lb_backend *be)
+/* A SYN reusing a closed flow's tuple is a new connection: it goes where
+ * the table sends new connections now (IPVS's conn_reuse_mode), not to the
+ * backend of the old one, which may have left the table since (draining,
+ * a backup again, weight 0, slow start) and would get clients' reused
+ * ports for as long as the flow stays in conntrack. */
+static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct lb_flow *f)
 {
-	return p->key.proto == IPPROTO_TCP && be->state == LB_BE_DRAIN &&
-	       (f->flags & LB_FLOW_F_CLOSING) &&
+	return p->key.proto == IPPROTO_TCP && (f->flags & LB_FLOW_F_CLOSING) &&
 	       (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
 }
 
@@ -327,7 +328,7 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 	if (f->fwd == LB_FWD_LOCAL || f->fwd >= LB_FWD_MAX)
 		return -1;
 	be = lb_flow_backend(f);
-	if (!be || lb_flow_reused(p, f, be))
+	if (!be || lb_flow_reused(p, f))
 		return -1;
 	if (p->ttl <= 1 && f->fwd == LB_FWD_NAT) {
 		lb_event(LB_EV_PASS_TTL);
@@ -397,7 +398,7 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 			if (f->flags & LB_FLOW_F_COUNTED)
 				lb_conns_add(f->backend_id, -1);
 			lb_event(LB_EV_FLOW_RESELECT);
-		} else if (lb_flow_reused(p, f, be)) {
+		} else if (lb_flow_reused(p, f)) {
 			be = 0;
 			lb_event(LB_EV_FLOW_RESELECT);
 		} else if (p->key.proto == IPPROTO_TCP) {

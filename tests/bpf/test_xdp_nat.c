@@ -264,6 +264,35 @@ static void test_drain_keeps_flows(void **st)
 	assert_int_equal(h_which_backend(&out, 4, two, 2), 0);
 }
 
+/* A SYN that reuses a closed flow's tuple is a new connection: the table
+ * of now places it, not the flow that had the tuple before. */
+static void test_reused_tuple_follows_table(void **st)
+{
+	static const struct h_be other[] = { { .id = 2, .addr = "198.18.1.2", .port = 8080 } };
+	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40019, 80);
+	struct h_pkt pin, out;
+	uint32_t id;
+
+	(void)st;
+	h_svc_add(&s);
+	forward_ok(&in);
+	/* backend 1 leaves the table but stays up (a backup again, weight 0) */
+	h_svc_backends(&s, other, 1);
+	in.tcp_flags = 0x10;
+	forward_ok(&in); /* established: stays */
+	in.tcp_flags = 0x11;
+	forward_ok(&in); /* client FIN */
+	assert_int_equal(h_event(LB_EV_FLOW_RESELECT), 0);
+	in.tcp_flags = 0x02; /* the client reuses its port */
+	h_build(&in, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT);
+	assert_int_equal(h_which_backend(&out, 4, other, 1), 0);
+	assert_int_equal(h_event(LB_EV_FLOW_RESELECT), 1);
+	assert_int_equal(h_flow_backend(4, CL4, 40019, VIP4, 80, IPPROTO_TCP, &id), 0);
+	assert_int_equal(id, 2);
+}
+
 static void ttl_expiry(int fam)
 {
 	struct h_svc s = svc(fam, IPPROTO_TCP, 80, LB_FWD_NAT);
@@ -755,6 +784,7 @@ int main(void)
 		T(test_evicted_flow_keeps_snat_port),
 		T(test_snat_ports_half_used),
 		T(test_drain_keeps_flows),
+		T(test_reused_tuple_follows_table),
 		T(test_ttl4_expiry),
 		T(test_ttl6_expiry),
 		T(test_udp4_zero_csum_kept),
