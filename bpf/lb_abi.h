@@ -250,6 +250,7 @@ struct lb_owner {
 #define LB_FLOW_F_CONFIRMED   (1u << 3) /* new tier: the backend answered as for
 					 * a connection it has; the client's next
 					 * packet promotes the flow (conntrack.h) */
+#define LB_FLOW_F_CSUM        (1u << 4) /* csum_l4/csum_l3 are set */
 
 /*
  * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so
@@ -285,6 +286,12 @@ struct lb_flow {
 	struct lb_nh nh;   /* towards the backend */
 	__u32 seen;        /* lb_config.now at its last packet (established
 			    * tier; new tier: of its last failed promotion) */
+	/* Full NAT on XDP: what the rewrite adds to the L4 and IPv4 header
+	 * checksums, folded (see csum.h). Constant for the flow's life (its
+	 * tuple, SNAT and backend are), so an established packet adds one
+	 * word each instead of summing the address and port changes again. */
+	__u16 csum_l4;
+	__u16 csum_l3;
 };
 
 /* Value of `nat`, keyed by the reply's tuple (backend -> SNAT addr:port). */

@@ -115,7 +115,7 @@ static __always_inline int lb_tc_nat(struct __sk_buff *skb, struct lb_pkt *p, vo
 	ports[0] = nsport;
 	ports[1] = ndport;
 	*endp = end;
-	return lb_l3_set(p, end, nsrc, ndst, dec_ttl);
+	return lb_l3_set(p, end, nsrc, ndst, dec_ttl, 0);
 }
 
 /*

@@ -11,6 +11,7 @@
 #define LB_DATA(ctx)            ((void *)(long)(ctx)->data)
 #define LB_DATA_END(ctx)        ((void *)(long)(ctx)->data_end)
 #define LB_FIB_CACHE            1
+#define LB_FLOW_CSUM            1
 #define LB_CALLS_MAP            xdp_calls
 
 #include "lib/lb.h"

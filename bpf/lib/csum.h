@@ -43,11 +43,28 @@ static __always_inline __u64 csum_sub_addr(__u64 acc, const union lb_addr *from,
 	return acc;
 }
 
-static __always_inline __u16 csum_end(__u64 acc)
+/* The accumulated sum, folded to 16 bits (not complemented). */
+static __always_inline __u16 csum_fold(__u64 acc)
 {
 	acc = (acc & 0xffffffff) + (acc >> 32);
 	acc = (acc & 0xffff) + (acc >> 16);
 	acc = (acc & 0xffff) + (acc >> 16);
+	acc = (acc & 0xffff) + (acc >> 16);
+	return (__u16)acc;
+}
+
+static __always_inline __u16 csum_end(__u64 acc)
+{
+	return (__u16)~csum_fold(acc);
+}
+
+/* The checksum `old` updated by a folded delta (csum_fold of the changes'
+ * sum): the two 16-bit terms carry into bit 16 at most once, so one fold
+ * is all it takes. */
+static __always_inline __u16 csum_apply(__u16 old, __u16 delta)
+{
+	__u32 acc = (__u32)(__u16)~old + delta;
+
 	acc = (acc & 0xffff) + (acc >> 16);
 	return (__u16)~acc;
 }

@@ -20,6 +20,9 @@
  *   LB_CALLS_MAP      the prog array of lb_call_new_flow's tail call
  *   LB_FIB_CACHE      1: established flows reuse their cached next hop
  *                     (struct lb_nh) instead of bpf_fib_lookup (default 0)
+ *   LB_FLOW_CSUM      1: full-NAT flows keep their checksum deltas
+ *                     (lb_nat_csum_delta) and their packets are rewritten
+ *                     with them (default 0: LB_NAT_REWRITE every packet)
  */
 #ifndef LB_LB_H
 #define LB_LB_H
@@ -45,6 +48,9 @@
 #endif
 #ifndef LB_FIB_CACHE
 #define LB_FIB_CACHE 0
+#endif
+#ifndef LB_FLOW_CSUM
+#define LB_FLOW_CSUM 0
 #endif
 
 static __always_inline int lb_verdict_drop(__u32 reason)
@@ -182,10 +188,17 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	nf->fwd = vip->fwd;
 	lb_addr_copy(&nf->snat_addr, &vip->snat_addr);
 	__builtin_memset(&nf->nh, 0, sizeof(nf->nh));
+	nf->csum_l4 = 0;
+	nf->csum_l3 = 0;
 	if (vip->fwd == LB_FWD_NAT) {
 		nf->snat_port = lb_snat_alloc(p, vip, be, be_id, cfg);
 		if (!nf->snat_port)
 			return LB_DROP_SNAT_EXHAUSTED;
+		if (LB_FLOW_CSUM) {
+			lb_nat_csum_delta(p, &nf->snat_addr, nf->snat_port, &be->addr, be->port,
+					  &nf->csum_l4, &nf->csum_l3);
+			nf->flags |= LB_FLOW_F_CSUM;
+		}
 	} else if (lb_fwd_encap(vip->fwd)) {
 		if (!(vip->flags & LB_VIP_F_SNAT_SET))
 			return LB_DROP_NO_SOURCE;
@@ -230,9 +243,14 @@ static __always_inline int lb_flow_send(LB_CTX *ctx, struct lb_pkt *p, void *end
 		lb_event(LB_EV_ENCAP);
 		return lb_fib_xmit(ctx, p, end, &f->snat_addr, &be->addr, &f->nh, cfg);
 	}
+	if (LB_FLOW_CSUM && (f->flags & LB_FLOW_F_CSUM)) {
+		if (lb_rewrite(p, end, &f->snat_addr, f->snat_port, &be->addr, be->port, 1, f))
+			return lb_verdict_drop(LB_DROP_TRUNC_L4);
 	/* Map values stay put while the packet moves (TC helpers). */
-	if (LB_NAT_REWRITE(ctx, p, end, &f->snat_addr, f->snat_port, &be->addr, be->port))
+	} else if (LB_NAT_REWRITE(ctx, p, end, &f->snat_addr, f->snat_port, &be->addr,
+				  be->port)) {
 		return lb_verdict_drop(LB_DROP_TRUNC_L4);
+	}
 	return lb_fib_xmit(ctx, p, end, &f->snat_addr, &be->addr, &f->nh, cfg);
 }
 

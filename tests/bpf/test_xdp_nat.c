@@ -313,6 +313,52 @@ static void ttl_expiry(int fam)
 static void test_ttl4_expiry(void **st) { (void)st; ttl_expiry(4); }
 static void test_ttl6_expiry(void **st) { (void)st; ttl_expiry(6); }
 
+/*
+ * A flow's packets are rewritten with the checksum deltas worked out when
+ * it was created (lb_nat_csum_delta): every later packet, whatever its TTL,
+ * flags and payload, must leave with the checksums a from-scratch
+ * computation gives (forward_ok compares every byte).
+ */
+static void csum_deltas(int fam, uint8_t proto)
+{
+	struct h_svc s = svc(fam, proto, 443, LB_FWD_NAT);
+	uint8_t pl[64];
+	uint32_t r = 0x12345678u + (uint32_t)fam * 31u + proto;
+
+	h_svc_add(&s);
+	for (int flow = 0; flow < 40; flow++) {
+		struct h_spec in = h_from_client(fam, proto, (uint16_t)(20000 + flow * 997), 443);
+		uint16_t first = 0;
+
+		for (int pkt = 0; pkt < 4; pkt++) {
+			uint16_t port;
+
+			for (size_t i = 0; i < sizeof(pl); i++) {
+				r = r * 1103515245u + 12345u;
+				pl[i] = (uint8_t)(r >> 16);
+			}
+			in.payload = pl;
+			in.plen = 1 + (r >> 8) % sizeof(pl);
+			in.ttl = (uint8_t)(2 + (r >> 4) % 254);
+			if (proto == IPPROTO_TCP) {
+				in.tcp_flags = pkt ? 0x18 : 0x02;
+				in.seq += 1000;
+				in.ack = r;
+			}
+			port = forward_ok(&in);
+			if (!pkt)
+				first = port;
+			assert_int_equal(port, first);
+		}
+	}
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 40);
+}
+
+static void test_csum_deltas_tcp4(void **st) { (void)st; csum_deltas(4, IPPROTO_TCP); }
+static void test_csum_deltas_udp4(void **st) { (void)st; csum_deltas(4, IPPROTO_UDP); }
+static void test_csum_deltas_tcp6(void **st) { (void)st; csum_deltas(6, IPPROTO_TCP); }
+static void test_csum_deltas_udp6(void **st) { (void)st; csum_deltas(6, IPPROTO_UDP); }
+
 /* IPv4 UDP without checksum stays without one after NAT. */
 static void test_udp4_zero_csum_kept(void **st)
 {
@@ -789,6 +835,10 @@ int main(void)
 		T(test_ttl6_expiry),
 		T(test_udp4_zero_csum_kept),
 		T(test_udp4_csum_result_zero),
+		T(test_csum_deltas_tcp4),
+		T(test_csum_deltas_udp4),
+		T(test_csum_deltas_tcp6),
+		T(test_csum_deltas_udp6),
 		T(test_vlan),
 		T(test_qinq),
 		T(test_ipv4_options),
