@@ -153,7 +153,9 @@ static __always_inline void lb_conns_add(__u32 be_id, __s64 d)
 		__sync_fetch_and_add(c, d);
 }
 
-/* TCP connection accounting on a tracked flow, from either direction. */
+/* TCP connection accounting on a tracked flow, from either direction. A
+ * SYN reusing a closed flow's tuple never gets here: it is a new flow
+ * (lb_flow_reused). */
 static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, __u8 flags)
 {
 	if ((flags & (TCPF_FIN | TCPF_RST)) && !(f->flags & LB_FLOW_F_CLOSING)) {
@@ -162,12 +164,6 @@ static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, __u8 flags)
 			f->flags &= ~LB_FLOW_F_COUNTED;
 			lb_conns_add(f->backend_id, -1);
 		}
-	} else if ((flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN &&
-		   (f->flags & LB_FLOW_F_CLOSING)) {
-		/* the client reuses the tuple for a new connection */
-		f->flags &= ~LB_FLOW_F_CLOSING;
-		f->flags |= LB_FLOW_F_COUNTED;
-		lb_conns_add(f->backend_id, 1);
 	}
 }
 
