@@ -153,16 +153,51 @@ static __always_inline void lb_conns_add(__u32 be_id, __s64 d)
 		__sync_fetch_and_add(c, d);
 }
 
-/* TCP connection accounting on a tracked flow, from either direction. A
- * SYN reusing a closed flow's tuple never gets here: it is a new flow
- * (lb_flow_reused). */
-static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, __u8 flags)
+/*
+ * Whether the caller is the one to count out the connection of client
+ * tuple k and SNAT port port: the first to insert its token. The flags of
+ * the flow cannot decide it alone: the client's and the backend's FIN
+ * cross on two CPUs, and a flow being promoted has two entries (each
+ * counted) for a moment. There are no atomic bit operations below BPF v3
+ * (which lb_xdp does not pass the verifier with), but an insert with
+ * BPF_NOEXIST succeeds once. A global function: verified once, not at
+ * every inlined caller.
+ */
+__attribute__((noinline)) int lb_conn_closed(const struct lb_flow_key *k, __u32 port)
+{
+	struct lb_flow_key t;
+	__u32 one = 1;
+
+	if (!k)
+		return 0;
+	__builtin_memcpy(&t, k, sizeof(t));
+	t.pad = (__u16)port;
+	return bpf_map_update_elem(&conn_closed, &t, &one, BPF_NOEXIST) == 0;
+}
+
+/* A new connection on tuple k and SNAT port port: whoever counted out an
+ * earlier one there is forgotten. */
+static __always_inline void lb_conn_opened(const struct lb_flow_key *k, __u16 port)
+{
+	struct lb_flow_key t;
+
+	__builtin_memcpy(&t, k, sizeof(t));
+	t.pad = port;
+	bpf_map_delete_elem(&conn_closed, &t);
+}
+
+/* TCP connection accounting on tracked flow f of client tuple k, from
+ * either direction. A SYN reusing a closed flow's tuple never gets here:
+ * it is a new flow (lb_flow_reused). */
+static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, const struct lb_flow_key *k,
+					      __u8 flags)
 {
 	if ((flags & (TCPF_FIN | TCPF_RST)) && !(f->flags & LB_FLOW_F_CLOSING)) {
 		f->flags |= LB_FLOW_F_CLOSING;
 		if (f->flags & LB_FLOW_F_COUNTED) {
 			f->flags &= ~LB_FLOW_F_COUNTED;
-			lb_conns_add(f->backend_id, -1);
+			if (lb_conn_closed(k, f->snat_port))
+				lb_conns_add(f->backend_id, -1);
 		}
 	}
 }

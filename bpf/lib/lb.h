@@ -207,6 +207,7 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 	if (p->key.proto == IPPROTO_TCP) {
 		nf->flags |= LB_FLOW_F_COUNTED;
 		lb_conns_add(be_id, 1);
+		lb_conn_opened(&p->key, nf->snat_port);
 	}
 	if (lb_ct_update(p, &p->key, nf)) {
 		if (nf->flags & LB_FLOW_F_COUNTED)
@@ -353,7 +354,7 @@ static __always_inline int lb_established(LB_CTX *ctx, struct lb_pkt *p, void *e
 		return LB_PASS;
 	}
 	if (p->key.proto == IPPROTO_TCP)
-		lb_flow_tcp_flags(f, p->tcp_flags);
+		lb_flow_tcp_flags(f, &p->key, p->tcp_flags);
 	return lb_flow_go(ctx, p, end, f, 0, 1, be, cfg, 0);
 }
 
@@ -424,7 +425,7 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 			 * after the send undid a FIN the backend sent
 			 * meanwhile (counted out on the entry), and the
 			 * client's FIN counted the connection out twice. */
-			lb_flow_tcp_flags(g ? g : f, p->tcp_flags);
+			lb_flow_tcp_flags(g ? g : f, &p->key, p->tcp_flags);
 		}
 	}
 	if (!be) {
@@ -487,7 +488,7 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 			lb_nat_client_tuple(&fk, n, &p->key);
 			f = lb_ct_lookup(p, &fk, &est);
 			if (f)
-				lb_flow_tcp_flags(f, fl);
+				lb_flow_tcp_flags(f, &fk, fl);
 		}
 	}
 }

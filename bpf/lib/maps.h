@@ -135,6 +135,17 @@ struct {
 	__type(value, struct lb_flow);
 } flow_scratch SEC(".maps");
 
+/* Who counted a TCP connection out (conntrack.h, lb_conn_closed): keyed by
+ * the client tuple with the flow's SNAT port in pad. Only the race between
+ * two closers needs it, so it is small and evicts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb_flow_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_closed SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
