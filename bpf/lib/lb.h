@@ -311,6 +311,19 @@ static __always_inline int lb_flow_reused(const struct lb_pkt *p, const struct l
 	       (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
 }
 
+/* A SYN on a full-NAT flow its backend never confirmed (see conntrack.h),
+ * while that backend takes no new connections: a client that gave up on
+ * an unanswered SYN (a backend black-holed, then drained by passive
+ * health) and reuses the port, or a retransmit of a SYN whose SYN-ACK
+ * never came. No connection exists to keep: the table of now places it. */
+static __always_inline int lb_flow_unanswered(const struct lb_pkt *p, const struct lb_flow *f,
+					      const struct lb_backend *be)
+{
+	return p->key.proto == IPPROTO_TCP && f->fwd == LB_FWD_NAT && be->state != LB_BE_UP &&
+	       !(f->flags & LB_FLOW_F_CONFIRMED) &&
+	       (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
+}
+
 /* The client's flow of p: its established entry, or a copy in this CPU's
  * flow_scratch of its new-tier entry (*g: the entry), or 0. New-tier flows take the VIP
  * lookup and lb_forward; only established ones the fast path. */
@@ -413,11 +426,10 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		return reason;
 	if (f) {
 		be = lb_flow_backend(f);
-		if (!be) {
-			if (f->flags & LB_FLOW_F_COUNTED)
+		if (!be || lb_flow_reused(p, f) || lb_flow_unanswered(p, f, be)) {
+			/* the flow this one replaces, if still counted: once */
+			if ((f->flags & LB_FLOW_F_COUNTED) && lb_conn_closed(&p->key, f->snat_port))
 				lb_conns_add(f->backend_id, -1);
-			lb_event(LB_EV_FLOW_RESELECT);
-		} else if (lb_flow_reused(p, f)) {
 			be = 0;
 			lb_event(LB_EV_FLOW_RESELECT);
 		} else if (p->key.proto == IPPROTO_TCP) {

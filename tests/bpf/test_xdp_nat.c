@@ -293,6 +293,35 @@ static void test_reused_tuple_follows_table(void **st)
 	assert_int_equal(id, 2);
 }
 
+/* A SYN on a flow its backend never answered, once that backend drains
+ * (passive health after unanswered SYNs), is placed by the table of now:
+ * the client gave up and reused its port, or retransmits a SYN nobody
+ * answered; no connection is there to keep. */
+static void test_unanswered_syn_leaves_drained(void **st)
+{
+	static const struct h_be two[] = {
+		{ .id = 1, .addr = BE4, .port = 8080 },
+		{ .id = 2, .addr = "198.18.1.2", .port = 8080 },
+	};
+	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40021, 80);
+	struct h_pkt pin, out;
+
+	(void)st;
+	h_svc_add(&s);
+	forward_ok(&in); /* SYN to backend 1, never answered */
+	h_build(&in, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT);
+	assert_int_equal(h_which_backend(&out, 4, two, 2), 0); /* up: stays */
+	assert_int_equal(h_event(LB_EV_FLOW_RESELECT), 0);
+	h_backend_state(1, LB_BE_DRAIN);
+	h_svc_backends(&s, two + 1, 1);
+	h_build(&in, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_client(), &out), XDP_REDIRECT);
+	assert_int_equal(h_which_backend(&out, 4, two, 2), 1);
+	assert_int_equal(h_event(LB_EV_FLOW_RESELECT), 1);
+}
+
 static void ttl_expiry(int fam)
 {
 	struct h_svc s = svc(fam, IPPROTO_TCP, 80, LB_FWD_NAT);
@@ -831,6 +860,7 @@ int main(void)
 		T(test_snat_ports_half_used),
 		T(test_drain_keeps_flows),
 		T(test_reused_tuple_follows_table),
+		T(test_unanswered_syn_leaves_drained),
 		T(test_ttl4_expiry),
 		T(test_ttl6_expiry),
 		T(test_udp4_zero_csum_kept),
