@@ -237,6 +237,8 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	bpf_map__set_max_entries(dp->xdp->maps.nat, ctn * 2);
 	bpf_map__set_max_entries(dp->xdp->maps.ct4, ctn);
 	bpf_map__set_max_entries(dp->xdp->maps.nat4, ctn * 2);
+	/* a connection counted in per reply mapping a new flow may claim */
+	bpf_map__set_max_entries(dp->xdp->maps.conn_open, ctn * 2);
 	err = lb_xdp__load(dp->xdp);
 	if (!err)
 		err = calls_fill(dp->xdp->maps.xdp_calls, dp->xdp->progs.lb_xdp_new);

@@ -153,37 +153,61 @@ static __always_inline void lb_conns_add(__u32 be_id, __s64 d)
 		__sync_fetch_and_add(c, d);
 }
 
+/* The conn_open key of client tuple k's connection on SNAT port port. */
+static __always_inline void lb_conn_key(struct lb_flow_key *t, const struct lb_flow_key *k,
+					__u16 port)
+{
+	__builtin_memcpy(t, k, sizeof(*t));
+	t->pad = port;
+}
+
 /*
- * Whether the caller is the one to count out the connection of client
- * tuple k and SNAT port port: the first to insert its token. The flags of
- * the flow cannot decide it alone: the client's and the backend's FIN
- * cross on two CPUs, and a flow being promoted has two entries (each
- * counted) for a moment. There are no atomic bit operations below BPF v3
- * (which lb_xdp does not pass the verifier with), but an insert with
- * BPF_NOEXIST succeeds once. A global function: verified once, not at
- * every inlined caller.
+ * Count out the connection of client tuple k on SNAT port port, if it is
+ * still counted in: once, on the backend that counted it in. The count
+ * goes down only where an entry of conn_open goes, and a delete succeeds
+ * once: the client's and the backend's FIN crossing on two CPUs, a flow
+ * with an entry in each tier for a moment (promotion), or a late packet of
+ * an earlier connection on the same tuple cannot take a count twice, or
+ * from a backend that did not count the connection in. (The flow's flags
+ * cannot decide it: there are no atomic bit operations below BPF v3, which
+ * lb_xdp does not pass the verifier with.) Global functions, these two:
+ * verified once, not at every inlined caller.
  */
-__attribute__((noinline)) int lb_conn_closed(const struct lb_flow_key *k, __u32 port)
+__attribute__((noinline)) int lb_conn_close(const struct lb_flow_key *k, __u32 port)
 {
 	struct lb_flow_key t;
-	__u32 one = 1;
+	__u32 *v, be_id;
 
 	if (!k)
 		return 0;
-	__builtin_memcpy(&t, k, sizeof(t));
-	t.pad = (__u16)port;
-	return bpf_map_update_elem(&conn_closed, &t, &one, BPF_NOEXIST) == 0;
+	lb_conn_key(&t, k, (__u16)port);
+	v = bpf_map_lookup_elem(&conn_open, &t);
+	if (!v)
+		return 0;
+	be_id = *v;
+	if (bpf_map_delete_elem(&conn_open, &t))
+		return 0; /* another closer's */
+	lb_conns_add(be_id, -1);
+	return 1;
 }
 
-/* A new connection on tuple k and SNAT port port: whoever counted out an
- * earlier one there is forgotten. */
-static __always_inline void lb_conn_opened(const struct lb_flow_key *k, __u16 port)
+/* Count in a new connection of client tuple k on SNAT port port at backend
+ * be_id; 1 when counted. An entry of an earlier connection on the same
+ * tuple and port is over (this one replaces it): counted out first. */
+__attribute__((noinline)) int lb_conn_open(const struct lb_flow_key *k, __u32 port, __u32 be_id)
 {
 	struct lb_flow_key t;
 
-	__builtin_memcpy(&t, k, sizeof(t));
-	t.pad = port;
-	bpf_map_delete_elem(&conn_closed, &t);
+	if (!k)
+		return 0;
+	lb_conn_key(&t, k, (__u16)port);
+	if (bpf_map_update_elem(&conn_open, &t, &be_id, BPF_NOEXIST)) {
+		lb_conn_close(k, port);
+		if (bpf_map_update_elem(&conn_open, &t, &be_id, BPF_NOEXIST))
+			return 0;
+	}
+	lb_conns_add(be_id, 1);
+	return 1;
 }
 
 /* TCP connection accounting on tracked flow f of client tuple k, from
@@ -196,8 +220,7 @@ static __always_inline void lb_flow_tcp_flags(struct lb_flow *f, const struct lb
 		f->flags |= LB_FLOW_F_CLOSING;
 		if (f->flags & LB_FLOW_F_COUNTED) {
 			f->flags &= ~LB_FLOW_F_COUNTED;
-			if (lb_conn_closed(k, f->snat_port))
-				lb_conns_add(f->backend_id, -1);
+			lb_conn_close(k, f->snat_port);
 		}
 	}
 }
@@ -356,6 +379,37 @@ __attribute__((noinline)) int lb_snat_reclaim_est(const struct lb_flow_key *rk, 
 	return 1;
 }
 
+/*
+ * Whether a new flow of client nv may take SNAT port rk->dport as far as
+ * the established tier goes: no reply mapping holds it there, or the one
+ * that does is this very client tuple's (a connection before this one on a
+ * reused client port), which then goes. The backend may still hold that
+ * connection in TIME_WAIT; a SYN from the same client tuple passes it (the
+ * client's timestamps and sequence numbers move on per tuple), a SYN from
+ * another client tuple fails PAWS half the time: the backend answers with
+ * an ACK, the client resets, and its retransmit comes a second later.
+ * Skipping its own port sent every reused tuple to a new one, so ports went
+ * per connection instead of per tuple: at ~10k connections a second they
+ * ran out and the reclaim below handed closed ports to other tuples
+ * (test_lbd's stream lost 1 in 30k connections to a timeout). A global
+ * function: verified once, not once per unrolled probe.
+ */
+__attribute__((noinline)) int lb_snat_est_free(const struct lb_flow_key *rk,
+					       const struct lb_nat *nv)
+{
+	struct lb_nat *e;
+
+	if (!rk || !nv)
+		return 0;
+	e = lb_flow_lookup_k(&nat4_est, &nat_est, rk);
+	if (!e)
+		return 1;
+	if (!lb_nat_same(e, nv))
+		return 0;
+	lb_flow_delete_k(&nat4_est, &nat_est, rk);
+	return 1;
+}
+
 /* The reply tuple rk is already this client's: its conntrack entry was
  * evicted (LRU) while the nat entry lived on. Keeping the port keeps the
  * connection; another one would reach the backend as a stranger's ACK and be
@@ -404,8 +458,8 @@ static __always_inline __u16 lb_snat_alloc(const struct lb_pkt *p, const struct 
 		__u16 port = bpf_htons((__u16)(lo + (off + i * step) % range));
 
 		lb_nat_key(&rk, p, be, &vip->snat_addr, port);
-		/* taken in the established tier: the loop below may reclaim it */
-		if (lb_nat_lookup_tier(p, &rk, 1))
+		/* another's in the established tier: the loop below may reclaim it */
+		if (!lb_snat_est_free(&rk, nv))
 			continue;
 		if (lb_nat_update(p, &rk, nv, BPF_NOEXIST) == 0 || lb_nat_is_ours(p, &rk, nv))
 			return port;

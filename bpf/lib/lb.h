@@ -204,14 +204,11 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 			return LB_DROP_NO_SOURCE;
 		nf->snat_port = vip->encap_port;
 	}
-	if (p->key.proto == IPPROTO_TCP) {
+	if (p->key.proto == IPPROTO_TCP && lb_conn_open(&p->key, nf->snat_port, be_id))
 		nf->flags |= LB_FLOW_F_COUNTED;
-		lb_conns_add(be_id, 1);
-		lb_conn_opened(&p->key, nf->snat_port);
-	}
 	if (lb_ct_update(p, &p->key, nf)) {
 		if (nf->flags & LB_FLOW_F_COUNTED)
-			lb_conns_add(be_id, -1);
+			lb_conn_close(&p->key, nf->snat_port);
 		return LB_DROP_CT_INSERT;
 	}
 	*bep = be;
@@ -428,8 +425,8 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		be = lb_flow_backend(f);
 		if (!be || lb_flow_reused(p, f) || lb_flow_unanswered(p, f, be)) {
 			/* the flow this one replaces, if still counted: once */
-			if ((f->flags & LB_FLOW_F_COUNTED) && lb_conn_closed(&p->key, f->snat_port))
-				lb_conns_add(f->backend_id, -1);
+			if (f->flags & LB_FLOW_F_COUNTED)
+				lb_conn_close(&p->key, f->snat_port);
 			be = 0;
 			lb_event(LB_EV_FLOW_RESELECT);
 		} else if (p->key.proto == IPPROTO_TCP) {

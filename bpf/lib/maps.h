@@ -135,16 +135,18 @@ struct {
 	__type(value, struct lb_flow);
 } flow_scratch SEC(".maps");
 
-/* Who counted a TCP connection out (conntrack.h, lb_conn_closed): keyed by
- * the client tuple with the flow's SNAT port in pad. Only the race between
- * two closers needs it, so it is small and evicts. */
+/* Open TCP connections behind backend_conns (conntrack.h, lb_conn_open):
+ * keyed by the client tuple with the flow's SNAT port in pad, the backend
+ * that counted the connection in as value. LRU: an entry whose close this
+ * node never saw (its flow evicted first) goes in time, leaving its count
+ * up, never down. lbd sizes it to the new-flow tier's reply mappings. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 131072);
 	__type(key, struct lb_flow_key);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} conn_closed SEC(".maps");
+} conn_open SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
