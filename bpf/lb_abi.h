@@ -374,7 +374,8 @@ struct lb_sock_key {
 #define LB_MAP_CT4_EST     "ct4_est"
 #define LB_MAP_NAT4_EST    "nat4_est"
 #define LB_MAP_CONFIG      "config"
-#define LB_MAP_CONNS       "backend_conns"
+#define LB_MAP_CONNS       "backend_conns"   /* __s64 each; mmapable */
+#define LB_MAP_CONN_OPEN   "conn_open"
 #define LB_MAP_RR          "rr_cursor"
 #define LB_MAP_VIP_STATS   "vip_stats"
 #define LB_MAP_VIP_RETIRED "vip_retired"

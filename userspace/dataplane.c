@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -50,9 +51,13 @@ struct lb_dp {
 	bool pinned;
 	bool adopted;
 	int ncpus;
+	__s64 *conns;           /* backend_conns, mapped (lb_dp_conn_sweep) */
 	struct lb_dp_link links[LB_DP_MAX_LINKS];  /* fd -1: a TC filter */
 	int nlinks;
 };
+
+/* backend_conns, as mapped (whole pages) */
+#define CONNS_BYTES (((size_t)LB_MAX_BACKENDS * sizeof(__s64) + 4095) & ~(size_t)4095)
 
 /* The other objects (TC, socket lookup) share every map of the XDP object
  * (same fds), so all programs see one conntrack and one set of VIPs
@@ -237,13 +242,21 @@ int lb_dp_open(const struct lb_dp_opts *o, struct lb_dp **out)
 	bpf_map__set_max_entries(dp->xdp->maps.nat, ctn * 2);
 	bpf_map__set_max_entries(dp->xdp->maps.ct4, ctn);
 	bpf_map__set_max_entries(dp->xdp->maps.nat4, ctn * 2);
-	/* a connection counted in per reply mapping a new flow may claim */
-	bpf_map__set_max_entries(dp->xdp->maps.conn_open, ctn * 2);
+	/* room for a connection per flow of either tier and family
+	 * (allocated as they open: BPF_F_NO_PREALLOC) */
+	bpf_map__set_max_entries(dp->xdp->maps.conn_open, 2 * (ct + ctn));
 	err = lb_xdp__load(dp->xdp);
 	if (!err)
 		err = calls_fill(dp->xdp->maps.xdp_calls, dp->xdp->progs.lb_xdp_new);
 	if (err)
 		goto fail;
+	dp->conns = mmap(NULL, CONNS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 bpf_map__fd(dp->xdp->maps.backend_conns), 0);
+	if (dp->conns == MAP_FAILED) {
+		err = -errno;
+		dp->conns = NULL;
+		goto fail;
+	}
 	if (o->load_tc) {
 		err = lb_dp_load_tc(dp);
 		if (err)
@@ -277,6 +290,8 @@ void lb_dp_close(struct lb_dp *dp)
 		close(dp->sk_link);
 	lb_sk__destroy(dp->sk);
 	lb_tc__destroy(dp->tc);
+	if (dp->conns)
+		munmap(dp->conns, CONNS_BYTES);
 	lb_xdp__destroy(dp->xdp);
 	free(dp);
 }
@@ -564,6 +579,51 @@ int lb_dp_ct_gc(struct lb_dp *dp, __u32 now, __u32 since, const struct lb_ct_tim
 		if (!err)
 			err = ct_each(dp, true, true, v4, gc_nat, &r);
 	}
+	return err;
+}
+
+struct sweep_run {
+	struct lb_dp *dp;
+	int fd;
+	__u64 gone;
+};
+
+/* A connection of conn_open whose flow is in neither tier (on its SNAT
+ * port) is over without a FIN or RST seen: lbd's collection or the LRU
+ * took its flow. Whoever deletes the entry counts the connection out (the
+ * data path does the same on a close): once, on the backend it names. */
+static int sweep_conn(void *ctx, const void *key, const void *val)
+{
+	struct sweep_run *r = ctx;
+	struct lb_flow_key k;
+	struct lb_flow f;
+	__u32 be = *(const __u32 *)val;
+	__u16 port;
+
+	memcpy(&k, key, sizeof(k));
+	port = k.pad;
+	k.pad = 0;
+	if ((!ct_op(r->dp, true, false, &k, &f) && f.snat_port == port) ||
+	    (!ct_op(r->dp, false, false, &k, &f) && f.snat_port == port))
+		return 0;
+	if (bpf_map_delete_elem(r->fd, key) || be >= LB_MAX_BACKENDS)
+		return 0;
+	__atomic_fetch_sub(&r->dp->conns[be], 1, __ATOMIC_RELAXED);
+	r->gone++;
+	return 0;
+}
+
+int lb_dp_conn_sweep(struct lb_dp *dp, __u64 *gone)
+{
+	struct sweep_run r = { .dp = dp };
+	int err;
+
+	*gone = 0;
+	if (!dp || !dp->conns)
+		return -ENODEV;
+	r.fd = map_fd(dp, LB_MAP_CONN_OPEN);
+	err = map_each(r.fd, sizeof(struct lb_flow_key), sizeof(__u32), sweep_conn, &r);
+	*gone = r.gone;
 	return err;
 }
 

@@ -105,10 +105,15 @@ struct lb_ct_gc_stats {
 	__u64 flows;   /* established flows removed */
 	__u64 nat;     /* reply mappings removed with them or orphaned */
 	__u64 kept;    /* established flows still there */
+	__u64 conns;   /* TCP connections counted out (lb_dp_conn_sweep) */
 };
 
 int lb_dp_ct_gc(struct lb_dp *dp, __u32 now, __u32 since, const struct lb_ct_timeouts *t,
 		struct lb_ct_gc_stats *out);
+
+/* Counts out the TCP connections whose flows went without a close seen
+ * (idle, evicted): after lb_dp_ct_gc. *gone: how many. */
+int lb_dp_conn_sweep(struct lb_dp *dp, __u64 *gone);
 
 /* Flows in each tier (both families), counted now. */
 struct lb_ct_counts {

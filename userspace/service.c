@@ -2020,11 +2020,14 @@ static void ct_collect(struct lb_svc *s)
 	struct lb_ct_gc_stats st;
 	int err = lb_dp_ct_gc(s->dp, lb_dp_now(), s->ct_since, &t, &st);
 
+	if (!err)
+		err = lb_dp_conn_sweep(s->dp, &st.conns);
 	if (err) {
 		lb_warn("conntrack collection: %s", strerror(-err));
 		return;
 	}
 	s->ct_gc.flows += st.flows;
+	s->ct_gc.conns += st.conns;
 	s->ct_gc.nat += st.nat;
 	s->ct_gc.kept = st.kept;
 	if (st.flows || st.nat)
@@ -2042,16 +2045,20 @@ static void out_ct(struct lb_svc *s, bool json, struct lb_buf *o)
 		return;
 	if (json)
 		lb_buf_printf(o, ",\"conntrack\":{\"established\":%llu,\"established_max\":%u,"
-			      "\"new\":%llu,\"new_max\":%u,\"gc_removed\":%llu}",
+			      "\"new\":%llu,\"new_max\":%u,\"gc_removed\":%llu,"
+			      "\"gc_conns_closed\":%llu}",
 			      (unsigned long long)c.established, c.established_max,
 			      (unsigned long long)c.new_flows, c.new_max,
-			      (unsigned long long)s->ct_gc.flows);
+			      (unsigned long long)s->ct_gc.flows,
+			      (unsigned long long)s->ct_gc.conns);
 	else
 		lb_buf_printf(o, "conntrack: %llu established (room for %u a family), %llu new "
-			      "(LRU, %u a family); %llu idle flows collected\n",
+			      "(LRU, %u a family); %llu idle flows collected, %llu connections "
+			      "counted out with no close seen\n",
 			      (unsigned long long)c.established, c.established_max,
 			      (unsigned long long)c.new_flows, c.new_max,
-			      (unsigned long long)s->ct_gc.flows);
+			      (unsigned long long)s->ct_gc.flows,
+			      (unsigned long long)s->ct_gc.conns);
 }
 
 void lb_svc_tick(struct lb_svc *s)

@@ -137,12 +137,15 @@ struct {
 
 /* Open TCP connections behind backend_conns (conntrack.h, lb_conn_open):
  * keyed by the client tuple with the flow's SNAT port in pad, the backend
- * that counted the connection in as value. LRU: an entry whose close this
- * node never saw (its flow evicted first) goes in time, leaving its count
- * up, never down. lbd sizes it to the new-flow tier's reply mappings. */
+ * that counted the connection in as value. Not an LRU, which would drop
+ * the entries of the oldest live connections (and their counts would never
+ * go down): allocated as connections open, sized by lbd for every flow of
+ * both tiers. An entry whose flow went without a FIN or RST seen (idle,
+ * evicted) is counted out by lbd's collection (lb_dp_conn_sweep). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 2 * (LB_CT_DEFAULT_SIZE + LB_CT_NEW_DEFAULT_SIZE));
 	__type(key, struct lb_flow_key);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -156,9 +159,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } config SEC(".maps");
 
-/* Live TCP connections per backend (least_conn, and a gauge for operators). */
+/* Live TCP connections per backend (least_conn, and a gauge for operators).
+ * Mmapable: lbd counts out the connections its collection found gone with
+ * an atomic add on the same words (lb_dp_conn_sweep). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, LB_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, __s64);

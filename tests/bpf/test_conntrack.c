@@ -413,6 +413,42 @@ static void snat_port_own_again(int fam)
 static void test_snat_port_own_again4(void **st) { (void)st; snat_port_own_again(4); }
 static void test_snat_port_own_again6(void **st) { (void)st; snat_port_own_again(6); }
 
+/* Connections whose flows went with no FIN or RST seen (lbd's collection
+ * of idle flows, the LRU) are counted out by lbd's sweep, once each, on
+ * their backend; live ones stay counted. They stayed counted for good, and
+ * least_conn shunned a backend for connections long gone. */
+static void test_conn_sweep(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP, LB_FWD_NAT);
+	struct h_spec a = h_from_client(4, IPPROTO_TCP, 41050, 80);
+	struct h_spec b = h_from_client(4, IPPROTO_TCP, 41051, 80);
+	struct lb_flow_key ka = client_key(&a), kb = client_key(&b);
+	struct lb_flow_key4 k4;
+	__u64 gone = 9;
+
+	(void)st;
+	h_svc_add(&s);
+	tcp_promoted(&a);                        /* established */
+	fwd(&b);                                 /* a SYN: the new tier */
+	assert_int_equal(h_conns(1), 2);
+	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
+	assert_int_equal(gone, 0);
+	assert_int_equal(h_conns(1), 2);
+	lb_flow_key4(&k4, &ka);
+	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT4_EST), &k4), 0);
+	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
+	assert_int_equal(gone, 1);
+	assert_int_equal(h_conns(1), 1);
+	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
+	assert_int_equal(gone, 0);
+	assert_int_equal(h_conns(1), 1);
+	lb_flow_key4(&k4, &kb);
+	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT4), &k4), 0);
+	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
+	assert_int_equal(gone, 1);
+	assert_int_equal(h_conns(1), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, h_dp_up, h_dp_down)
 
 int main(void)
@@ -429,6 +465,7 @@ int main(void)
 		T(test_snat_port_from_established6),
 		T(test_snat_port_own_again4),
 		T(test_snat_port_own_again6),
+		T(test_conn_sweep),
 	};
 
 	h_init();
