@@ -86,8 +86,11 @@ static int setup(void **state)
 	snprintf(T.dir, sizeof(T.dir), "/tmp/test_sup.XXXXXX");
 	assert_non_null(mkdtemp(T.dir));
 	assert_int_equal(lb_loop_new(&T.loop), 0);
-	/* loopback ports, away from the usual ones and from parallel runs */
-	T.base = (uint16_t)(42000 + (getpid() % 1000) * 8);
+	/* loopback ports, away from the usual ones and from parallel runs,
+	 * and below the ephemeral range (32768-60999): a connection's local
+	 * port there held the listening port of CI's run for a whole test
+	 * (EADDRINUSE at every restart) */
+	T.base = (uint16_t)(20000 + (getpid() % 1000) * 8);
 	snprintf(T.w.name, sizeof(T.w.name), "app");
 	T.w.instances = LB_INST_COUNT;
 	T.w.instances_n = 1;
