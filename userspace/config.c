@@ -544,6 +544,7 @@ struct parser {
 	int nfiles;
 	char *stack[LB_CONF_INCLUDE_DEPTH + 1]; /* real paths being read */
 	int depth;
+	int nest;                 /* blocks open (parse_block) */
 	struct loc *vip_loc;      /* per cfg->vips entry: its block */
 	struct loc *listen_loc;   /* per cfg->vips entry: its listen */
 	struct loc *worker_loc;   /* per cfg->workers entry */
@@ -915,12 +916,21 @@ static void do_include(struct parser *ps, const struct src *s, const struct stmt
 
 /* ------------------------------------------------------------ block driver */
 
+/* The grammar nests two deep (lbd { bgp { ... } }); a
+ * fuzzed file of 3,000 "{" overflowed the stack, one frame per block. */
+#define NEST_MAX 16
+
 static int parse_block(struct parser *ps, struct src *s, struct block *b, bool nested,
 		       struct loc open)
 {
 	struct stmt st = { 0 };
 	int rc = 0;
 
+	if (nested && ps->nest >= NEST_MAX) {
+		perr(ps, open, "blocks nested more than %d deep", NEST_MAX);
+		return -EINVAL;
+	}
+	ps->nest += nested;
 	for (;;) {
 		enum sres r = read_stmt(ps, s, &st);
 
@@ -961,6 +971,7 @@ static int parse_block(struct parser *ps, struct src *s, struct block *b, bool n
 	}
 	stmt_clear(&st);
 	free(st.w);
+	ps->nest -= nested;
 	return rc;
 }
 

@@ -1012,6 +1012,24 @@ static void test_include_glob(void **state)
 	lb_config_free(&c);
 }
 
+/* Blocks nested past the limit are an error at the block that goes too
+ * deep, not a stack overflow (make fuzz found one: 3,000 "{" in a row). */
+static void test_nested_too_deep(void **state)
+{
+	char text[4096] = "vip v ", want[2048] = "";
+	size_t n = strlen(text);
+
+	(void)state;
+	for (int i = 0; i < 3000; i++)
+		text[n++] = '{';
+	text[n] = 0;
+	/* the vip block, then 16 bare "{", the last one too deep */
+	for (int i = 0; i < 16; i++)
+		strcat(want, "t.conf:1: unexpected \"{\"\n");
+	strcat(want, "t.conf:1: blocks nested more than 16 deep");
+	expect_errors(text, want);
+}
+
 static void test_include_error_location(void **state)
 {
 	struct lb_conf c;
@@ -1385,6 +1403,7 @@ int main(void)
 		cmocka_unit_test(test_lexer_quotes_comments),
 		cmocka_unit_test(test_include_glob),
 		cmocka_unit_test(test_include_error_location),
+		cmocka_unit_test(test_nested_too_deep),
 		cmocka_unit_test(test_include_missing),
 		cmocka_unit_test(test_include_cycle),
 		cmocka_unit_test(test_include_depth),
