@@ -51,6 +51,18 @@ static bool in_map(bool est, bool nat, const struct lb_flow_key *k)
 				   v4 ? (void *)&k4 : (void *)k, val) == 0;
 }
 
+/* Remove client flow k from a tier, as lbd's collection or the LRU would. */
+static void ct_remove(bool est, const struct lb_flow_key *k)
+{
+	bool v4 = k->family == LB_AF_INET;
+	struct lb_flow_key4 k4;
+	const char *name = est ? (v4 ? LB_MAP_CT4_EST : LB_MAP_CT_EST) : (v4 ? LB_MAP_CT4 : LB_MAP_CT);
+
+	lb_flow_key4(&k4, k);
+	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), name), v4 ? (void *)&k4 : (void *)k),
+			 0);
+}
+
 static struct lb_flow_key client_key(const struct h_spec *in)
 {
 	struct lb_flow_key k = { .sport = htons(in->sport), .dport = htons(in->dport),
@@ -337,9 +349,7 @@ static void snat_port_from_established(int fam)
 	struct h_spec b = h_from_client(fam, IPPROTO_TCP, 41031, 80);
 	struct h_spec c = h_from_client(fam, IPPROTO_TCP, 41032, 80);
 	struct lb_flow_key ka = client_key(&a), kb = client_key(&b);
-	struct lb_flow_key4 k4;
 	struct h_pkt pin, out;
-	bool v4 = fam == 4;
 
 	h_config(5000, 5000, 1);
 	h_svc_add(&s);
@@ -364,9 +374,7 @@ static void snat_port_from_established(int fam)
 	reply(&b, 5000, 0x18);
 	assert_int_equal(fwd(&b), 5000);
 	assert_int_equal(tier(&b, 5000, true), 1);
-	lb_flow_key4(&k4, &kb);
-	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), v4 ? LB_MAP_CT4_EST : LB_MAP_CT_EST),
-					     v4 ? (void *)&k4 : (void *)&kb), 0);
+	ct_remove(true, &kb);
 	assert_int_equal(fwd(&c), 5000);
 	assert_int_equal(tier(&c, 5000, true), 0);
 	reply(&c, 5000, 0x12);
@@ -423,7 +431,6 @@ static void test_conn_sweep(void **st)
 	struct h_spec a = h_from_client(4, IPPROTO_TCP, 41050, 80);
 	struct h_spec b = h_from_client(4, IPPROTO_TCP, 41051, 80);
 	struct lb_flow_key ka = client_key(&a), kb = client_key(&b);
-	struct lb_flow_key4 k4;
 	__u64 gone = 9;
 
 	(void)st;
@@ -434,16 +441,14 @@ static void test_conn_sweep(void **st)
 	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
 	assert_int_equal(gone, 0);
 	assert_int_equal(h_conns(1), 2);
-	lb_flow_key4(&k4, &ka);
-	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT4_EST), &k4), 0);
+	ct_remove(true, &ka);
 	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
 	assert_int_equal(gone, 1);
 	assert_int_equal(h_conns(1), 1);
 	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
 	assert_int_equal(gone, 0);
 	assert_int_equal(h_conns(1), 1);
-	lb_flow_key4(&k4, &kb);
-	assert_int_equal(bpf_map_delete_elem(lb_dp_map_fd(h_dp(), LB_MAP_CT4), &k4), 0);
+	ct_remove(false, &kb);
 	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
 	assert_int_equal(gone, 1);
 	assert_int_equal(h_conns(1), 0);
