@@ -251,6 +251,8 @@ struct lb_owner {
 					 * a connection it has; the client's next
 					 * packet promotes the flow (conntrack.h) */
 #define LB_FLOW_F_CSUM        (1u << 4) /* csum_l4/csum_l3 are set */
+#define LB_FLOW_F_ANSWERED    (1u << 5) /* reply mapping: the backend answered
+					 * the SYN with a bare ACK (lb_reply_track) */
 
 /*
  * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so
@@ -342,8 +344,8 @@ struct lb_backend_stats {
 	__u64 bytes;
 	__u64 new_flows;
 	__u64 syn;        /* SYNs of new flows sent to it */
-	__u64 synack;     /* SYN-ACKs it answered with */
-	__u64 rst_syn;    /* RSTs it answered a SYN with (refused) */
+	__u64 synack;     /* new flows it answered: a SYN-ACK, or a TIME_WAIT's ACK */
+	__u64 rst_syn;    /* new flows whose SYN it answered with a RST (refused) */
 };
 
 /*

@@ -16,6 +16,12 @@
 #include "log.h"
 
 #define HC_RESP_MAX 16384 /* enough for a status line and a small body */
+/* A SYN counts as unanswered once this many feeds (seconds) have passed
+ * without an answer: its client has retransmitted it twice by then (1 s,
+ * 3 s). One feed took out a backend for a SYN its full accept queue dropped
+ * once, a second before the retransmit went through; NGINX, the model of
+ * max_fails, counts only a connect that timed out. */
+#define SYN_LATE_TICKS 3
 
 enum stage { ST_IDLE, ST_CONNECT, ST_SEND, ST_RECV };
 
@@ -51,7 +57,9 @@ struct target {
 	__u32 pcount;
 	bool syn_base;
 	__u32 syn_id;
-	__u64 syn_prev, rst_prev, syn_counted;
+	__u64 syn_hist[SYN_LATE_TICKS]; /* SYNs sent, at each of the last calls */
+	unsigned int syn_pos;            /* the oldest of syn_hist */
+	__u64 rst_prev, syn_counted;
 	__u64 up_since_ms;
 
 	struct target *next_dead;
@@ -749,29 +757,37 @@ void lb_health_feed_syn(struct lb_health *h, const char *vip, const struct lb_en
 			__u32 counters_id, __u64 syn, __u64 synack, __u64 rst_syn)
 {
 	struct target *t = find(h, vip, ep);
-	__u64 answered = synack + rst_syn, outstanding, late, rst;
+	__u64 answered = synack + rst_syn, oldest, outstanding, late, rst;
 
 	if (!t)
 		return;
-	if (!t->syn_base || t->syn_id != counters_id || syn < t->syn_prev || rst_syn < t->rst_prev) {
+	oldest = t->syn_hist[t->syn_pos];
+	/* counters that went back were reset (another backend in the slot) */
+	if (!t->syn_base || t->syn_id != counters_id ||
+	    syn < t->syn_hist[(t->syn_pos + SYN_LATE_TICKS - 1) % SYN_LATE_TICKS] ||
+	    rst_syn < t->rst_prev) {
 		t->syn_base = true;
 		t->syn_id = counters_id;
-		t->syn_prev = syn;
+		for (int i = 0; i < SYN_LATE_TICKS; i++)
+			t->syn_hist[i] = syn;
+		t->syn_pos = 0;
 		t->rst_prev = rst_syn;
 		/* what is unanswered now is someone else's business */
 		t->syn_counted = syn > answered ? syn - answered : 0;
 		return;
 	}
-	/* SYNs sent before the last call and not answered since (a lower bound:
-	 * later SYNs may have taken some of the answers); those reported before
-	 * and answered late since are no longer counted */
-	outstanding = t->syn_prev > answered ? t->syn_prev - answered : 0;
+	/* SYNs sent SYN_LATE_TICKS feeds ago or before, and not answered
+	 * since (a lower bound: later SYNs may have taken some of the
+	 * answers); those reported before and answered late since are no
+	 * longer counted */
+	outstanding = oldest > answered ? oldest - answered : 0;
 	if (t->syn_counted > outstanding)
 		t->syn_counted = outstanding;
 	late = outstanding - t->syn_counted;
 	t->syn_counted += late;
 	rst = rst_syn - t->rst_prev;
-	t->syn_prev = syn;
+	t->syn_hist[t->syn_pos] = syn;
+	t->syn_pos = (t->syn_pos + 1) % SYN_LATE_TICKS;
 	t->rst_prev = rst_syn;
 	if (late + rst)
 		lb_debug("vip %s: backend: %llu unanswered and %llu refused SYNs", t->vip,

@@ -478,17 +478,30 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 	if (p->key.proto == IPPROTO_TCP) {
 		__u8 fl = p->tcp_flags;
 
-		if (fl & (TCPF_SYN | TCPF_RST)) {
+		/* Passive health: did the backend accept or refuse? Once a
+		 * flow, as its SYN counted once (lb_flow_go): the SYN-ACKs a
+		 * backend sends again for retransmitted SYNs would hide as
+		 * many unanswered SYNs of other flows. */
+		if (!(n->flags & (LB_FLOW_F_ESTABLISHED | LB_FLOW_F_ANSWERED))) {
 			struct lb_backend_stats *bs = lb_backend_stats(n->backend_id);
 
-			/* Passive health: did the backend accept or refuse? */
+			/* A bare ACK answers too: a TIME_WAIT that an earlier
+			 * connection (another client's) left on this SNAT port
+			 * rejected the SYN (PAWS); the client resets it and its
+			 * retransmit gets through. The backend is alive: counted
+			 * unanswered, a fresh lbd's first burst took every
+			 * backend out (max_fails 1). */
 			if (bs && (fl & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK))
 				bs->synack++;
-			else if (bs && (fl & TCPF_RST) && !(n->flags & LB_FLOW_F_ESTABLISHED))
+			else if (bs && (fl & TCPF_RST))
 				bs->rst_syn++;
-			if (fl & TCPF_SYN)
-				n->flags |= LB_FLOW_F_ESTABLISHED;
+			else if (bs && (fl & (TCPF_SYN | TCPF_ACK)) == TCPF_ACK)
+				bs->synack++;
+			if (!(fl & TCPF_SYN))
+				n->flags |= LB_FLOW_F_ANSWERED;
 		}
+		if (fl & TCPF_SYN)
+			n->flags |= LB_FLOW_F_ESTABLISHED;
 		if (fl & (TCPF_FIN | TCPF_RST)) {
 			struct lb_flow_key fk;
 			struct lb_flow *f;

@@ -640,6 +640,11 @@ static void test_stats(void **st)
 	assert_int_equal(lb_dp_backend_stats(h_dp(), two[be].id, &bs), 0);
 	assert_int_equal(bs.synack, 1);
 	assert_int_equal(bs.rst_syn, 0);
+	/* its SYN-ACK again (the client's ACK was lost): still one answer */
+	h_build(&r, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
+	assert_int_equal(lb_dp_backend_stats(h_dp(), two[be].id, &bs), 0);
+	assert_int_equal(bs.synack, 1);
 
 	/* A backend removed hands its counters to the VIP, whose totals stay;
 	 * its slot starts again from zero for whoever takes it next. */
@@ -841,6 +846,37 @@ static void test_backend_refuses(void **st)
 	assert_int_equal(h_conns(1), 0);
 }
 
+/* A TIME_WAIT on the backend (an earlier connection on this SNAT port)
+ * rejects the SYN with a bare ACK: the backend answered, once; the RST it
+ * may send later is not a refusal. The ACK goes on to the client, who
+ * resets the TIME_WAIT and retransmits. */
+static void test_backend_timewait_ack(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40023, 80), r;
+	struct lb_backend_stats bs;
+	struct h_pkt pin, out;
+
+	(void)st;
+	h_svc_add(&s);
+	r = h_from_backend(4, IPPROTO_TCP, forward_ok(&in));
+	r.tcp_flags = 0x10; /* ACK */
+	r.plen = 0;
+	h_build(&r, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
+	h_build(&r, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
+	assert_int_equal(lb_dp_backend_stats(h_dp(), 1, &bs), 0);
+	assert_int_equal(bs.syn, 1);
+	assert_int_equal(bs.synack, 1);
+	r.tcp_flags = 0x14; /* RST, ACK */
+	h_build(&r, &pin);
+	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
+	assert_int_equal(lb_dp_backend_stats(h_dp(), 1, &bs), 0);
+	assert_int_equal(bs.synack, 1);
+	assert_int_equal(bs.rst_syn, 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, h_dp_up, h_dp_down)
 
 int main(void)
@@ -888,6 +924,7 @@ int main(void)
 		T(test_icmp4_to_backend),
 		T(test_icmp6_to_backend),
 		T(test_backend_refuses),
+		T(test_backend_timewait_ack),
 	};
 
 	h_init();

@@ -471,7 +471,9 @@ keep_ok() {
 		[ -n "$(field keep "$out")" ]; then
 		t_pass "$1 ($(grep -o 'keep=[0-9]* keep_failed=[0-9]* keep_switched=[0-9]*' <<<"$out"))"
 	else
-		t_fail "$1" "rc=$rc: $(tail -5 <<<"$out")"
+		# the summary and the first failures, not the per-connection list
+		t_fail "$1" "rc=$rc: $(grep -m1 'keep=' <<<"$out"; grep -m3 'failed:' <<<"$out";
+			grep -o 'failed: [a-z_]*' <<<"$out" | sort | uniq -c | tr '\n' ' ')"
 	fi
 }
 

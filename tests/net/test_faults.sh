@@ -143,6 +143,11 @@ if wait_for -t 20 est; then
 	t_pass "10k-connections-open"
 else
 	t_fail "10k-connections-open" "$(in_client ss -Htn state established dst "$VIP" | wc -l) established"
+	# what the others are doing, and what lbload, the data path and lbd saw
+	echo "  client sockets: $(in_client ss -Htn dst "$VIP" | awk '{ print $1 }' | sort | uniq -c | tr '\n' ' ')"
+	echo "  lbload so far: $(bg_log "$KEEP" | grep -o 'failed: [a-z_]*' | sort | uniq -c | tr '\n' ' ')"
+	echo "  drops: $(lbctl -j stats | jq -c '.drops | with_entries(select(.value > 0))')"
+	bg_log "$LBD_PID" | grep -E ' (down|up)[:;]' | head -5
 fi
 # the change: a third backend, another weight, a reload on top
 lbctl backend add "${BE_ADDRS[3]}:3000" vip=web weight=3 >/dev/null

@@ -300,10 +300,10 @@ else
 	t_fail "passive-refused-syns-down" "$(lbctl status) first burst: $out"
 fi
 
-# SYNs that are never answered count too (a second after they were sent).
+# SYNs that are never answered count too (3 s after they were sent).
 if in_be 3 nft 'add table inet lbdtest; add chain inet lbdtest in { type filter hook input priority 0; }; add rule inet lbdtest in tcp dport 3002 drop'; then
 	out=$(in_client "$LBLOAD" -t 300 -c 40 -p 8 "$VIP:84" 2>&1)
-	if ms=$(wait_state blackhole "$P5" down 4); then
+	if ms=$(wait_state blackhole "$P5" down 6); then
 		t_pass "passive-unanswered-syns-down ($ms ms after the burst)"
 		echo "  reason: $(reason blackhole "$P5")"
 		expect_share passive-unanswered-gets-nothing 84 be4 all

@@ -518,12 +518,22 @@ static void passive_syn_counters(void **state)
 	t.fail_timeout_ms = 5000;
 	assert_int_equal(lb_health_sync(f->h, &t, 1), 0);
 	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 10, 9, 0);    /* baseline, 1 in flight */
-	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 12, 10, 0);   /* 2 new ones in flight */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 10, 10, 0);   /* answered */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 11, 10, 0);   /* a new one in flight */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 11, 10, 0);
+	/* answered two feeds late (a retransmit of it went through): no failure */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 11, 11, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 11, 11, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 11, 11, 0);
 	assert_int_equal(st(f, &t).passive_fails, 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 12, 10, 0);   /* those 2 never answered */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 13, 11, 0);   /* 2 new ones in flight */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 13, 11, 0);
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 13, 11, 0);
+	assert_int_equal(st(f, &t).passive_fails, 0);            /* not 3 feeds yet */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 13, 11, 0);   /* unanswered for 3 */
 	assert_int_equal(st(f, &t).passive_fails, 2);
 	assert_int_equal(f->nev, 0);
-	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 13, 10, 1);   /* one refused */
+	lb_health_feed_syn(f->h, "nat", &t.ep, 7, 14, 11, 1);   /* one refused: at once */
 	assert_int_equal(st(f, &t).passive_fails, 3);
 	assert_int_equal(f->nev, 1);
 	assert_false(f->ev[0].up);
