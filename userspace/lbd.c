@@ -622,7 +622,8 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 				lb_info("drained: exiting");
 				d->quit = true;
 			} else if (lb_now_ms() >= d->stop_end) {
-				lb_warn("stop_drain over and new flows still arrive: exiting");
+				lb_warn("stop_drain over before the node drained (the withdrawal took "
+					"long, or new flows kept coming within drain_quiet): exiting");
 				d->quit = true;
 			}
 		}
