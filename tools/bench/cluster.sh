@@ -27,7 +27,7 @@ bench_cluster() {
 		"lbload --keep) and a stream of new ones, how many failed when a node was drained" \
 		"(lbctl node drain: GRACEFUL_SHUTDOWN, then withdrawal), lost its link to the router," \
 		"or was killed (kill -9 of lbd and its BIRD); link loss and kill -9 with all five VIPs" \
-		"at once (link loss: 3 s request timeout, so TCP retransmits past the BFD detection)," \
+		"at once (link loss: 7 s request timeout, so TCP retransmits past the BFD detection)," \
 		"the encapsulated drain with its four VIPs at once. failover: from the event until" \
 		"the router's routes (IPv4 and IPv6) have no next hop via that node. The full-NAT" \
 		"drain is measured with plain withdrawal (default multipath), through a resilient" \
