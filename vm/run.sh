@@ -108,10 +108,16 @@ if [ "$RUN" = shell ]; then
 		-append "$CMDLINE lab.run=shell $*"
 	exit $?
 fi
+# timeout puts QEMU in a process group of its own: a signal to ours (make
+# killed, Ctrl-C) must take the guest down with it, not leave it running
 timeout -k 5 "$VM_TIMEOUT" "$QEMU" "${BASE[@]}" "${NET[@]}" "${ACC[@]}" -smp "$VM_SMP" \
 	-chardev "stdio,id=con,signal=off,logfile=$LOG" -serial chardev:con \
-	-append "$CMDLINE lab.run=$RUN lab.TEST_TIMEOUT=${TEST_TIMEOUT:-1800} $*" </dev/null
+	-append "$CMDLINE lab.run=$RUN lab.TEST_TIMEOUT=${TEST_TIMEOUT:-1800} $*" </dev/null &
+qpid=$!
+trap 'kill -TERM "$qpid" 2>/dev/null; wait "$qpid"; say "stopped: the guest was killed"; exit 143' INT TERM
+wait "$qpid"
 qrc=$?
+trap - INT TERM
 secs=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 ready=$(tr -d '\r' <"$LOG" | grep -m1 '^LAB-READY:' | sed -n 's/.* \([0-9.]*\)s since kernel start.*/\1/p')
 grc=$(tr -d '\r' <"$LOG" | sed -n 's/^LAB-EXIT: \([0-9]*\)$/\1/p' | tail -1)
