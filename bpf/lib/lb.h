@@ -491,11 +491,9 @@ static __always_inline void lb_reply_track(const struct lb_pkt *p, struct lb_nat
 			 * retransmit gets through. The backend is alive: counted
 			 * unanswered, a fresh lbd's first burst took every
 			 * backend out (max_fails 1). */
-			if (bs && (fl & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK))
-				bs->synack++;
-			else if (bs && (fl & TCPF_RST))
+			if (bs && (fl & TCPF_RST))
 				bs->rst_syn++;
-			else if (bs && (fl & (TCPF_SYN | TCPF_ACK)) == TCPF_ACK)
+			else if (bs && (fl & TCPF_ACK))
 				bs->synack++;
 			if (!(fl & TCPF_SYN))
 				n->flags |= LB_FLOW_F_ANSWERED;
