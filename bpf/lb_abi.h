@@ -252,7 +252,8 @@ struct lb_owner {
 					 * packet promotes the flow (conntrack.h) */
 #define LB_FLOW_F_CSUM        (1u << 4) /* csum_l4/csum_l3 are set */
 #define LB_FLOW_F_ANSWERED    (1u << 5) /* reply mapping: the backend answered
-					 * the SYN with a bare ACK (lb_reply_track) */
+					 * the SYN, not with a SYN-ACK: a RST,
+					 * or a TIME_WAIT's ACK (lb_reply_track) */
 
 /*
  * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so

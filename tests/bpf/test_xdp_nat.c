@@ -825,22 +825,40 @@ static void icmp_error_to_backend(int fam)
 static void test_icmp4_to_backend(void **st) { (void)st; icmp_error_to_backend(4); }
 static void test_icmp6_to_backend(void **st) { (void)st; icmp_error_to_backend(6); }
 
-/* A backend refusing a SYN (RST) is counted for passive health checks. */
-static void test_backend_refuses(void **st)
+/* Client port cport's SYN through a TCP full-NAT VIP to backend 1: the
+ * backend's reply to it (no payload; flags to set). */
+static struct h_spec syn_to_backend(__u16 cport)
 {
 	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40022, 80), r;
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, cport, 80), r;
+
+	h_svc_add(&s);
+	r = h_from_backend(4, IPPROTO_TCP, forward_ok(&in));
+	r.plen = 0;
+	return r;
+}
+
+/* Backend 1 sends r with TCP flags fl, on through the balancer; its
+ * counters after. */
+static struct lb_backend_stats backend_sends(struct h_spec *r, __u8 fl)
+{
 	struct lb_backend_stats bs;
 	struct h_pkt pin, out;
 
-	(void)st;
-	h_svc_add(&s);
-	r = h_from_backend(4, IPPROTO_TCP, forward_ok(&in));
-	r.tcp_flags = 0x14; /* RST, ACK */
-	r.plen = 0;
-	h_build(&r, &pin);
+	r->tcp_flags = fl;
+	h_build(r, &pin);
 	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
 	assert_int_equal(lb_dp_backend_stats(h_dp(), 1, &bs), 0);
+	return bs;
+}
+
+/* A backend refusing a SYN (RST) is counted for passive health checks. */
+static void test_backend_refuses(void **st)
+{
+	struct h_spec r = syn_to_backend(40022);
+	struct lb_backend_stats bs = backend_sends(&r, 0x14); /* RST, ACK */
+
+	(void)st;
 	assert_int_equal(bs.rst_syn, 1);
 	assert_int_equal(bs.synack, 0);
 	assert_int_equal(h_conns(1), 0);
@@ -852,27 +870,15 @@ static void test_backend_refuses(void **st)
  * resets the TIME_WAIT and retransmits. */
 static void test_backend_timewait_ack(void **st)
 {
-	struct h_svc s = svc(4, IPPROTO_TCP, 80, LB_FWD_NAT);
-	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40023, 80), r;
+	struct h_spec r = syn_to_backend(40023);
 	struct lb_backend_stats bs;
-	struct h_pkt pin, out;
 
 	(void)st;
-	h_svc_add(&s);
-	r = h_from_backend(4, IPPROTO_TCP, forward_ok(&in));
-	r.tcp_flags = 0x10; /* ACK */
-	r.plen = 0;
-	h_build(&r, &pin);
-	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
-	h_build(&r, &pin);
-	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
-	assert_int_equal(lb_dp_backend_stats(h_dp(), 1, &bs), 0);
+	backend_sends(&r, 0x10); /* ACK */
+	bs = backend_sends(&r, 0x10);
 	assert_int_equal(bs.syn, 1);
 	assert_int_equal(bs.synack, 1);
-	r.tcp_flags = 0x14; /* RST, ACK */
-	h_build(&r, &pin);
-	assert_int_equal(h_run(&pin, h_ifindex_backend(), &out), XDP_REDIRECT);
-	assert_int_equal(lb_dp_backend_stats(h_dp(), 1, &bs), 0);
+	bs = backend_sends(&r, 0x14); /* RST, ACK */
 	assert_int_equal(bs.synack, 1);
 	assert_int_equal(bs.rst_syn, 0);
 }
