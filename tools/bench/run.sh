@@ -55,7 +55,7 @@ E2E_STREAM_MB=${E2E_STREAM_MB:-512}
 BENCH_CMD=${BENCH_CMD:-make bench${QUICK:+ QUICK=1}${BENCH_ONLY:+ BENCH_ONLY=$BENCH_ONLY}}
 BENCH_ONLY=${BENCH_ONLY:-xdp,pps,e2e,proxy,maglev,control,workers,cluster}
 WRK_SECONDS=${WRK_SECONDS:-3}
-E2E_ROUNDS=${E2E_ROUNDS:-3}
+E2E_ROUNDS=${E2E_ROUNDS:-6}
 WRK_THREADS=${WRK_THREADS:-2}
 WRK_CONNS=${WRK_CONNS:-32}
 export WRK_SECONDS WRK_THREADS WRK_CONNS
@@ -564,14 +564,74 @@ e2e_peers_up() {
 	fi
 }
 
+# e2e_order ROUND A B: A B in odd rounds, B A in even ones.
+e2e_order() { if (($1 % 2)); then echo "$2 $3"; else echo "$3 $2"; fi; }
+
+# e2e_target NAME ROUND: one round of target NAME (wrk, then the stream),
+# if it is in this run: nftables (nft_ok), lbd_MODE (ok_modes, which loses
+# a mode that does not come up), a user-space peer (E2E_PEERS). bench_e2e's
+# locals.
+e2e_target() {
+	local t=$1 r=$2 p m x on=0 keep=()
+	case $t in
+	nftables)
+		((nft_ok)) || return 0
+		bench_progress "e2e round $r/$E2E_ROUNDS: nftables"
+		nft_up || return 0
+		wrk_run nftables "$r" "http://$NFT_VIP:$VIP_PORT/"
+		e2e_stream nftables "$NFT_VIP"
+		nft_down
+		;;
+	lbd_*)
+		m=${t#lbd_}
+		for x in "${ok_modes[@]}"; do [ "$x" = "$m" ] && on=1; done
+		((on)) || return 0
+		bench_progress "e2e round $r/$E2E_ROUNDS: lbd $m"
+		E2E_LBD_EXTRA="vip stream { listen $VIP:$E2E_SPORT; backend ${BE_ADDRS[1]}:$E2E_SPORT; }"
+		if e2e_lbd_up "$m"; then
+			wrk_run "$t" "$r" "http://$VIP:$VIP_PORT/"
+			e2e_stream "$t" "$VIP"
+			e2e_lbd_down
+		else
+			e2e_lbd_down
+			failed=1
+			for x in "${ok_modes[@]}"; do [ "$x" = "$m" ] || keep+=("$x"); done
+			ok_modes=("${keep[@]}")
+		fi
+		E2E_LBD_EXTRA=
+		;;
+	*)
+		for p in "${E2E_PEERS[@]}"; do
+			[ "${p%%:*}" = "$t" ] || continue
+			bench_progress "e2e round $r/$E2E_ROUNDS: $t"
+			wrk_run "$t" "$r" "http://${p#*:}:$VIP_PORT/"
+			e2e_stream "$t" "${p#*:}"
+		done
+		;;
+	esac
+}
+
+# e2e_paired A B: A's requests/s over B's, one sample a round in which
+# both ran (figure paired.A_per_B, in bench_e2e's section). Two runs a
+# few seconds apart share the machine's state, which the medians over the
+# rounds do not: this is the ratio the targets are judged on.
+e2e_paired() {
+	local v
+	while read -r v; do
+		bench_sample e2e "paired.${1}_per_$2" x "$v"
+	done < <(awk -F, -v a="$1" -v b="$2" '
+		$1 == a { x[$2] = $3 } $1 == b { y[$2] = $3 }
+		END { for (r in x) if ((r in y) && y[r] > 0) printf "%.4f\n", x[r] / y[r] }' "$E2E_RUNS")
+}
+
 # bench_e2e: section 3 on one topology, every contender once per round:
 # direct and direct_all always (the baselines); with e2e nftables, lbd XDP
 # and TC; with proxy lbd's fallback proxy, HAProxy and NGINX stream.
 bench_e2e() {
 	say "   e2e: wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s, Connection: close, client -> VIP -> 3 demo"
-	say "   backends, $E2E_ROUNDS rounds, every target in turn in each round"
+	say "   backends, $E2E_ROUNDS rounds, every target in turn in each round, each next to its baseline"
 	if ! is_root; then skip e2e "needs root (network namespaces)"; return; fi
-	local c i r m p ok_modes=() keep kernel=0 nft_ok=0
+	local c i r ok_modes=() kernel=0 nft_ok=0
 	want e2e && kernel=1
 	for c in wrk curl ethtool socat $( ((kernel)) && echo nft); do
 		command -v $c >/dev/null || { skip e2e "'$c' not installed (make deps)"; return; }
@@ -629,32 +689,11 @@ bench_e2e() {
 		e2e_stream direct "${BE_ADDRS[1]}"
 		wrk_run direct_all "$r" "http://${BE_ADDRS[1]}:$BE_PORT/" \
 			"http://${BE_ADDRS[2]}:$BE_PORT/" "http://${BE_ADDRS[3]}:$BE_PORT/"
-		for p in "${E2E_PEERS[@]}"; do
-			bench_progress "e2e round $r/$E2E_ROUNDS: ${p%%:*}"
-			wrk_run "${p%%:*}" "$r" "http://${p#*:}:$VIP_PORT/"
-			e2e_stream "${p%%:*}" "${p#*:}"
-		done
-		bench_progress "e2e round $r/$E2E_ROUNDS: nftables"
-		if ((nft_ok)) && nft_up; then
-			wrk_run nftables "$r" "http://$NFT_VIP:$VIP_PORT/"
-			e2e_stream nftables "$NFT_VIP"
-			nft_down
-		fi
-		for m in "${ok_modes[@]}"; do
-			bench_progress "e2e round $r/$E2E_ROUNDS: lbd $m"
-			E2E_LBD_EXTRA="vip stream { listen $VIP:$E2E_SPORT; backend ${BE_ADDRS[1]}:$E2E_SPORT; }"
-			if e2e_lbd_up "$m"; then
-				wrk_run "lbd_$m" "$r" "http://$VIP:$VIP_PORT/"
-				e2e_stream "lbd_$m" "$VIP"
-				e2e_lbd_down
-			else
-				e2e_lbd_down
-				failed=1
-				keep=()
-				for c in "${ok_modes[@]}"; do [ "$c" = "$m" ] || keep+=("$c"); done
-				ok_modes=("${keep[@]}")
-			fi
-			E2E_LBD_EXTRA=
+		# Each target runs right next to the one it is compared with, and
+		# which goes first flips every round: a drift of the machine's
+		# load within a round favours neither (see e2e_paired).
+		for c in $(e2e_order "$r" nftables lbd_xdp) lbd_tc $(e2e_order "$r" haproxy lbd_proxy) nginx_stream; do
+			e2e_target "$c" "$r"
 		done
 	done
 	_bench_progress_clear
@@ -672,6 +711,8 @@ bench_e2e() {
 	for t in nftables lbd_xdp lbd_tc haproxy nginx_stream; do bench_baseline e2e "stream.$t" stream.direct; done
 	bench_baseline e2e lbd_proxy haproxy
 	bench_baseline e2e stream.lbd_proxy stream.haproxy
+	e2e_paired lbd_xdp nftables
+	e2e_paired lbd_proxy haproxy
 }
 
 # e2e_matrix: section 3 as one table, a row per contender (Markdown).
@@ -919,7 +960,11 @@ if want e2e || want proxy; then
 	bench_method e2e "wrk -t$WRK_THREADS -c$WRK_CONNS -d${WRK_SECONDS}s with Connection: close from the" \
 		"client namespace to a VIP in front of 3 demo backends (tests/net/lib.sh topology)." \
 		"direct is one backend without a balancer, direct_all all three at once. Every" \
-		"contender runs on that one topology once per round, in turn: the kernel paths" \
+		"contender runs on that one topology once per round, right next to the one it is" \
+		"compared with (lbd XDP and nftables, lbd proxy and HAProxy; which of the two goes" \
+		"first flips every round). paired.A_per_B is A's requests/s over B's within each" \
+		"round: the ratio the targets are judged on, as runs seconds apart share the" \
+		"machine's load and the medians over the rounds do not. The contenders: the kernel paths" \
 		"(nftables DNAT + SNAT, lbd XDP and TC: e2e) and the user-space proxies (lbd's" \
 		"fallback proxy, HAProxy tcp mode, NGINX stream: proxy; each on a VIP of its own," \
 		"configured as in tools/bench/lib.sh). A stream is one $E2E_STREAM_MB MiB socat" \
@@ -927,8 +972,8 @@ if want e2e || want proxy; then
 		"from tools/bench/proxy.sh (its own topology; IDLE_CONNS connections)."
 	bench_e2e
 	want proxy && bench_proxy
-	want e2e && bench_target e2e lbd_xdp/nftables '>=' 1.0 "lbd XDP vs nftables DNAT (requests/s)"
-	want proxy && bench_target e2e lbd_proxy/haproxy '>=' 1.0 "lbd proxy vs HAProxy (requests/s)"
+	want e2e && bench_target e2e paired.lbd_xdp_per_nftables '>=' 1.0 "lbd XDP vs nftables DNAT (requests/s, paired rounds)"
+	want proxy && bench_target e2e paired.lbd_proxy_per_haproxy '>=' 1.0 "lbd proxy vs HAProxy (requests/s, paired rounds)"
 	e2e_matrix >"$RES/e2e-matrix.md"
 	bench_markdown e2e "$RES/e2e-matrix.md"
 	bench_plot e2e requests/s "Short HTTP connections through the balancer (requests/s)"
