@@ -193,6 +193,35 @@ struct lb_backend {
 	__u32 gen;     /* bumped when the slot is reused; flows carry it */
 };
 
+/*
+ * Value of conn_open: the backend slot a connection was counted in, with
+ * the slot's generation then (its low 15 bits, under LB_CONN_F_GEN). lbd
+ * zeroes a slot's count when it releases the slot and when it reuses it;
+ * a connection of the slot's earlier backend is then counted out of
+ * nothing, else the new backend started with the old one's live
+ * connections (least_conn shunned it) or went below zero as they closed.
+ * A value without LB_CONN_F_GEN (an lbd before this one counted it in)
+ * is counted out as it always was.
+ */
+#define LB_CONN_F_GEN     (1u << 31)
+#define LB_CONN_GEN_SHIFT 16
+#define LB_CONN_GEN_MASK  0x7fffu
+#define LB_CONN_ID_MASK   0xffffu /* LB_MAX_BACKENDS ids */
+_Static_assert(LB_MAX_BACKENDS <= LB_CONN_ID_MASK + 1, "backend ids must fit conn_open values");
+
+static inline __u32 lb_conn_val(__u32 be_id, __u32 gen)
+{
+	return LB_CONN_F_GEN | (gen & LB_CONN_GEN_MASK) << LB_CONN_GEN_SHIFT |
+	       (be_id & LB_CONN_ID_MASK);
+}
+
+/* Whether conn_open value v still counts on a slot of generation gen. */
+static inline int lb_conn_current(__u32 v, __u32 gen)
+{
+	return !(v & LB_CONN_F_GEN) ||
+	       (v >> LB_CONN_GEN_SHIFT & LB_CONN_GEN_MASK) == (gen & LB_CONN_GEN_MASK);
+}
+
 /* 5-tuple as seen on the wire: conntrack key for both directions. */
 struct lb_flow_key {
 	union lb_addr src;

@@ -596,8 +596,9 @@ static int sweep_conn(void *ctx, const void *key, const void *val)
 {
 	struct sweep_run *r = ctx;
 	struct lb_flow_key k;
+	struct lb_backend b;
 	struct lb_flow f;
-	__u32 be = *(const __u32 *)val;
+	__u32 v = *(const __u32 *)val, be = v & LB_CONN_ID_MASK;
 	__u16 port;
 
 	memcpy(&k, key, sizeof(k));
@@ -606,7 +607,10 @@ static int sweep_conn(void *ctx, const void *key, const void *val)
 	if ((!ct_op(r->dp, true, false, &k, &f) && f.snat_port == port) ||
 	    (!ct_op(r->dp, false, false, &k, &f) && f.snat_port == port))
 		return 0;
-	if (bpf_map_delete_elem(r->fd, key) || be >= LB_MAX_BACKENDS)
+	if (bpf_map_delete_elem(r->fd, key))
+		return 0;
+	/* as lb_conn_close: the slot's earlier backend's is counted out of nothing */
+	if (lb_dp_backend_get(r->dp, be, &b) || !lb_conn_current(v, b.gen))
 		return 0;
 	__atomic_fetch_sub(&r->dp->conns[be], 1, __ATOMIC_RELAXED);
 	r->gone++;
@@ -798,6 +802,19 @@ static int backend_retire(struct lb_dp *dp, __u32 id, __u32 vip_id)
 	return err;
 }
 
+/* Slot id's live connection count back to zero: in the mapping the sweep
+ * counts out on (lb_dp_conn_sweep), else through the map. */
+static int conns_zero(struct lb_dp *dp, __u32 id)
+{
+	__s64 zero = 0;
+
+	if (dp->conns) {
+		__atomic_store_n(&dp->conns[id], 0, __ATOMIC_RELAXED);
+		return 0;
+	}
+	return upd(map_fd(dp, LB_MAP_CONNS), &id, &zero);
+}
+
 int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b)
 {
 	struct lb_backend old;
@@ -810,6 +827,12 @@ int lb_dp_backend_set(struct lb_dp *dp, __u32 id, const struct lb_backend *b)
 	err = get(map_fd(dp, LB_MAP_BACKENDS), &id, &old);
 	if (!err)
 		err = upd(map_fd(dp, LB_MAP_BACKENDS), &id, b);
+	/* A new generation is a released or reused slot: the connections
+	 * counted so far were its earlier backend's, which the data path now
+	 * counts out of nothing (lb_abi.h: lb_conn_val). After the write, so
+	 * a close that already sees the new generation leaves the zero be. */
+	if (!err && b->gen != old.gen)
+		err = conns_zero(dp, id);
 	if (!err && old.state != LB_BE_UNUSED &&
 	    (b->state == LB_BE_UNUSED || b->vip_id != old.vip_id))
 		err = backend_retire(dp, id, old.vip_id);

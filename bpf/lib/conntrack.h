@@ -176,7 +176,8 @@ static __always_inline void lb_conn_key(struct lb_flow_key *t, const struct lb_f
 __attribute__((noinline)) int lb_conn_close(const struct lb_flow_key *k, __u32 port)
 {
 	struct lb_flow_key t;
-	__u32 *v, be_id;
+	struct lb_backend *be;
+	__u32 *v, val, be_id;
 
 	if (!k)
 		return 0;
@@ -184,26 +185,34 @@ __attribute__((noinline)) int lb_conn_close(const struct lb_flow_key *k, __u32 p
 	v = bpf_map_lookup_elem(&conn_open, &t);
 	if (!v)
 		return 0;
-	be_id = *v;
+	val = *v;
 	if (bpf_map_delete_elem(&conn_open, &t))
 		return 0; /* another closer's */
+	be_id = val & LB_CONN_ID_MASK;
+	/* the slot's earlier backend's: lbd zeroed the count (lb_abi.h) */
+	be = bpf_map_lookup_elem(&backends, &be_id);
+	if (!be || !lb_conn_current(val, be->gen))
+		return 1;
 	lb_conns_add(be_id, -1);
 	return 1;
 }
 
 /* Count in a new connection of client tuple k on SNAT port port at backend
- * be_id; 1 when counted. An entry of an earlier connection on the same
- * tuple and port is over (this one replaces it): counted out first. */
-__attribute__((noinline)) int lb_conn_open(const struct lb_flow_key *k, __u32 port, __u32 be_id)
+ * be_id of generation gen; 1 when counted. An entry of an earlier
+ * connection on the same tuple and port is over (this one replaces it):
+ * counted out first. */
+__attribute__((noinline)) int lb_conn_open(const struct lb_flow_key *k, __u32 port, __u32 be_id,
+					   __u32 gen)
 {
 	struct lb_flow_key t;
+	__u32 val = lb_conn_val(be_id, gen);
 
 	if (!k)
 		return 0;
 	lb_conn_key(&t, k, (__u16)port);
-	if (bpf_map_update_elem(&conn_open, &t, &be_id, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(&conn_open, &t, &val, BPF_NOEXIST)) {
 		lb_conn_close(k, port);
-		if (bpf_map_update_elem(&conn_open, &t, &be_id, BPF_NOEXIST))
+		if (bpf_map_update_elem(&conn_open, &t, &val, BPF_NOEXIST))
 			return 0;
 	}
 	lb_conns_add(be_id, 1);

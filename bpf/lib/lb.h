@@ -204,7 +204,7 @@ static __always_inline int lb_new_flow(struct lb_pkt *p, const struct lb_vip *vi
 			return LB_DROP_NO_SOURCE;
 		nf->snat_port = vip->encap_port;
 	}
-	if (p->key.proto == IPPROTO_TCP && lb_conn_open(&p->key, nf->snat_port, be_id))
+	if (p->key.proto == IPPROTO_TCP && lb_conn_open(&p->key, nf->snat_port, be_id, be->gen))
 		nf->flags |= LB_FLOW_F_COUNTED;
 	if (lb_ct_update(p, &p->key, nf)) {
 		if (nf->flags & LB_FLOW_F_COUNTED)

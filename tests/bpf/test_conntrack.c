@@ -454,6 +454,58 @@ static void test_conn_sweep(void **st)
 	assert_int_equal(h_conns(1), 0);
 }
 
+/* lbd releases backend slot 1 and gives it to a new backend, as
+ * `lbctl backend remove` then `add` do: a new generation each time. */
+static void slot_reuse(void)
+{
+	struct lb_backend b;
+
+	assert_int_equal(lb_dp_backend_get(h_dp(), 1, &b), 0);
+	b.gen++;
+	b.state = LB_BE_UNUSED;
+	assert_int_equal(lb_dp_backend_set(h_dp(), 1, &b), 0);
+	b.gen++;
+	b.state = LB_BE_UP;
+	assert_int_equal(lb_dp_backend_set(h_dp(), 1, &b), 0);
+}
+
+/* A reused backend slot starts with no connections, and those of its
+ * earlier backend that close later (a FIN through the reply path, which
+ * does not look at the backend; lbd's sweep) are counted out of nothing.
+ * The new backend inherited the old one's live connections (least_conn
+ * shunned it for as long as they lived) or went below zero. */
+static void test_conn_slot_reuse(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP, LB_FWD_NAT);
+	struct h_spec a = h_from_client(4, IPPROTO_TCP, 41060, 80);
+	struct h_spec b = h_from_client(4, IPPROTO_TCP, 41061, 80);
+	struct h_spec c = h_from_client(4, IPPROTO_TCP, 41062, 80);
+	struct lb_flow_key kb = client_key(&b);
+	uint16_t port;
+	__u64 gone = 9;
+
+	(void)st;
+	h_svc_add(&s);
+	port = tcp_promoted(&a);                 /* established */
+	fwd(&b);                                 /* a SYN: the new tier */
+	assert_int_equal(h_conns(1), 2);
+	slot_reuse();
+	assert_int_equal(h_conns(1), 0);
+	reply(&a, port, 0x11);                   /* the old backend's FIN */
+	assert_int_equal(h_conns(1), 0);
+	ct_remove(false, &kb);
+	assert_int_equal(lb_dp_conn_sweep(h_dp(), &gone), 0);
+	assert_int_equal(gone, 0);
+	assert_int_equal(h_conns(1), 0);
+	/* the new backend's own connections count as ever */
+	fwd(&c);
+	assert_int_equal(h_conns(1), 1);
+	c.tcp_flags = 0x04;                      /* RST */
+	c.seq++;
+	fwd(&c);
+	assert_int_equal(h_conns(1), 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, h_dp_up, h_dp_down)
 
 int main(void)
@@ -471,6 +523,7 @@ int main(void)
 		T(test_snat_port_own_again4),
 		T(test_snat_port_own_again6),
 		T(test_conn_sweep),
+		T(test_conn_slot_reuse),
 	};
 
 	h_init();
