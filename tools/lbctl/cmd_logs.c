@@ -4,9 +4,9 @@
  * instance's log file. lbd answers requests and never holds one open, so it
  * only names the files (the headers of its `worker logs` answer); lbctl
  * prints their last LINES and follows them itself, on the same host:
- *   - rotation (lbd renames app-0.log to app-0.log.1 and starts a new one)
- *     and truncation are noticed by the path's inode and size: the rest of
- *     the old file is printed, then the new one from its start;
+ *   - rotation and truncation are noticed by the path's inode and size:
+ *     the rest of the old file is printed (of a file lbd emptied in place,
+ *     from its copy app-0.log.1), then the new one from its start;
  *   - a file that does not exist yet (an instance not started) is waited for;
  *   - it ends when stdout goes away (a pipe to `head` that closed: POLLERR
  *     on stdout, or EPIPE on a write), on SIGINT/SIGTERM, or when LBCTL_
@@ -112,31 +112,63 @@ static void fopen_at(struct followed *f, long tail_lines)
 	free(buf);
 }
 
+/* Print fd from f->off to its end; -1: stdout is gone. */
+static int print_from(struct followed *f, int i, int fd)
+{
+	char buf[16384];
+	ssize_t n;
+
+	for (;;) {
+		n = pread(fd, buf, sizeof(buf), f->off);
+		if (n <= 0)
+			return 0;
+		if (header(f, i) || out(buf, (size_t)n))
+			return -1;
+		f->off += n;
+	}
+}
+
+/* f's file was emptied in place: lbd rotates copy-truncate style
+ * (supervisor.c), so what was written before and not printed yet is at the
+ * end of its copy, PATH.1. Without this, what came within one check before
+ * the rotation was lost (a test's line, written just before it). A .1
+ * shorter than what was printed is an older rotation's: left alone. */
+static int print_rotated_copy(struct followed *f, int i)
+{
+	char p[PATH_MAX + 4];
+	struct stat st;
+	int fd, rc = 0;
+
+	if (snprintf(p, sizeof(p), "%s.1", f->path) >= (int)sizeof(p))
+		return 0;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (!fstat(fd, &st) && st.st_size > f->off)
+		rc = print_from(f, i, fd);
+	close(fd);
+	return rc;
+}
+
 /* Print what f gained; reopen it when its path now names another file
  * (rotated) or it shrank (truncated). -1: stdout is gone. */
 static int drain(struct followed *f, int i)
 {
-	char buf[16384];
 	struct stat st;
 	bool rotated;
-	ssize_t n;
 
 	if (f->fd < 0) {
 		fopen_at(f, 0);
 		if (f->fd < 0)
 			return 0;
 	}
-	for (;;) {
-		n = pread(f->fd, buf, sizeof(buf), f->off);
-		if (n <= 0)
-			break;
-		if (header(f, i) || out(buf, (size_t)n))
-			return -1;
-		f->off += n;
-	}
+	if (print_from(f, i, f->fd))
+		return -1;
 	rotated = stat(f->path, &st) || st.st_ino != f->ino;
 	if (!rotated && st.st_size >= f->off)
 		return 0;
+	if (!rotated && print_rotated_copy(f, i))
+		return -1;
 	close(f->fd);
 	f->fd = -1;
 	fopen_at(f, 0); /* the new file, or the truncated one, from its start */
