@@ -137,11 +137,10 @@ struct {
 
 /* Open TCP connections behind backend_conns (conntrack.h, lb_conn_open):
  * keyed by the client tuple with the flow's SNAT port in pad, the backend
- * that counted the connection in, and its generation, as value
- * (lb_conn_val). Not an LRU, which would drop
- * the entries of the oldest live connections (and their counts would never
- * go down): allocated as connections open, sized by lbd for every flow of
- * both tiers. An entry whose flow went without a FIN or RST seen (idle,
+ * that counted the connection in and its generation as value (lb_conn_val).
+ * Not an LRU, which would drop the entries of the oldest live connections
+ * (and their counts would never go down): allocated as connections open,
+ * sized by lbd for every flow of both tiers. An entry whose flow went without a FIN or RST seen (idle,
  * evicted) is counted out by lbd's collection (lb_dp_conn_sweep). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
