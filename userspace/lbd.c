@@ -579,6 +579,8 @@ static int run(struct lbd *d, struct lb_conf *cf, bool foreground, const char *p
 	if (err)
 		goto out_metrics;
 	if (old && (err = takeover_finish(d, old, sock, pidf, &pid_written))) {
+		/* the running lbd serves on: no worker of ours may stay */
+		lb_svc_proxy_stop(d->svc);
 		lb_svc_stop(d->svc, false);
 		goto out_metrics;
 	}

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "file.h"
 #include "lb_hash.h"
 #include "log.h"
 #include "loop.h"
@@ -46,8 +47,12 @@
 #define PX_SNAP_MAGIC    0x6c627073u
 #define PX_RESTART_MAX_MS 10000
 #define PX_MIN_UPTIME_MS 1000
+/* in state_dir: "PID STARTTIME LBD_PID" of every worker that serves, so that the
+ * next lbd finds those a crashed (or SIGTERMed) lbd left serving */
+#define PX_PIDS_FILE     "proxy.pids"
+#define PX_ORPHANS_MAX   (4 * LB_PROXY_MAX_WORKERS)
 
-enum { T_CTL, T_LISTEN, T_CLIENT, T_BACKEND, T_UDP_BE };
+enum { T_CTL, T_LISTEN, T_CLIENT, T_BACKEND, T_UDP_BE, T_SIG };
 
 /* lbd -> worker, on the worker's socket (SOCK_SEQPACKET). */
 enum { M_LISTEN = 1, M_SNAP, M_STOP };
@@ -182,6 +187,13 @@ struct lb_proxy {
 	bool handed_over;       /* a successor accepts: listen no more */
 	struct pproc *w;
 	int nw;
+	/* workers an earlier lbd left serving (worker_orphan), retired once
+	 * this proxy's listeners are bound (the first update) */
+	pid_t orph[PX_ORPHANS_MAX];
+	unsigned long long orph_t[PX_ORPHANS_MAX];
+	int norph;
+	bool pids_warned;
+	char state_dir[LB_CONF_PATH_MAX];
 };
 
 /* ---- worker's side ------------------------------------------------------- */
@@ -267,6 +279,14 @@ struct pworker {
 	struct psnap *snap;
 	struct plisten *ls;     /* PX_VSLOTS, by VIP slot */
 	bool stopped;           /* M_STOP: a successor accepts */
+	/* lbd is gone (its socket closed without M_STOP's retirement): this
+	 * worker serves on with what it has until the next lbd (or lbd
+	 * --cleanup) retires it with SIGTERM, as a crashed lbd's XDP program
+	 * keeps forwarding until the next one adopts it */
+	bool orphan;
+	bool retiring;          /* SIGTERM: accept no more, exit once drained */
+	struct ptag sigtag;     /* T_SIG: sigfd */
+	int sigfd;
 	struct pconn *conns;    /* live connections, any state */
 	struct pconn *dead;     /* freed after the event batch */
 	struct pudp *udp;       /* live sessions */
@@ -1242,8 +1262,45 @@ static void worker_switch(struct pworker *w, struct psnap *ns)
 	snap_unref(os);
 }
 
-/* Messages from lbd. Its end closed: lbd is gone, and so is this worker
- * (lbd stops its workers itself when it exits in order). */
+/* Accept no more: the listeners go (with net.ipv4.tcp_migrate_req, the
+ * connections in their queues move to the other listeners of the VIP's
+ * SO_REUSEPORT group: the successor's); open connections go on. */
+static void worker_stop_accepting(struct pworker *w)
+{
+	w->stopped = true;
+	for (int i = 0; i < PX_VSLOTS; i++)
+		listen_retire(w, &w->ls[i]);
+}
+
+/* lbd's end of the socket closed without stopping this worker first: lbd
+ * crashed, or left on SIGTERM (lb_proxy_leave). Serve on. */
+static void worker_orphan(struct pworker *w)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->sock, NULL);
+	close(w->sock);
+	w->sock = -1;
+	w->orphan = true;
+	if (!w->stopped)
+		lb_warn("proxy: worker %d (pid %d): lbd is gone: serving on until the next lbd "
+			"retires this worker", w->idx, (int)getpid());
+}
+
+/* SIGTERM: lbd's successor (or lbd --cleanup) retires this worker. */
+static void worker_signal(struct pworker *w)
+{
+	struct signalfd_siginfo si;
+
+	while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo != SIGTERM || w->retiring)
+			continue;
+		w->retiring = true;
+		worker_stop_accepting(w);
+		lb_info("proxy: worker %d (pid %d): retired by pid %u: finishing its connections",
+			w->idx, (int)getpid(), si.ssi_pid);
+	}
+}
+
+/* Messages from lbd. Its end closed: lbd is gone (worker_orphan). */
 static void worker_ctl(struct pworker *w)
 {
 	for (;;) {
@@ -1257,8 +1314,10 @@ static void worker_ctl(struct pworker *w)
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
-		if (n <= 0)
-			_exit(0);
+		if (n <= 0) {
+			worker_orphan(w);
+			return;
+		}
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
 			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 				continue;
@@ -1292,11 +1351,8 @@ static void worker_ctl(struct pworker *w)
 				atomic_store(&w->row->gen, m.gen);
 			}
 		} else {
-			if (m.type == M_STOP) {
-				w->stopped = true;
-				for (int i = 0; i < PX_VSLOTS; i++)
-					listen_retire(w, &w->ls[i]);
-			}
+			if (m.type == M_STOP)
+				worker_stop_accepting(w);
 			for (int k = 0; k < nfd; k++)
 				close(fds[k]);
 		}
@@ -1395,6 +1451,9 @@ static void dispatch(struct pworker *w, struct ptag *t, uint32_t events)
 			udp_from_backend(w, u);
 		break;
 	}
+	case T_SIG:
+		worker_signal(w);
+		break;
 	}
 }
 
@@ -1403,12 +1462,12 @@ static void dispatch(struct pworker *w, struct ptag *t, uint32_t events)
 static void __attribute__((noreturn))
 worker_run(const struct lb_proxy *p, int idx, int sock, pid_t parent)
 {
-	struct pworker w = { .tag.kind = T_CTL, .idx = idx, .o = &p->o, .sh = p->sh };
+	struct pworker w = { .tag.kind = T_CTL, .sigtag.kind = T_SIG, .idx = idx, .o = &p->o,
+			     .sh = p->sh };
 	struct epoll_event ev[PX_EVENTS];
-	sigset_t none;
+	sigset_t term;
 
-	/* lbd gone (even SIGKILLed): so are its workers */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* no PR_SET_PDEATHSIG: a worker outlives a crashed lbd (worker_orphan) */
 	if (getppid() != parent)
 		_exit(0);
 	/* lbd's terminal signals are for lbd: it stops its workers itself */
@@ -1416,8 +1475,9 @@ worker_run(const struct lb_proxy *p, int idx, int sock, pid_t parent)
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_SETMASK, &term, NULL);
 	closelog();
 	/* stdio is lbd's until it detaches it (a daemon, after it is ready):
 	 * a worker must not hold the terminal or a caller's pipe open */
@@ -1452,8 +1512,11 @@ worker_run(const struct lb_proxy *p, int idx, int sock, pid_t parent)
 		w.ls[i].tag.kind = T_LISTEN;
 		w.ls[i].fd = -1;
 	}
+	w.sigfd = signalfd(-1, &term, SFD_NONBLOCK | SFD_CLOEXEC);
 	ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &w.tag };
-	if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, sock, &ev[0])) {
+	ev[1] = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &w.sigtag };
+	if (epoll_ctl(w.epfd, EPOLL_CTL_ADD, sock, &ev[0]) || w.sigfd < 0 ||
+	    epoll_ctl(w.epfd, EPOLL_CTL_ADD, w.sigfd, &ev[1])) {
 		lb_err("proxy: worker %d: epoll: %s", idx, strerror(errno));
 		_exit(1);
 	}
@@ -1473,6 +1536,10 @@ worker_run(const struct lb_proxy *p, int idx, int sock, pid_t parent)
 			worker_sweep(&w);
 			worker_reap(&w);
 		}
+		/* retired, or lbd gone after it had stopped this worker
+		 * (a handover's old lbd): done once drained */
+		if ((w.retiring || (w.orphan && w.stopped)) && !w.conns && !w.udp)
+			_exit(0);
 	}
 }
 
@@ -1773,6 +1840,159 @@ out:
 	return fd;
 }
 
+/* ---- lbd: workers an earlier lbd left ------------------------------------ */
+
+/* pid's start time (/proc/PID/stat field 22, ticks since boot): with the
+ * pid, it names one process for good, as pids are reused. 0: gone. Its
+ * parent's pid in *ppid (field 4) if ppid. */
+static unsigned long long proc_stat(pid_t pid, int *ppid)
+{
+	char path[64], buf[1024], *q;
+	unsigned long long t = 0;
+	int fd, pp = 0;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	/* the command (field 2) may hold anything but ends at the last ')' */
+	q = strrchr(buf, ')');
+	if (!q || sscanf(q + 1, "%*s %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+			 "%*s %*s %*s %llu", &pp, &t) != 2)
+		return 0;
+	if (ppid)
+		*ppid = pp;
+	return t;
+}
+
+static unsigned long long proc_start_time(pid_t pid)
+{
+	return proc_stat(pid, NULL);
+}
+
+/* The workers a pids file in dir names that still run (same pid, same
+ * start time) without the lbd that wrote them (a successor taking over from
+ * a running lbd leaves that one's workers to it), at most max, into pids
+ * and ts. */
+static int orphans_read(const char *dir, pid_t *pids, unsigned long long *ts, int max)
+{
+	char path[LB_CONF_PATH_MAX + 32];
+	unsigned long long t;
+	int n = 0, pid, parent, pp;
+	FILE *f;
+
+	if (!dir || !dir[0])
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, PX_PIDS_FILE);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (n < max && fscanf(f, "%d %llu %d", &pid, &t, &parent) == 3)
+		if (pid > 1 && pid != getpid() && t && proc_stat(pid, &pp) == t && pp != parent) {
+			pids[n] = pid;
+			ts[n++] = t;
+		}
+	fclose(f);
+	return n;
+}
+
+/* SIGTERM: each stops accepting and exits once its connections are done
+ * (worker_signal). */
+static void orphans_retire(const pid_t *pids, const unsigned long long *ts, int n)
+{
+	char list[PX_ORPHANS_MAX * 12] = "";
+	size_t len = 0;
+	int done = 0;
+
+	for (int i = 0; i < n; i++) {
+		/* checked again: it may have ended and its pid gone to another */
+		if (proc_start_time(pids[i]) != ts[i] || kill(pids[i], SIGTERM))
+			continue;
+		done++;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", done > 1 ? " " : "",
+					(int)pids[i]);
+		if (len >= sizeof(list))
+			len = sizeof(list) - 1;
+	}
+	if (done)
+		lb_info("proxy: retired %d worker(s) an earlier lbd left serving (pid %s): they "
+			"accept no more and exit once their connections are done", done, list);
+}
+
+int lb_proxy_retire_orphans(const char *state_dir)
+{
+	pid_t pids[PX_ORPHANS_MAX];
+	unsigned long long ts[PX_ORPHANS_MAX];
+	char path[LB_CONF_PATH_MAX + 32];
+	int n = orphans_read(state_dir, pids, ts, PX_ORPHANS_MAX);
+
+	orphans_retire(pids, ts, n);
+	snprintf(path, sizeof(path), "%s/%s", state_dir, PX_PIDS_FILE);
+	unlink(path);
+	return n;
+}
+
+/*
+ * A listener that closes hands the connections queued on it to another
+ * listener of its SO_REUSEPORT group (Linux 5.14) instead of resetting
+ * them: retiring an earlier lbd's workers, whose listeners still take
+ * their share of new connections, then refuses none. Per network
+ * namespace; root only.
+ */
+static void migrate_req_on(void)
+{
+	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDWR | O_CLOEXEC);
+	char c = 0;
+
+	if (fd >= 0 && pread(fd, &c, 1, 0) == 1 && c == '1') {
+		close(fd);
+		return;
+	}
+	if (fd < 0 || pwrite(fd, "1", 1, 0) != 1)
+		lb_warn("proxy: cannot set net.ipv4.tcp_migrate_req (%s): connections queued on the "
+			"retired workers' listeners are reset", strerror(errno));
+	else
+		lb_info("proxy: net.ipv4.tcp_migrate_req set to 1: the retired workers' queued "
+			"connections move to this lbd's listeners");
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The workers that serve, and the earlier lbd's not retired yet, for the
+ * next lbd (a successor after a handover writes its own). */
+static void pids_write(struct lb_proxy *p)
+{
+	char buf[(LB_PROXY_MAX_WORKERS + PX_ORPHANS_MAX) * 32];
+	size_t len = 0;
+	int err;
+
+	if (!p->state_dir[0] || p->handed_over)
+		return;
+	for (int i = 0; i < p->nw; i++)
+		if (p->w[i].pid > 0)
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %d\n",
+						(int)p->w[i].pid, proc_start_time(p->w[i].pid),
+						(int)getpid());
+	/* orphans already: no parent of theirs is alive to match */
+	for (int i = 0; i < p->norph; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu 0\n", (int)p->orph[i],
+					p->orph_t[i]);
+	err = lb_mkdir_p(p->state_dir, 0700);
+	if (!err)
+		err = lb_write_atomic(p->state_dir, PX_PIDS_FILE, buf, len);
+	if (err && !p->pids_warned)
+		lb_warn("proxy: cannot write %s/%s (%s): should lbd crash, the next one cannot find "
+			"and retire the workers it leaves serving", p->state_dir, PX_PIDS_FILE,
+			strerror(-err));
+	p->pids_warned = err != 0;
+}
+
 /* ---- lbd: worker processes ----------------------------------------------- */
 
 static void proc_kill(struct pproc *w)
@@ -1890,6 +2110,7 @@ static int proc_spawn(struct lb_proxy *p, int idx)
 	}
 	fcntl(w->sock, F_SETFL, O_NONBLOCK);
 	proc_sync(p, idx, true);
+	pids_write(p);
 	return 0;
 }
 
@@ -2047,6 +2268,15 @@ int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
 		proc_sync(p, i, false);
 	for (int i = 0; i < n; i++)
 		nv[i]->fresh = false;
+	/* this proxy's listeners are in the VIPs' SO_REUSEPORT groups now:
+	 * the earlier lbd's workers may go */
+	if (p->norph) {
+		if (p->o.migrate_req)
+			migrate_req_on();
+		orphans_retire(p->orph, p->orph_t, p->norph);
+		p->norph = 0;
+		pids_write(p);
+	}
 	return first_bind;
 }
 
@@ -2083,6 +2313,8 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 		return -ENOMEM;
 	}
 	p->o = *o;
+	snprintf(p->state_dir, sizeof(p->state_dir), "%s", o->state_dir ? o->state_dir : "");
+	p->o.state_dir = p->state_dir;
 	if (p->o.workers <= 0) {
 		cpu_set_t set;
 
@@ -2132,6 +2364,10 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 	}
 	for (int i = 0; i < p->nw; i++)
 		p->w[i].pidfd = p->w[i].sock = -1;
+	p->norph = orphans_read(p->state_dir, p->orph, p->orph_t, PX_ORPHANS_MAX);
+	if (p->norph)
+		lb_info("proxy: %d worker(s) an earlier lbd left are serving: retired once this "
+			"lbd's listeners are bound", p->norph);
 	raise_nofile(p->nw);
 	for (int i = 0; i < p->nw && !err; i++)
 		err = proc_spawn(p, i);
@@ -2146,17 +2382,8 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 	return 0;
 }
 
-void lb_proxy_stop(struct lb_proxy *p)
+static void proxy_free(struct lb_proxy *p)
 {
-	char how[96];
-
-	if (!p)
-		return;
-	for (int i = 0; i < p->nw; i++)
-		proc_kill(&p->w[i]);
-	for (int i = 0; i < p->nw; i++)
-		if (proc_running(&p->w[i]))
-			proc_reap(p, i, true, how, sizeof(how));
 	for (int i = 0; i < p->nv; i++)
 		pvip_free(p, p->v[i], 0);
 	free(p->v);
@@ -2166,6 +2393,60 @@ void lb_proxy_stop(struct lb_proxy *p)
 	munmap(p->sh, p->shlen);
 	free(p->w);
 	free(p);
+}
+
+void lb_proxy_stop(struct lb_proxy *p)
+{
+	char path[LB_CONF_PATH_MAX + 32], how[96];
+
+	if (!p)
+		return;
+	for (int i = 0; i < p->nw; i++)
+		proc_kill(&p->w[i]);
+	for (int i = 0; i < p->nw; i++)
+		if (proc_running(&p->w[i]))
+			proc_reap(p, i, true, how, sizeof(how));
+	orphans_retire(p->orph, p->orph_t, p->norph);
+	if (p->state_dir[0] && !p->handed_over) {
+		snprintf(path, sizeof(path), "%s/%s", p->state_dir, PX_PIDS_FILE);
+		unlink(path);
+	}
+	proxy_free(p);
+}
+
+void lb_proxy_leave(struct lb_proxy *p)
+{
+	char list[LB_PROXY_MAX_WORKERS * 12] = "";
+	size_t len = 0;
+	int n = 0;
+
+	if (!p)
+		return;
+	/* the successor serves; what is left of this one's goes with it */
+	if (p->handed_over) {
+		lb_proxy_stop(p);
+		return;
+	}
+	for (int i = 0; i < p->nw; i++) {
+		struct pproc *w = &p->w[i];
+
+		if (!proc_running(w))
+			continue;
+		/* the worker's socket reads end of file: worker_orphan */
+		if (w->sock >= 0)
+			close(w->sock);
+		if (w->pidfd >= 0)
+			close(w->pidfd);
+		w->sock = w->pidfd = -1;
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", n++ ? " " : "",
+					(int)w->pid);
+		if (len >= sizeof(list))
+			len = sizeof(list) - 1;
+	}
+	if (n)
+		lb_info("proxy: %d worker(s) left serving (pid %s): the next lbd retires them, "
+			"lbd --cleanup stops them", n, list);
+	proxy_free(p);
 }
 
 int lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *desc)

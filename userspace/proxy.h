@@ -68,6 +68,13 @@ struct lb_proxy_opts {
 	 * wants. */
 	const int *inherit;
 	int ninherit;
+	/* where the workers' pids are kept for the next lbd (lb_proxy_leave);
+	 * NULL: nowhere */
+	const char *state_dir;
+	/* set net.ipv4.tcp_migrate_req before retiring them, so that no
+	 * connection queued on their listeners is reset (lbd's choice: a
+	 * sysctl of the network namespace) */
+	bool migrate_req;
 };
 
 struct lb_proxy_backend {
@@ -128,8 +135,17 @@ int  lb_proxy_pp2_header(const struct sockaddr_storage *client, const struct soc
 /* Forks the workers (signals blocked in lbd stay lbd's: workers reset
  * theirs). */
 int  lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out);
-/* Kills the workers: every listener and connection closes at once. */
+/* Kills the workers: every listener and connection closes at once. So are
+ * retired the workers an earlier lbd left serving, if still there. */
 void lb_proxy_stop(struct lb_proxy *p);
+/* lbd exits but its workers serve on (SIGTERM, as the BPF data path keeps
+ * forwarding): the next lbd's proxy retires them (SIGTERM: they accept no
+ * more and exit once their connections are done) after it has bound its
+ * own listeners. After a handover: lb_proxy_stop(). */
+void lb_proxy_leave(struct lb_proxy *p);
+/* lbd --cleanup, or a BPF mode that serves instead: retire the workers an
+ * earlier lbd left serving (state_dir's pid file); returns how many. */
+int  lb_proxy_retire_orphans(const char *state_dir);
 /* Once a second from lbd's loop: a worker that died is restarted (at once,
  * or after a growing pause when it keeps dying young). */
 void lb_proxy_tick(struct lb_proxy *p);

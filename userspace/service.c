@@ -1168,7 +1168,8 @@ static bool proxy_wanted(const struct lb_svc *s)
 static int proxy_begin(struct lb_svc *s, const int *inherit, int ninherit)
 {
 	struct lb_proxy_opts o = { .inherit = inherit, .ninherit = ninherit,
-				   .workers = (int)s->file.proxy_workers };
+				   .workers = (int)s->file.proxy_workers,
+				   .state_dir = s->file.state_dir, .migrate_req = true };
 	int err = lb_proxy_start(&o, &s->px);
 
 	if (err) {
@@ -1192,6 +1193,12 @@ int lb_svc_listeners(struct lb_svc *s, struct lb_ctl_fds *pass, struct lb_buf *o
 		return n;
 	pass->n += n;
 	return n;
+}
+
+void lb_svc_proxy_stop(struct lb_svc *s)
+{
+	lb_proxy_stop(s->px);
+	s->px = NULL;
 }
 
 void lb_svc_stop_accepting(struct lb_svc *s)
@@ -1401,6 +1408,9 @@ int lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit
 		if (err)
 			goto fail;
 	}
+	/* a BPF mode takes the VIPs' packets before any listener could */
+	if (!s->px)
+		lb_proxy_retire_orphans(conf->state_dir);
 	if (ninherit)
 		lb_info("a BPF mode serves the VIPs: the %d handed-over listener(s) are closed", ninherit);
 	for (int i = 0; i < ninherit; i++)
@@ -1471,7 +1481,13 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	lb_model_free(&s->m);
 	lb_nl_close(s->nl);
 	lb_dp_close(s->dp);
-	lb_proxy_stop(s->px);
+	/* like the data path, the proxy's workers serve on unless cleaned up */
+	bool proxy = s->px != NULL;
+
+	if (cleanup)
+		lb_proxy_stop(s->px);
+	else
+		lb_proxy_leave(s->px);
 	if (cleanup) {
 		char p[LB_CONF_PATH_MAX + 32];
 		int n = rm_pins(s->file.bpffs);
@@ -1479,6 +1495,8 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 		snprintf(p, sizeof(p), "%s/%s", s->file.state_dir, SVC_OWNER_FILE);
 		unlink(p);
 		lb_info("cleaned up: detached, %d pinned object(s) removed from %s", n, s->file.bpffs);
+	} else if (proxy) {
+		lb_info("exiting; the proxy's workers serve on");
 	} else {
 		lb_info("exiting; the data path keeps forwarding (pinned in %s)", s->file.bpffs);
 	}
@@ -1496,6 +1514,9 @@ int lb_svc_cleanup(const struct lb_conf *conf)
 	char p[LB_CONF_PATH_MAX + 32];
 	int err, n;
 
+	n = lb_proxy_retire_orphans(conf->state_dir);
+	if (n)
+		lb_info("cleaned up: %d proxy worker(s) retired", n);
 	if (access(conf->bpffs, F_OK)) {
 		lb_info("nothing pinned in %s", conf->bpffs);
 		return 0;

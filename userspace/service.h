@@ -26,8 +26,9 @@ struct lb_svc;
 int  lb_svc_start(const char *conf_path, struct lb_conf *conf, const int *inherit, int ninherit,
 		  struct lb_svc **out);
 /* Ends the service. With cleanup, detaches every interface, removes the
- * pinned maps and links and the VIP addresses; without, the data path keeps
- * forwarding for the next lbd to adopt. */
+ * pinned maps and links and the VIP addresses, and stops the proxy's workers;
+ * without, the data path keeps forwarding for the next lbd to adopt, and the
+ * proxy's workers serving for it to retire. */
 void lb_svc_stop(struct lb_svc *s, bool cleanup);
 
 /* Re-reads the config file and applies only the difference. Errors (one per
@@ -83,6 +84,9 @@ bool lb_svc_stop_requested(const struct lb_svc *s);
 int  lb_svc_listeners(struct lb_svc *s, struct lb_ctl_fds *pass, struct lb_buf *out);
 /* The successor serves: stop accepting; open connections go on. */
 void lb_svc_stop_accepting(struct lb_svc *s);
+/* The proxy's workers killed now (lb_svc_stop leaves them serving unless
+ * it cleans up): a takeover that failed, whose predecessor serves on. */
+void lb_svc_proxy_stop(struct lb_svc *s);
 /* Connections (UDP: sessions) the proxy still carries; 0 without it. */
 __u64 lb_svc_proxy_active(struct lb_svc *s);
 

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # lbd end to end, in namespaces (tests/net/lib.sh): real TCP and UDP through
-# the VIP in the attach mode LBD_MODE (xdp by default; test_lbd_tc.sh and
-# test_lbd_generic.sh run this file in tc and xdp-generic mode).
+# the VIP in the attach mode LBD_MODE (xdp by default; test_lbd_tc.sh,
+# test_lbd_generic.sh and test_lbd_proxy.sh run this file in tc, xdp-generic
+# and proxy mode).
 #   - lbd -t: a good file passes, a bad one prints FILE:LINE: message
 #   - weights 1:1:2 hold within 10% over 3000 connections
 #   - UDP and IPv6 VIPs
@@ -12,7 +13,9 @@
 #     several VIPs
 #   - an invalid reload changes nothing and its error reaches lbctl
 #   - kill -9 of lbd under load loses no request; a restart adopts the
-#     pinned state and the runtime layer
+#     pinned state and the runtime layer (proxy: the killed lbd's workers
+#     serve on, the restarted lbd retires them once it listens, and they
+#     exit when their connections are done)
 #   - lbctl stop detaches and removes the pins
 . "$(dirname "$0")/lib.sh"
 T_NAME=${T_NAME_OVERRIDE:-$T_NAME}
@@ -83,7 +86,11 @@ if ! lbd_start; then
 	t_done; exit 1
 fi
 st=$(lbctl status)
-if grep -Eq "^  eth0 +$MODE\b" <<<"$st" && grep -Eq "^  eth1 +$MODE\b" <<<"$st"; then
+attached() { in_lb ip link show eth0 | grep -q "prog/xdp" || [ -n "$(in_lb tc filter show dev eth0 ingress 2>/dev/null)" ]; }
+if [ "$MODE" = proxy ]; then
+	t_check "status-mode-proxy" "want 'mode: proxy' and nothing attached: $st" \
+		eval 'grep -q "^mode: proxy" <<<"$st" && ! attached'
+elif grep -Eq "^  eth0 +$MODE\b" <<<"$st" && grep -Eq "^  eth1 +$MODE\b" <<<"$st"; then
 	t_pass "status-mode-$MODE"
 else
 	t_fail "status-mode-$MODE" "lbctl status does not show $MODE on eth0/eth1: $st"
@@ -182,16 +189,25 @@ STREAM_PID=$BG_PID
 bg_start "$NS_CLIENT" "$LBLOAD" --keep 4 --duration 6 -c 0 "$VIP:80"
 KEEP_PID=$BG_PID
 sleep 1.5
+proxy_workers() { lbctl -j status | jq -r '.proxy_workers // [] | map(tostring) | join(" ")'; }
+OLD_WORKERS=$( [ "$MODE" != proxy ] || proxy_workers)
 kill -9 "$LBD_PID"
 wait "$LBD_PID" 2>/dev/null
 sleep 1.5
 lbd_start || t_fail "restart" "lbd does not restart"
 st=$(lbctl status)
-if grep -q "(adopted)" <<<"$st" && grep -q "${BE_ADDRS[4]}:3000" <<<"$st" && \
+if [ "$MODE" = proxy ]; then
+	# no pins to adopt: the killed lbd's workers served on, and this one
+	# retired them once it had its own listeners
+	adopted() { [ -n "$OLD_WORKERS" ] && bg_log "$LBD_PID" | grep -q "retired 2 worker(s) an earlier lbd left"; }
+else
+	adopted() { grep -q "(adopted)" <<<"$st"; }
+fi
+if adopted && grep -q "${BE_ADDRS[4]}:3000" <<<"$st" && \
    ! grep -q "${BE_ADDRS[2]}:3000" <<<"$(lbctl vip show web)"; then
 	t_pass "restart-adopts-state-and-runtime-layer"
 else
-	t_fail "restart-adopts-state-and-runtime-layer" "$st"
+	t_fail "restart-adopts-state-and-runtime-layer" "old workers: '$OLD_WORKERS' $st $(bg_log "$LBD_PID" | grep proxy)"
 fi
 wait "$STREAM_PID"; rc=$?
 out=$(bg_log "$STREAM_PID")
@@ -207,6 +223,11 @@ if [ $rc -eq 0 ] && [ "$(field keep_failed "$out")" = 0 ] && [ "$(field keep_swi
 	t_pass "open-connections-survive-restart"
 else
 	t_fail "open-connections-survive-restart" "rc=$rc: $out"
+fi
+if [ "$MODE" = proxy ]; then
+	old_gone() { local p; for p in $OLD_WORKERS; do ! kill -0 "$p" 2>/dev/null || return 1; done; }
+	t_check "retired-workers-exit-when-done" "still running of '$OLD_WORKERS': $(ps -o pid=,args= -p "${OLD_WORKERS// /,}" 2>&1)" \
+		wait_for -t 5 old_gone
 fi
 # Every connection so far is closed: the data path's per-backend counts
 # (least_conn's figures) are back to 0. None may be below: a connection
@@ -226,6 +247,10 @@ fi
 
 # ---------------------------------------------------------------- links
 ext_mode() { lbctl status | awk '$1 == "ext0" { print $2 }'; }
+if [ "$MODE" = proxy ]; then
+	t_skip "link-removed-detached" "mode proxy attaches nothing to links"
+	t_skip "link-recreated-reattached" "mode proxy attaches nothing to links"
+else
 in_lb ip link del ext0
 if wait_for -t 5 eval '[ "$(ext_mode)" = detached ]'; then
 	t_pass "link-removed-detached"
@@ -240,26 +265,48 @@ if wait_for -t 5 eval '[ "$(ext_mode)" = "$MODE" ]'; then
 else
 	t_fail "link-recreated-reattached" "lbctl status: $(lbctl status | grep ext0)"
 fi
+fi
 
 # ---------------------------------------------------------------- cleanup
+OLD_WORKERS=$( [ "$MODE" != proxy ] || proxy_workers)
 kill -9 "$LBD_PID"; wait "$LBD_PID" 2>/dev/null
 out=$(lb_nsenter "$LBD" --cleanup -c "$CONF" 2>&1); rc=$?
-if [ $rc -eq 0 ] && [ ! -e "$PIN" ] && ! in_lb ip link show eth0 | grep -q "prog/xdp" && \
-   [ -z "$(in_lb tc filter show dev eth0 ingress 2>/dev/null)" ]; then
+# proxy: --cleanup retires the workers the killed lbd left serving
+if [ $rc -eq 0 ] && [ ! -e "$PIN" ] && ! attached && { [ "$MODE" != proxy ] ||
+	{ [ -n "$OLD_WORKERS" ] && wait_for -t 5 old_gone; }; }; then
 	t_pass "cleanup-after-kill"
 else
-	t_fail "cleanup-after-kill" "rc=$rc pins: $(ls "$PIN" 2>&1 | head -3) out: $out"
+	t_fail "cleanup-after-kill" "rc=$rc pins: $(ls "$PIN" 2>&1 | head -3) workers '$OLD_WORKERS' out: $out"
 fi
 lbd_start || t_fail "restart-after-cleanup" "lbd does not start"
 out=$(load -c 100 -p 8 "$VIP:80")
 t_check "traffic-after-cleanup-restart" "requests failed: $out" test "$(field ok "$out")" = 100
 
+# ---------------------------------------------------------------- SIGTERM
+# lbd exits in order but leaves the VIPs served for the next one (the data
+# path pinned; proxy: its workers running): nothing fails across it.
+bg_start "$NS_CLIENT" "$LBLOAD" --duration 4 -p 8 -c 1000000 "$VIP:80"
+STREAM_PID=$BG_PID
+sleep 1
+OLD_WORKERS=$( [ "$MODE" != proxy ] || proxy_workers)
+kill -TERM "$LBD_PID"
+wait_for -t 5 eval '! kill -0 "$LBD_PID" 2>/dev/null'
+wait "$LBD_PID" 2>/dev/null
+sleep 1
+lbd_start || t_fail "restart-after-sigterm" "lbd does not start"
+wait "$STREAM_PID"; rc=$?
+out=$(bg_log "$STREAM_PID")
+t_check "sigterm-loses-nothing" "rc=$rc: $out" \
+	eval '[ $rc -eq 0 ] && [ "$(field failed "$out")" = 0 ] && [ "$(field ok "$out")" -gt 100 ]'
+if [ "$MODE" = proxy ]; then
+	t_check "sigterm-workers-retired" "still running of '$OLD_WORKERS': $(ps -o pid=,args= -p "${OLD_WORKERS// /,}" 2>&1)" \
+		eval '[ -n "$OLD_WORKERS" ] && wait_for -t 5 old_gone'
+fi
+
 # ---------------------------------------------------------------- stop
 lbctl stop >/dev/null
 for ((i = 0; i < 50; i++)); do kill -0 "$LBD_PID" 2>/dev/null || break; sleep 0.1; done
-if ! kill -0 "$LBD_PID" 2>/dev/null && [ ! -e "$PIN" ] && \
-   ! in_lb ip link show eth0 | grep -q "prog/xdp" && \
-   [ -z "$(in_lb tc filter show dev eth0 ingress 2>/dev/null)" ]; then
+if ! kill -0 "$LBD_PID" 2>/dev/null && [ ! -e "$PIN" ] && ! attached; then
 	t_pass "stop-cleans-up"
 else
 	t_fail "stop-cleans-up" "lbd alive, pins left in $PIN or program still attached"

@@ -544,6 +544,8 @@ if wait_for -t 10 nr_up; then
 else
 	t_fail "non-root-high-port" "lbd as nobody did not come up: $(bg_log "$NR_PID" | tail -5)"
 fi
+# lbctl stop, not SIGTERM: that would leave its workers serving
+"$LBCTL" -s "$NR_DIR/lbd.sock" stop >/dev/null 2>&1
 bg_stop "$NR_PID"
 
 # ---------------------------------------------------------------- daemon

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -794,6 +795,143 @@ static void test_handover(void **st)
 	fixture_end(&f);
 }
 
+/* TCP sockets listening on 127.0.0.1:port (network order), from
+ * /proc/net/tcp: the retired workers' go when they close them. */
+static int listeners_on(__u16 port)
+{
+	char line[256], want[32];
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "re");
+
+	if (!f)
+		return -1;
+	snprintf(want, sizeof(want), "0100007F:%04X 00000000:0000 0A", ntohs(port));
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, want) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Reaps pid (a child, or an orphan of this subreaper) within ms; true if it
+ * exited with status 0. */
+static bool reaped(pid_t pid, int ms)
+{
+	int status = 0;
+
+	for (int i = 0; i < ms / 10; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* lbd exits without stopping its workers (SIGTERM) or crashes: they serve
+ * on, new connections and open ones; the next lbd's proxy finds them in
+ * state_dir and retires them once it listens: they accept no more, and
+ * exit when their connections are done. The first "lbd" is a child of
+ * this test, which is their subreaper: they become its children when that
+ * one exits, as they would init's. */
+/* The workers test_leave_retire made, whatever became of the test. */
+static int leave_setup(void **st)
+{
+	*st = calloc(2, sizeof(pid_t));
+	return *st ? 0 : -1;
+}
+
+static int leave_teardown(void **st)
+{
+	pid_t *w = *st;
+
+	for (int i = 0; i < 2; i++)
+		if (w[i] > 0 && !kill(w[i], SIGKILL))
+			waitpid(w[i], NULL, 0);
+	free(w);
+	prctl(PR_SET_CHILD_SUBREAPER, 0);
+	return 0;
+}
+
+static void test_leave_retire(void **st)
+{
+	struct fixture f = { 0 };
+	char dir[] = "/tmp/lbd-test-proxy.XXXXXX", path[64];
+	struct lb_proxy_opts o = { .workers = 2, .state_dir = dir };
+	struct lb_proxy_vip_stats s2;
+	struct lb_proxy_backend pb;
+	struct lb_proxy_vip v;
+	struct lb_proxy *p2;
+	int ready[2], status, a, fd;
+	pid_t lbd, *w = *st;
+	__u32 tab[1];
+	char c;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	backend_start(&f, IPPROTO_TCP, BE_LIVE);
+	fd = bound_socket(SOCK_STREAM, htonl(0x7f000001u), &f.vport);
+	close(fd);
+	one_backend_vip(&f, 0, &pb, tab, &v);
+	assert_int_equal(pipe(ready), 0);
+	lbd = fork();
+	assert_true(lbd >= 0);
+	if (!lbd) {
+		/* no cmocka here: a failed assert would go on with the runner */
+		struct lb_proxy *p1;
+		bool ok = !lb_proxy_start(&o, &p1) && !lb_proxy_update(p1, &v, 1);
+
+		if (ok) {
+			usleep(20000); /* workers arm their listeners */
+			lb_proxy_workers(p1, w, 2);
+			ok = write(ready[1], w, 2 * sizeof(*w)) == (ssize_t)(2 * sizeof(*w));
+			lb_proxy_leave(p1);
+		}
+		_exit(ok ? 0 : 1);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], w, 2 * sizeof(*w)), 2 * sizeof(*w));
+	close(ready[0]);
+	assert_int_equal(waitpid(lbd, &status, 0), lbd);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(w[0] > 0 && w[1] > 0);
+	/* that "lbd" is gone; its workers serve */
+	a = vip_connect(&f, NULL);
+	assert_int_equal(first_byte(a), 'A');
+	assert_int_equal(kill(w[0], 0), 0);
+	assert_int_equal(kill(w[1], 0), 0);
+	/* the next one */
+	assert_int_equal(lb_proxy_start(&o, &p2), 0);
+	assert_int_equal(lb_proxy_update(p2, &v, 1), 0);
+	for (int i = 0; i < 200 && listeners_on(f.vport) != 2; i++)
+		usleep(10000);
+	assert_int_equal(listeners_on(f.vport), 2); /* p2's two, the retired ones' closed */
+	for (int i = 0; i < 20; i++) {
+		int b = vip_connect(&f, NULL);
+
+		assert_int_equal(first_byte(b), 'A');
+		close(b);
+	}
+	assert_int_equal(lb_proxy_vip_stats(p2, "t", &s2), 0);
+	assert_int_equal(s2.accepted, 20);
+	/* the open connection goes on through its retired worker, which
+	 * exits once it is closed (the other one already has) */
+	assert_int_equal(write(a, "q", 1), 1);
+	assert_int_equal(read(a, &c, 1), 1);
+	assert_int_equal(c, 'q');
+	close(a);
+	for (int i = 0; i < 2; i++) {
+		assert_true(reaped(w[i], 3000));
+		w[i] = 0;
+	}
+	lb_proxy_stop(p2);
+	/* lb_proxy_stop took the pid file with it */
+	snprintf(path, sizeof(path), "%s/proxy.pids", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(rmdir(dir), 0);
+	backends_stop(&f);
+}
+
 /* Every worker killed: lbd's copies of the listeners keep the queue (a
  * connection made meanwhile is not refused, it waits), the tick restarts
  * them, the dead workers' connections leave the totals, and the counters
@@ -989,6 +1127,7 @@ int main(void)
 		cmocka_unit_test(test_udp),
 		cmocka_unit_test(test_update_drain),
 		cmocka_unit_test(test_handover),
+		cmocka_unit_test_setup_teardown(test_leave_retire, leave_setup, leave_teardown),
 		cmocka_unit_test(test_worker_restart),
 		cmocka_unit_test(test_pp2_header_v4),
 		cmocka_unit_test(test_pp2_header_v6),
