@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #
 # Health checks end to end (issue 5), in namespaces (tests/net/lib.sh), lbd
-# in mode LBD_MODE (xdp by default), checks every 500 ms, rise 2, fall 2:
+# in mode LBD_MODE (xdp by default; test_health_proxy.sh runs it in proxy
+# mode, where passive health counts the proxy's connect failures), checks
+# every 500 ms, rise 2, fall 2:
 #   - a stopped backend leaves the table within interval x fall + interval
 #     (measured), lbctl status says down, no new connection reaches it and
 #     none fails; restarted, it comes back after rise checks (measured)
@@ -14,6 +16,7 @@
 #   - bad check parameters are config errors with FILE:LINE
 # shellcheck source=tests/net/lib.sh
 . "$(dirname "$0")/lib.sh"
+T_NAME=${T_NAME_OVERRIDE:-$T_NAME}
 MODE=${LBD_MODE:-xdp}
 
 t_require_root
