@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 #include "proxy.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -47,10 +48,8 @@
 #define PX_SNAP_MAGIC    0x6c627073u
 #define PX_RESTART_MAX_MS 10000
 #define PX_MIN_UPTIME_MS 1000
-/* in state_dir: "PID STARTTIME LBD_PID" of every worker that serves, so that the
- * next lbd finds those a crashed (or SIGTERMed) lbd left serving */
-#define PX_PIDS_FILE     "proxy.pids"
 #define PX_ORPHANS_MAX   (4 * LB_PROXY_MAX_WORKERS)
+#define PX_ORPHAN_FILES  16
 
 enum { T_CTL, T_LISTEN, T_CLIENT, T_BACKEND, T_UDP_BE, T_SIG };
 
@@ -152,6 +151,16 @@ struct mhdr {
 
 /* ---- lbd's side ---------------------------------------------------------- */
 
+/* Workers earlier lbds left serving (worker_orphan), found by the pid files
+ * each lbd keeps in state_dir ("PID STARTTIME LBD_PID" a line, one file
+ * per lbd: proxy-LBD_PID.pids). */
+struct orphans {
+	int n, nfiles;
+	pid_t pid[PX_ORPHANS_MAX];
+	unsigned long long t[PX_ORPHANS_MAX];
+	char file[PX_ORPHAN_FILES][64];  /* names in state_dir */
+};
+
 /* What persists of a VIP across updates: its counter slot and listeners. */
 struct pvip {
 	char name[LB_CONF_NAME_MAX];
@@ -187,11 +196,8 @@ struct lb_proxy {
 	bool handed_over;       /* a successor accepts: listen no more */
 	struct pproc *w;
 	int nw;
-	/* workers an earlier lbd left serving (worker_orphan), retired once
-	 * this proxy's listeners are bound (the first update) */
-	pid_t orph[PX_ORPHANS_MAX];
-	unsigned long long orph_t[PX_ORPHANS_MAX];
-	int norph;
+	/* retired once this proxy's listeners are bound (the first update) */
+	struct orphans orph;
 	bool pids_warned;
 	char state_dir[LB_CONF_PATH_MAX];
 };
@@ -1876,65 +1882,121 @@ static unsigned long long proc_start_time(pid_t pid)
 	return proc_stat(pid, NULL);
 }
 
-/* The workers a pids file in dir names that still run (same pid, same
- * start time) without the lbd that wrote them (a successor taking over from
- * a running lbd leaves that one's workers to it), at most max, into pids
- * and ts. */
-static int orphans_read(const char *dir, pid_t *pids, unsigned long long *ts, int max)
+/* A pid file's name in state_dir: "proxy-LBDPID.pids". */
+static bool pids_file(const char *name, int *lbd)
 {
-	char path[LB_CONF_PATH_MAX + 32];
-	unsigned long long t;
-	int n = 0, pid, parent, pp;
-	FILE *f;
+	char tail[8] = "";
 
-	if (!dir || !dir[0])
-		return 0;
-	snprintf(path, sizeof(path), "%s/%s", dir, PX_PIDS_FILE);
-	f = fopen(path, "re");
-	if (!f)
-		return 0;
-	while (n < max && fscanf(f, "%d %llu %d", &pid, &t, &parent) == 3)
-		if (pid > 1 && pid != getpid() && t && proc_stat(pid, &pp) == t && pp != parent) {
-			pids[n] = pid;
-			ts[n++] = t;
+	return sscanf(name, "proxy-%d%7s", lbd, tail) == 2 && !strcmp(tail, ".pids") && *lbd > 0;
+}
+
+/*
+ * The workers earlier lbds left serving: from each pid file in dir (not
+ * this lbd's), those that still run (same pid, same start time) without
+ * the lbd that wrote it. A file whose workers still have that lbd for
+ * parent is a running lbd's (one this lbd takes over from, or fails to):
+ * left alone. The others are marked for orphans_forget.
+ */
+static void orphans_read(const char *dir, struct orphans *o)
+{
+	char path[LB_CONF_PATH_MAX + 300];
+	struct dirent *e;
+	DIR *d;
+
+	memset(o, 0, sizeof(*o));
+	if (!dir[0] || !(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		unsigned long long t;
+		int lbd, pid, parent, pp, n0 = o->n;
+		bool running = false;
+		FILE *f;
+
+		if (!pids_file(e->d_name, &lbd) || lbd == getpid() ||
+		    strlen(e->d_name) >= sizeof(o->file[0]))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!(f = fopen(path, "re")))
+			continue;
+		while (fscanf(f, "%d %llu %d", &pid, &t, &parent) == 3) {
+			if (pid <= 1 || !t || proc_stat(pid, &pp) != t)
+				continue; /* gone */
+			if (pp == parent)
+				running = true;
+			else if (o->n < PX_ORPHANS_MAX) {
+				o->pid[o->n] = pid;
+				o->t[o->n++] = t;
+			}
 		}
-	fclose(f);
-	return n;
+		fclose(f);
+		if (running) {
+			o->n = n0; /* its lbd is alive after all */
+		} else if (o->nfiles < PX_ORPHAN_FILES) {
+			snprintf(o->file[o->nfiles++], sizeof(o->file[0]), "%s", e->d_name);
+		}
+	}
+	closedir(d);
 }
 
 /* SIGTERM: each stops accepting and exits once its connections are done
  * (worker_signal). */
-static void orphans_retire(const pid_t *pids, const unsigned long long *ts, int n)
+static int orphans_retire(const struct orphans *o)
 {
 	char list[PX_ORPHANS_MAX * 12] = "";
 	size_t len = 0;
 	int done = 0;
 
-	for (int i = 0; i < n; i++) {
-		/* checked again: it may have ended and its pid gone to another */
-		if (proc_start_time(pids[i]) != ts[i] || kill(pids[i], SIGTERM))
+	for (int i = 0; i < o->n; i++) {
+		/* A pidfd holds the process: checked again through it, the pid
+		 * cannot go to another before the signal (without pidfds, as
+		 * under valgrind, the window is the check's to the kill's). */
+		int fd = (int)syscall(SYS_pidfd_open, o->pid[i], 0), rc;
+
+		if (proc_start_time(o->pid[i]) != o->t[i])
+			rc = -1;
+		else if (fd >= 0)
+			rc = (int)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
+		else
+			rc = kill(o->pid[i], SIGTERM);
+		if (fd >= 0)
+			close(fd);
+		if (rc)
 			continue;
 		done++;
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", done > 1 ? " " : "",
-					(int)pids[i]);
+					(int)o->pid[i]);
 		if (len >= sizeof(list))
 			len = sizeof(list) - 1;
 	}
 	if (done)
 		lb_info("proxy: retired %d worker(s) an earlier lbd left serving (pid %s): they "
 			"accept no more and exit once their connections are done", done, list);
+	return done;
+}
+
+/* Retired (or gone): their pid files go. */
+static void orphans_forget(const char *dir, struct orphans *o)
+{
+	char path[LB_CONF_PATH_MAX + 300];
+
+	for (int i = 0; i < o->nfiles; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, o->file[i]);
+		unlink(path);
+	}
+	o->n = o->nfiles = 0;
 }
 
 int lb_proxy_retire_orphans(const char *state_dir)
 {
-	pid_t pids[PX_ORPHANS_MAX];
-	unsigned long long ts[PX_ORPHANS_MAX];
-	char path[LB_CONF_PATH_MAX + 32];
-	int n = orphans_read(state_dir, pids, ts, PX_ORPHANS_MAX);
+	struct orphans *o = malloc(sizeof(*o));
+	int n;
 
-	orphans_retire(pids, ts, n);
-	snprintf(path, sizeof(path), "%s/%s", state_dir, PX_PIDS_FILE);
-	unlink(path);
+	if (!o)
+		return -ENOMEM;
+	orphans_read(state_dir ? state_dir : "", o);
+	n = orphans_retire(o);
+	orphans_forget(state_dir, o);
+	free(o);
 	return n;
 }
 
@@ -1964,32 +2026,34 @@ static void migrate_req_on(void)
 		close(fd);
 }
 
-/* The workers that serve, and the earlier lbd's not retired yet, for the
- * next lbd (a successor after a handover writes its own). */
+/* This lbd's pid file (state_dir/proxy-PID.pids): its workers, for the
+ * next lbd should this one leave them serving. */
+static void pids_path(const struct lb_proxy *p, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/proxy-%d.pids", p->state_dir, (int)getpid());
+}
+
 static void pids_write(struct lb_proxy *p)
 {
-	char buf[(LB_PROXY_MAX_WORKERS + PX_ORPHANS_MAX) * 32];
+	char buf[LB_PROXY_MAX_WORKERS * 48], name[32];
 	size_t len = 0;
 	int err;
 
-	if (!p->state_dir[0] || p->handed_over)
+	if (!p->state_dir[0])
 		return;
+	/* a line is at most 43 bytes */
 	for (int i = 0; i < p->nw; i++)
 		if (p->w[i].pid > 0)
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %d\n",
 						(int)p->w[i].pid, proc_start_time(p->w[i].pid),
 						(int)getpid());
-	/* orphans already: no parent of theirs is alive to match */
-	for (int i = 0; i < p->norph; i++)
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu 0\n", (int)p->orph[i],
-					p->orph_t[i]);
+	snprintf(name, sizeof(name), "proxy-%d.pids", (int)getpid());
 	err = lb_mkdir_p(p->state_dir, 0700);
 	if (!err)
-		err = lb_write_atomic(p->state_dir, PX_PIDS_FILE, buf, len);
+		err = lb_write_atomic(p->state_dir, name, buf, len);
 	if (err && !p->pids_warned)
 		lb_warn("proxy: cannot write %s/%s (%s): should lbd crash, the next one cannot find "
-			"and retire the workers it leaves serving", p->state_dir, PX_PIDS_FILE,
-			strerror(-err));
+			"and retire the workers it leaves serving", p->state_dir, name, strerror(-err));
 	p->pids_warned = err != 0;
 }
 
@@ -2270,12 +2334,16 @@ int lb_proxy_update(struct lb_proxy *p, const struct lb_proxy_vip *v, int n)
 		nv[i]->fresh = false;
 	/* this proxy's listeners are in the VIPs' SO_REUSEPORT groups now:
 	 * the earlier lbd's workers may go */
-	if (p->norph) {
-		if (p->o.migrate_req)
+	/* Not while a VIP lacks its listener: the earlier lbd's workers may
+	 * be all that serves it. Tried again at the next update. */
+	if (p->orph.n && first_bind)
+		lb_warn("proxy: the %d worker(s) an earlier lbd left serve on until every VIP is bound",
+			p->orph.n);
+	else if (p->orph.n || p->orph.nfiles) {
+		if (p->orph.n && p->o.migrate_req)
 			migrate_req_on();
-		orphans_retire(p->orph, p->orph_t, p->norph);
-		p->norph = 0;
-		pids_write(p);
+		orphans_retire(&p->orph);
+		orphans_forget(p->state_dir, &p->orph);
 	}
 	return first_bind;
 }
@@ -2300,6 +2368,37 @@ static void raise_nofile(int nw)
 		lb_info("proxy: open-file limit %llu per worker: at most about %llu TCP connections "
 			"at once (two sockets each)", (unsigned long long)rl.rlim_cur,
 			(unsigned long long)rl.rlim_cur / 2 * (unsigned long long)nw);
+}
+
+static void proxy_free(struct lb_proxy *p)
+{
+	for (int i = 0; i < p->nv; i++)
+		pvip_free(p, p->v[i], 0);
+	free(p->v);
+	if (p->snapfd >= 0)
+		close(p->snapfd);
+	inherit_drop(p);
+	munmap(p->sh, p->shlen);
+	free(p->w);
+	free(p);
+}
+
+/* This lbd's workers killed, its pid file gone; an earlier lbd's workers
+ * are left as they are. */
+static void proxy_kill(struct lb_proxy *p)
+{
+	char path[LB_CONF_PATH_MAX + 32], how[96];
+
+	for (int i = 0; i < p->nw; i++)
+		proc_kill(&p->w[i]);
+	for (int i = 0; i < p->nw; i++)
+		if (proc_running(&p->w[i]))
+			proc_reap(p, i, true, how, sizeof(how));
+	if (p->state_dir[0]) {
+		pids_path(p, path, sizeof(path));
+		unlink(path);
+	}
+	proxy_free(p);
 }
 
 int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
@@ -2364,16 +2463,16 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 	}
 	for (int i = 0; i < p->nw; i++)
 		p->w[i].pidfd = p->w[i].sock = -1;
-	p->norph = orphans_read(p->state_dir, p->orph, p->orph_t, PX_ORPHANS_MAX);
-	if (p->norph)
+	orphans_read(p->state_dir, &p->orph);
+	if (p->orph.n)
 		lb_info("proxy: %d worker(s) an earlier lbd left are serving: retired once this "
-			"lbd's listeners are bound", p->norph);
+			"lbd's listeners are bound", p->orph.n);
 	raise_nofile(p->nw);
 	for (int i = 0; i < p->nw && !err; i++)
 		err = proc_spawn(p, i);
 	if (err) {
 		lb_err("proxy: cannot start its workers: %s", strerror(-err));
-		lb_proxy_stop(p);
+		proxy_kill(p); /* an earlier lbd's serve on */
 		return err;
 	}
 	lb_info("proxy: %d worker process(es), %s forwarding", p->nw,
@@ -2382,50 +2481,28 @@ int lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out)
 	return 0;
 }
 
-static void proxy_free(struct lb_proxy *p)
-{
-	for (int i = 0; i < p->nv; i++)
-		pvip_free(p, p->v[i], 0);
-	free(p->v);
-	if (p->snapfd >= 0)
-		close(p->snapfd);
-	inherit_drop(p);
-	munmap(p->sh, p->shlen);
-	free(p->w);
-	free(p);
-}
-
 void lb_proxy_stop(struct lb_proxy *p)
 {
-	char path[LB_CONF_PATH_MAX + 32], how[96];
-
 	if (!p)
 		return;
-	for (int i = 0; i < p->nw; i++)
-		proc_kill(&p->w[i]);
-	for (int i = 0; i < p->nw; i++)
-		if (proc_running(&p->w[i]))
-			proc_reap(p, i, true, how, sizeof(how));
-	orphans_retire(p->orph, p->orph_t, p->norph);
-	if (p->state_dir[0] && !p->handed_over) {
-		snprintf(path, sizeof(path), "%s/%s", p->state_dir, PX_PIDS_FILE);
-		unlink(path);
-	}
-	proxy_free(p);
+	orphans_retire(&p->orph);
+	orphans_forget(p->state_dir, &p->orph);
+	proxy_kill(p);
 }
 
-void lb_proxy_leave(struct lb_proxy *p)
+int lb_proxy_leave(struct lb_proxy *p)
 {
 	char list[LB_PROXY_MAX_WORKERS * 12] = "";
 	size_t len = 0;
 	int n = 0;
 
 	if (!p)
-		return;
-	/* the successor serves; what is left of this one's goes with it */
+		return 0;
+	/* the successor serves; what is left of this one's goes with it, as
+	 * lbd's handover drain (lbd.c) says */
 	if (p->handed_over) {
 		lb_proxy_stop(p);
-		return;
+		return 0;
 	}
 	for (int i = 0; i < p->nw; i++) {
 		struct pproc *w = &p->w[i];
@@ -2447,6 +2524,7 @@ void lb_proxy_leave(struct lb_proxy *p)
 		lb_info("proxy: %d worker(s) left serving (pid %s): the next lbd retires them, "
 			"lbd --cleanup stops them", n, list);
 	proxy_free(p);
+	return n;
 }
 
 int lb_proxy_listeners(struct lb_proxy *p, int *fds, int max, struct lb_buf *desc)

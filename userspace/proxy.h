@@ -135,16 +135,18 @@ int  lb_proxy_pp2_header(const struct sockaddr_storage *client, const struct soc
 /* Forks the workers (signals blocked in lbd stay lbd's: workers reset
  * theirs). */
 int  lb_proxy_start(const struct lb_proxy_opts *o, struct lb_proxy **out);
-/* Kills the workers: every listener and connection closes at once. So are
- * retired the workers an earlier lbd left serving, if still there. */
+/* Kills the workers: every listener and connection closes at once. The
+ * workers an earlier lbd left serving, if not retired yet, are retired. */
 void lb_proxy_stop(struct lb_proxy *p);
 /* lbd exits but its workers serve on (SIGTERM, as the BPF data path keeps
  * forwarding): the next lbd's proxy retires them (SIGTERM: they accept no
  * more and exit once their connections are done) after it has bound its
- * own listeners. After a handover: lb_proxy_stop(). */
-void lb_proxy_leave(struct lb_proxy *p);
-/* lbd --cleanup, or a BPF mode that serves instead: retire the workers an
- * earlier lbd left serving (state_dir's pid file); returns how many. */
+ * own listeners. After a handover: lb_proxy_stop(). Returns how many serve
+ * on. */
+int  lb_proxy_leave(struct lb_proxy *p);
+/* lbd --cleanup, or a BPF mode that serves instead: retire the workers
+ * earlier lbds left serving (their pid files in state_dir; a running lbd's
+ * are left alone); returns how many were signalled. */
 int  lb_proxy_retire_orphans(const char *state_dir);
 /* Once a second from lbd's loop: a worker that died is restarted (at once,
  * or after a growing pause when it keeps dying young). */

@@ -1483,11 +1483,12 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 	lb_dp_close(s->dp);
 	/* like the data path, the proxy's workers serve on unless cleaned up */
 	bool proxy = s->px != NULL;
+	int left = 0;
 
 	if (cleanup)
 		lb_proxy_stop(s->px);
 	else
-		lb_proxy_leave(s->px);
+		left = lb_proxy_leave(s->px);
 	if (cleanup) {
 		char p[LB_CONF_PATH_MAX + 32];
 		int n = rm_pins(s->file.bpffs);
@@ -1496,7 +1497,7 @@ void lb_svc_stop(struct lb_svc *s, bool cleanup)
 		unlink(p);
 		lb_info("cleaned up: detached, %d pinned object(s) removed from %s", n, s->file.bpffs);
 	} else if (proxy) {
-		lb_info("exiting; the proxy's workers serve on");
+		lb_info(left ? "exiting; the proxy's workers serve on" : "exiting");
 	} else {
 		lb_info("exiting; the data path keeps forwarding (pinned in %s)", s->file.bpffs);
 	}
@@ -1515,8 +1516,8 @@ int lb_svc_cleanup(const struct lb_conf *conf)
 	int err, n;
 
 	n = lb_proxy_retire_orphans(conf->state_dir);
-	if (n)
-		lb_info("cleaned up: %d proxy worker(s) retired", n);
+	if (n > 0)
+		lb_info("cleaned up: %d proxy worker(s) retired (they finish their open connections)", n);
 	if (access(conf->bpffs, F_OK)) {
 		lb_info("nothing pinned in %s", conf->bpffs);
 		return 0;

@@ -484,6 +484,11 @@ else
 fi
 out=$(load -c 100 -p 8 "$VIP:80")
 t_check "takeover-new-lbd-serves" "after the takeover: $out" test "$(field ok "$out")" = 100
+# the old lbd ran on while the new one started: its workers were its own to
+# drain, not orphans for the new one to retire; it took its pid file along
+t_check "takeover-leaves-running-lbds-workers" "$(bg_log "$LBD_PID" | grep "earlier lbd") $(ls "$TOPO_DIR/state")" \
+	eval '! bg_log "$LBD_PID" | grep -q "earlier lbd" && [ ! -e "$TOPO_DIR/state/proxy-$OLD_PID.pids" ] &&
+	      [ -e "$TOPO_DIR/state/proxy-$LBD_PID.pids" ]'
 
 # ---------------------------------------------------------------- stop
 before=$(workers)
