@@ -106,21 +106,27 @@ FOLLOW_PID=$!
 echo "follow-line-A" >>"$LOG0"
 wait_for -t 5 grep -q follow-line-A "$TOPO_DIR/follow.out"
 kill -STOP "$FOLLOW_PID"
+printed=$(stat -c %s "$LOG0") # where the follower stands
 echo "follow-line-B" >>"$LOG0"
 head -c 6000 /dev/zero | tr '\0' 'x' | fold -w 100 >>"$LOG0" # > log_max_size
 rotated() { [ -s "$LOG0.1" ] && [ "$(stat -c %s "$LOG0")" -lt 4096 ]; }
 wait_for -t 5 rotated; rot=$?
+# the emptied file grows back past where the follower stood: its start
+# (line C) is no less new for that
 echo "follow-line-C" >>"$LOG0"
+head -c $((printed + 200)) /dev/zero | tr '\0' 'y' | fold -w 100 >>"$LOG0"
+echo "follow-line-D" >>"$LOG0"
 kill -CONT "$FOLLOW_PID"
-wait_for -t 5 grep -q follow-line-C "$TOPO_DIR/follow.out"
+wait_for -t 5 grep -q follow-line-D "$TOPO_DIR/follow.out"
 kill "$FOLLOW_PID" 2>/dev/null
 wait "$FOLLOW_PID" 2>/dev/null
 f=$(grep -c . "$TOPO_DIR/follow.out")
 echo "  logs -f: $f lines, rotated: $([ $rot = 0 ] && echo yes || echo no)"
-t_check "logs-follow-across-rotation" "rotation $rot; got: $(grep -v xxxx "$TOPO_DIR/follow.out" | head -12)" \
+t_check "logs-follow-across-rotation" "rotation $rot, follower at $printed; got: $(grep -v 'xxxx\|yyyy' "$TOPO_DIR/follow.out" | head -12)" \
 	test $rot = 0 -a "$(grep -c 'follow-line-A' "$TOPO_DIR/follow.out")" = 1 \
 	-a "$(grep -c 'follow-line-B' "$TOPO_DIR/follow.out")" = 1 \
-	-a "$(grep -c 'follow-line-C' "$TOPO_DIR/follow.out")" = 1
+	-a "$(grep -c 'follow-line-C' "$TOPO_DIR/follow.out")" = 1 \
+	-a "$(grep -c 'follow-line-D' "$TOPO_DIR/follow.out")" = 1 -a "$printed" -lt 3500
 # bounded: a reader that goes away (head) ends it
 t0=$(date +%s%N)
 first=$( { timeout 20 "$LBCTL" -s "$SOCK" worker logs app -f -n 1; echo "rc=$?" >"$TOPO_DIR/follow.rc"; } | head -n 1)

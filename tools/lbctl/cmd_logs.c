@@ -4,9 +4,11 @@
  * instance's log file. lbd answers requests and never holds one open, so it
  * only names the files (the headers of its `worker logs` answer); lbctl
  * prints their last LINES and follows them itself, on the same host:
- *   - rotation and truncation are noticed by the path's inode and size:
- *     the rest of the old file is printed (of a file lbd emptied in place,
- *     from its copy app-0.log.1), then the new one from its start;
+ *   - rotation and truncation are noticed by the path's inode and size,
+ *     and by a new copy app-0.log.1 (a file emptied in place may have grown
+ *     back past the old offset): the rest of the old file is printed (of a
+ *     file lbd emptied in place, from that copy), then the new one from its
+ *     start;
  *   - a file that does not exist yet (an instance not started) is waited for;
  *   - it ends when stdout goes away (a pipe to `head` that closed: POLLERR
  *     on stdout, or EPIPE on a write), on SIGINT/SIGTERM, or when LBCTL_
@@ -34,12 +36,20 @@
 #define FOLLOW_TICK_MS   200
 #define TAIL_MAX_BYTES   (1 << 20) /* read back for the last LINES */
 
+/* What PATH.1 was when last looked at: a new copy there is a rotation. */
+struct copy_sig {
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
 struct followed {
 	char path[PATH_MAX];
 	int inst;
 	int fd;        /* -1: not open (yet) */
 	ino_t ino;
 	off_t off;     /* printed up to here */
+	struct copy_sig copy; /* PATH.1 as of the last rotation seen */
 };
 
 static int last_shown = -1; /* the file whose header was printed last */
@@ -73,6 +83,25 @@ static int header(const struct followed *f, int i)
 	return out(h, (size_t)n);
 }
 
+static void copy_sig(const struct followed *f, struct copy_sig *c)
+{
+	char p[PATH_MAX + 4];
+	struct stat st;
+
+	memset(c, 0, sizeof(*c));
+	if (snprintf(p, sizeof(p), "%s.1", f->path) < (int)sizeof(p) && !stat(p, &st)) {
+		c->ino = st.st_ino;
+		c->size = st.st_size;
+		c->mtime = st.st_mtim;
+	}
+}
+
+static bool copy_sig_eq(const struct copy_sig *a, const struct copy_sig *b)
+{
+	return a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+	       a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
 /* Open f->path (if it exists): *tail_lines of its end are to be printed
  * (0: from where it starts, a new file after rotation). */
 static void fopen_at(struct followed *f, long tail_lines)
@@ -92,6 +121,7 @@ static void fopen_at(struct followed *f, long tail_lines)
 	}
 	f->ino = st.st_ino;
 	f->off = 0;
+	copy_sig(f, &f->copy);
 	if (tail_lines <= 0 || st.st_size == 0)
 		return;
 	/* the last tail_lines lines, looked for in the last MiB */
@@ -150,8 +180,28 @@ static int print_rotated_copy(struct followed *f, int i)
 	return rc;
 }
 
+/*
+ * Whether f's file was emptied in place since the last check: it is shorter
+ * than what was printed, or a new copy PATH.1 is there and the file is
+ * shorter than that copy. The second catches a file that grew back past
+ * the old offset within one check, whose start the follower would skip (a
+ * file as long as its copy is one lbd has copied but not emptied yet: the
+ * next check decides).
+ */
+static bool emptied(const struct followed *f, const struct stat *st)
+{
+	struct copy_sig c;
+
+	if (st->st_size < f->off)
+		return true;
+	copy_sig(f, &c);
+	return c.size && !copy_sig_eq(&c, &f->copy) && st->st_size < c.size;
+}
+
 /* Print what f gained; reopen it when its path now names another file
- * (rotated) or it shrank (truncated). -1: stdout is gone. */
+ * (rotated) or it was emptied in place (copy-truncate). Looked at before
+ * printing: an emptied file's bytes past the old offset are new ones, to be
+ * printed after the copy's rest. -1: stdout is gone. */
 static int drain(struct followed *f, int i)
 {
 	struct stat st;
@@ -162,17 +212,18 @@ static int drain(struct followed *f, int i)
 		if (f->fd < 0)
 			return 0;
 	}
-	if (print_from(f, i, f->fd))
-		return -1;
 	rotated = stat(f->path, &st) || st.st_ino != f->ino;
-	if (!rotated && st.st_size >= f->off)
-		return 0;
+	if (!rotated && !emptied(f, &st))
+		return print_from(f, i, f->fd);
+	/* renamed away: the rest of it is still behind f->fd */
+	if (rotated && print_from(f, i, f->fd))
+		return -1;
 	if (!rotated && print_rotated_copy(f, i))
 		return -1;
 	close(f->fd);
 	f->fd = -1;
-	fopen_at(f, 0); /* the new file, or the truncated one, from its start */
-	return 0;
+	fopen_at(f, 0); /* the new file, or the emptied one, from its start */
+	return f->fd >= 0 ? print_from(f, i, f->fd) : 0;
 }
 
 /* Paths from the headers of lbd's answer: "==> PATH (instance K) <==". */
