@@ -31,6 +31,7 @@
 #include "lb_hash.h"
 #include "log.h"
 #include "loop.h"
+#include "procstat.h"
 
 #define PX_PIPE_SIZE     (64 * 1024)  /* what one splice moves at most */
 #define PX_BUF_SIZE      (16 * 1024)  /* read/write mode: per worker, shared */
@@ -1848,40 +1849,6 @@ out:
 
 /* ---- lbd: workers an earlier lbd left ------------------------------------ */
 
-/* pid's start time (/proc/PID/stat field 22, ticks since boot): with the
- * pid, it names one process for good, as pids are reused. 0: gone. Its
- * parent's pid in *ppid (field 4) if ppid. */
-static unsigned long long proc_stat(pid_t pid, int *ppid)
-{
-	char path[64], buf[1024], *q;
-	unsigned long long t = 0;
-	int fd, pp = 0;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	/* the command (field 2) may hold anything but ends at the last ')' */
-	q = strrchr(buf, ')');
-	if (!q || sscanf(q + 1, "%*s %d %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
-			 "%*s %*s %*s %llu", &pp, &t) != 2)
-		return 0;
-	if (ppid)
-		*ppid = pp;
-	return t;
-}
-
-static unsigned long long proc_start_time(pid_t pid)
-{
-	return proc_stat(pid, NULL);
-}
-
 /* A pid file's name in state_dir: "proxy-LBDPID.pids". */
 static bool pids_file(const char *name, int *lbd)
 {
@@ -1907,8 +1874,9 @@ static void orphans_read(const char *dir, struct orphans *o)
 	if (!dir[0] || !(d = opendir(dir)))
 		return;
 	while ((e = readdir(d))) {
+		struct lb_procstat ps;
 		unsigned long long t;
-		int lbd, pid, parent, pp, n0 = o->n;
+		int lbd, pid, parent, n0 = o->n;
 		bool running = false;
 		FILE *f;
 
@@ -1919,9 +1887,9 @@ static void orphans_read(const char *dir, struct orphans *o)
 		if (!(f = fopen(path, "re")))
 			continue;
 		while (fscanf(f, "%d %llu %d", &pid, &t, &parent) == 3) {
-			if (pid <= 1 || !t || proc_stat(pid, &pp) != t)
+			if (pid <= 1 || !t || lb_procstat(pid, &ps) || ps.start != t)
 				continue; /* gone */
-			if (pp == parent)
+			if (ps.ppid == parent)
 				running = true;
 			else if (o->n < PX_ORPHANS_MAX) {
 				o->pid[o->n] = pid;
@@ -1952,7 +1920,7 @@ static int orphans_retire(const struct orphans *o)
 		 * under valgrind, the window is the check's to the kill's). */
 		int fd = (int)syscall(SYS_pidfd_open, o->pid[i], 0), rc;
 
-		if (proc_start_time(o->pid[i]) != o->t[i])
+		if (lb_proc_start(o->pid[i]) != o->t[i])
 			rc = -1;
 		else if (fd >= 0)
 			rc = (int)syscall(SYS_pidfd_send_signal, fd, SIGTERM, NULL, 0);
@@ -1988,14 +1956,15 @@ static void orphans_forget(const char *dir, struct orphans *o)
 
 int lb_proxy_retire_orphans(const char *state_dir)
 {
+	const char *dir = state_dir ? state_dir : "";
 	struct orphans *o = malloc(sizeof(*o));
 	int n;
 
 	if (!o)
 		return -ENOMEM;
-	orphans_read(state_dir ? state_dir : "", o);
+	orphans_read(dir, o);
 	n = orphans_retire(o);
-	orphans_forget(state_dir, o);
+	orphans_forget(dir, o);
 	free(o);
 	return n;
 }
@@ -2045,7 +2014,7 @@ static void pids_write(struct lb_proxy *p)
 	for (int i = 0; i < p->nw; i++)
 		if (p->w[i].pid > 0)
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %d\n",
-						(int)p->w[i].pid, proc_start_time(p->w[i].pid),
+						(int)p->w[i].pid, lb_proc_start(p->w[i].pid),
 						(int)getpid());
 	snprintf(name, sizeof(name), "proxy-%d.pids", (int)getpid());
 	err = lb_mkdir_p(p->state_dir, 0700);

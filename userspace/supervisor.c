@@ -39,6 +39,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "procstat.h"
 #include "supervisor.h"
 
 #define SUP_MAX_INST      256
@@ -377,39 +378,6 @@ static bool pid_path(const struct inst *in, int bank, char *buf, size_t len)
 	return true;
 }
 
-/* /proc/PID/stat after the command name (which may hold spaces and
- * parentheses), from the state field on; NULL if there is no such process. */
-static const char *proc_stat(pid_t pid, char *buf, size_t len)
-{
-	char p[64], *e;
-	FILE *f;
-	size_t n;
-
-	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
-	f = fopen(p, "re");
-	if (!f)
-		return NULL;
-	n = fread(buf, 1, len - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	e = strrchr(buf, ')');
-	return e && e[1] ? e + 2 : NULL;
-}
-
-/* Start time in clock ticks after boot (field 22 of /proc/PID/stat), 0 if
- * there is no such process: with the pid, it names one process for good. */
-static unsigned long long proc_start(pid_t pid)
-{
-	char buf[1024];
-	const char *f = proc_stat(pid, buf, sizeof(buf));
-	unsigned long long st = 0;
-
-	if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
-			 "%*d %*d %*d %*d %llu", &st) != 1)
-		return 0;
-	return st;
-}
-
 static void pid_write(const struct inst *in)
 {
 	char p[LB_CONF_PATH_MAX + 96], tmp[sizeof(p) + 8];
@@ -421,7 +389,7 @@ static void pid_write(const struct inst *in)
 	f = fopen(tmp, "we");
 	if (!f)
 		return;
-	fprintf(f, "%d %llu %u\n", (int)in->pid, proc_start(in->pid), in->port);
+	fprintf(f, "%d %llu %u\n", (int)in->pid, lb_proc_start(in->pid), in->port);
 	if (fclose(f) || rename(tmp, p))
 		unlink(tmp);
 }
@@ -452,7 +420,7 @@ static bool adopt(struct inst *in)
 		if (fscanf(f, "%d %llu %u", &pid, &start, &port) != 3)
 			pid = 0;
 		fclose(f);
-		if (pid <= 0 || !start || proc_start(pid) != start) {
+		if (pid <= 0 || !start || lb_proc_start(pid) != start) {
 			lb_warn("worker %s: instance %d: pid %d of %s is gone: not adopted",
 				in->w->c.name, in->slot, pid, p);
 			unlink(p);
@@ -1306,13 +1274,11 @@ static int cmd_logs(struct lb_sup *s, int argc, char **argv, struct lb_buf *o)
 
 static double cpu_seconds(pid_t pid)
 {
-	char buf[1024];
-	const char *f = proc_stat(pid, buf, sizeof(buf));
-	unsigned long long ut = 0, st = 0;
+	struct lb_procstat ps;
 
-	if (!f || sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	if (lb_procstat(pid, &ps))
 		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	return (double)(ps.utime + ps.stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static void list_inst(struct lb_buf *o, bool json, bool *first, const struct sup_worker *w,

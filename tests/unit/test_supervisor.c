@@ -23,11 +23,13 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "procstat.h"
 #include "supervisor.h"
 
 struct t {
@@ -584,6 +586,37 @@ static void test_log_rotation(void **st)
 	assert_int_not_equal(stat(p, &sb), 0); /* keep 2 */
 }
 
+/* The start time and parent that pid files rely on: this process's, a
+ * child's (later than its parent's, and the same on every read), and none
+ * for a process that is gone. */
+static void test_procstat(void **st)
+{
+	struct lb_procstat me, kid, again;
+	int status;
+	pid_t pid;
+
+	(void)st;
+	assert_int_equal(lb_procstat(getpid(), &me), 0);
+	assert_int_equal(me.ppid, getppid());
+	assert_true(me.start > 0);
+	assert_int_equal(lb_proc_start(getpid()), me.start);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		pause();
+		_exit(0);
+	}
+	assert_int_equal(lb_procstat(pid, &kid), 0);
+	assert_int_equal(kid.ppid, getpid());
+	assert_true(kid.start >= me.start);
+	assert_int_equal(lb_procstat(pid, &again), 0);
+	assert_int_equal(again.start, kid.start);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(lb_procstat(pid, &kid), -ESRCH);
+	assert_int_equal(lb_proc_start(pid), 0);
+}
+
 #define TS(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -600,6 +633,7 @@ int main(void)
 		TS(test_adopt),
 		TS(test_commands),
 		TS(test_log_rotation),
+		cmocka_unit_test(test_procstat),
 	};
 
 	lb_log_set_level(LB_LOG_WARN);
