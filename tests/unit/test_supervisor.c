@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -603,6 +604,9 @@ static void test_procstat(void **st)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (!pid) {
+		/* gone with the test, whatever becomes of it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		alarm(10);
 		pause();
 		_exit(0);
 	}

@@ -142,14 +142,22 @@ static void fopen_at(struct followed *f, long tail_lines)
 	free(buf);
 }
 
-/* Print fd from f->off to its end; -1: stdout is gone. */
-static int print_from(struct followed *f, int i, int fd)
+/* Print fd from f->off to end (-1: to its end); -1: stdout is gone. The
+ * end a check saw keeps a file emptied and written again meanwhile from
+ * being read on from the old offset (the next check notices it). */
+static int print_from(struct followed *f, int i, int fd, off_t end)
 {
 	char buf[16384];
 	ssize_t n;
 
 	for (;;) {
-		n = pread(fd, buf, sizeof(buf), f->off);
+		size_t want = sizeof(buf);
+
+		if (end >= 0 && f->off >= end)
+			return 0;
+		if (end >= 0 && (off_t)want > end - f->off)
+			want = (size_t)(end - f->off);
+		n = pread(fd, buf, want, f->off);
 		if (n <= 0)
 			return 0;
 		if (header(f, i) || out(buf, (size_t)n))
@@ -158,11 +166,10 @@ static int print_from(struct followed *f, int i, int fd)
 	}
 }
 
-/* f's file was emptied in place: lbd rotates copy-truncate style
- * (supervisor.c), so what was written before and not printed yet is at the
- * end of its copy, PATH.1. Without this, what came within one check before
- * the rotation was lost (a test's line, written just before it). A .1
- * shorter than what was printed is an older rotation's: left alone. */
+/* f's file was emptied in place by lbd, which rotates copy-truncate style
+ * (supervisor.c): what was written before and not printed yet is at the end
+ * of its new copy, PATH.1. Without this, what came within one check before
+ * the rotation was lost (a test's line, written just before it). */
 static int print_rotated_copy(struct followed *f, int i)
 {
 	char p[PATH_MAX + 4];
@@ -175,27 +182,53 @@ static int print_rotated_copy(struct followed *f, int i)
 	if (fd < 0)
 		return 0;
 	if (!fstat(fd, &st) && st.st_size > f->off)
-		rc = print_from(f, i, fd);
+		rc = print_from(f, i, fd, -1);
 	close(fd);
 	return rc;
 }
 
+/* Whether f's file (size bytes) starts as its copy PATH.1 does: it is
+ * that copy's source, not emptied yet. */
+static bool same_start(const struct followed *f, off_t size, off_t copy_size)
+{
+	char p[PATH_MAX + 4], a[256], b[256];
+	size_t n = sizeof(a);
+	bool same = false;
+	int fd;
+
+	if ((off_t)n > size)
+		n = (size_t)size;
+	if ((off_t)n > copy_size)
+		n = (size_t)copy_size;
+	if (!n || snprintf(p, sizeof(p), "%s.1", f->path) >= (int)sizeof(p))
+		return false;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	same = pread(f->fd, a, n, 0) == (ssize_t)n && pread(fd, b, n, 0) == (ssize_t)n &&
+	       !memcmp(a, b, n);
+	close(fd);
+	return same;
+}
+
 /*
- * Whether f's file was emptied in place since the last check: it is shorter
- * than what was printed, or a new copy PATH.1 is there and the file is
- * shorter than that copy. The second catches a file that grew back past
- * the old offset within one check, whose start the follower would skip (a
- * file as long as its copy is one lbd has copied but not emptied yet: the
- * next check decides).
+ * Whether f's file was emptied in place since the last check, and whether
+ * lbd did it (*copied: a new copy PATH.1 is there, holding what was not
+ * printed yet). A new copy with the file no longer starting as it does
+ * catches a file that grew back past the old offset within one check,
+ * whose start the follower would skip; a file that still does is one lbd
+ * has copied but not emptied yet (the next check decides). Shorter than
+ * what was printed without a new copy: emptied by someone else.
  */
-static bool emptied(const struct followed *f, const struct stat *st)
+static bool emptied(const struct followed *f, const struct stat *st, bool *copied)
 {
 	struct copy_sig c;
 
-	if (st->st_size < f->off)
-		return true;
 	copy_sig(f, &c);
-	return c.size && !copy_sig_eq(&c, &f->copy) && st->st_size < c.size;
+	*copied = c.size && !copy_sig_eq(&c, &f->copy);
+	if (*copied)
+		return st->st_size < c.size || !same_start(f, st->st_size, c.size);
+	return st->st_size < f->off;
 }
 
 /* Print what f gained; reopen it when its path now names another file
@@ -204,8 +237,8 @@ static bool emptied(const struct followed *f, const struct stat *st)
  * printed after the copy's rest. -1: stdout is gone. */
 static int drain(struct followed *f, int i)
 {
+	bool rotated, copied = false;
 	struct stat st;
-	bool rotated;
 
 	if (f->fd < 0) {
 		fopen_at(f, 0);
@@ -213,17 +246,17 @@ static int drain(struct followed *f, int i)
 			return 0;
 	}
 	rotated = stat(f->path, &st) || st.st_ino != f->ino;
-	if (!rotated && !emptied(f, &st))
-		return print_from(f, i, f->fd);
+	if (!rotated && !emptied(f, &st, &copied))
+		return print_from(f, i, f->fd, st.st_size);
 	/* renamed away: the rest of it is still behind f->fd */
-	if (rotated && print_from(f, i, f->fd))
+	if (rotated && print_from(f, i, f->fd, -1))
 		return -1;
-	if (!rotated && print_rotated_copy(f, i))
+	if (!rotated && copied && print_rotated_copy(f, i))
 		return -1;
 	close(f->fd);
 	f->fd = -1;
 	fopen_at(f, 0); /* the new file, or the emptied one, from its start */
-	return f->fd >= 0 ? print_from(f, i, f->fd) : 0;
+	return f->fd >= 0 ? print_from(f, i, f->fd, -1) : 0;
 }
 
 /* Paths from the headers of lbd's answer: "==> PATH (instance K) <==". */
