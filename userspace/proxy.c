@@ -1906,6 +1906,15 @@ static void orphans_read(const char *dir, struct orphans *o)
 	closedir(d);
 }
 
+/* pid appended to a log line's space-separated list (list of size bytes,
+ * *len used; what does not fit is left out). */
+static void pid_list_add(char *list, size_t size, size_t *len, pid_t pid)
+{
+	*len += (size_t)snprintf(list + *len, size - *len, "%s%d", *len ? " " : "", (int)pid);
+	if (*len >= size)
+		*len = size - 1;
+}
+
 /* SIGTERM: each stops accepting and exits once its connections are done
  * (worker_signal). */
 static int orphans_retire(const struct orphans *o)
@@ -1931,10 +1940,7 @@ static int orphans_retire(const struct orphans *o)
 		if (rc)
 			continue;
 		done++;
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", done > 1 ? " " : "",
-					(int)o->pid[i]);
-		if (len >= sizeof(list))
-			len = sizeof(list) - 1;
+		pid_list_add(list, sizeof(list), &len, o->pid[i]);
 	}
 	if (done)
 		lb_info("proxy: retired %d worker(s) an earlier lbd left serving (pid %s): they "
@@ -2484,10 +2490,8 @@ int lb_proxy_leave(struct lb_proxy *p)
 		if (w->pidfd >= 0)
 			close(w->pidfd);
 		w->sock = w->pidfd = -1;
-		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", n++ ? " " : "",
-					(int)w->pid);
-		if (len >= sizeof(list))
-			len = sizeof(list) - 1;
+		pid_list_add(list, sizeof(list), &len, w->pid);
+		n++;
 	}
 	if (n)
 		lb_info("proxy: %d worker(s) left serving (pid %s): the next lbd retires them, "

@@ -83,17 +83,29 @@ static int header(const struct followed *f, int i)
 	return out(h, (size_t)n);
 }
 
-static void copy_sig(const struct followed *f, struct copy_sig *c)
+/* f's copy, PATH.1, opened (-1: none). */
+static int copy_open(const struct followed *f)
 {
 	char p[PATH_MAX + 4];
+
+	if (snprintf(p, sizeof(p), "%s.1", f->path) >= (int)sizeof(p))
+		return -1;
+	return open(p, O_RDONLY | O_CLOEXEC);
+}
+
+static void copy_sig(const struct followed *f, struct copy_sig *c)
+{
 	struct stat st;
+	int fd = copy_open(f);
 
 	memset(c, 0, sizeof(*c));
-	if (snprintf(p, sizeof(p), "%s.1", f->path) < (int)sizeof(p) && !stat(p, &st)) {
+	if (fd >= 0 && !fstat(fd, &st)) {
 		c->ino = st.st_ino;
 		c->size = st.st_size;
 		c->mtime = st.st_mtim;
 	}
+	if (fd >= 0)
+		close(fd);
 }
 
 static bool copy_sig_eq(const struct copy_sig *a, const struct copy_sig *b)
@@ -172,13 +184,9 @@ static int print_from(struct followed *f, int i, int fd, off_t end)
  * the rotation was lost (a test's line, written just before it). */
 static int print_rotated_copy(struct followed *f, int i)
 {
-	char p[PATH_MAX + 4];
 	struct stat st;
-	int fd, rc = 0;
+	int fd = copy_open(f), rc = 0;
 
-	if (snprintf(p, sizeof(p), "%s.1", f->path) >= (int)sizeof(p))
-		return 0;
-	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	if (!fstat(fd, &st) && st.st_size > f->off)
@@ -191,7 +199,7 @@ static int print_rotated_copy(struct followed *f, int i)
  * that copy's source, not emptied yet. */
 static bool same_start(const struct followed *f, off_t size, off_t copy_size)
 {
-	char p[PATH_MAX + 4], a[256], b[256];
+	char a[256], b[256];
 	size_t n = sizeof(a);
 	bool same = false;
 	int fd;
@@ -200,10 +208,7 @@ static bool same_start(const struct followed *f, off_t size, off_t copy_size)
 		n = (size_t)size;
 	if ((off_t)n > copy_size)
 		n = (size_t)copy_size;
-	if (!n || snprintf(p, sizeof(p), "%s.1", f->path) >= (int)sizeof(p))
-		return false;
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!n || (fd = copy_open(f)) < 0)
 		return false;
 	same = pread(f->fd, a, n, 0) == (ssize_t)n && pread(fd, b, n, 0) == (ssize_t)n &&
 	       !memcmp(a, b, n);
