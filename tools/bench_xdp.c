@@ -20,8 +20,11 @@
  * XDP_TX, like the baseline. Live frames really go out bx0 and are dropped
  * on bx1; that cost is in both figures.
  *
- * Cases: established (a primed TCP flow, ACKs), nat_reply (the backend's
- * ACK to the SNAT address:port of that flow), new_flow (a SYN of a new
+ * Cases: established (a primed TCP flow, ACKs), new_tier (ACKs of a flow
+ * its backend has not answered: it stays in the conntrack's LRU tier, as
+ * a short connection whose server closes first does all its life),
+ * nat_reply (the backend's ACK to the SNAT address:port of the first
+ * flow), new_flow (a SYN of a new
  * client tuple every packet; ct and nat are emptied before each run, so it
  * measures insertion into a table with room, not eviction under overload)
  * and non_vip_pass (to an address that is no VIP: XDP_PASS). The pass case
@@ -535,7 +538,7 @@ static int plain_run(struct ctx *c, const __u8 *pkt, __u8 *out, __u32 *verdict)
 	return 0;
 }
 
-enum expect { EXP_EST, EXP_NEW, EXP_REPLY, EXP_PASS };
+enum expect { EXP_EST, EXP_TIER, EXP_NEW, EXP_REPLY, EXP_PASS };
 
 /* Did every packet of the run take the path the case is about? */
 static void check_path(const __u64 *e0, const __u64 *e1, const __u64 *d0, const __u64 *d1,
@@ -544,6 +547,7 @@ static void check_path(const __u64 *e0, const __u64 *e1, const __u64 *d0, const 
 	__u64 tx = e1[LB_EV_TX] - e0[LB_EV_TX];
 	__u64 nw = e1[LB_EV_FLOW_NEW] - e0[LB_EV_FLOW_NEW];
 	__u64 rp = e1[LB_EV_REPLY] - e0[LB_EV_REPLY];
+	__u64 pr = e1[LB_EV_CT_PROMOTE] - e0[LB_EV_CT_PROMOTE];
 	__u64 drops = 0;
 
 	int worst = 0;
@@ -562,8 +566,10 @@ static void check_path(const __u64 *e0, const __u64 *e1, const __u64 *d0, const 
 		snprintf(msg, len, "FAIL:pass touched (tx %llu)", (unsigned long long)tx);
 	else if (x != EXP_PASS && tx != repeat)
 		snprintf(msg, len, "FAIL:tx %llu of %u", (unsigned long long)tx, repeat);
-	else if (x == EXP_EST && nw)
+	else if ((x == EXP_EST || x == EXP_TIER) && nw)
 		snprintf(msg, len, "FAIL:%llu new flows", (unsigned long long)nw);
+	else if (x == EXP_TIER && pr)
+		snprintf(msg, len, "FAIL:%llu promoted", (unsigned long long)pr);
 	else if (x == EXP_REPLY && rp != repeat)
 		snprintf(msg, len, "FAIL:replies %llu of %u", (unsigned long long)rp, repeat);
 	/* Each page's first run sees the input tuple itself (a flow already
@@ -649,6 +655,7 @@ static int bench_case(struct ctx *c, const char *name, const __u8 *pkt, __u32 fl
 static int bench_all(struct ctx *c)
 {
 	__u8 syn[PKT_LEN], ack[PKT_LEN], out[256], reply[PKT_LEN], pass[PKT_LEN];
+	__u8 syn2[PKT_LEN], ack2[PKT_LEN];
 	__u32 verdict = 0, be, snat_port;
 	__u64 ev[LB_EVENTS];
 	int err;
@@ -656,6 +663,8 @@ static int bench_all(struct ctx *c)
 	build_pkt(syn, CLIENT, CLIENT_PORT, VIP, VIP_PORT, 0x02);
 	build_pkt(ack, CLIENT, CLIENT_PORT, VIP, VIP_PORT, 0x10);
 	build_pkt(pass, CLIENT, CLIENT_PORT, NON_VIP, VIP_PORT, 0x10);
+	build_pkt(syn2, CLIENT, CLIENT_PORT + 1, VIP, VIP_PORT, 0x02);
+	build_pkt(ack2, CLIENT, CLIENT_PORT + 1, VIP, VIP_PORT, 0x10);
 
 	/* Open the flow with a SYN; its output names the backend and the
 	 * SNAT port the reply must be addressed to. */
@@ -678,10 +687,20 @@ static int bench_all(struct ctx *c)
 		fprintf(stderr, "bench_xdp: priming: the flow was not promoted\n");
 		return -EPROTO;
 	}
+	/* A second flow whose backend never answers stays in the LRU tier:
+	 * the new_tier case. Short connections whose server closes first
+	 * send every client packet this way (they are never promoted). */
+	if ((err = plain_run(c, syn2, out, &verdict)))
+		return err;
+	if (verdict != XDP_TX) {
+		fprintf(stderr, "bench_xdp: priming SYN 2: verdict %u, not XDP_TX\n", verdict);
+		return -EPROTO;
+	}
 
 	printf("case,bare_prog,bare_ns,lb_ns,ratio,ratio_best,extra_ns,bare_min,bare_max,lb_min,"
 	       "lb_max,repeat,runs,check\n");
 	if ((err = bench_case(c, "established", ack, 0, EXP_EST, c->repeat)) ||
+	    (err = bench_case(c, "new_tier", ack2, 0, EXP_TIER, c->repeat)) ||
 	    (err = bench_case(c, "nat_reply", reply, 0, EXP_REPLY, c->repeat)) ||
 	    (err = bench_case(c, "non_vip_pass", pass, 0, EXP_PASS, c->repeat)))
 		return err;

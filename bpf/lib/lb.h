@@ -269,9 +269,10 @@ static __always_inline int lb_ct_confirmed(const struct lb_pkt *p, const struct 
  * (new_flow), or a copy of the new-tier entry g. An established flow's
  * last-seen stamp moves on once a second; a confirmed new one is promoted
  * with g's flags (the reply path may have confirmed or closed g meanwhile),
- * else the copy's stamp goes back to g. Not the next hop: new flows route
- * every packet (writing it back cost the verifier 4% of its limit); a
- * promoted flow takes the one just found along.
+ * else the copy's stamp goes back to g. f may be g itself (lb_tier), which
+ * keeps the next hop it found; a copy does not (writing it back cost the
+ * verifier 4% of its limit), and a promoted flow takes the one just found
+ * along.
  */
 static __always_inline int lb_flow_go(LB_CTX *ctx, struct lb_pkt *p, void *end,
 				      struct lb_flow *f, struct lb_flow *g, int est,
@@ -397,6 +398,41 @@ static __always_inline int lb_to_owner(LB_CTX *ctx, struct lb_pkt *p, void *end)
 	__builtin_memcpy(eth->h_dest, o->mac, ETH_ALEN);
 	lb_event(LB_EV_TO_OWNER);
 	return LB_TX(ctx);
+}
+
+/*
+ * Client -> VIP on a flow of the new tier (conntrack.h), sent from the main
+ * program as lb_forward would send it: every client packet of a flow that
+ * is not promoted (a short connection its server closes first is never)
+ * takes this path, and the tail call, the second parse and the second VIP
+ * and flow lookups of lb_process_new cost as much again as the packet.
+ * Returns -1 when lb_forward must decide: no entry, or a backend to pick
+ * again.
+ */
+static __always_inline int lb_tier(LB_CTX *ctx, struct lb_pkt *p, void *end,
+				   const struct lb_vip *vip, const struct lb_config *cfg)
+{
+	struct lb_flow *g = lb_flow_lookup(&ct4, &ct, p, &p->key);
+	struct lb_backend *be;
+	int rc;
+
+	if (!g || g->fwd == LB_FWD_LOCAL || g->fwd >= LB_FWD_MAX)
+		return -1;
+	if (p->ttl <= 1 && vip->fwd == LB_FWD_NAT) {
+		lb_event(LB_EV_PASS_TTL);
+		return LB_PASS;
+	}
+	if ((g->flags & LB_FLOW_F_CLOSING) && (rc = lb_to_owner(ctx, p, end)) >= 0)
+		return rc;
+	be = lb_flow_backend(g);
+	if (!be || lb_flow_reused(p, g) || lb_flow_unanswered(p, g, be))
+		return -1;
+	if (p->key.proto == IPPROTO_TCP)
+		lb_flow_tcp_flags(g, &p->key, p->tcp_flags);
+	/* The entry itself, not a copy as in lb_forward: this program has no
+	 * third kind of flow pointer to spare the verifier, and the next hop
+	 * it finds stays with the flow. */
+	return lb_flow_go(ctx, p, end, g, g, 0, be, cfg, 0);
 }
 
 /*
@@ -634,6 +670,8 @@ static __always_inline int lb_process(LB_CTX *ctx)
 			vip = lb_vip_lookup(&p, cfg);
 		if (!vip)
 			return LB_PASS;
+		if (!f && vip->fwd != LB_FWD_LOCAL && (rc = lb_tier(ctx, &p, end, vip, cfg)) >= 0)
+			return rc;
 	}
 	if (vip->fwd == LB_FWD_LOCAL) {
 		lb_count_vip(vip->id, p.l3_len);

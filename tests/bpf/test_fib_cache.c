@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The next-hop cache of lb_xdp (struct lb_nh in ct and nat entries): an
- * established flow keeps the next hop of its last fib lookup until
+ * established flow, or one in the new tier after its first packet, keeps
+ * the next hop of its last fib lookup until
  * userspace bumps lb_config.fib_gen, then routes again. Neighbour MAC
  * changes are how the tests tell a cached send from a looked-up one.
  */
@@ -190,6 +191,33 @@ static void reply_next_hop_change(int fam, uint8_t proto)
 static void test_tcp4_reply_next_hop_change(void **st) { (void)st; reply_next_hop_change(4, IPPROTO_TCP); }
 static void test_tcp6_reply_next_hop_change(void **st) { (void)st; reply_next_hop_change(6, IPPROTO_TCP); }
 
+/* A flow its backend has not answered stays in the new tier (conntrack.h),
+ * as a short connection whose server closes first does all its life: its
+ * packets keep the next hop they found there, as an established flow's do
+ * (lb_tier). Only the SYN's is not kept. */
+static void test_new_tier_cached(void **st)
+{
+	struct h_svc s = svc(4, IPPROTO_TCP);
+	struct h_spec in = h_from_client(4, IPPROTO_TCP, 41005, 80);
+	uint8_t old_mac[6];
+	uint16_t port;
+
+	(void)st;
+	h_mac_backend(1, old_mac);
+	h_svc_add(&s);
+	port = first_packet(&in);
+	neigh(H_BE4, H_BACKEND_IF, new_mac);
+	to_backend(&in, 1, port, new_mac, XDP_REDIRECT); /* routes, fills the cache */
+	neigh(H_BE4, H_BACKEND_IF, old_mac);
+	to_backend(&in, 2, port, new_mac, XDP_REDIRECT);
+	to_backend(&in, 3, port, new_mac, XDP_REDIRECT);
+	bump();
+	to_backend(&in, 4, port, old_mac, XDP_REDIRECT);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
+	assert_int_equal(h_event(LB_EV_CT_PROMOTE), 0);
+	assert_int_equal(h_event(LB_EV_REDIRECT), 5);
+}
+
 /* A packet over the MTU the cached route had takes the lookup, which drops
  * it as before; one that fits still leaves, cached or not. */
 static void test_mtu_cached(void **st)
@@ -311,6 +339,7 @@ int main(void)
 		T(test_udp6_next_hop_change),
 		T(test_tcp4_reply_next_hop_change),
 		T(test_tcp6_reply_next_hop_change),
+		T(test_new_tier_cached),
 		T(test_mtu_cached),
 		T(test_vlan_cached),
 		T(test_no_neigh_not_cached),

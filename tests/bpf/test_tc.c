@@ -289,17 +289,21 @@ static void test_attach_replace_detach(void **st)
  * The main programs tail-call the new-flow one (xdp_calls, tc_calls). With
  * its slot empty, a new flow is dropped and counted, never sent anywhere;
  * an established flow goes on: the established path takes no tail call.
+ * Nor does a flow of the new tier (lb_tier), one the backend has not
+ * answered yet or one that is closing before it was promoted.
  */
 static void no_new_flow_program(bool tc)
 {
 	struct h_spec in = h_from_client(4, IPPROTO_TCP, 40010, 80), in2 = in, r;
+	struct h_spec in3 = h_from_client(4, IPPROTO_TCP, 40020, 80);
 	int calls = lb_dp_map_fd(h_dp(), tc ? LB_MAP_TC_CALLS : LB_MAP_XDP_CALLS);
 	struct h_pkt pin, out;
 	__u32 k = LB_CALL_NEW_FLOW;
-	uint16_t port;
+	uint16_t port, port3;
 	int v;
 
 	add_vip(4, IPPROTO_TCP);
+	port3 = forward(&in3, tc);
 	port = forward(&in, tc);
 	/* into the established tier (conntrack.h): the backend sends a
 	 * segment without SYN, then the client sends again */
@@ -322,11 +326,37 @@ static void no_new_flow_program(bool tc)
 	v = tc ? h_run_tc(&pin, h_ifindex_client(), &out) : h_run(&pin, h_ifindex_client(), &out);
 	h_expect(v, tc ? TC_ACT_SHOT : XDP_DROP, &out, &pin);
 	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
-	assert_int_equal(h_event(LB_EV_FLOW_NEW), 1);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 2);
 
 	in.seq++;
 	assert_int_equal(forward(&in, tc), port);
 	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
+
+	/* in3's backend never answered: its ACK, data and FIN go out of
+	 * the new tier, to the backend and SNAT port its SYN got */
+	in3.tcp_flags = 0x10;
+	in3.seq++;
+	in3.ack = 7000;
+	assert_int_equal(forward(&in3, tc), port3);
+	in3.tcp_flags = 0x18;
+	assert_int_equal(forward(&in3, tc), port3);
+	in3.tcp_flags = 0x11;
+	assert_int_equal(forward(&in3, tc), port3);
+	in3.tcp_flags = 0x10;
+	in3.seq++;
+	assert_int_equal(forward(&in3, tc), port3);
+	assert_int_equal(h_drops(LB_DROP_NO_PROG), 1);
+	assert_int_equal(h_event(LB_EV_FLOW_NEW), 2);
+	assert_int_equal(h_event(LB_EV_CT_PROMOTE), 1);
+	/* a SYN on the closed flow's tuple is a new connection: only the
+	 * new-flow program may place it */
+	in3.tcp_flags = 0x02;
+	in3.seq += 1000;
+	in3.ack = 0;
+	h_build(&in3, &pin);
+	v = tc ? h_run_tc(&pin, h_ifindex_client(), &out) : h_run(&pin, h_ifindex_client(), &out);
+	h_expect(v, tc ? TC_ACT_SHOT : XDP_DROP, &out, &pin);
+	assert_int_equal(h_drops(LB_DROP_NO_PROG), 2);
 }
 
 static void test_xdp_no_new_flow_program(void **st) { (void)st; no_new_flow_program(false); }
