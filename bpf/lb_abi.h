@@ -286,7 +286,7 @@ struct lb_owner {
 
 /*
  * Next hop of one direction of a flow, kept from its last bpf_fib_lookup so
- * established packets skip the lookup (XDP). Valid while ifindex != 0,
+ * its next packets skip the lookup (XDP). Valid while ifindex != 0,
  * gen == lb_config.fib_gen and the packet came in on iif; userspace bumps
  * fib_gen to make every flow route again (route or neighbour changes).
  * Only a successful lookup fills it.

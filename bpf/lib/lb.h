@@ -18,7 +18,7 @@
  *                     verdict when the next hop has no neighbour entry
  *                     (default: pass to the stack)
  *   LB_CALLS_MAP      the prog array of lb_call_new_flow's tail call
- *   LB_FIB_CACHE      1: established flows reuse their cached next hop
+ *   LB_FIB_CACHE      1: tracked flows reuse their cached next hop
  *                     (struct lb_nh) instead of bpf_fib_lookup (default 0)
  *   LB_FLOW_CSUM      1: full-NAT flows keep their checksum deltas
  *                     (lb_nat_csum_delta) and their packets are rewritten
@@ -323,8 +323,10 @@ static __always_inline int lb_flow_unanswered(const struct lb_pkt *p, const stru
 }
 
 /* The client's flow of p: its established entry, or a copy in this CPU's
- * flow_scratch of its new-tier entry (*g: the entry), or 0. New-tier flows take the VIP
- * lookup and lb_forward; only established ones the fast path. */
+ * flow_scratch of its new-tier entry (*g: the entry), or 0. The tail-called
+ * program's: a new-tier flow gets here only when lb_tier could not send it
+ * (a backend to pick again), or when it appeared since the main program
+ * looked. */
 static __always_inline struct lb_flow *lb_ct_find(const struct lb_pkt *p, struct lb_flow **g)
 {
 	struct lb_flow *f = lb_flow_lookup(&ct4_est, &ct_est, p, &p->key), *n, *sf;
@@ -431,7 +433,11 @@ static __always_inline int lb_tier(LB_CTX *ctx, struct lb_pkt *p, void *end,
 		lb_flow_tcp_flags(g, &p->key, p->tcp_flags);
 	/* The entry itself, not a copy as in lb_forward: this program has no
 	 * third kind of flow pointer to spare the verifier, and the next hop
-	 * it finds stays with the flow. */
+	 * it finds stays with the flow. An LRU entry is reused as soon as it
+	 * is freed (evicted by a flood of new flows, or its SNAT port
+	 * reclaimed once closed), so another CPU may turn it into another
+	 * flow's while this packet is sent: the copy narrowed that window to
+	 * the copy itself, where flags and stamp were already exposed. */
 	return lb_flow_go(ctx, p, end, g, g, 0, be, cfg, 0);
 }
 
@@ -612,7 +618,8 @@ static __always_inline int lb_begin(void *data, void *end, struct lb_pkt *p,
 	return -1;
 }
 
-/* A client's packet for a VIP that lb_established could not send. */
+/* A client's packet for a VIP that neither lb_established nor lb_tier
+ * could send. */
 static __always_inline int lb_call_new_flow(LB_CTX *ctx)
 {
 	bpf_tail_call(ctx, &LB_CALLS_MAP, LB_CALL_NEW_FLOW);
@@ -621,9 +628,9 @@ static __always_inline int lb_call_new_flow(LB_CTX *ctx)
 	return lb_verdict_drop(LB_DROP_NO_PROG);
 }
 
-/* The main program: established flows, replies, ICMP errors. The packets
- * of a flow not in the established tier yet (conntrack.h), and of one whose
- * backend must be picked again, take the tail call to lb_process_new. */
+/* The main program: tracked flows of either tier, replies, ICMP errors.
+ * A flow's first packet, and one whose backend must be picked again, take
+ * the tail call to lb_process_new. */
 static __always_inline int lb_process(LB_CTX *ctx)
 {
 	void *data = LB_DATA(ctx), *end = LB_DATA_END(ctx);
@@ -658,19 +665,25 @@ static __always_inline int lb_process(LB_CTX *ctx)
 	 * connection to an instance's socket. Nothing to translate, so
 	 * nothing to track or reverse. */
 	if (!vip || vip->fwd != LB_FWD_LOCAL) {
-		/* The established tier only: a new-tier flow is still opening
-		 * (promotion is lb_process_new's). */
+		/* The established tier first, without the VIP: most packets
+		 * are there. The new tier's flows need the VIP (lb_tier). */
 		f = lb_flow_lookup(&ct4_est, &ct_est, &p, &p.key);
 		if (f && (f->flags & LB_FLOW_F_CLOSING) && (rc = lb_to_owner(ctx, &p, end)) >= 0)
 			return rc;
 		if (f && (rc = lb_established(ctx, &p, end, f, cfg)) >= 0)
 			return rc;
-		/* Built this late: tracked client flows never look their VIP up. */
+		/* Built this late: established client flows never look their
+		 * VIP up. */
 		if (!snat_range)
 			vip = lb_vip_lookup(&p, cfg);
 		if (!vip)
 			return LB_PASS;
-		if (!f && vip->fwd != LB_FWD_LOCAL && (rc = lb_tier(ctx, &p, end, vip, cfg)) >= 0)
+		/* A bare SYN opens a flow (or retransmits the one whose SYN
+		 * made it): the new-flow program's, without one more lookup
+		 * of a tuple that no cache holds yet. */
+		if (!f && vip->fwd != LB_FWD_LOCAL &&
+		    (p.key.proto != IPPROTO_TCP || (p.tcp_flags & (TCPF_SYN | TCPF_ACK)) != TCPF_SYN) &&
+		    (rc = lb_tier(ctx, &p, end, vip, cfg)) >= 0)
 			return rc;
 	}
 	if (vip->fwd == LB_FWD_LOCAL) {
