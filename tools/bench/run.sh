@@ -91,7 +91,9 @@ bench_xdp() {
 	bench_method xdp "BPF_PROG_RUN in live-frames mode on a veth (tools/bench_xdp.c):" \
 		"ns per packet from the kernel's timer, $BENCH_RUNS runs of each case, the bare" \
 		"program (XDP_TX, or XDP_PASS for the pass case) timed back to back with lb_xdp;" \
-		"the ratio is the median of those pairs."
+		"the ratio is the median of those pairs. Cases: established (ACKs of a promoted" \
+		"flow), new_tier (ACKs of a flow its backend has not answered: the conntrack's" \
+		"LRU tier), nat_reply, non_vip_pass, new_flow (a SYN of a new tuple each packet)."
 	if ! is_root; then skip xdp "needs root (BPF_PROG_RUN, network namespace)"; return; fi
 	bench_progress "xdp: bench_xdp -R $BENCH_RUNS"
 	timeout --kill-after=5 300 "$O/tools/bench_xdp" -R "$BENCH_RUNS" >"$csv" &
