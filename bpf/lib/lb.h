@@ -322,6 +322,19 @@ static __always_inline int lb_flow_unanswered(const struct lb_pkt *p, const stru
 	       (p->tcp_flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN;
 }
 
+/* The backend tracked flow f of p goes on to, or 0 when the new-flow
+ * program must place p again: the backend went (lb_flow_backend), or p
+ * opens a new connection on f's tuple (lb_flow_reused, lb_flow_unanswered). */
+static __always_inline struct lb_backend *lb_flow_keeps(const struct lb_pkt *p,
+							const struct lb_flow *f)
+{
+	struct lb_backend *be = lb_flow_backend(f);
+
+	if (!be || lb_flow_reused(p, f) || lb_flow_unanswered(p, f, be))
+		return 0;
+	return be;
+}
+
 /* The client's flow of p: its established entry, or a copy in this CPU's
  * flow_scratch of its new-tier entry (*g: the entry), or 0. The tail-called
  * program's: a new-tier flow gets here only when lb_tier could not send it
@@ -426,8 +439,8 @@ static __always_inline int lb_tier(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	}
 	if ((g->flags & LB_FLOW_F_CLOSING) && (rc = lb_to_owner(ctx, p, end)) >= 0)
 		return rc;
-	be = lb_flow_backend(g);
-	if (!be || lb_flow_reused(p, g) || lb_flow_unanswered(p, g, be))
+	be = lb_flow_keeps(p, g);
+	if (!be)
 		return -1;
 	if (p->key.proto == IPPROTO_TCP)
 		lb_flow_tcp_flags(g, &p->key, p->tcp_flags);
@@ -464,8 +477,8 @@ static __always_inline int lb_forward(LB_CTX *ctx, struct lb_pkt *p, void *end,
 	if ((!f || (f->flags & LB_FLOW_F_CLOSING)) && (reason = lb_to_owner(ctx, p, end)) >= 0)
 		return reason;
 	if (f) {
-		be = lb_flow_backend(f);
-		if (!be || lb_flow_reused(p, f) || lb_flow_unanswered(p, f, be)) {
+		be = lb_flow_keeps(p, f);
+		if (!be) {
 			/* the flow this one replaces, if still counted: once */
 			if (f->flags & LB_FLOW_F_COUNTED)
 				lb_conn_close(&p->key, f->snat_port);
